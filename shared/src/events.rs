@@ -1,0 +1,111 @@
+//! Events between functions: one versioned JSON envelope, one SQS publisher, and one
+//! way for a queue consumer to report partial batch failures.
+
+use std::future::Future;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::user::{UserId, UserType};
+
+/// `{ id, type, version, occurred_at, payload }`. The `id` is what consumers de-duplicate
+/// on, so a producer that may run twice for one fact derives it from that fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<P = serde_json::Value> {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: P,
+}
+
+/// A fact one function tells others about.
+pub trait Event: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+    const VERSION: u32;
+}
+
+impl<P: Event> Envelope<P> {
+    pub fn new(id: impl Into<String>, payload: P) -> Self {
+        Self { id: id.into(), kind: P::TYPE.to_owned(), version: P::VERSION, occurred_at: Utc::now(), payload }
+    }
+}
+
+impl Envelope {
+    /// The typed payload, if this envelope carries event `P` at its version.
+    pub fn payload_as<P: Event>(&self) -> Option<Result<P, serde_json::Error>> {
+        (self.kind == P::TYPE && self.version == P::VERSION)
+            .then(|| serde_json::from_value(self.payload.clone()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub user_id: UserId,
+    pub user_type: UserType,
+    pub first_name: String,
+}
+
+impl Event for UserRegistered {
+    const TYPE: &'static str = "UserRegistered";
+    const VERSION: u32 = 1;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not publish event: {0}")]
+pub struct PublishError(String);
+
+/// Publishes envelopes to one SQS queue; built once per cold start.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl Publisher {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into() }
+    }
+
+    pub async fn publish<P: Event>(&self, envelope: &Envelope<P>) -> Result<(), PublishError> {
+        let body = serde_json::to_string(envelope).map_err(|e| PublishError(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| PublishError(format!("{e:?}")))?;
+        tracing::info!(event_id = %envelope.id, event_type = P::TYPE, "event published");
+        Ok(())
+    }
+}
+
+/// Runs `handle` on every message of a batch and reports the ones that failed, so SQS
+/// redelivers only those (`ReportBatchItemFailures`). A message that is not an envelope
+/// fails too, and after `maxReceiveCount` goes to the dead-letter queue.
+pub async fn process_batch<F, Fut, E>(event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let outcome = match serde_json::from_str::<Envelope>(message.body.as_deref().unwrap_or("")) {
+            Ok(envelope) => handle(envelope).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("not an event envelope: {e}")),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(message_id = %id, %error, "message failed; SQS will redeliver it");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}

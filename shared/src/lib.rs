@@ -1,0 +1,22 @@
+//! The AstroKiran domain crate.
+//!
+//! Types that cannot hold invalid values ([`Phone`], [`Money`], [`UserType`]), the business
+//! rules as plain functions, and the plumbing every Lambda shares, written once:
+//! configuration ([`config`]), the DynamoDB store ([`store`]), the event envelope and SQS
+//! publisher ([`events`]), and HTTP ([`http`]: caller identity, JSON bodies, and the single
+//! error-to-response mapping).
+
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod logging;
+pub mod money;
+pub mod phone;
+pub mod store;
+pub mod user;
+
+pub use error::ApiError;
+pub use money::Money;
+pub use phone::Phone;
+pub use user::{KycStatus, ProfileStatus, UserId, UserType};

@@ -1,0 +1,151 @@
+//! Money: INR with at most 2 decimal places, never negative, never a float.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("amount is not a number")]
+    NotANumber,
+    #[error("amount has more than 2 decimal places")]
+    TooPrecise,
+    #[error("amount is negative")]
+    Negative,
+    #[error("amount is too large")]
+    Overflow,
+}
+
+/// A non-negative INR amount with at most 2 decimal places (paise).
+///
+/// Always held at scale 2 so `500` and `500.00` are the same value and print the same.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(Decimal);
+
+impl Money {
+    pub const ZERO: Money = Money(Decimal::ZERO);
+
+    pub fn new(value: Decimal) -> Result<Self, MoneyError> {
+        if value.is_sign_negative() && !value.is_zero() {
+            return Err(MoneyError::Negative);
+        }
+        let normalized = value.normalize();
+        if normalized.scale() > 2 {
+            return Err(MoneyError::TooPrecise);
+        }
+        let mut at_scale_2 = normalized;
+        at_scale_2.rescale(2);
+        Ok(Self(at_scale_2))
+    }
+
+    pub fn from_paise(paise: u64) -> Self {
+        Self(Decimal::new(paise as i64, 2))
+    }
+
+    /// Integer paise, as Razorpay wants amounts.
+    pub fn paise(&self) -> u64 {
+        let mut d = self.0;
+        d.rescale(2);
+        u64::try_from(d.mantissa()).unwrap_or(u64::MAX)
+    }
+
+    pub fn decimal(&self) -> Decimal {
+        self.0
+    }
+
+    pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
+        self.0.checked_add(other.0).map(Money).ok_or(MoneyError::Overflow)
+    }
+
+    /// `None` when the result would be negative: a balance can never go below zero.
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        (self.0 >= other.0).then(|| Money(self.0 - other.0))
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let d = Decimal::from_str_exact(s.trim()).map_err(|_| MoneyError::NotANumber)?;
+        Money::new(d)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "₹{}", self.0)
+    }
+}
+
+/// Serialised as a string (`"500.00"`) so no JSON client ever reads it as a float.
+impl Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Accepts a JSON string (`"500.50"`) or a JSON number written with at most 2 decimals.
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = serde_json::Value::deserialize(d)?;
+        let text = match &raw {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Err(serde::de::Error::custom(MoneyError::NotANumber)),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn normalises_to_two_places() {
+        assert_eq!(Money::new(dec!(500)).unwrap().to_string(), "500.00");
+        assert_eq!(Money::new(dec!(100.5)).unwrap(), Money::new(dec!(100.50)).unwrap());
+        assert_eq!(Money::new(dec!(1.230)).unwrap().to_string(), "1.23");
+    }
+
+    #[test]
+    fn refuses_bad_amounts() {
+        assert_eq!(Money::new(dec!(1.234)), Err(MoneyError::TooPrecise));
+        assert_eq!(Money::new(dec!(-1)), Err(MoneyError::Negative));
+        assert_eq!("abc".parse::<Money>(), Err(MoneyError::NotANumber));
+        assert!(serde_json::from_str::<Money>("true").is_err());
+        assert!(serde_json::from_str::<Money>("10.001").is_err());
+    }
+
+    #[test]
+    fn paise_round_trip() {
+        assert_eq!(Money::from_paise(50_050).to_string(), "500.50");
+        assert_eq!("500.5".parse::<Money>().unwrap().paise(), 50_050);
+    }
+
+    #[test]
+    fn subtraction_never_goes_negative() {
+        let five = Money::from_paise(500);
+        assert_eq!(five.checked_sub(Money::from_paise(501)), None);
+        assert_eq!(five.checked_sub(five), Some(Money::ZERO));
+    }
+
+    proptest! {
+        #[test]
+        fn paise_and_strings_agree(p in 0u64..10_000_000_000) {
+            let m = Money::from_paise(p);
+            prop_assert_eq!(m.paise(), p);
+            prop_assert_eq!(m.to_string().parse::<Money>().unwrap(), m);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The DynamoDB store: one table, designed from its access patterns.
+//!
+//! # Keys
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | user | `USER#{sub}` | `PROFILE` | role, names, phone, profile status |
+//! | wallet | `USER#{sub}` | `WALLET` | real and bonus cash as Numbers |
+//! | astrologer profile | `USER#{sub}` | `ASTROLOGER` | KYC and verification status |
+//! | phone claim | `PHONE#{e164}` | `PHONE` | makes a phone number unique |
+//! | notification | `INBOX#{sub}` | `NOTIF#{occurred_at}#{event id}` | written once per event |
+//!
+//! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
+//! single Query. Put anything else that belongs to a user in a partition of its own.
+//! `GSI1` (`GSI1PK`, `GSI1SK`) is the one secondary index, overloaded per item type;
+//! `expires_at` (epoch seconds) is the TTL attribute for short-lived records.
+//!
+//! # Access patterns
+//! | route or trigger | calls |
+//! |---|---|
+//! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer), each `attribute_not_exists` |
+//! | `GET /me` | 1 Query on `PK = USER#{sub}` |
+//! | notifications consumer | 1 conditional PutItem per event (the condition is the de-duplication) |
+
+pub mod items;
+mod users;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttled, timed out or unreachable: worth retrying.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A condition that carries an invariant failed.
+    #[error("condition failed: {0}")]
+    ConditionFailed(String),
+    /// An item does not have the shape the code wrote.
+    #[error("corrupt item: {0}")]
+    Corrupt(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Classifies any SDK error: transport faults and throttling are `Unavailable`.
+    pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+                StoreError::Unavailable(format!("{err:?}"))
+            }
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("");
+                let message = service.err().message().unwrap_or("").to_owned();
+                match code {
+                    "ConditionalCheckFailedException" => StoreError::ConditionFailed(message),
+                    "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"
+                    | "InternalServerError" | "ServiceUnavailable" => {
+                        StoreError::Unavailable(format!("{code}: {message}"))
+                    }
+                    _ => StoreError::Other(format!("{code}: {message}")),
+                }
+            }
+            _ => StoreError::Other(format!("{err:?}")),
+        }
+    }
+}
+
+/// The table and the client for it; built once per cold start.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub client: Client,
+    pub table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Writes `item` unless an item with its key exists. `Ok(false)` means it was already
+    /// there: the conditional write is the de-duplication.
+    pub async fn put_once(&self, item: items::Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result.map_err(StoreError::from_sdk) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}
