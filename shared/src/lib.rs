@@ -19,4 +19,4 @@ pub mod user;
 pub use error::ApiError;
 pub use money::Money;
 pub use phone::Phone;
-pub use user::{KycStatus, ProfileStatus, UserId, UserType};
+pub use user::{Email, KycStatus, PersonName, ProfileStatus, UserId, UserType};

@@ -168,3 +168,86 @@ mod tests {
         assert_eq!(ProfileStatus::initial_for(UserType::Astrologer), ProfileStatus::Pending);
     }
 }
+
+/// A first or last name: trimmed, 1 to 50 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PersonName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1 to 50 characters with no control characters")]
+pub struct InvalidName;
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, InvalidName> {
+        let name = raw.trim();
+        let ok = !name.is_empty() && name.chars().count() <= 50 && !name.chars().any(char::is_control);
+        ok.then(|| Self(name.to_owned())).ok_or(InvalidName)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for PersonName {
+    type Error = InvalidName;
+    fn try_from(v: String) -> Result<Self, Self::Error> {
+        Self::parse(&v)
+    }
+}
+impl From<PersonName> for String {
+    fn from(n: PersonName) -> Self {
+        n.0
+    }
+}
+
+/// An email address in the plain `local@domain.tld` form, lower-cased, at most 254 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be an email address like name@example.com")]
+pub struct InvalidEmail;
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
+        let email = raw.trim().to_lowercase();
+        let valid = email.len() <= 254
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && matches!(email.split_once('@'), Some((local, domain))
+                if !local.is_empty() && !domain.contains('@') && domain.contains('.')
+                && !domain.starts_with('.') && !domain.ends_with('.'));
+        valid.then_some(Self(email)).ok_or(InvalidEmail)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for Email {
+    type Error = InvalidEmail;
+    fn try_from(v: String) -> Result<Self, Self::Error> {
+        Self::parse(&v)
+    }
+}
+impl From<Email> for String {
+    fn from(e: Email) -> Self {
+        e.0
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_emails() {
+        assert_eq!(PersonName::parse("  Asha ").unwrap().as_str(), "Asha");
+        assert!(PersonName::parse("   ").is_err());
+        assert!(PersonName::parse(&"x".repeat(51)).is_err());
+        assert!(PersonName::parse("a\u{0}b").is_err());
+        assert_eq!(Email::parse("Asha@Example.com").unwrap().as_str(), "asha@example.com");
+        for bad in ["asha", "asha@", "@x.com", "a@b", "a b@c.com", "a@b@c.com", "a@.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,1 +1,63 @@
+//! Queue consumer: turns domain events into in-app notifications in the user's inbox.
+//!
+//! Idempotent: the inbox item's key contains the event id and is written with
+//! `attribute_not_exists`, so a message delivered twice notifies once. Failures are
+//! reported per message (`ReportBatchItemFailures`); SQS moves poison messages to the DLQ.
 
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use shared::config::{self, ConfigError};
+use shared::events::{Envelope, UserRegistered, process_batch};
+use shared::store::{Store, StoreError, items};
+use shared::UserId;
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+}
+
+impl App {
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self { store: Store::new(aws_sdk_dynamodb::Client::new(sdk), config::required("TABLE_NAME")?) })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("malformed {kind} payload: {detail}")]
+    Malformed { kind: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    process_batch(event, |envelope| notify(app, envelope)).await
+}
+
+async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
+    let malformed = |e: serde_json::Error| NotifyError::Malformed { kind: envelope.kind.clone(), detail: e.to_string() };
+    let (user, title, body) = if let Some(payload) = envelope.payload_as::<UserRegistered>() {
+        let p = payload.map_err(malformed)?;
+        (p.user_id, "Welcome to AstroKiran".to_owned(), format!("Namaste {}, your account is ready.", p.first_name))
+    } else {
+        // Not ours to act on: acknowledge, so it does not clog the queue or the DLQ.
+        tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");
+        return Ok(());
+    };
+    let written = app.store.put_once(inbox_item(&user, &envelope, &title, &body)).await?;
+    tracing::info!(event_id = %envelope.id, user_id = %user, first_delivery = written, "notification stored");
+    Ok(())
+}
+
+fn inbox_item(user: &UserId, envelope: &Envelope, title: &str, body: &str) -> items::Item {
+    let sk = format!("NOTIF#{}#{}", envelope.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), envelope.id);
+    let mut item = items::key(format!("INBOX#{user}"), sk);
+    item.insert("entity".into(), items::s("notification"));
+    item.insert("event_id".into(), items::s(&envelope.id));
+    item.insert("event_type".into(), items::s(&envelope.kind));
+    item.insert("title".into(), items::s(title));
+    item.insert("body".into(), items::s(body));
+    item.insert("read".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(false));
+    item.insert("created_at".into(), items::time(Utc::now()));
+    item
+}

@@ -1,1 +1,9 @@
-fn main(){}
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::logging::init();
+    let app = notifications::App::from_env(&shared::config::aws().await)?;
+    run(service_fn(|event: LambdaEvent<SqsEvent>| async { Ok::<_, Error>(notifications::handle(&app, event.payload).await) })).await
+}

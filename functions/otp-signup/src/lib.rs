@@ -1,1 +1,251 @@
+//! Phone-number sign-up and passwordless sign-in, with Cognito sending the SMS codes.
+//!
+//! | route | Cognito call |
+//! |---|---|
+//! | `POST /auth/signup` | SignUp (no password: the pool is passwordless) |
+//! | `POST /auth/signup/confirm` | ConfirmSignUp; Cognito then runs the post-confirmation trigger |
+//! | `POST /auth/signup/resend` | ResendConfirmationCode |
+//! | `POST /auth/otp` | InitiateAuth `USER_AUTH`, preferring `SMS_OTP` |
+//! | `POST /auth/otp/verify` | RespondToAuthChallenge `SMS_OTP` |
+//!
+//! Sign-in never reveals whether a phone number is registered: an unknown number gets a
+//! challenge that looks the same, and every wrong answer fails the same way.
 
+mod cognito_errors;
+
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, ChallengeNameType};
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use shared::config::{self, ConfigError};
+use shared::http::{self, Request, Response, json, json_body, route_key};
+use shared::{ApiError, Email, PersonName, Phone, UserType};
+
+use cognito_errors::{Operation, map_error};
+
+/// Built once per cold start.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub cognito: Client,
+    /// The user pool app client the mobile apps use.
+    pub client_id: String,
+}
+
+impl App {
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self { cognito: Client::new(sdk), client_id: config::required("USER_POOL_CLIENT_ID")? })
+    }
+}
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    http::respond(route(app, &req).await)
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    match route_key(req) {
+        "POST /auth/signup" => sign_up(app, json_body(req)?).await,
+        "POST /auth/signup/confirm" => confirm(app, json_body(req)?).await,
+        "POST /auth/signup/resend" => resend(app, json_body(req)?).await,
+        "POST /auth/otp" => start_sign_in(app, json_body(req)?).await,
+        "POST /auth/otp/verify" => verify_sign_in(app, json_body(req)?).await,
+        _ => Err(http::no_route(req)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUpBody {
+    phone: Phone,
+    first_name: PersonName,
+    last_name: PersonName,
+    user_type: String,
+    #[serde(default)]
+    email: Option<Email>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhoneBody {
+    phone: Phone,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {
+    phone: Phone,
+    code: OtpCode,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    phone: Phone,
+    session: Session,
+    code: OtpCode,
+}
+
+/// The 6-digit code Cognito sends by SMS.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct OtpCode(String);
+
+impl TryFrom<String> for OtpCode {
+    type Error = &'static str;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        let code = raw.trim();
+        (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| OtpCode(code.to_owned()))
+            .ok_or("must be the 6-digit code from the SMS")
+    }
+}
+
+/// The opaque sign-in session Cognito issued with the challenge.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct Session(String);
+
+impl TryFrom<String> for Session {
+    type Error = &'static str;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        (!raw.is_empty() && raw.len() <= 4096 && raw.is_ascii())
+            .then_some(Session(raw))
+            .ok_or("must be the session returned by POST /auth/otp")
+    }
+}
+
+#[derive(Serialize)]
+struct CodeSent {
+    /// Where the code went, masked.
+    destination: String,
+    delivery_medium: &'static str,
+}
+
+fn attribute(name: &str, value: &str) -> AttributeType {
+    AttributeType::builder().name(name).value(value).build().expect("name and value are set")
+}
+
+async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
+    let role = UserType::parse_self_service(&body.user_type).map_err(|e| ApiError::invalid_field("user_type", e))?;
+    let mut attributes = vec![
+        attribute("phone_number", body.phone.e164()),
+        attribute("given_name", body.first_name.as_str()),
+        attribute("family_name", body.last_name.as_str()),
+        attribute("custom:user_type", role.as_str()),
+    ];
+    if let Some(email) = &body.email {
+        attributes.push(attribute("email", email.as_str()));
+    }
+    let output = app
+        .cognito
+        .sign_up()
+        .client_id(&app.client_id)
+        .username(body.phone.e164())
+        .set_user_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| map_error(Operation::SignUp, e))?;
+    tracing::info!(phone = %body.phone, role = role.as_str(), "sign-up started");
+    Ok(json(
+        201,
+        &serde_json::json!({
+            "user_id": output.user_sub(),
+            "user_type": role,
+            "confirmed": output.user_confirmed(),
+            "code": CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
+        }),
+    ))
+}
+
+async fn confirm(app: &App, body: ConfirmBody) -> Result<Response, ApiError> {
+    app.cognito
+        .confirm_sign_up()
+        .client_id(&app.client_id)
+        .username(body.phone.e164())
+        .confirmation_code(&body.code.0)
+        .send()
+        .await
+        .map_err(|e| map_error(Operation::ConfirmSignUp, e))?;
+    tracing::info!(phone = %body.phone, "sign-up confirmed");
+    Ok(json(200, &serde_json::json!({ "confirmed": true })))
+}
+
+async fn resend(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
+    let sent = CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" };
+    match app.cognito.resend_confirmation_code().client_id(&app.client_id).username(body.phone.e164()).send().await {
+        Ok(_) => Ok(json(202, &serde_json::json!({ "code": sent }))),
+        Err(e) => match map_error(Operation::ResendCode, e) {
+            // Answer as if sent, so resend cannot be used to probe for numbers.
+            err if err.code == cognito_errors::UNKNOWN_USER => Ok(json(202, &serde_json::json!({ "code": sent }))),
+            err => Err(err),
+        },
+    }
+}
+
+async fn start_sign_in(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
+    let result = app
+        .cognito
+        .initiate_auth()
+        .client_id(&app.client_id)
+        .auth_flow(AuthFlowType::UserAuth)
+        .auth_parameters("USERNAME", body.phone.e164())
+        .auth_parameters("PREFERRED_CHALLENGE", "SMS_OTP")
+        .send()
+        .await;
+    let session = match result {
+        Ok(output) if output.challenge_name() == Some(&ChallengeNameType::SmsOtp) => {
+            output.session().unwrap_or_default().to_owned()
+        }
+        Ok(output) => {
+            return Err(ApiError::internal(format!("unexpected challenge {:?}", output.challenge_name())));
+        }
+        Err(e) => match map_error(Operation::StartSignIn, e) {
+            // Unknown or unconfirmed number: a session that looks real and can never succeed.
+            err if err.code == cognito_errors::UNKNOWN_USER => decoy_session(),
+            err => return Err(err),
+        },
+    };
+    tracing::info!(phone = %body.phone, "sign-in code requested");
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "challenge": "SMS_OTP",
+            "session": session,
+            "code": CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
+        }),
+    ))
+}
+
+fn decoy_session() -> String {
+    let mut bytes = [0u8; 690];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn verify_sign_in(app: &App, body: VerifyBody) -> Result<Response, ApiError> {
+    let output = app
+        .cognito
+        .respond_to_auth_challenge()
+        .client_id(&app.client_id)
+        .challenge_name(ChallengeNameType::SmsOtp)
+        .session(&body.session.0)
+        .challenge_responses("USERNAME", body.phone.e164())
+        .challenge_responses("SMS_OTP_CODE", &body.code.0)
+        .send()
+        .await
+        .map_err(|e| map_error(Operation::VerifySignIn, e))?;
+    let tokens = output
+        .authentication_result()
+        .ok_or_else(|| ApiError::unauthorized(cognito_errors::INVALID_CODE, "the code is wrong or has expired"))?;
+    tracing::info!(phone = %body.phone, "signed in");
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "id_token": tokens.id_token(),
+            "access_token": tokens.access_token(),
+            "refresh_token": tokens.refresh_token(),
+            "expires_in": tokens.expires_in(),
+            "token_type": tokens.token_type().unwrap_or("Bearer"),
+        }),
+    ))
+}

@@ -1,1 +1,9 @@
-fn main(){}
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::http::Request;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::logging::init();
+    let app = otp_signup::App::from_env(&shared::config::aws().await)?;
+    run(service_fn(|event: LambdaEvent<Request>| async { Ok::<_, Error>(otp_signup::handle(&app, event.payload).await) })).await
+}

@@ -1,1 +1,12 @@
-fn main(){}
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::logging::init();
+    let app = post_confirmation::App::from_env(&shared::config::aws().await)?;
+    run(service_fn(|event: LambdaEvent<Value>| async {
+        post_confirmation::handle(&app, event.payload).await.map_err(Error::from)
+    }))
+    .await
+}
