@@ -1,1 +1,179 @@
+//! The Docker-free local stack: moto for DynamoDB, SQS and Cognito, provisioned from
+//! `template.yaml`; every function in-process behind a local API Gateway with the
+//! template's routes and JWT authorizer; Cognito's missing behaviour (SMS codes,
+//! triggers, `USER_AUTH`) played by [`aws_endpoint`]; queue consumers polled as Lambda would.
 
+pub mod aws_endpoint;
+pub mod functions;
+pub mod gateway;
+pub mod moto;
+pub mod poller;
+pub mod provision;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use aws_config::{Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use serde_yaml::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use aws_endpoint::Outbox;
+use functions::Handler;
+use provision::Provisioned;
+use template::Template;
+
+pub const REGION: &str = "ap-south-1";
+
+/// The repository root (where `template.yaml` is).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("infra/ is in the repo").to_owned()
+}
+
+/// SDK configuration for a local endpoint, with dummy credentials.
+pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    shared::config::sdk_loader()
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("local", "local", None, None, "local-stack"))
+        .load()
+        .await
+}
+
+pub struct Options {
+    pub moto_endpoint: String,
+    /// Prefix of every resource name, so several stacks can share one emulator.
+    pub prefix: String,
+    pub api_addr: String,
+    pub aws_addr: String,
+    pub template: PathBuf,
+    /// Poll the SQS queues into their consumers (tests may drive them by hand instead).
+    pub poll_queues: bool,
+}
+
+impl Options {
+    pub fn new(moto_endpoint: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            moto_endpoint: moto_endpoint.into(),
+            prefix: prefix.into(),
+            api_addr: "127.0.0.1:0".into(),
+            aws_addr: "127.0.0.1:0".into(),
+            template: repo_root().join("template.yaml"),
+            poll_queues: true,
+        }
+    }
+}
+
+/// A running local stack; its servers and pollers stop when it is dropped.
+pub struct LocalStack {
+    pub api_url: String,
+    /// The AWS endpoint functions use (moto plus local Cognito behaviour).
+    pub aws_endpoint: String,
+    pub provisioned: Provisioned,
+    pub outbox: Arc<Outbox>,
+    /// SDK configuration pointing at [`Self::aws_endpoint`].
+    pub sdk: SdkConfig,
+    pub functions: Vec<(template::FunctionDef, Handler)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn serve(listener: TcpListener, router: axum::Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    })
+}
+
+impl LocalStack {
+    pub async fn start(opts: Options) -> Result<Self> {
+        let template = Template::load(&opts.template)?;
+        let moto_sdk = local_sdk_config(&opts.moto_endpoint).await;
+        let provisioned = provision::provision(&moto_sdk, &template, &opts.prefix).await?;
+
+        let outbox = Arc::new(Outbox::default());
+        let cognito = Arc::new(aws_endpoint::LocalCognito::new(opts.moto_endpoint.clone(), &moto_sdk, outbox.clone()));
+        let _ = cognito.pool_id.set(provisioned.user_pool_id.clone());
+        let _ = cognito.client_id.set(provisioned.user_pool_client_id.clone());
+        let aws_listener = TcpListener::bind(&opts.aws_addr).await.with_context(|| format!("binding {}", opts.aws_addr))?;
+        let aws_endpoint = format!("http://{}", aws_listener.local_addr()?);
+        let mut tasks = vec![serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone()))];
+
+        let sdk = local_sdk_config(&aws_endpoint).await;
+        let mut functions = Vec::new();
+        for def in template.functions()? {
+            let env = template::resolve_env(&def.env, &|id, attr| provisioned.lookup(id, attr))
+                .with_context(|| format!("environment of {}", def.logical_id))?;
+            let handler = functions::build(&def.binary, &sdk, &env).with_context(|| format!("function {}", def.logical_id))?;
+            functions.push((def, handler));
+        }
+
+        // Cognito invokes the function the user pool's LambdaConfig names.
+        let trigger_id = template
+            .of_kind("AWS::Cognito::UserPool")
+            .find_map(|(_, r)| r.properties.get("LambdaConfig").and_then(|l| l.get("PostConfirmation")).and_then(template::referenced_id));
+        if let Some(id) = trigger_id {
+            match functions.iter().find(|(d, _)| d.logical_id == id) {
+                Some((_, Handler::Trigger(h))) => {
+                    let _ = cognito.post_confirmation.set(h.clone());
+                }
+                _ => return Err(anyhow!("PostConfirmation names {id}, which is not a trigger function")),
+            }
+        }
+
+        let mut routes = Vec::new();
+        for (def, handler) in &functions {
+            for route in &def.http_routes {
+                let Handler::Http(h) = handler else {
+                    return Err(anyhow!("{} has HTTP routes but is not an HTTP function", def.logical_id));
+                };
+                routes.push(gateway::Route { route: route.clone(), handler: h.clone() });
+            }
+        }
+        let pool = &provisioned.user_pool_id;
+        let gw = gateway::Gateway::new(
+            routes,
+            format!("https://cognito-idp.{REGION}.amazonaws.com/{pool}"),
+            provisioned.user_pool_client_id.clone(),
+            format!("{}/{pool}/.well-known/jwks.json", opts.moto_endpoint),
+        );
+        let api_listener = TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
+        let api_url = format!("http://{}", api_listener.local_addr()?);
+        tasks.push(serve(api_listener, axum::Router::new().fallback(gateway::serve).with_state(Arc::new(gw))));
+
+        if opts.poll_queues {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            for (def, handler) in &functions {
+                if let Handler::Sqs(h) = handler {
+                    for queue in &def.queues {
+                        let url = provisioned.lookup(queue, "Ref").ok_or_else(|| anyhow!("queue {queue}"))?;
+                        let arn = provisioned.lookup(queue, "Arn").unwrap_or_default();
+                        tasks.push(tokio::spawn(poller::poll(sqs.clone(), url, arn, h.clone())));
+                    }
+                }
+            }
+        }
+
+        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, tasks })
+    }
+
+    pub fn table_name(&self) -> String {
+        self.provisioned.lookup("AppTable", "Ref").unwrap_or_default()
+    }
+
+    pub fn handler(&self, binary: &str) -> Option<&Handler> {
+        self.functions.iter().find(|(d, _)| d.binary == binary).map(|(_, h)| h)
+    }
+}
+
+/// `Value` is re-exported for callers that inspect the template.
+pub type YamlValue = Value;

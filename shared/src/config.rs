@@ -14,17 +14,35 @@ pub enum ConfigError {
     Invalid { name: &'static str, problem: String },
 }
 
-/// A required environment variable; the error names it.
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(ConfigError::Missing(name)),
+/// Where a function reads its settings: the process environment on Lambda, the
+/// template's resolved `Environment.Variables` in the local stack.
+pub trait Vars {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Vars for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
     }
 }
 
-/// An optional environment variable with a default.
-pub fn optional(name: &'static str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
+impl Vars for std::collections::HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A required variable; the error names it.
+pub fn required(vars: &impl Vars, name: &'static str) -> Result<String, ConfigError> {
+    vars.var(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
+}
+
+/// An optional variable with a default.
+pub fn optional(vars: &impl Vars, name: &'static str, default: &str) -> String {
+    vars.var(name).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
 /// The SDK configuration: region and credentials from the Lambda environment, the
@@ -32,6 +50,11 @@ pub fn optional(name: &'static str, default: &str) -> String {
 /// and timeouts short enough that a slow dependency fails a request instead of the
 /// Lambda running to its own timeout.
 pub async fn aws() -> SdkConfig {
+    sdk_loader().load().await
+}
+
+/// The loader behind [`aws`], for callers (the local stack) that set endpoint and credentials.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
     let http_client = Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
@@ -43,6 +66,4 @@ pub async fn aws() -> SdkConfig {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
 }

@@ -33,8 +33,8 @@ pub struct App {
 }
 
 impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Self { cognito: Client::new(sdk), client_id: config::required("USER_POOL_CLIENT_ID")? })
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        Ok(Self { cognito: Client::new(sdk), client_id: config::required(vars, "USER_POOL_CLIENT_ID")? })
     }
 }
 

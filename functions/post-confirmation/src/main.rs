@@ -4,7 +4,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    let app = post_confirmation::App::from_env(&shared::config::aws().await)?;
+    let app = post_confirmation::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
     run(service_fn(|event: LambdaEvent<Value>| async {
         post_confirmation::handle(&app, event.payload).await.map_err(Error::from)
     }))

@@ -1,0 +1,347 @@
+//! The local AWS endpoint the functions talk to: moto for everything, plus the Cognito
+//! behaviour moto lacks, played the way Cognito plays it:
+//! - SignUp / ResendConfirmationCode send a 6-digit code "by SMS" (to the [`Outbox`] and the log);
+//! - ConfirmSignUp checks that code, then runs the PostConfirmation trigger;
+//! - InitiateAuth `USER_AUTH` + RespondToAuthChallenge `SMS_OTP` sign in with an SMS code
+//!   and return moto-signed tokens.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use aws_sdk_cognitoidentityprovider::Client as Cognito;
+use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde_json::{Value, json};
+use shared::phone::mask_phone;
+
+use crate::functions::TriggerHandler;
+
+const SIGN_UP_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
+const SIGN_IN_SESSION_TTL: Duration = Duration::from_secs(180);
+const MAX_WRONG_CODES: u32 = 3;
+
+/// The SMS messages the local Cognito "sent".
+#[derive(Default, Debug)]
+pub struct Outbox {
+    messages: Mutex<Vec<Sms>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sms {
+    pub to: String,
+    pub code: String,
+    pub text: String,
+}
+
+impl Outbox {
+    fn send(&self, to: &str, code: String, text: String) {
+        tracing::info!(to = %mask_phone(to), "SMS: {text}");
+        self.messages.lock().unwrap().push(Sms { to: to.to_owned(), code, text });
+    }
+
+    /// The last code sent to `phone`.
+    pub fn latest_code(&self, phone: &str) -> Option<String> {
+        self.messages.lock().unwrap().iter().rev().find(|m| m.to == phone).map(|m| m.code.clone())
+    }
+
+    pub fn count_to(&self, phone: &str) -> usize {
+        self.messages.lock().unwrap().iter().filter(|m| m.to == phone).count()
+    }
+}
+
+struct PendingCode {
+    code: String,
+    issued: Instant,
+    wrong: u32,
+}
+
+struct SignInSession {
+    username: String,
+    code: PendingCode,
+}
+
+pub struct LocalCognito {
+    pub moto: String,
+    pub pool_id: OnceLock<String>,
+    pub client_id: OnceLock<String>,
+    pub post_confirmation: OnceLock<TriggerHandler>,
+    pub outbox: Arc<Outbox>,
+    cognito: Cognito,
+    http: reqwest::Client,
+    sign_up_codes: Mutex<HashMap<String, PendingCode>>,
+    sessions: Mutex<HashMap<String, SignInSession>>,
+}
+
+impl LocalCognito {
+    pub fn new(moto: String, moto_sdk: &aws_config::SdkConfig, outbox: Arc<Outbox>) -> Self {
+        Self {
+            moto,
+            pool_id: OnceLock::new(),
+            client_id: OnceLock::new(),
+            post_confirmation: OnceLock::new(),
+            outbox,
+            cognito: Cognito::new(moto_sdk),
+            http: reqwest::Client::new(),
+            sign_up_codes: Mutex::default(),
+            sessions: Mutex::default(),
+        }
+    }
+
+    fn pool(&self) -> &str {
+        self.pool_id.get().map(String::as_str).unwrap_or_default()
+    }
+}
+
+fn new_code() -> String {
+    format!("{:06}", rand::rng().random_range(0..1_000_000))
+}
+
+/// A Cognito error on the wire: `{"__type": ..., "message": ...}`.
+fn cognito_error(kind: &str, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/x-amz-json-1.1"), ("x-amzn-errortype", kind)],
+        json!({ "__type": kind, "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+fn cognito_ok(body: Value) -> Response {
+    (StatusCode::OK, [("content-type", "application/x-amz-json-1.1")], body.to_string()).into_response()
+}
+
+pub async fn serve(State(local): State<Arc<LocalCognito>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let operation = target.strip_prefix("AWSCognitoIdentityProviderService.");
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let result = match operation {
+        Some("SignUp") => local.sign_up(request, &headers, &uri).await,
+        Some("ConfirmSignUp") => local.confirm_sign_up(request).await,
+        Some("ResendConfirmationCode") => local.resend(request).await,
+        Some("InitiateAuth") if request["AuthFlow"] == "USER_AUTH" => local.start_sign_in(request).await,
+        Some("RespondToAuthChallenge") if request["ChallengeName"] == "SMS_OTP" => local.finish_sign_in(request).await,
+        _ => Ok(local.forward(method, &uri, &headers, body).await),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "local cognito failed");
+        cognito_error("InternalErrorException", &e.to_string())
+    })
+}
+
+impl LocalCognito {
+    async fn forward(&self, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Response {
+        let url = format!("{}{}", self.moto, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+        let mut request = self.http.request(method, url).body(body);
+        for (name, value) in headers {
+            if name != "host" && name != "content-length" {
+                request = request.header(name, value);
+            }
+        }
+        match request.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let bytes = resp.bytes().await.unwrap_or_default();
+                let mut out = Response::new(Body::from(bytes));
+                *out.status_mut() = status;
+                for (name, value) in &headers {
+                    if name != "content-length" && name != "transfer-encoding" {
+                        out.headers_mut().insert(name, value.clone());
+                    }
+                }
+                out
+            }
+            Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        }
+    }
+
+    /// `None` when the user does not exist; else (status, attributes with `cognito:username`).
+    async fn user(&self, username: &str) -> Result<Option<(String, HashMap<String, String>)>> {
+        match self.cognito.admin_get_user().user_pool_id(self.pool()).username(username).send().await {
+            Ok(u) => {
+                let mut attrs: HashMap<String, String> = u
+                    .user_attributes()
+                    .iter()
+                    .map(|a| (a.name().to_owned(), a.value().unwrap_or_default().to_owned()))
+                    .collect();
+                attrs.insert("cognito:username".into(), u.username().to_owned());
+                let status = u.user_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                Ok(Some((status, attrs)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_user_not_found_exception()) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn sign_up(&self, mut request: Value, headers: &HeaderMap, uri: &Uri) -> Result<Response> {
+        // Passwordless sign-up: moto insists on a password, so give it one nobody knows.
+        if request.get("Password").is_none() {
+            request["Password"] = json!(format!("Lp1{}", uuid::Uuid::new_v4().simple()).to_uppercase() + "x");
+        }
+        let username = request["Username"].as_str().unwrap_or_default().to_owned();
+        let body = Bytes::from(request.to_string());
+        let response = self.forward(Method::POST, uri, headers, body).await;
+        if response.status().is_success() {
+            self.send_sign_up_code(&username);
+        }
+        Ok(response)
+    }
+
+    fn send_sign_up_code(&self, phone: &str) {
+        let code = new_code();
+        self.sign_up_codes.lock().unwrap().insert(phone.to_owned(), PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 });
+        self.outbox.send(phone, code.clone(), format!("Your AstroKiran code is {code}"));
+    }
+
+    async fn confirm_sign_up(&self, request: Value) -> Result<Response> {
+        let username = request["Username"].as_str().unwrap_or_default();
+        let given = request["ConfirmationCode"].as_str().unwrap_or_default();
+        let Some((status, attributes)) = self.user(username).await? else {
+            return Ok(cognito_error("UserNotFoundException", "Username/client id combination not found."));
+        };
+        if status == "CONFIRMED" {
+            return Ok(cognito_error("NotAuthorizedException", "User cannot be confirmed. Current status is CONFIRMED"));
+        }
+        {
+            let mut codes = self.sign_up_codes.lock().unwrap();
+            let Some(pending) = codes.get_mut(username) else {
+                return Ok(cognito_error("ExpiredCodeException", "Invalid code provided, please request a code again."));
+            };
+            if pending.issued.elapsed() > SIGN_UP_CODE_TTL {
+                codes.remove(username);
+                return Ok(cognito_error("ExpiredCodeException", "Invalid code provided, please request a code again."));
+            }
+            if pending.code != given {
+                pending.wrong += 1;
+                if pending.wrong >= MAX_WRONG_CODES + 2 {
+                    codes.remove(username);
+                    return Ok(cognito_error("TooManyFailedAttemptsException", "Too many failed attempts."));
+                }
+                return Ok(cognito_error("CodeMismatchException", "Invalid verification code provided, please try again."));
+            }
+            codes.remove(username);
+        }
+        self.cognito.admin_confirm_sign_up().user_pool_id(self.pool()).username(username).send().await?;
+        if let Some(trigger) = self.post_confirmation.get() {
+            let event = trigger_event(self.pool(), "PostConfirmation_ConfirmSignUp", self.client_id.get(), &attributes);
+            if let Err(e) = trigger(event).await {
+                return Ok(cognito_error("UserLambdaValidationException", &format!("PostConfirmation failed with error {e}.")));
+            }
+        }
+        Ok(cognito_ok(json!({})))
+    }
+
+    async fn resend(&self, request: Value) -> Result<Response> {
+        let username = request["Username"].as_str().unwrap_or_default();
+        match self.user(username).await? {
+            None => Ok(cognito_error("UserNotFoundException", "Username/client id combination not found.")),
+            Some((status, _)) if status == "CONFIRMED" => Ok(cognito_error("InvalidParameterException", "User is already confirmed.")),
+            Some(_) => {
+                self.send_sign_up_code(username);
+                Ok(cognito_ok(json!({ "CodeDeliveryDetails": delivery(username) })))
+            }
+        }
+    }
+
+    async fn start_sign_in(&self, request: Value) -> Result<Response> {
+        let username = request["AuthParameters"]["USERNAME"].as_str().unwrap_or_default();
+        match self.user(username).await? {
+            None => return Ok(cognito_error("UserNotFoundException", "User does not exist.")),
+            Some((status, _)) if status != "CONFIRMED" => {
+                return Ok(cognito_error("UserNotConfirmedException", "User is not confirmed."));
+            }
+            Some(_) => {}
+        }
+        let code = new_code();
+        let session = format!("local-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        self.sessions.lock().unwrap().insert(
+            session.clone(),
+            SignInSession { username: username.to_owned(), code: PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 } },
+        );
+        self.outbox.send(username, code.clone(), format!("Your AstroKiran sign-in code is {code}"));
+        Ok(cognito_ok(json!({
+            "ChallengeName": "SMS_OTP",
+            "Session": session,
+            "ChallengeParameters": {
+                "CODE_DELIVERY_DELIVERY_MEDIUM": "SMS",
+                "CODE_DELIVERY_DESTINATION": mask_phone(username),
+            }
+        })))
+    }
+
+    async fn finish_sign_in(&self, request: Value) -> Result<Response> {
+        let session_id = request["Session"].as_str().unwrap_or_default();
+        let username = request["ChallengeResponses"]["USERNAME"].as_str().unwrap_or_default();
+        let given = request["ChallengeResponses"]["SMS_OTP_CODE"].as_str().unwrap_or_default();
+        {
+            let mut sessions = self.sessions.lock().unwrap();
+            let valid = sessions
+                .get(session_id)
+                .is_some_and(|s| s.username == username && s.code.issued.elapsed() <= SIGN_IN_SESSION_TTL);
+            if !valid {
+                sessions.remove(session_id);
+                return Ok(cognito_error("NotAuthorizedException", "Invalid session for the user, session is expired."));
+            }
+            let session = sessions.get_mut(session_id).expect("checked above");
+            if session.code.code != given {
+                session.code.wrong += 1;
+                if session.code.wrong >= MAX_WRONG_CODES {
+                    sessions.remove(session_id);
+                }
+                return Ok(cognito_error("CodeMismatchException", "Invalid code or auth state for the user."));
+            }
+            sessions.remove(session_id);
+        }
+        // moto cannot sign in without a password: set a throwaway one and use the admin flow.
+        let password = format!("Tmp{}x", uuid::Uuid::new_v4().simple()).to_uppercase() + "z";
+        self.cognito.admin_set_user_password().user_pool_id(self.pool()).username(username).password(&password).permanent(true).send().await?;
+        let auth = self
+            .cognito
+            .admin_initiate_auth()
+            .user_pool_id(self.pool())
+            .client_id(self.client_id.get().map(String::as_str).unwrap_or_default())
+            .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+            .auth_parameters("USERNAME", username)
+            .auth_parameters("PASSWORD", password)
+            .send()
+            .await?;
+        let tokens = auth.authentication_result().ok_or_else(|| anyhow::anyhow!("moto returned no tokens"))?;
+        Ok(cognito_ok(json!({
+            "ChallengeParameters": {},
+            "AuthenticationResult": {
+                "AccessToken": tokens.access_token(),
+                "IdToken": tokens.id_token(),
+                "RefreshToken": tokens.refresh_token(),
+                "ExpiresIn": tokens.expires_in(),
+                "TokenType": tokens.token_type().unwrap_or("Bearer"),
+            }
+        })))
+    }
+}
+
+fn delivery(phone: &str) -> Value {
+    json!({ "Destination": mask_phone(phone), "DeliveryMedium": "SMS", "AttributeName": "phone_number" })
+}
+
+/// The event Cognito sends a PostConfirmation trigger.
+pub fn trigger_event(pool_id: &str, source: &str, client_id: Option<&String>, attributes: &HashMap<String, String>) -> Value {
+    let mut attrs = attributes.clone();
+    attrs.remove("cognito:username");
+    attrs.insert("cognito:user_status".into(), "CONFIRMED".into());
+    json!({
+        "version": "1",
+        "region": "ap-south-1",
+        "userPoolId": pool_id,
+        "userName": attributes.get("cognito:username").cloned().unwrap_or_default(),
+        "triggerSource": source,
+        "callerContext": { "awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": client_id },
+        "request": { "userAttributes": attrs },
+        "response": {}
+    })
+}

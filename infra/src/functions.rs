@@ -1,0 +1,49 @@
+//! Every function of the template, built in-process from its crate's `App` and `handle`,
+//! with the environment variables the template gives it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use aws_config::SdkConfig;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use serde_json::Value;
+use shared::http::{Request, Response};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub type HttpHandler = Arc<dyn Fn(Request) -> BoxFuture<Response> + Send + Sync>;
+pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<SqsBatchResponse> + Send + Sync>;
+pub type TriggerHandler = Arc<dyn Fn(Value) -> BoxFuture<Result<Value, String>> + Send + Sync>;
+
+#[derive(Clone)]
+pub enum Handler {
+    Http(HttpHandler),
+    Sqs(SqsHandler),
+    Trigger(TriggerHandler),
+}
+
+macro_rules! handler {
+    ($variant:ident, $app:expr, |$a:ident, $event:ident| $body:expr) => {{
+        let app = Arc::new($app);
+        Handler::$variant(Arc::new(move |$event| {
+            let $a = app.clone();
+            Box::pin(async move { $body })
+        }))
+    }};
+}
+
+/// The handler for a template function's binary; an error names a variable the template
+/// does not give it, or a binary the local stack does not know.
+pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Result<Handler> {
+    Ok(match binary {
+        "otp-signup" => handler!(Http, otp_signup::App::from_env(sdk, env)?, |app, req| otp_signup::handle(&app, req).await),
+        "profile" => handler!(Http, profile::App::from_env(sdk, env)?, |app, req| profile::handle(&app, req).await),
+        "post-confirmation" => handler!(Trigger, post_confirmation::App::from_env(sdk, env)?, |app, event| {
+            post_confirmation::handle(&app, event).await.map_err(|e| e.to_string())
+        }),
+        "notifications" => handler!(Sqs, notifications::App::from_env(sdk, env)?, |app, event| notifications::handle(&app, event).await),
+        other => bail!("template function binary {other:?} has no handler in infra/src/functions.rs"),
+    })
+}

@@ -1,0 +1,70 @@
+//! Starts moto server (the AWS emulator, from PyPI) on a free loopback port.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A running moto server, killed when dropped (and when this process dies).
+pub struct MotoServer {
+    pub endpoint: String,
+    child: Child,
+}
+
+/// `MOTO_SERVER` if set, else the repo's own `.venv/bin/moto_server` (installed by `scripts/setup.sh`).
+pub fn moto_binary() -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("MOTO_SERVER") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = crate::repo_root().join(".venv/bin/moto_server");
+    if !path.exists() {
+        bail!("moto_server not found at {}: run scripts/setup.sh first (it installs moto into .venv)", path.display());
+    }
+    Ok(path)
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl MotoServer {
+    pub fn start() -> Result<Self> {
+        let port = free_port()?;
+        let mut command = Command::new(moto_binary()?);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; it asks the kernel to kill moto if we die,
+        // so no emulator outlives a crashed test run.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().context("starting moto_server")?;
+        let server = Self { endpoint: format!("http://127.0.0.1:{port}"), child };
+        server.wait_ready(Duration::from_secs(60))?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        let addr = self.endpoint.trim_start_matches("http://").to_owned();
+        while start.elapsed() < limit {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("moto_server did not listen on {addr} within {limit:?}")
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,220 @@
+//! Creates the table, queues and user pool that `template.yaml` declares, in the emulator.
+//! The local stack and the tests both provision through here.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, anyhow};
+use aws_config::SdkConfig;
+use aws_sdk_cognitoidentityprovider::types::{
+    AttributeDataType, ExplicitAuthFlowsType, PasswordPolicyType, SchemaAttributeType, StringAttributeConstraintsType,
+    UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType,
+};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_yaml::Value;
+
+use crate::template::{Template, referenced_id};
+
+pub const ACCOUNT_ID: &str = "123456789012";
+
+/// What was made for each logical id: its `Ref` value and its attributes.
+#[derive(Debug, Clone, Default)]
+pub struct Provisioned {
+    pub region: String,
+    pub refs: HashMap<String, String>,
+    pub attrs: HashMap<(String, String), String>,
+    pub user_pool_id: String,
+    pub user_pool_client_id: String,
+}
+
+impl Provisioned {
+    pub fn lookup(&self, id: &str, attr: &str) -> Option<String> {
+        if attr == "Ref" {
+            self.refs.get(id).cloned()
+        } else {
+            self.attrs.get(&(id.to_owned(), attr.to_owned())).cloned()
+        }
+    }
+}
+
+fn str_prop<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn seq<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(key).and_then(Value::as_sequence).into_iter().flatten()
+}
+
+/// Provisions every resource, names prefixed with `prefix` so stacks can share one emulator.
+pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Result<Provisioned> {
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "ap-south-1".into());
+    let mut out = Provisioned { region: region.clone(), ..Default::default() };
+
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    for (id, res) in template.of_kind("AWS::DynamoDB::Table") {
+        let name = format!("{prefix}-{id}");
+        create_table(&dynamo, &name, &res.properties).await.with_context(|| format!("creating table {id}"))?;
+        out.attrs.insert((id.clone(), "Arn".into()), format!("arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"));
+        out.refs.insert(id.clone(), name);
+    }
+
+    // Queues without a redrive policy first: they are the dead-letter targets.
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut queues: Vec<_> = template.of_kind("AWS::SQS::Queue").collect();
+    queues.sort_by_key(|(_, r)| r.properties.get("RedrivePolicy").is_some());
+    for (id, res) in queues {
+        let name = format!("{prefix}-{id}");
+        let mut request = sqs.create_queue().queue_name(&name);
+        for (key, attr) in [
+            ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
+            ("MessageRetentionPeriod", QueueAttributeName::MessageRetentionPeriod),
+        ] {
+            if let Some(v) = res.properties.get(key) {
+                let v = crate::template::intrinsic(v).map(|(_, v)| v).unwrap_or_default();
+                request = request.attributes(attr, v);
+            }
+        }
+        if let Some(redrive) = res.properties.get("RedrivePolicy") {
+            let target = redrive.get("deadLetterTargetArn").and_then(referenced_id).ok_or_else(|| anyhow!("{id}: deadLetterTargetArn"))?;
+            let arn = out.lookup(&target, "Arn").ok_or_else(|| anyhow!("{id}: DLQ {target} not made yet"))?;
+            let max = redrive.get("maxReceiveCount").and_then(Value::as_u64).unwrap_or(5);
+            request = request.attributes(
+                QueueAttributeName::RedrivePolicy,
+                serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max }).to_string(),
+            );
+        }
+        let url = request.send().await.with_context(|| format!("creating queue {id}"))?.queue_url.unwrap_or_default();
+        out.attrs.insert((id.clone(), "Arn".into()), format!("arn:aws:sqs:{region}:{ACCOUNT_ID}:{name}"));
+        out.attrs.insert((id.clone(), "QueueName".into()), name);
+        out.attrs.insert((id.clone(), "QueueUrl".into()), url.clone());
+        out.refs.insert(id.clone(), url);
+    }
+
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
+    for (id, res) in template.of_kind("AWS::Cognito::UserPool") {
+        let pool_id = create_user_pool(&cognito, &format!("{prefix}-{id}"), &res.properties).await.with_context(|| format!("creating user pool {id}"))?;
+        out.attrs.insert((id.clone(), "Arn".into()), format!("arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{pool_id}"));
+        out.refs.insert(id.clone(), pool_id.clone());
+        out.user_pool_id = pool_id;
+    }
+    for (id, res) in template.of_kind("AWS::Cognito::UserPoolClient") {
+        let p = &res.properties;
+        let pool = p.get("UserPoolId").and_then(referenced_id).and_then(|r| out.refs.get(&r).cloned()).ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
+        let flows = seq(p, "ExplicitAuthFlows").filter_map(Value::as_str).map(ExplicitAuthFlowsType::from).collect();
+        let strings = |k| seq(p, k).filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>();
+        let client = cognito
+            .create_user_pool_client()
+            .user_pool_id(&pool)
+            .client_name(str_prop(p, "ClientName").unwrap_or(id))
+            .generate_secret(false)
+            .set_explicit_auth_flows(Some(flows))
+            .set_read_attributes(Some(strings("ReadAttributes")))
+            .set_write_attributes(Some(strings("WriteAttributes")))
+            .send()
+            .await
+            .with_context(|| format!("creating user pool client {id}"))?;
+        let client_id = client.user_pool_client().and_then(|c| c.client_id()).unwrap_or_default().to_owned();
+        out.refs.insert(id.clone(), client_id.clone());
+        out.user_pool_client_id = client_id;
+    }
+    for (id, res) in template.of_kind("AWS::Cognito::UserPoolGroup") {
+        let p = &res.properties;
+        let pool = p.get("UserPoolId").and_then(referenced_id).and_then(|r| out.refs.get(&r).cloned()).ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
+        let name = str_prop(p, "GroupName").ok_or_else(|| anyhow!("{id}: GroupName"))?;
+        cognito.create_group().user_pool_id(pool).group_name(name).send().await.with_context(|| format!("creating group {id}"))?;
+        out.refs.insert(id.clone(), name.to_owned());
+    }
+    Ok(out)
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, p: &Value) -> Result<()> {
+    let key_schema = |v: &Value| -> Result<Vec<KeySchemaElement>> {
+        seq(v, "KeySchema")
+            .map(|k| {
+                Ok(KeySchemaElement::builder()
+                    .attribute_name(str_prop(k, "AttributeName").unwrap_or_default())
+                    .key_type(KeyType::from(str_prop(k, "KeyType").unwrap_or_default()))
+                    .build()?)
+            })
+            .collect()
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key_schema(p)?));
+    for a in seq(p, "AttributeDefinitions") {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(str_prop(a, "AttributeName").unwrap_or_default())
+                .attribute_type(ScalarAttributeType::from(str_prop(a, "AttributeType").unwrap_or_default()))
+                .build()?,
+        );
+    }
+    for g in seq(p, "GlobalSecondaryIndexes") {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(str_prop(g, "IndexName").unwrap_or_default())
+                .set_key_schema(Some(key_schema(g)?))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()?,
+        );
+    }
+    request.send().await?;
+    if let Some(ttl) = p.get("TimeToLiveSpecification") {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(str_prop(ttl, "AttributeName").unwrap_or_default())
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create_user_pool(client: &aws_sdk_cognitoidentityprovider::Client, name: &str, p: &Value) -> Result<String> {
+    let mut schema = Vec::new();
+    for s in seq(p, "Schema") {
+        let mut attr = SchemaAttributeType::builder()
+            .name(str_prop(s, "Name").unwrap_or_default())
+            .attribute_data_type(AttributeDataType::from(str_prop(s, "AttributeDataType").unwrap_or("String")))
+            .mutable(s.get("Mutable").and_then(Value::as_bool).unwrap_or(true))
+            .required(s.get("Required").and_then(Value::as_bool).unwrap_or(false));
+        if let Some(c) = s.get("StringAttributeConstraints") {
+            attr = attr.string_attribute_constraints(
+                StringAttributeConstraintsType::builder()
+                    .set_min_length(str_prop(c, "MinLength").map(str::to_owned))
+                    .set_max_length(str_prop(c, "MaxLength").map(str::to_owned))
+                    .build(),
+            );
+        }
+        schema.push(attr.build());
+    }
+    let pw = p.get("Policies").and_then(|x| x.get("PasswordPolicy"));
+    let flag = |k: &str| pw.and_then(|x| x.get(k)).and_then(Value::as_bool).unwrap_or(false);
+    let policy = PasswordPolicyType::builder()
+        .minimum_length(pw.and_then(|x| x.get("MinimumLength")).and_then(Value::as_i64).unwrap_or(8) as i32)
+        .require_lowercase(flag("RequireLowercase"))
+        .require_uppercase(flag("RequireUppercase"))
+        .require_numbers(flag("RequireNumbers"))
+        .require_symbols(flag("RequireSymbols"))
+        .build();
+    let output = client
+        .create_user_pool()
+        .pool_name(name)
+        .set_username_attributes(Some(seq(p, "UsernameAttributes").filter_map(Value::as_str).map(UsernameAttributeType::from).collect()))
+        .set_auto_verified_attributes(Some(seq(p, "AutoVerifiedAttributes").filter_map(Value::as_str).map(VerifiedAttributeType::from).collect()))
+        .set_schema(Some(schema))
+        .policies(UserPoolPolicyType::builder().password_policy(policy).build())
+        .send()
+        .await?;
+    Ok(output.user_pool().and_then(|u| u.id()).unwrap_or_default().to_owned())
+}
