@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 /// A running moto server, killed when dropped (and when this process dies).
 pub struct MotoServer {
     pub endpoint: String,
-    child: Child,
+    pid: u32,
 }
 
 /// `MOTO_SERVER` if set, else the repo's own `.venv/bin/moto_server` (installed by `scripts/setup.sh`).
@@ -43,8 +43,20 @@ impl MotoServer {
                 Ok(())
             });
         }
-        let child = command.spawn().context("starting moto_server")?;
-        let server = Self { endpoint: format!("http://127.0.0.1:{port}"), child };
+        // PDEATHSIG fires when the spawning *thread* ends, so spawn from a thread that
+        // lives exactly as long as moto does.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = tx.send(Ok(child.id()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        });
+        let pid = rx.recv().context("moto spawner thread")?.context("starting moto_server")?;
+        let server = Self { endpoint: format!("http://127.0.0.1:{port}"), pid };
         server.wait_ready(Duration::from_secs(60))?;
         Ok(server)
     }
@@ -64,7 +76,9 @@ impl MotoServer {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SAFETY: sending a signal to our own child's pid.
+        unsafe {
+            libc::kill(self.pid as i32, libc::SIGKILL);
+        }
     }
 }

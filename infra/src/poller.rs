@@ -13,7 +13,7 @@ use crate::functions::SqsHandler;
 pub async fn poll(sqs: aws_sdk_sqs::Client, queue_url: String, queue_arn: String, handler: SqsHandler) {
     loop {
         if let Err(e) = poll_once(&sqs, &queue_url, &queue_arn, &handler).await {
-            tracing::warn!(queue = %queue_url, error = %e, "poll failed");
+            tracing::warn!(queue = %queue_url, error = ?e, "poll failed");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }

@@ -3,7 +3,16 @@
 use shared::config::{self, ConfigError};
 use shared::http::{self, Caller, Request, Response, json, route_key};
 use shared::store::Store;
-use shared::ApiError;
+use shared::store::UserOverview;
+use shared::{ApiError, UserType};
+
+/// The caller's role (from the stored user, never from a client-writable attribute) and overview.
+#[derive(serde::Serialize)]
+struct Me {
+    role: UserType,
+    #[serde(flatten)]
+    overview: UserOverview,
+}
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -30,5 +39,5 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 async fn me(app: &App, caller: Caller) -> Result<Response, ApiError> {
     // A token whose account setup never finished (the trigger failed) has no record yet.
     let overview = app.store.user_overview(&caller.user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(json(200, &overview))
+    Ok(json(200, &Me { role: overview.user.user_type, overview }))
 }
