@@ -1,1 +1,136 @@
+//! Test harness: one moto server per test binary (started here, on a free loopback port),
+//! a fresh local stack per test (its own table, queues and user pool), and small HTTP helpers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use infra::moto::MotoServer;
+use infra::{LocalStack, Options};
+use rand::Rng;
+use serde_json::{Value, json};
+
+/// The moto endpoint shared by every test in this binary.
+pub fn moto() -> &'static str {
+    static MOTO: OnceLock<MotoServer> = OnceLock::new();
+    &MOTO.get_or_init(|| MotoServer::start().expect("moto_server starts (run scripts/setup.sh)")).endpoint
+}
+
+/// A local stack with resources of its own, on the shared moto.
+pub async fn stack() -> LocalStack {
+    stack_with(|_| {}).await
+}
+
+pub async fn stack_with(adjust: impl FnOnce(&mut Options)) -> LocalStack {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    capture_logs();
+    let endpoint = tokio::task::spawn_blocking(moto).await.unwrap();
+    let mut opts = Options::new(endpoint, format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    adjust(&mut opts);
+    LocalStack::start(opts).await.expect("local stack starts")
+}
+
+/// A phone number no other test uses.
+pub fn random_phone() -> String {
+    format!("+919{:09}", rand::rng().random_range(0..1_000_000_000u64))
+}
+
+pub struct Api {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(stack: &LocalStack) -> Self {
+        Self { base: stack.api_url.clone(), http: reqwest::Client::new() }
+    }
+
+    async fn finish(resp: reqwest::Response) -> (u16, Value) {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_raw(path, &body.to_string()).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        let resp = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body.to_owned()).send().await.unwrap();
+        Self::finish(resp).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Self::finish(req.send().await.unwrap()).await
+    }
+}
+
+/// Signs up and confirms with the code from the local SMS outbox.
+pub async fn sign_up(stack: &LocalStack, phone: &str, role: &str) -> Value {
+    let api = Api::new(stack);
+    let (status, body) = api
+        .post("/auth/signup", json!({ "phone": phone, "first_name": "Asha", "last_name": "Rao", "user_type": role }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let code = stack.outbox.latest_code(phone).expect("an SMS code was sent");
+    let (status, confirm) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": code })).await;
+    assert_eq!(status, 200, "{confirm}");
+    body
+}
+
+/// Signs in by SMS code and returns the tokens.
+pub async fn sign_in(stack: &LocalStack, phone: &str) -> Value {
+    let api = Api::new(stack);
+    let (status, challenge) = api.post("/auth/otp", json!({ "phone": phone })).await;
+    assert_eq!(status, 200, "{challenge}");
+    let code = stack.outbox.latest_code(phone).expect("a sign-in code was sent");
+    let (status, tokens) = api
+        .post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": code }))
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+/// Every item in the stack's table (tests keep tables small).
+pub async fn all_items(stack: &LocalStack) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    client.scan().table_name(stack.table_name()).send().await.unwrap().items.unwrap_or_default()
+}
+
+pub fn items_with_sk(items: &[std::collections::HashMap<String, AttributeValue>], sk_prefix: &str) -> usize {
+    items.iter().filter(|i| i.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|s| s.starts_with(sk_prefix))).count()
+}
+
+/// Everything the functions logged in this test binary, for asserting that no personal
+/// data reaches the logs. The local Cognito's "SMS" lines are the stand-in phone, not a
+/// function log, and are left out.
+pub fn captured_logs() -> String {
+    let lines = LOGS.get().map(|l| l.lock().unwrap().clone()).unwrap_or_default();
+    String::from_utf8_lossy(&lines).lines().filter(|l| !l.contains("SMS: ")).collect::<Vec<_>>().join("\n")
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let buffer = LOGS.get_or_init(Arc::default).clone();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("info,aws_config=warn,aws_smithy_runtime=warn")
+        .with_writer(move || LogWriter(buffer.clone()))
+        .try_init();
+}

@@ -1,0 +1,235 @@
+//! Phone-OTP sign-up and sign-in, end to end through the local API Gateway, the local
+//! Cognito (moto plus SMS codes) and the post-confirmation trigger.
+
+use integration_tests::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn customer_signs_up_signs_in_and_sees_their_zero_wallet() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    let signed_up = sign_up(&stack, &phone, "user").await;
+    assert_eq!(signed_up["code"]["destination"].as_str().unwrap().len(), phone.len());
+    assert!(!signed_up.to_string().contains(&phone[3..9]), "the response masks the number");
+
+    let tokens = sign_in(&stack, &phone).await;
+    for token in ["access_token", "id_token"] {
+        let (status, me) = api.get("/me", tokens[token].as_str()).await;
+        assert_eq!(status, 200, "{token}: {me}");
+        assert_eq!(me["role"], "user");
+        assert_eq!(me["user"]["phone_number"], phone.as_str());
+        assert_eq!(me["user"]["user_id"], signed_up["user_id"]);
+        assert_eq!(me["user"]["profile_status"], "approved");
+        assert_eq!(me["wallet"], json!({ "real_cash": "0.00", "bonus_cash": "0.00", "total": "0.00", "recharge_count": 0 }));
+        assert!(me.get("astrologer").is_none());
+    }
+}
+
+#[tokio::test]
+async fn astrologer_starts_pending_with_kyc_not_started() {
+    let stack = stack().await;
+    let phone = random_phone();
+    sign_up(&stack, &phone, "astrologer").await;
+    let tokens = sign_in(&stack, &phone).await;
+    let (status, me) = Api::new(&stack).get("/me", tokens["access_token"].as_str()).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "astrologer");
+    assert_eq!(me["user"]["profile_status"], "pending");
+    assert_eq!(me["astrologer"]["kyc_status"], "not_started");
+    assert_eq!(me["astrologer"]["verification_status"], "pending");
+}
+
+#[tokio::test]
+async fn wrong_code_is_refused_and_creates_nothing() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    let (status, _) = api.post("/auth/signup", json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" })).await;
+    assert_eq!(status, 201);
+    let real = stack.outbox.latest_code(&phone).unwrap();
+    let wrong = if real == "000000" { "111111" } else { "000000" };
+    let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": wrong })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("code_mismatch")), "{body}");
+    assert!(all_items(&stack).await.is_empty(), "nothing is created before confirmation");
+
+    // The right code still works, once.
+    let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": real })).await;
+    assert_eq!(status, 200);
+    let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": real })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_confirmed")), "{body}");
+    assert_eq!(items_with_sk(&all_items(&stack).await, "WALLET"), 1);
+}
+
+#[tokio::test]
+async fn resend_sends_a_new_code_that_works() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    api.post("/auth/signup", json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" })).await;
+    let (status, _) = api.post("/auth/signup/resend", json!({ "phone": phone })).await;
+    assert_eq!(status, 202);
+    assert_eq!(stack.outbox.count_to(&phone), 2);
+    let code = stack.outbox.latest_code(&phone).unwrap();
+    let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": code })).await;
+    assert_eq!(status, 200, "{body}");
+    // Resend for an unknown number looks like a success: no probing for numbers.
+    let (status, _) = api.post("/auth/signup/resend", json!({ "phone": random_phone() })).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn admin_cannot_be_chosen_at_sign_up() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    for role in ["admin", "Admin", "superuser", ""] {
+        let (status, body) = api.post("/auth/signup", json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": role })).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("user_type")), "{role}: {body}");
+    }
+    assert_eq!(stack.outbox.count_to(&phone), 0, "no Cognito user, no SMS");
+}
+
+#[tokio::test]
+async fn a_phone_number_registers_once() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    sign_up(&stack, &phone, "user").await;
+    let (status, body) = api.post("/auth/signup", json!({ "phone": phone, "first_name": "X", "last_name": "Y", "user_type": "astrologer" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("phone_already_registered")), "{body}");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_with_an_error_body_never_a_5xx() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let cases = [
+        ("/auth/signup", r#"{"phone":"9876543210","first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
+        ("/auth/signup", r#"{"phone":"+91123","first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
+        ("/auth/signup", r#"{"phone":"+915876543210","first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
+        ("/auth/signup", r#"{"phone":12345,"first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
+        ("/auth/signup", r#"{"phone":"+919876543210","first_name":"","last_name":"B","user_type":"user"}"#, Some("first_name")),
+        ("/auth/signup", r#"{"phone":"+919876543210","first_name":"A","last_name":"B","user_type":"user","email":"nope"}"#, Some("email")),
+        ("/auth/signup", r#"{"phone":"+919876543210","first_name":"A","last_name":"B","user_type":"user","role":"admin"}"#, None),
+        ("/auth/signup", r#"{"phone":"+919876543210""#, None),
+        ("/auth/signup", "", None),
+        ("/auth/signup", "[]", None),
+        ("/auth/signup", "null", None),
+        ("/auth/signup/confirm", r#"{"phone":"+919876543210","code":"12345"}"#, Some("code")),
+        ("/auth/signup/confirm", r#"{"phone":"+919876543210","code":"abcdef"}"#, Some("code")),
+        ("/auth/signup/confirm", r#"{"phone":"+919876543210"}"#, None),
+        ("/auth/otp", r#"{"phone":"+91 98765"}"#, Some("phone")),
+        ("/auth/otp/verify", r#"{"phone":"+919876543210","session":"","code":"123456"}"#, Some("session")),
+        ("/auth/otp/verify", r#"{"phone":"+919876543210","session":"s","code":"1234567"}"#, Some("code")),
+    ];
+    for (path, body, field) in cases {
+        let (status, reply) = api.post_raw(path, body).await;
+        assert!((400..500).contains(&status), "{path} {body}: {status} {reply}");
+        assert!(reply["error"]["code"].is_string() && reply["error"]["message"].is_string(), "{path} {body}: {reply}");
+        if let Some(field) = field {
+            assert_eq!(reply["error"]["field"], field, "{path} {body}: {reply}");
+        }
+    }
+    // Unconfirmed numbers do not reach the store.
+    assert!(all_items(&stack).await.is_empty());
+}
+
+#[tokio::test]
+async fn sign_in_does_not_reveal_whether_a_number_is_registered() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let known = random_phone();
+    sign_up(&stack, &known, "user").await;
+    let unknown = random_phone();
+
+    let (s1, known_reply) = api.post("/auth/otp", json!({ "phone": known })).await;
+    let (s2, unknown_reply) = api.post("/auth/otp", json!({ "phone": unknown })).await;
+    assert_eq!((s1, s2), (200, 200));
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&known_reply), keys(&unknown_reply));
+    assert_eq!(known_reply["code"]["delivery_medium"], unknown_reply["code"]["delivery_medium"]);
+
+    // A wrong code for the known number and any code for the unknown one fail alike.
+    let real = stack.outbox.latest_code(&known).unwrap();
+    let wrong = if real == "000000" { "111111" } else { "000000" };
+    let (s1, r1) = api.post("/auth/otp/verify", json!({ "phone": known, "session": known_reply["session"], "code": wrong })).await;
+    let (s2, r2) = api.post("/auth/otp/verify", json!({ "phone": unknown, "session": unknown_reply["session"], "code": "123456" })).await;
+    assert_eq!((s1, &r1), (s2, &r2));
+    assert_eq!(s1, 401);
+    assert_eq!(stack.outbox.count_to(&unknown), 0);
+}
+
+#[tokio::test]
+async fn sign_in_code_gets_three_tries_then_the_session_is_dead() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    sign_up(&stack, &phone, "user").await;
+    let (_, challenge) = api.post("/auth/otp", json!({ "phone": phone })).await;
+    let real = stack.outbox.latest_code(&phone).unwrap();
+    let wrong = if real == "000000" { "111111" } else { "000000" };
+    for _ in 0..3 {
+        let (status, _) = api.post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": wrong })).await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = api.post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": real })).await;
+    assert_eq!(status, 401, "the right code after three wrong ones is too late");
+}
+
+#[tokio::test]
+async fn private_routes_need_a_valid_token() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    sign_up(&stack, &phone, "user").await;
+    let tokens = sign_in(&stack, &phone).await;
+    let token = tokens["access_token"].as_str().unwrap();
+
+    assert_eq!(api.get("/me", None).await.0, 401);
+    assert_eq!(api.get("/me", Some("not-a-jwt")).await.0, 401);
+    // Flip one character of the signature.
+    let mut forged = token.to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(api.get("/me", Some(&forged)).await.0, 401);
+    // A token from another user pool (another stack on the same emulator) is refused.
+    let other = stack_with(|_| {}).await;
+    let other_phone = random_phone();
+    sign_up(&other, &other_phone, "user").await;
+    let foreign = sign_in(&other, &other_phone).await;
+    assert_eq!(api.get("/me", foreign["access_token"].as_str()).await.0, 401);
+    assert_eq!(api.get("/me", Some(token)).await.0, 200);
+}
+
+#[tokio::test]
+async fn welcome_notification_arrives_once() {
+    let stack = stack().await;
+    let phone = random_phone();
+    let user = sign_up(&stack, &phone, "user").await;
+    let pk = format!("INBOX#{}", user["user_id"].as_str().unwrap());
+    let mut found = 0;
+    for _ in 0..50 {
+        found = all_items(&stack).await.iter().filter(|i| i["PK"].as_s().unwrap() == &pk).count();
+        if found > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(found, 1, "the queue consumer wrote the welcome notification");
+}
+
+#[tokio::test]
+async fn logs_hold_no_phone_numbers_or_codes() {
+    let stack = stack().await;
+    let phone = random_phone();
+    sign_up(&stack, &phone, "astrologer").await;
+    let tokens = sign_in(&stack, &phone).await;
+    Api::new(&stack).get("/me", tokens["access_token"].as_str()).await;
+    let code = stack.outbox.latest_code(&phone).unwrap();
+    let logs = captured_logs();
+    assert!(logs.contains("sign-up confirmed"), "logs were captured");
+    assert!(!logs.contains(&phone[3..]), "a phone number reached the logs");
+    assert!(!logs.contains(&format!("\"{code}\"")) && !logs.contains(&format!(" {code}")), "an OTP reached the logs");
+    assert!(!logs.contains(tokens["access_token"].as_str().unwrap()), "a token reached the logs");
+}
