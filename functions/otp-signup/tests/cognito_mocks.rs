@@ -1,0 +1,146 @@
+//! Cognito answers moto cannot give (expired codes, throttling, SMS failures, outages),
+//! mocked with aws-smithy-mocks, through the real handler.
+
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::operation::confirm_sign_up::ConfirmSignUpError;
+use aws_sdk_cognitoidentityprovider::operation::initiate_auth::{InitiateAuthError, InitiateAuthOutput};
+use aws_sdk_cognitoidentityprovider::operation::respond_to_auth_challenge::RespondToAuthChallengeError;
+use aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpError;
+use aws_sdk_cognitoidentityprovider::types::ChallengeNameType;
+use aws_sdk_cognitoidentityprovider::types::error::*;
+use aws_sdk_cognitoidentityprovider::error::ErrorMetadata;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_lambda_events::encodings::Body;
+use otp_signup::{App, handle};
+use serde_json::{Value, json};
+use shared::http::Request;
+
+/// A modeled error carrying its code, as the SDK deserialises it from Cognito's reply.
+macro_rules! err {
+    ($op:ident, $variant:ident) => {
+        $op::$variant($variant::builder().meta(ErrorMetadata::builder().code(stringify!($variant)).build()).build())
+    };
+}
+
+fn request(route: &str, body: Value) -> Request {
+    let mut req = Request::default();
+    req.route_key = Some(route.to_owned());
+    req.body = Some(body.to_string());
+    req
+}
+
+async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
+    let app = App { cognito, client_id: "client".into() };
+    let resp = handle(&app, request(route, body)).await;
+    let Some(Body::Text(text)) = resp.body else { panic!("no body") };
+    (resp.status_code, serde_json::from_str(&text).unwrap())
+}
+
+const PHONE: &str = "+919876543210";
+
+#[tokio::test]
+async fn sign_up_errors() {
+    let signup = json!({ "phone": PHONE, "first_name": "A", "last_name": "B", "user_type": "user" });
+    let cases: Vec<(fn() -> SignUpError, i64, &str)> = vec![
+        (|| err!(SignUpError, UsernameExistsException), 409, "phone_already_registered"),
+        (|| err!(SignUpError, CodeDeliveryFailureException), 502, "sms_delivery_failed"),
+        (|| err!(SignUpError, TooManyRequestsException), 429, "too_many_requests"),
+        (|| err!(SignUpError, LimitExceededException), 429, "too_many_requests"),
+        (|| err!(SignUpError, InvalidParameterException), 400, "invalid_request"),
+    ];
+    for (error, status, code) in cases {
+        let rule = mock!(Client::sign_up).then_error(error);
+        let client = mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::Sequential, [&rule]);
+        let (got, body) = call(client, "POST /auth/signup", signup.clone()).await;
+        assert_eq!((got, body["error"]["code"].as_str().unwrap()), (status, code), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn confirm_errors() {
+    let confirm = json!({ "phone": PHONE, "code": "123456" });
+    let cases: Vec<(fn() -> ConfirmSignUpError, i64, &str)> = vec![
+        (|| err!(ConfirmSignUpError, ExpiredCodeException), 400, "code_expired"),
+        (|| err!(ConfirmSignUpError, CodeMismatchException), 400, "code_mismatch"),
+        (|| err!(ConfirmSignUpError, TooManyFailedAttemptsException), 429, "too_many_attempts"),
+        (|| err!(ConfirmSignUpError, UserNotFoundException), 404, "user_not_found"),
+        (|| err!(ConfirmSignUpError, NotAuthorizedException), 409, "already_confirmed"),
+    ];
+    for (error, status, code) in cases {
+        let rule = mock!(Client::confirm_sign_up).then_error(error);
+        let client = mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::Sequential, [&rule]);
+        let (got, body) = call(client, "POST /auth/signup/confirm", confirm.clone()).await;
+        assert_eq!((got, body["error"]["code"].as_str().unwrap()), (status, code), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_number_gets_a_challenge_shaped_like_a_real_one() {
+    let real = mock!(Client::initiate_auth).then_output(|| {
+        InitiateAuthOutput::builder().challenge_name(ChallengeNameType::SmsOtp).session("AYABe-real-session").build()
+    });
+    let (s1, known) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&real]), "POST /auth/otp", json!({ "phone": PHONE })).await;
+    for error in [
+        (|| err!(InitiateAuthError, UserNotFoundException)) as fn() -> InitiateAuthError,
+        (|| err!(InitiateAuthError, UserNotConfirmedException)) as fn() -> InitiateAuthError,
+        (|| err!(InitiateAuthError, NotAuthorizedException)) as fn() -> InitiateAuthError,
+    ] {
+        let rule = mock!(Client::initiate_auth).then_error(error);
+        let (s2, unknown) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "POST /auth/otp", json!({ "phone": PHONE })).await;
+        assert_eq!((s1, s2), (200, 200));
+        assert_eq!(known["code"], unknown["code"]);
+        assert_eq!(known["challenge"], unknown["challenge"]);
+        assert!(unknown["session"].as_str().unwrap().len() > 100);
+    }
+}
+
+#[tokio::test]
+async fn every_failed_verification_looks_the_same() {
+    let verify = json!({ "phone": PHONE, "session": "AYABe-session", "code": "123456" });
+    let mut bodies = Vec::new();
+    for error in [
+        (|| err!(RespondToAuthChallengeError, CodeMismatchException)) as fn() -> RespondToAuthChallengeError,
+        (|| err!(RespondToAuthChallengeError, ExpiredCodeException)) as fn() -> RespondToAuthChallengeError,
+        (|| err!(RespondToAuthChallengeError, NotAuthorizedException)) as fn() -> RespondToAuthChallengeError,
+        (|| err!(RespondToAuthChallengeError, UserNotFoundException)) as fn() -> RespondToAuthChallengeError,
+    ] {
+        let rule = mock!(Client::respond_to_auth_challenge).then_error(error);
+        bodies.push(call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "POST /auth/otp/verify", verify.clone()).await);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+    assert_eq!(bodies[0].0, 401);
+
+    let throttled = mock!(Client::respond_to_auth_challenge)
+        .then_error(|| err!(RespondToAuthChallengeError, TooManyRequestsException));
+    let (status, body) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&throttled]), "POST /auth/otp/verify", verify).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (429, "too_many_requests"));
+}
+
+#[tokio::test]
+async fn cognito_unreachable_is_a_503_on_every_route() {
+    // A closed loopback port: the SDK's dispatch fails fast, as in an outage.
+    let sdk = shared::config::sdk_loader()
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_sdk_cognitoidentityprovider::config::Region::new("ap-south-1"))
+        .credentials_provider(aws_sdk_cognitoidentityprovider::config::Credentials::new("a", "b", None, None, "test"))
+        .load()
+        .await;
+    let client = Client::new(&sdk);
+    for (route, body) in [
+        ("POST /auth/signup", json!({ "phone": PHONE, "first_name": "A", "last_name": "B", "user_type": "user" })),
+        ("POST /auth/signup/confirm", json!({ "phone": PHONE, "code": "123456" })),
+        ("POST /auth/signup/resend", json!({ "phone": PHONE })),
+        ("POST /auth/otp", json!({ "phone": PHONE })),
+        ("POST /auth/otp/verify", json!({ "phone": PHONE, "session": "s", "code": "123456" })),
+    ] {
+        let (status, reply) = call(client.clone(), route, body).await;
+        assert_eq!((status, reply["error"]["code"].as_str().unwrap()), (503, "auth_unavailable"), "{route}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_404() {
+    let rule = mock!(Client::sign_up).then_error(|| err!(SignUpError, UsernameExistsException));
+    let (status, body) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "DELETE /auth/signup", json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (404, "no_route"));
+}
