@@ -56,7 +56,14 @@ impl Api {
     }
 
     pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
-        let resp = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body.to_owned()).send().await.unwrap();
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
         Self::finish(resp).await
     }
 
@@ -88,9 +95,8 @@ pub async fn sign_in(stack: &LocalStack, phone: &str) -> Value {
     let (status, challenge) = api.post("/auth/otp", json!({ "phone": phone })).await;
     assert_eq!(status, 200, "{challenge}");
     let code = stack.outbox.latest_code(phone).expect("a sign-in code was sent");
-    let (status, tokens) = api
-        .post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": code }))
-        .await;
+    let (status, tokens) =
+        api.post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": code })).await;
     assert_eq!(status, 200, "{tokens}");
     tokens
 }

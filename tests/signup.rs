@@ -21,7 +21,10 @@ async fn customer_signs_up_signs_in_and_sees_their_zero_wallet() {
         assert_eq!(me["user"]["phone_number"], phone.as_str());
         assert_eq!(me["user"]["user_id"], signed_up["user_id"]);
         assert_eq!(me["user"]["profile_status"], "approved");
-        assert_eq!(me["wallet"], json!({ "real_cash": "0.00", "bonus_cash": "0.00", "total": "0.00", "recharge_count": 0 }));
+        assert_eq!(
+            me["wallet"],
+            json!({ "real_cash": "0.00", "bonus_cash": "0.00", "total": "0.00", "recharge_count": 0 })
+        );
         assert!(me.get("astrologer").is_none());
     }
 }
@@ -45,7 +48,9 @@ async fn wrong_code_is_refused_and_creates_nothing() {
     let stack = stack().await;
     let api = Api::new(&stack);
     let phone = random_phone();
-    let (status, _) = api.post("/auth/signup", json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" })).await;
+    let (status, _) = api
+        .post("/auth/signup", json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" }))
+        .await;
     assert_eq!(status, 201);
     let real = stack.outbox.latest_code(&phone).unwrap();
     let wrong = if real == "000000" { "111111" } else { "000000" };
@@ -84,7 +89,9 @@ async fn admin_cannot_be_chosen_at_sign_up() {
     let api = Api::new(&stack);
     let phone = random_phone();
     for role in ["admin", "Admin", "superuser", ""] {
-        let (status, body) = api.post("/auth/signup", json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": role })).await;
+        let (status, body) = api
+            .post("/auth/signup", json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": role }))
+            .await;
         assert_eq!((status, body["error"]["field"].as_str()), (400, Some("user_type")), "{role}: {body}");
     }
     assert_eq!(stack.outbox.count_to(&phone), 0, "no Cognito user, no SMS");
@@ -96,7 +103,9 @@ async fn a_phone_number_registers_once() {
     let api = Api::new(&stack);
     let phone = random_phone();
     sign_up(&stack, &phone, "user").await;
-    let (status, body) = api.post("/auth/signup", json!({ "phone": phone, "first_name": "X", "last_name": "Y", "user_type": "astrologer" })).await;
+    let (status, body) = api
+        .post("/auth/signup", json!({ "phone": phone, "first_name": "X", "last_name": "Y", "user_type": "astrologer" }))
+        .await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("phone_already_registered")), "{body}");
 }
 
@@ -105,13 +114,33 @@ async fn bad_input_is_a_4xx_with_an_error_body_never_a_5xx() {
     let stack = stack().await;
     let api = Api::new(&stack);
     let cases = [
-        ("/auth/signup", r#"{"phone":"9876543210","first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
+        (
+            "/auth/signup",
+            r#"{"phone":"9876543210","first_name":"A","last_name":"B","user_type":"user"}"#,
+            Some("phone"),
+        ),
         ("/auth/signup", r#"{"phone":"+91123","first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
-        ("/auth/signup", r#"{"phone":"+915876543210","first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
+        (
+            "/auth/signup",
+            r#"{"phone":"+915876543210","first_name":"A","last_name":"B","user_type":"user"}"#,
+            Some("phone"),
+        ),
         ("/auth/signup", r#"{"phone":12345,"first_name":"A","last_name":"B","user_type":"user"}"#, Some("phone")),
-        ("/auth/signup", r#"{"phone":"+919876543210","first_name":"","last_name":"B","user_type":"user"}"#, Some("first_name")),
-        ("/auth/signup", r#"{"phone":"+919876543210","first_name":"A","last_name":"B","user_type":"user","email":"nope"}"#, Some("email")),
-        ("/auth/signup", r#"{"phone":"+919876543210","first_name":"A","last_name":"B","user_type":"user","role":"admin"}"#, None),
+        (
+            "/auth/signup",
+            r#"{"phone":"+919876543210","first_name":"","last_name":"B","user_type":"user"}"#,
+            Some("first_name"),
+        ),
+        (
+            "/auth/signup",
+            r#"{"phone":"+919876543210","first_name":"A","last_name":"B","user_type":"user","email":"nope"}"#,
+            Some("email"),
+        ),
+        (
+            "/auth/signup",
+            r#"{"phone":"+919876543210","first_name":"A","last_name":"B","user_type":"user","role":"admin"}"#,
+            None,
+        ),
         ("/auth/signup", r#"{"phone":"+919876543210""#, None),
         ("/auth/signup", "", None),
         ("/auth/signup", "[]", None),
@@ -153,8 +182,11 @@ async fn sign_in_does_not_reveal_whether_a_number_is_registered() {
     // A wrong code for the known number and any code for the unknown one fail alike.
     let real = stack.outbox.latest_code(&known).unwrap();
     let wrong = if real == "000000" { "111111" } else { "000000" };
-    let (s1, r1) = api.post("/auth/otp/verify", json!({ "phone": known, "session": known_reply["session"], "code": wrong })).await;
-    let (s2, r2) = api.post("/auth/otp/verify", json!({ "phone": unknown, "session": unknown_reply["session"], "code": "123456" })).await;
+    let (s1, r1) =
+        api.post("/auth/otp/verify", json!({ "phone": known, "session": known_reply["session"], "code": wrong })).await;
+    let (s2, r2) = api
+        .post("/auth/otp/verify", json!({ "phone": unknown, "session": unknown_reply["session"], "code": "123456" }))
+        .await;
     assert_eq!((s1, &r1), (s2, &r2));
     assert_eq!(s1, 401);
     assert_eq!(stack.outbox.count_to(&unknown), 0);
@@ -170,10 +202,13 @@ async fn sign_in_code_gets_three_tries_then_the_session_is_dead() {
     let real = stack.outbox.latest_code(&phone).unwrap();
     let wrong = if real == "000000" { "111111" } else { "000000" };
     for _ in 0..3 {
-        let (status, _) = api.post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": wrong })).await;
+        let (status, _) = api
+            .post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": wrong }))
+            .await;
         assert_eq!(status, 401);
     }
-    let (status, _) = api.post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": real })).await;
+    let (status, _) =
+        api.post("/auth/otp/verify", json!({ "phone": phone, "session": challenge["session"], "code": real })).await;
     assert_eq!(status, 401, "the right code after three wrong ones is too late");
 }
 

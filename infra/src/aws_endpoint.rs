@@ -116,7 +116,13 @@ fn cognito_ok(body: Value) -> Response {
     (StatusCode::OK, [("content-type", "application/x-amz-json-1.1")], body.to_string()).into_response()
 }
 
-pub async fn serve(State(local): State<Arc<LocalCognito>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn serve(
+    State(local): State<Arc<LocalCognito>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let operation = target.strip_prefix("AWSCognitoIdentityProviderService.");
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -195,7 +201,10 @@ impl LocalCognito {
 
     fn send_sign_up_code(&self, phone: &str) {
         let code = new_code();
-        self.sign_up_codes.lock().unwrap().insert(phone.to_owned(), PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 });
+        self.sign_up_codes
+            .lock()
+            .unwrap()
+            .insert(phone.to_owned(), PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 });
         self.outbox.send(phone, code.clone(), format!("Your AstroKiran code is {code}"));
     }
 
@@ -206,16 +215,25 @@ impl LocalCognito {
             return Ok(cognito_error("UserNotFoundException", "Username/client id combination not found."));
         };
         if status == "CONFIRMED" {
-            return Ok(cognito_error("NotAuthorizedException", "User cannot be confirmed. Current status is CONFIRMED"));
+            return Ok(cognito_error(
+                "NotAuthorizedException",
+                "User cannot be confirmed. Current status is CONFIRMED",
+            ));
         }
         {
             let mut codes = self.sign_up_codes.lock().unwrap();
             let Some(pending) = codes.get_mut(username) else {
-                return Ok(cognito_error("ExpiredCodeException", "Invalid code provided, please request a code again."));
+                return Ok(cognito_error(
+                    "ExpiredCodeException",
+                    "Invalid code provided, please request a code again.",
+                ));
             };
             if pending.issued.elapsed() > SIGN_UP_CODE_TTL {
                 codes.remove(username);
-                return Ok(cognito_error("ExpiredCodeException", "Invalid code provided, please request a code again."));
+                return Ok(cognito_error(
+                    "ExpiredCodeException",
+                    "Invalid code provided, please request a code again.",
+                ));
             }
             if pending.code != given {
                 pending.wrong += 1;
@@ -223,7 +241,10 @@ impl LocalCognito {
                     codes.remove(username);
                     return Ok(cognito_error("TooManyFailedAttemptsException", "Too many failed attempts."));
                 }
-                return Ok(cognito_error("CodeMismatchException", "Invalid verification code provided, please try again."));
+                return Ok(cognito_error(
+                    "CodeMismatchException",
+                    "Invalid verification code provided, please try again.",
+                ));
             }
             codes.remove(username);
         }
@@ -231,7 +252,10 @@ impl LocalCognito {
         if let Some(trigger) = self.post_confirmation.get() {
             let event = trigger_event(self.pool(), "PostConfirmation_ConfirmSignUp", self.client_id.get(), &attributes);
             if let Err(e) = trigger(event).await {
-                return Ok(cognito_error("UserLambdaValidationException", &format!("PostConfirmation failed with error {e}.")));
+                return Ok(cognito_error(
+                    "UserLambdaValidationException",
+                    &format!("PostConfirmation failed with error {e}."),
+                ));
             }
         }
         Ok(cognito_ok(json!({})))
@@ -241,7 +265,9 @@ impl LocalCognito {
         let username = request["Username"].as_str().unwrap_or_default();
         match self.user(username).await? {
             None => Ok(cognito_error("UserNotFoundException", "Username/client id combination not found.")),
-            Some((status, _)) if status == "CONFIRMED" => Ok(cognito_error("InvalidParameterException", "User is already confirmed.")),
+            Some((status, _)) if status == "CONFIRMED" => {
+                Ok(cognito_error("InvalidParameterException", "User is already confirmed."))
+            }
             Some(_) => {
                 self.send_sign_up_code(username);
                 Ok(cognito_ok(json!({ "CodeDeliveryDetails": delivery(username) })))
@@ -262,7 +288,10 @@ impl LocalCognito {
         let session = format!("local-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         self.sessions.lock().unwrap().insert(
             session.clone(),
-            SignInSession { username: username.to_owned(), code: PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 } },
+            SignInSession {
+                username: username.to_owned(),
+                code: PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 },
+            },
         );
         self.outbox.send(username, code.clone(), format!("Your AstroKiran sign-in code is {code}"));
         Ok(cognito_ok(json!({
@@ -286,7 +315,10 @@ impl LocalCognito {
                 .is_some_and(|s| s.username == username && s.code.issued.elapsed() <= SIGN_IN_SESSION_TTL);
             if !valid {
                 sessions.remove(session_id);
-                return Ok(cognito_error("NotAuthorizedException", "Invalid session for the user, session is expired."));
+                return Ok(cognito_error(
+                    "NotAuthorizedException",
+                    "Invalid session for the user, session is expired.",
+                ));
             }
             let session = sessions.get_mut(session_id).expect("checked above");
             if session.code.code != given {
@@ -300,7 +332,14 @@ impl LocalCognito {
         }
         // moto cannot sign in without a password: set a throwaway one and use the admin flow.
         let password = format!("Tmp{}x", uuid::Uuid::new_v4().simple()).to_uppercase() + "z";
-        self.cognito.admin_set_user_password().user_pool_id(self.pool()).username(username).password(&password).permanent(true).send().await?;
+        self.cognito
+            .admin_set_user_password()
+            .user_pool_id(self.pool())
+            .username(username)
+            .password(&password)
+            .permanent(true)
+            .send()
+            .await?;
         let auth = self
             .cognito
             .admin_initiate_auth()
@@ -330,7 +369,12 @@ fn delivery(phone: &str) -> Value {
 }
 
 /// The event Cognito sends a PostConfirmation trigger.
-pub fn trigger_event(pool_id: &str, source: &str, client_id: Option<&String>, attributes: &HashMap<String, String>) -> Value {
+pub fn trigger_event(
+    pool_id: &str,
+    source: &str,
+    client_id: Option<&String>,
+    attributes: &HashMap<String, String>,
+) -> Value {
     let mut attrs = attributes.clone();
     attrs.remove("cognito:username");
     attrs.insert("cognito:user_status".into(), "CONFIRMED".into());

@@ -38,12 +38,17 @@ macro_rules! handler {
 /// does not give it, or a binary the local stack does not know.
 pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Result<Handler> {
     Ok(match binary {
-        "otp-signup" => handler!(Http, otp_signup::App::from_env(sdk, env)?, |app, req| otp_signup::handle(&app, req).await),
+        "otp-signup" => {
+            handler!(Http, otp_signup::App::from_env(sdk, env)?, |app, req| otp_signup::handle(&app, req).await)
+        }
         "profile" => handler!(Http, profile::App::from_env(sdk, env)?, |app, req| profile::handle(&app, req).await),
         "post-confirmation" => handler!(Trigger, post_confirmation::App::from_env(sdk, env)?, |app, event| {
             post_confirmation::handle(&app, event).await.map_err(|e| e.to_string())
         }),
-        "notifications" => handler!(Sqs, notifications::App::from_env(sdk, env)?, |app, event| notifications::handle(&app, event).await),
+        "notifications" => {
+            handler!(Sqs, notifications::App::from_env(sdk, env)?, |app, event| notifications::handle(&app, event)
+                .await)
+        }
         other => bail!("template function binary {other:?} has no handler in infra/src/functions.rs"),
     })
 }

@@ -74,7 +74,8 @@ impl Gateway {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
         validation.validate_aud = false; // id tokens carry `aud`, access tokens `client_id`: checked below
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims;
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims;
         let audience = claims.get("aud").or_else(|| claims.get("client_id")).and_then(Value::as_str);
         anyhow::ensure!(audience == Some(self.audience.as_str()), "token is for another client");
         Ok(claims)
@@ -89,7 +90,14 @@ fn claims_as_strings(claims: Map<String, Value>) -> Map<String, Value> {
             let text = match v {
                 Value::String(s) => s,
                 Value::Array(items) => {
-                    format!("[{}]", items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" "))
+                    format!(
+                        "[{}]",
+                        items
+                            .iter()
+                            .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string()))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
                 }
                 other => other.to_string(),
             };
@@ -98,17 +106,33 @@ fn claims_as_strings(claims: Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-pub async fn serve(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn serve(
+    State(gw): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     let Some((route, params)) = gw.matching(&method, &path) else {
-        return (StatusCode::NOT_FOUND, [("content-type", "application/json")], json!({ "message": "Not Found" }).to_string()).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            [("content-type", "application/json")],
+            json!({ "message": "Not Found" }).to_string(),
+        )
+            .into_response();
     };
     let authorizer = if route.route.authorized {
         match gw.verify(&headers).await {
             Ok(claims) => Some(json!({ "jwt": { "claims": claims_as_strings(claims), "scopes": null } })),
             Err(e) => {
                 tracing::info!(route = %route.route.route_key(), reason = %e, "unauthorized");
-                return (StatusCode::UNAUTHORIZED, [("content-type", "application/json")], json!({ "message": "Unauthorized" }).to_string()).into_response();
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [("content-type", "application/json")],
+                    json!({ "message": "Unauthorized" }).to_string(),
+                )
+                    .into_response();
             }
         }
     } else {
@@ -118,13 +142,24 @@ pub async fn serve(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, hea
     let event = api_event(&route.route, &method, &uri, &headers, params, authorizer, &body);
     let request = match serde_json::from_value(event) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("local gateway built a bad event: {e}")).into_response(),
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("local gateway built a bad event: {e}"))
+                .into_response();
+        }
     };
     to_http((route.handler)(request).await)
 }
 
 /// The payload-format-2.0 event API Gateway would send.
-fn api_event(route: &HttpRoute, method: &Method, uri: &Uri, headers: &HeaderMap, params: HashMap<String, String>, authorizer: Option<Value>, body: &Bytes) -> Value {
+fn api_event(
+    route: &HttpRoute,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: HashMap<String, String>,
+    authorizer: Option<Value>,
+    body: &Bytes,
+) -> Value {
     let mut header_map = Map::new();
     for (name, value) in headers {
         let value = value.to_str().unwrap_or_default().to_owned();
@@ -137,7 +172,9 @@ fn api_event(route: &HttpRoute, method: &Method, uri: &Uri, headers: &HeaderMap,
     }
     let query: Map<String, Value> = uri
         .query()
-        .map(|q| url_pairs(q).into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect()
+        })
         .unwrap_or_default();
     let (body, is_base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
@@ -178,39 +215,6 @@ fn api_event(route: &HttpRoute, method: &Method, uri: &Uri, headers: &HeaderMap,
         "body": body,
         "isBase64Encoded": is_base64,
     })
-}
-
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                let s = s.replace('+', " ");
-                percent_decode(&s)
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn to_http(resp: shared::http::Response) -> Response {

@@ -104,23 +104,26 @@ impl LocalStack {
         let cognito = Arc::new(aws_endpoint::LocalCognito::new(opts.moto_endpoint.clone(), &moto_sdk, outbox.clone()));
         let _ = cognito.pool_id.set(provisioned.user_pool_id.clone());
         let _ = cognito.client_id.set(provisioned.user_pool_client_id.clone());
-        let aws_listener = TcpListener::bind(&opts.aws_addr).await.with_context(|| format!("binding {}", opts.aws_addr))?;
+        let aws_listener =
+            TcpListener::bind(&opts.aws_addr).await.with_context(|| format!("binding {}", opts.aws_addr))?;
         let aws_endpoint = format!("http://{}", aws_listener.local_addr()?);
-        let mut tasks = vec![serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone()))];
+        let mut tasks =
+            vec![serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone()))];
 
         let sdk = local_sdk_config(&aws_endpoint).await;
         let mut functions = Vec::new();
         for def in template.functions()? {
             let env = template::resolve_env(&def.env, &|id, attr| provisioned.lookup(id, attr))
                 .with_context(|| format!("environment of {}", def.logical_id))?;
-            let handler = functions::build(&def.binary, &sdk, &env).with_context(|| format!("function {}", def.logical_id))?;
+            let handler =
+                functions::build(&def.binary, &sdk, &env).with_context(|| format!("function {}", def.logical_id))?;
             functions.push((def, handler));
         }
 
         // Cognito invokes the function the user pool's LambdaConfig names.
-        let trigger_id = template
-            .of_kind("AWS::Cognito::UserPool")
-            .find_map(|(_, r)| r.properties.get("LambdaConfig").and_then(|l| l.get("PostConfirmation")).and_then(template::referenced_id));
+        let trigger_id = template.of_kind("AWS::Cognito::UserPool").find_map(|(_, r)| {
+            r.properties.get("LambdaConfig").and_then(|l| l.get("PostConfirmation")).and_then(template::referenced_id)
+        });
         if let Some(id) = trigger_id {
             match functions.iter().find(|(d, _)| d.logical_id == id) {
                 Some((_, Handler::Trigger(h))) => {
@@ -146,7 +149,8 @@ impl LocalStack {
             provisioned.user_pool_client_id.clone(),
             format!("{}/{pool}/.well-known/jwks.json", opts.moto_endpoint),
         );
-        let api_listener = TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
+        let api_listener =
+            TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
         let api_url = format!("http://{}", api_listener.local_addr()?);
         tasks.push(serve(api_listener, axum::Router::new().fallback(gateway::serve).with_state(Arc::new(gw))));
 

@@ -5,7 +5,9 @@ use infra::{LocalStack, Options, moto::MotoServer};
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     let api_port = std::env::var("API_PORT").unwrap_or_else(|_| "3000".into());
     let aws_port = std::env::var("AWS_PORT").unwrap_or_else(|_| "4566".into());
 
@@ -13,7 +15,8 @@ async fn main() -> Result<()> {
         Ok(_) => None,
         Err(_) => Some(tokio::task::spawn_blocking(MotoServer::start).await??),
     };
-    let moto_endpoint = std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| moto.as_ref().map(|m| m.endpoint.clone()).unwrap_or_default());
+    let moto_endpoint = std::env::var("MOTO_ENDPOINT")
+        .unwrap_or_else(|_| moto.as_ref().map(|m| m.endpoint.clone()).unwrap_or_default());
     let mut opts = Options::new(moto_endpoint.clone(), "astrokiran-local");
     opts.api_addr = format!("127.0.0.1:{api_port}");
     opts.aws_addr = format!("127.0.0.1:{aws_port}");
@@ -28,7 +31,13 @@ async fn main() -> Result<()> {
     println!("  table {}  user pool {}  app client {}", stack.table_name(), p.user_pool_id, p.user_pool_client_id);
     for (def, _) in &stack.functions {
         for r in &def.http_routes {
-            println!("  {:<7} {:<32} -> {}{}", r.method, r.path, def.logical_id, if r.authorized { "  (JWT)" } else { "" });
+            println!(
+                "  {:<7} {:<32} -> {}{}",
+                r.method,
+                r.path,
+                def.logical_id,
+                if r.authorized { "  (JWT)" } else { "" }
+            );
         }
         for q in &def.queues {
             println!("  SQS     {:<32} -> {}", q, def.logical_id);

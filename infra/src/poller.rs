@@ -20,7 +20,12 @@ pub async fn poll(sqs: aws_sdk_sqs::Client, queue_url: String, queue_arn: String
 }
 
 /// One receive-invoke-delete round; returns how many messages it handled.
-pub async fn poll_once(sqs: &aws_sdk_sqs::Client, queue_url: &str, queue_arn: &str, handler: &SqsHandler) -> anyhow::Result<usize> {
+pub async fn poll_once(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    queue_arn: &str,
+    handler: &SqsHandler,
+) -> anyhow::Result<usize> {
     let received = sqs
         .receive_message()
         .queue_url(queue_url)
@@ -60,7 +65,12 @@ pub async fn poll_once(sqs: &aws_sdk_sqs::Client, queue_url: &str, queue_arn: &s
         .iter()
         .filter(|m| !failed.contains(&m.message_id().unwrap_or_default()))
         .enumerate()
-        .map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle().unwrap_or_default()).build())
+        .map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .build()
+        })
         .collect::<Result<_, _>>()?;
     if !done.is_empty() {
         sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(done)).send().await?;

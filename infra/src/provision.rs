@@ -78,7 +78,10 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
             }
         }
         if let Some(redrive) = res.properties.get("RedrivePolicy") {
-            let target = redrive.get("deadLetterTargetArn").and_then(referenced_id).ok_or_else(|| anyhow!("{id}: deadLetterTargetArn"))?;
+            let target = redrive
+                .get("deadLetterTargetArn")
+                .and_then(referenced_id)
+                .ok_or_else(|| anyhow!("{id}: deadLetterTargetArn"))?;
             let arn = out.lookup(&target, "Arn").ok_or_else(|| anyhow!("{id}: DLQ {target} not made yet"))?;
             let max = redrive.get("maxReceiveCount").and_then(Value::as_u64).unwrap_or(5);
             request = request.attributes(
@@ -95,14 +98,23 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
 
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
     for (id, res) in template.of_kind("AWS::Cognito::UserPool") {
-        let pool_id = create_user_pool(&cognito, &format!("{prefix}-{id}"), &res.properties).await.with_context(|| format!("creating user pool {id}"))?;
-        out.attrs.insert((id.clone(), "Arn".into()), format!("arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{pool_id}"));
+        let pool_id = create_user_pool(&cognito, &format!("{prefix}-{id}"), &res.properties)
+            .await
+            .with_context(|| format!("creating user pool {id}"))?;
+        out.attrs.insert(
+            (id.clone(), "Arn".into()),
+            format!("arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{pool_id}"),
+        );
         out.refs.insert(id.clone(), pool_id.clone());
         out.user_pool_id = pool_id;
     }
     for (id, res) in template.of_kind("AWS::Cognito::UserPoolClient") {
         let p = &res.properties;
-        let pool = p.get("UserPoolId").and_then(referenced_id).and_then(|r| out.refs.get(&r).cloned()).ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
+        let pool = p
+            .get("UserPoolId")
+            .and_then(referenced_id)
+            .and_then(|r| out.refs.get(&r).cloned())
+            .ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
         let flows = seq(p, "ExplicitAuthFlows").filter_map(Value::as_str).map(ExplicitAuthFlowsType::from).collect();
         let strings = |k| seq(p, k).filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>();
         let client = cognito
@@ -122,9 +134,19 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
     }
     for (id, res) in template.of_kind("AWS::Cognito::UserPoolGroup") {
         let p = &res.properties;
-        let pool = p.get("UserPoolId").and_then(referenced_id).and_then(|r| out.refs.get(&r).cloned()).ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
+        let pool = p
+            .get("UserPoolId")
+            .and_then(referenced_id)
+            .and_then(|r| out.refs.get(&r).cloned())
+            .ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
         let name = str_prop(p, "GroupName").ok_or_else(|| anyhow!("{id}: GroupName"))?;
-        cognito.create_group().user_pool_id(pool).group_name(name).send().await.with_context(|| format!("creating group {id}"))?;
+        cognito
+            .create_group()
+            .user_pool_id(pool)
+            .group_name(name)
+            .send()
+            .await
+            .with_context(|| format!("creating group {id}"))?;
         out.refs.insert(id.clone(), name.to_owned());
     }
     Ok(out)
@@ -210,8 +232,12 @@ async fn create_user_pool(client: &aws_sdk_cognitoidentityprovider::Client, name
     let output = client
         .create_user_pool()
         .pool_name(name)
-        .set_username_attributes(Some(seq(p, "UsernameAttributes").filter_map(Value::as_str).map(UsernameAttributeType::from).collect()))
-        .set_auto_verified_attributes(Some(seq(p, "AutoVerifiedAttributes").filter_map(Value::as_str).map(VerifiedAttributeType::from).collect()))
+        .set_username_attributes(Some(
+            seq(p, "UsernameAttributes").filter_map(Value::as_str).map(UsernameAttributeType::from).collect(),
+        ))
+        .set_auto_verified_attributes(Some(
+            seq(p, "AutoVerifiedAttributes").filter_map(Value::as_str).map(VerifiedAttributeType::from).collect(),
+        ))
         .set_schema(Some(schema))
         .policies(UserPoolPolicyType::builder().password_policy(policy).build())
         .send()

@@ -107,9 +107,14 @@ impl Template {
                     match event.get("Type").and_then(Value::as_str) {
                         Some("HttpApi") => {
                             let field = |k: &str| {
-                                props.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| anyhow!("{id}.{name:?}: {k} missing"))
+                                props
+                                    .get(k)
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned)
+                                    .ok_or_else(|| anyhow!("{id}.{name:?}: {k} missing"))
                             };
-                            let authorizer = props.get("Auth").and_then(|a| a.get("Authorizer")).and_then(Value::as_str);
+                            let authorizer =
+                                props.get("Auth").and_then(|a| a.get("Authorizer")).and_then(Value::as_str);
                             http_routes.push(HttpRoute {
                                 method: field("Method")?.to_uppercase(),
                                 path: field("Path")?,
@@ -118,7 +123,9 @@ impl Template {
                         }
                         Some("SQS") => {
                             let queue = props.get("Queue").ok_or_else(|| anyhow!("{id}: SQS event without Queue"))?;
-                            queues.push(referenced_id(queue).ok_or_else(|| anyhow!("{id}: Queue must be !GetAtt Q.Arn"))?);
+                            queues.push(
+                                referenced_id(queue).ok_or_else(|| anyhow!("{id}: Queue must be !GetAtt Q.Arn"))?,
+                            );
                         }
                         Some(other) => bail!("{id}: event type {other} is not supported by the local stack"),
                         None => bail!("{id}: event without Type"),
@@ -167,7 +174,10 @@ pub fn referenced_id(v: &Value) -> Option<String> {
 }
 
 /// Resolves function environment values against what was provisioned.
-pub fn resolve_env(env: &BTreeMap<String, Value>, lookup: &dyn Fn(&str, &str) -> Option<String>) -> Result<HashMap<String, String>> {
+pub fn resolve_env(
+    env: &BTreeMap<String, Value>,
+    lookup: &dyn Fn(&str, &str) -> Option<String>,
+) -> Result<HashMap<String, String>> {
     env.iter()
         .map(|(name, value)| {
             let (tag, target) = intrinsic(value).ok_or_else(|| anyhow!("{name}: unsupported value {value:?}"))?;

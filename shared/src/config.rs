@@ -55,7 +55,8 @@ pub async fn aws() -> SdkConfig {
 
 /// The loader behind [`aws`], for callers (the local stack) that set endpoint and credentials.
 pub fn sdk_loader() -> aws_config::ConfigLoader {
-    let http_client = Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
+    let http_client =
+        Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
         .timeout_config(

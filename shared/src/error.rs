@@ -25,12 +25,7 @@ impl ApiError {
     /// 400 naming the request field that is wrong.
     pub fn invalid_field(field: impl Into<String>, problem: impl std::fmt::Display) -> Self {
         let field = field.into();
-        Self {
-            status: 400,
-            code: "invalid_field".into(),
-            message: format!("{field}: {problem}"),
-            field: Some(field),
-        }
+        Self { status: 400, code: "invalid_field".into(), message: format!("{field}: {problem}"), field: Some(field) }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(400, code, message)

@@ -37,8 +37,7 @@ impl<P: Event> Envelope<P> {
 impl Envelope {
     /// The typed payload, if this envelope carries event `P` at its version.
     pub fn payload_as<P: Event>(&self) -> Option<Result<P, serde_json::Error>> {
-        (self.kind == P::TYPE && self.version == P::VERSION)
-            .then(|| serde_json::from_value(self.payload.clone()))
+        (self.kind == P::TYPE && self.version == P::VERSION).then(|| serde_json::from_value(self.payload.clone()))
     }
 }
 

@@ -17,10 +17,7 @@ pub type Response = ApiGatewayV2httpResponse;
 
 /// `"POST /auth/signup"`: the template route that matched, which handlers dispatch on.
 pub fn route_key(req: &Request) -> &str {
-    req.route_key
-        .as_deref()
-        .or(req.request_context.route_key.as_deref())
-        .unwrap_or("")
+    req.route_key.as_deref().or(req.request_context.route_key.as_deref()).unwrap_or("")
 }
 
 /// A path parameter the route declares, e.g. `{id}`.
@@ -92,10 +89,7 @@ impl Caller {
             .get("sub")
             .and_then(|sub| UserId::parse(sub).ok())
             .ok_or_else(|| ApiError::unauthorized("unauthenticated", "sign in first"))?;
-        let groups = claims
-            .get("cognito:groups")
-            .map(|raw| parse_groups_claim(raw))
-            .unwrap_or_default();
+        let groups = claims.get("cognito:groups").map(|raw| parse_groups_claim(raw)).unwrap_or_default();
         Ok(Self { user_id, groups })
     }
 
@@ -118,7 +112,7 @@ fn parse_groups_claim(raw: &str) -> Vec<UserType> {
         return list.iter().filter_map(|g| UserType::parse(g).ok()).collect();
     }
     raw.trim_matches(|c| c == '[' || c == ']')
-        .split(|c: char| c == ' ' || c == ',')
+        .split([' ', ','])
         .filter_map(|g| UserType::parse(g.trim()).ok())
         .collect()
 }

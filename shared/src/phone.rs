@@ -23,15 +23,10 @@ pub struct Phone(String);
 impl Phone {
     /// Parses user input. Spaces, hyphens and brackets are tolerated as formatting.
     pub fn parse(input: &str) -> Result<Self, PhoneError> {
-        let compact: String = input
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-            .collect();
+        let compact: String = input.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
         let digits = compact.strip_prefix('+').ok_or(PhoneError::NotE164)?;
-        let well_formed = (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let well_formed =
+            (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if !well_formed {
             return Err(PhoneError::NotE164);
         }

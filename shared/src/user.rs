@@ -15,9 +15,7 @@ pub struct InvalidUserId;
 
 impl UserId {
     pub fn parse(raw: &str) -> Result<Self, InvalidUserId> {
-        uuid::Uuid::parse_str(raw)
-            .map(|u| Self(u.hyphenated().to_string()))
-            .map_err(|_| InvalidUserId)
+        uuid::Uuid::parse_str(raw).map(|u| Self(u.hyphenated().to_string())).map_err(|_| InvalidUserId)
     }
     pub fn as_str(&self) -> &str {
         &self.0

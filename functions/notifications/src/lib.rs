@@ -6,10 +6,10 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
+use shared::UserId;
 use shared::config::{self, ConfigError};
 use shared::events::{Envelope, UserRegistered, process_batch};
 use shared::store::{Store, StoreError, items};
-use shared::UserId;
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -35,7 +35,8 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 }
 
 async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
-    let malformed = |e: serde_json::Error| NotifyError::Malformed { kind: envelope.kind.clone(), detail: e.to_string() };
+    let malformed =
+        |e: serde_json::Error| NotifyError::Malformed { kind: envelope.kind.clone(), detail: e.to_string() };
     let (user, title, body) = if let Some(payload) = envelope.payload_as::<UserRegistered>() {
         let p = payload.map_err(malformed)?;
         (p.user_id, "Welcome to AstroKiran".to_owned(), format!("Namaste {}, your account is ready.", p.first_name))

@@ -5,5 +5,8 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let app = notifications::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
-    run(service_fn(|event: LambdaEvent<SqsEvent>| async { Ok::<_, Error>(notifications::handle(&app, event.payload).await) })).await
+    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, Error>(notifications::handle(&app, event.payload).await)
+    }))
+    .await
 }

@@ -42,9 +42,10 @@ fn map_code(op: Operation, code: &str) -> ApiError {
         (SignUp, "UsernameExistsException" | "AliasExistsException") => {
             ApiError::conflict("phone_already_registered", "this phone number is already registered; sign in instead")
         }
-        (VerifySignIn, "CodeMismatchException" | "ExpiredCodeException" | "NotAuthorizedException" | "UserNotFoundException") => {
-            ApiError::unauthorized(INVALID_CODE, "the code is wrong or has expired; request a new one")
-        }
+        (
+            VerifySignIn,
+            "CodeMismatchException" | "ExpiredCodeException" | "NotAuthorizedException" | "UserNotFoundException",
+        ) => ApiError::unauthorized(INVALID_CODE, "the code is wrong or has expired; request a new one"),
         (StartSignIn, "UserNotFoundException" | "UserNotConfirmedException" | "NotAuthorizedException") => {
             ApiError::new(404, UNKNOWN_USER, "no such user")
         }
@@ -76,7 +77,9 @@ fn map_code(op: Operation, code: &str) -> ApiError {
         (_, "CodeDeliveryFailureException") => {
             ApiError::bad_gateway("sms_delivery_failed", "the SMS could not be sent; check the number and try again")
         }
-        (_, "InvalidParameterException") => ApiError::bad_request("invalid_request", "the request was refused by sign-in"),
+        (_, "InvalidParameterException") => {
+            ApiError::bad_request("invalid_request", "the request was refused by sign-in")
+        }
         (_, "UserLambdaValidationException" | "UnexpectedLambdaException") => {
             ApiError::bad_gateway("account_setup_failed", "we could not set up the account; try again")
         }
@@ -93,18 +96,26 @@ mod tests {
 
     #[test]
     fn sign_in_failures_are_indistinguishable() {
-        let answers: Vec<_> = ["CodeMismatchException", "ExpiredCodeException", "NotAuthorizedException", "UserNotFoundException"]
-            .iter()
-            .map(|code| map_code(Operation::VerifySignIn, code))
-            .collect();
+        let answers: Vec<_> =
+            ["CodeMismatchException", "ExpiredCodeException", "NotAuthorizedException", "UserNotFoundException"]
+                .iter()
+                .map(|code| map_code(Operation::VerifySignIn, code))
+                .collect();
         assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
         assert_eq!(answers[0].status, 401);
     }
 
     #[test]
     fn nothing_maps_to_500() {
-        for op in [Operation::SignUp, Operation::ConfirmSignUp, Operation::ResendCode, Operation::StartSignIn, Operation::VerifySignIn] {
-            for code in ["Whatever", "InternalErrorException", "InvalidParameterException", "TooManyRequestsException"] {
+        for op in [
+            Operation::SignUp,
+            Operation::ConfirmSignUp,
+            Operation::ResendCode,
+            Operation::StartSignIn,
+            Operation::VerifySignIn,
+        ] {
+            for code in ["Whatever", "InternalErrorException", "InvalidParameterException", "TooManyRequestsException"]
+            {
                 assert!(map_code(op, code).status != 500);
             }
         }

@@ -1,16 +1,16 @@
 //! Cognito answers moto cannot give (expired codes, throttling, SMS failures, outages),
 //! mocked with aws-smithy-mocks, through the real handler.
 
+use aws_lambda_events::encodings::Body;
 use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::error::ErrorMetadata;
 use aws_sdk_cognitoidentityprovider::operation::confirm_sign_up::ConfirmSignUpError;
 use aws_sdk_cognitoidentityprovider::operation::initiate_auth::{InitiateAuthError, InitiateAuthOutput};
 use aws_sdk_cognitoidentityprovider::operation::respond_to_auth_challenge::RespondToAuthChallengeError;
 use aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpError;
 use aws_sdk_cognitoidentityprovider::types::ChallengeNameType;
 use aws_sdk_cognitoidentityprovider::types::error::*;
-use aws_sdk_cognitoidentityprovider::error::ErrorMetadata;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use aws_lambda_events::encodings::Body;
 use otp_signup::{App, handle};
 use serde_json::{Value, json};
 use shared::http::Request;
@@ -36,12 +36,15 @@ async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
     (resp.status_code, serde_json::from_str(&text).unwrap())
 }
 
+/// An error Cognito returns, and the status and code the app should see.
+type Case<E> = (fn() -> E, i64, &'static str);
+
 const PHONE: &str = "+919876543210";
 
 #[tokio::test]
 async fn sign_up_errors() {
     let signup = json!({ "phone": PHONE, "first_name": "A", "last_name": "B", "user_type": "user" });
-    let cases: Vec<(fn() -> SignUpError, i64, &str)> = vec![
+    let cases: Vec<Case<SignUpError>> = vec![
         (|| err!(SignUpError, UsernameExistsException), 409, "phone_already_registered"),
         (|| err!(SignUpError, CodeDeliveryFailureException), 502, "sms_delivery_failed"),
         (|| err!(SignUpError, TooManyRequestsException), 429, "too_many_requests"),
@@ -59,7 +62,7 @@ async fn sign_up_errors() {
 #[tokio::test]
 async fn confirm_errors() {
     let confirm = json!({ "phone": PHONE, "code": "123456" });
-    let cases: Vec<(fn() -> ConfirmSignUpError, i64, &str)> = vec![
+    let cases: Vec<Case<ConfirmSignUpError>> = vec![
         (|| err!(ConfirmSignUpError, ExpiredCodeException), 400, "code_expired"),
         (|| err!(ConfirmSignUpError, CodeMismatchException), 400, "code_mismatch"),
         (|| err!(ConfirmSignUpError, TooManyFailedAttemptsException), 429, "too_many_attempts"),
@@ -79,14 +82,17 @@ async fn unknown_number_gets_a_challenge_shaped_like_a_real_one() {
     let real = mock!(Client::initiate_auth).then_output(|| {
         InitiateAuthOutput::builder().challenge_name(ChallengeNameType::SmsOtp).session("AYABe-real-session").build()
     });
-    let (s1, known) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&real]), "POST /auth/otp", json!({ "phone": PHONE })).await;
+    let (s1, known) =
+        call(mock_client!(aws_sdk_cognitoidentityprovider, [&real]), "POST /auth/otp", json!({ "phone": PHONE })).await;
     for error in [
         (|| err!(InitiateAuthError, UserNotFoundException)) as fn() -> InitiateAuthError,
         (|| err!(InitiateAuthError, UserNotConfirmedException)) as fn() -> InitiateAuthError,
         (|| err!(InitiateAuthError, NotAuthorizedException)) as fn() -> InitiateAuthError,
     ] {
         let rule = mock!(Client::initiate_auth).then_error(error);
-        let (s2, unknown) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "POST /auth/otp", json!({ "phone": PHONE })).await;
+        let (s2, unknown) =
+            call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "POST /auth/otp", json!({ "phone": PHONE }))
+                .await;
         assert_eq!((s1, s2), (200, 200));
         assert_eq!(known["code"], unknown["code"]);
         assert_eq!(known["challenge"], unknown["challenge"]);
@@ -105,14 +111,17 @@ async fn every_failed_verification_looks_the_same() {
         (|| err!(RespondToAuthChallengeError, UserNotFoundException)) as fn() -> RespondToAuthChallengeError,
     ] {
         let rule = mock!(Client::respond_to_auth_challenge).then_error(error);
-        bodies.push(call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "POST /auth/otp/verify", verify.clone()).await);
+        bodies.push(
+            call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "POST /auth/otp/verify", verify.clone()).await,
+        );
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
     assert_eq!(bodies[0].0, 401);
 
     let throttled = mock!(Client::respond_to_auth_challenge)
         .then_error(|| err!(RespondToAuthChallengeError, TooManyRequestsException));
-    let (status, body) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&throttled]), "POST /auth/otp/verify", verify).await;
+    let (status, body) =
+        call(mock_client!(aws_sdk_cognitoidentityprovider, [&throttled]), "POST /auth/otp/verify", verify).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (429, "too_many_requests"));
 }
 
@@ -141,6 +150,7 @@ async fn cognito_unreachable_is_a_503_on_every_route() {
 #[tokio::test]
 async fn unknown_route_is_a_404() {
     let rule = mock!(Client::sign_up).then_error(|| err!(SignUpError, UsernameExistsException));
-    let (status, body) = call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "DELETE /auth/signup", json!({})).await;
+    let (status, body) =
+        call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "DELETE /auth/signup", json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (404, "no_route"));
 }

@@ -98,7 +98,8 @@ fn new_user(attributes: &std::collections::HashMap<String, String>) -> Result<Ne
     let invalid = |what: &str| TriggerError::InvalidEvent(format!("attribute {what} is missing or invalid"));
     let role_attr = get("custom:user_type");
     // custom:user_type is immutable in the pool schema, so it is the role chosen at sign-up.
-    let user_type = UserType::parse_self_service(role_attr).map_err(|_| TriggerError::RoleNotAllowed(role_attr.to_owned()))?;
+    let user_type =
+        UserType::parse_self_service(role_attr).map_err(|_| TriggerError::RoleNotAllowed(role_attr.to_owned()))?;
     Ok(NewUser {
         id: UserId::parse(get("sub")).map_err(|_| invalid("sub"))?,
         phone: Phone::parse(get("phone_number")).map_err(|_| invalid("phone_number"))?,

@@ -44,10 +44,7 @@ pub fn opt_str<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 }
 
 pub fn get_u64(item: &Item, name: &str) -> Result<u64, StoreError> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| missing(name))
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).ok_or_else(|| missing(name))
 }
 
 /// Reads a Number as money. Compares values, not text: DynamoDB may normalise `100.50` to `100.5`.

@@ -56,18 +56,17 @@ impl StoreError {
         R: std::fmt::Debug,
     {
         match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-                StoreError::Unavailable(format!("{err:?}"))
-            }
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Unavailable(format!("{err:?}")),
             SdkError::ServiceError(service) => {
                 let code = service.err().code().unwrap_or("");
                 let message = service.err().message().unwrap_or("").to_owned();
                 match code {
                     "ConditionalCheckFailedException" => StoreError::ConditionFailed(message),
-                    "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"
-                    | "InternalServerError" | "ServiceUnavailable" => {
-                        StoreError::Unavailable(format!("{code}: {message}"))
-                    }
+                    "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable" => StoreError::Unavailable(format!("{code}: {message}")),
                     _ => StoreError::Other(format!("{code}: {message}")),
                 }
             }

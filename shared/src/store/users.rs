@@ -152,10 +152,9 @@ impl Store {
                 Some(reasons) if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") => {
                     Ok(Registered::AlreadyExisted)
                 }
-                Some(reasons) => Err(StoreError::ConditionFailed(format!(
-                    "registration refused: {}",
-                    reasons.join(",")
-                ))),
+                Some(reasons) => {
+                    Err(StoreError::ConditionFailed(format!("registration refused: {}", reasons.join(","))))
+                }
                 None => Err(StoreError::from_sdk(err)),
             },
         }
@@ -193,12 +192,9 @@ impl Store {
 /// The per-item reasons DynamoDB gives for a cancelled transaction, in request order.
 pub fn cancellation_reasons<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
     match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
-            e.cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None").to_owned())
-                .collect(),
-        ),
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            Some(e.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
+        }
         _ => None,
     }
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the tests need, pinned, into the repo's own ignored
+# folders: Python tools (moto, cfn-lint, aws-sam-cli) into .venv. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is missing: $2" >&2; exit 1; }
+}
+need cargo "install the Rust toolchain (https://rustup.rs), edition 2024 needs Rust 1.85 or newer"
+need python3 "install Python 3.9 or newer (the AWS emulator, moto, is a Python package)"
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' \
+  || { echo "setup: Python 3.9 or newer is required, found $(python3 --version)" >&2; exit 1; }
+
+stamp=".venv/.installed-$(sha256sum infra/requirements.txt | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  if [ ! -x .venv/bin/pip ]; then
+    python3 -m venv .venv || { echo "setup: python3 -m venv failed; install the venv module (Debian: apt-get install python3-venv)" >&2; exit 1; }
+  fi
+  echo "setup: installing $(grep -vc '^#' infra/requirements.txt) pinned Python tools into .venv (first run takes a minute or two)"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,91 @@
+//! Every sample in `events/` runs through its function's handler, so
+//! `sam local invoke <Function> -e events/<file>.json` never breaks silently.
+
+use std::path::PathBuf;
+
+use aws_lambda_events::encodings::Body;
+use infra::functions::Handler;
+use integration_tests::*;
+use serde_json::Value;
+
+/// `events/<binary>[-case].json`, longest binary name first.
+fn samples(binaries: &[String]) -> Vec<(PathBuf, String)> {
+    let dir = infra::repo_root().join("events");
+    let mut by_length = binaries.to_vec();
+    by_length.sort_by_key(|b| std::cmp::Reverse(b.len()));
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+            let binary = by_length
+                .iter()
+                .find(|b| stem == **b || stem.starts_with(&format!("{b}-")))
+                .unwrap_or_else(|| panic!("{} names no function of template.yaml", p.display()))
+                .clone();
+            (p, binary)
+        })
+        .collect();
+    // The trigger creates the user the other samples act as.
+    out.sort_by_key(|(p, b)| (b != "post-confirmation", p.clone()));
+    out
+}
+
+#[tokio::test]
+async fn every_function_has_a_sample_and_every_sample_runs() {
+    let stack = stack().await;
+    let binaries: Vec<String> = stack.functions.iter().map(|(d, _)| d.binary.clone()).collect();
+    let samples = samples(&binaries);
+    for b in &binaries {
+        assert!(samples.iter().any(|(_, s)| s == b), "function {b} has no sample in events/");
+    }
+
+    for (path, binary) in samples {
+        let mut event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        match stack.handler(&binary).unwrap() {
+            Handler::Http(h) => {
+                let resp = h(serde_json::from_value(event).unwrap()).await;
+                assert!(resp.status_code < 500, "{name}: {}", resp.status_code);
+                let Some(Body::Text(text)) = resp.body else { panic!("{name}: no body") };
+                let body: Value = serde_json::from_str(&text).unwrap();
+                if resp.status_code >= 400 {
+                    assert!(body["error"]["code"].is_string(), "{name}: {body}");
+                }
+            }
+            Handler::Trigger(h) => {
+                // Point the sample at this stack's pool, with the user Cognito would have.
+                let attrs = event["request"]["userAttributes"].clone();
+                let cognito = aws_sdk_cognitoidentityprovider::Client::new(&stack.sdk);
+                let phone = attrs["phone_number"].as_str().unwrap();
+                let created = cognito
+                    .admin_create_user()
+                    .user_pool_id(&stack.provisioned.user_pool_id)
+                    .username(phone)
+                    .user_attributes(
+                        aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+                            .name("phone_number")
+                            .value(phone)
+                            .build()
+                            .unwrap(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                event["userPoolId"] = Value::String(stack.provisioned.user_pool_id.clone());
+                event["userName"] = Value::String(created.user().unwrap().username().unwrap().to_owned());
+                assert_eq!(h(event.clone()).await.unwrap(), event, "{name}");
+            }
+            Handler::Sqs(h) => {
+                let resp = h(serde_json::from_value(event).unwrap()).await;
+                assert!(resp.batch_item_failures.is_empty(), "{name}: {:?}", resp.batch_item_failures);
+            }
+        }
+    }
+    // The profile sample acts as the user the trigger sample created.
+    let me = std::fs::read_to_string(infra::repo_root().join("events/profile-get-me.json")).unwrap();
+    let Handler::Http(profile) = stack.handler("profile").unwrap() else { panic!() };
+    let resp = profile(serde_json::from_str(&me).unwrap()).await;
+    assert_eq!(resp.status_code, 200);
+}

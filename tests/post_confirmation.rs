@@ -1,0 +1,145 @@
+//! The PostConfirmation trigger: creates everything once, however often Cognito runs it,
+//! puts the user in the group of their role, and returns the event it was given.
+
+use aws_sdk_cognitoidentityprovider::Client as Cognito;
+use infra::LocalStack;
+use infra::functions::Handler;
+use integration_tests::*;
+use serde_json::{Value, json};
+
+/// A user created in the stack's pool, and the PostConfirmation event Cognito would send.
+async fn confirmed_user(stack: &LocalStack, role: &str, source: &str) -> (Value, String) {
+    let cognito = Cognito::new(&stack.sdk);
+    let phone = random_phone();
+    let created = cognito
+        .admin_create_user()
+        .user_pool_id(&stack.provisioned.user_pool_id)
+        .username(&phone)
+        .user_attributes(attr("phone_number", &phone))
+        .user_attributes(attr("given_name", "Ravi"))
+        .user_attributes(attr("family_name", "Shastri"))
+        .user_attributes(attr("custom:user_type", role))
+        .send()
+        .await
+        .unwrap();
+    let user = created.user().unwrap();
+    let sub = user.attributes().iter().find(|a| a.name() == "sub").and_then(|a| a.value()).unwrap().to_owned();
+    let event = json!({
+        "version": "1",
+        "region": "ap-south-1",
+        "userPoolId": stack.provisioned.user_pool_id,
+        "userName": user.username().unwrap(),
+        "triggerSource": source,
+        "callerContext": { "awsSdkVersion": "aws-sdk-js-3", "clientId": stack.provisioned.user_pool_client_id },
+        "request": { "userAttributes": {
+            "sub": sub, "cognito:user_status": "CONFIRMED", "phone_number_verified": "true",
+            "phone_number": phone, "given_name": "Ravi", "family_name": "Shastri", "custom:user_type": role,
+        } },
+        "response": {},
+    });
+    (event, sub)
+}
+
+fn attr(name: &str, value: &str) -> aws_sdk_cognitoidentityprovider::types::AttributeType {
+    aws_sdk_cognitoidentityprovider::types::AttributeType::builder().name(name).value(value).build().unwrap()
+}
+
+async fn run(stack: &LocalStack, event: Value) -> Result<Value, String> {
+    let Some(Handler::Trigger(trigger)) = stack.handler("post-confirmation") else { panic!("no trigger") };
+    trigger(event).await
+}
+
+async fn groups_of(stack: &LocalStack, username: &str) -> Vec<String> {
+    Cognito::new(&stack.sdk)
+        .admin_list_groups_for_user()
+        .user_pool_id(&stack.provisioned.user_pool_id)
+        .username(username)
+        .send()
+        .await
+        .unwrap()
+        .groups()
+        .iter()
+        .filter_map(|g| g.group_name().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn reruns_create_nothing_twice_and_return_the_event() {
+    let stack = stack().await;
+    let (event, _) = confirmed_user(&stack, "astrologer", "PostConfirmation_ConfirmSignUp").await;
+    for source in
+        ["PostConfirmation_ConfirmSignUp", "PostConfirmation_ConfirmSignUp", "PostConfirmation_ConfirmForgotPassword"]
+    {
+        let mut again = event.clone();
+        again["triggerSource"] = json!(source);
+        assert_eq!(run(&stack, again.clone()).await.unwrap(), again, "returns the event unchanged");
+    }
+    let items = all_items(&stack).await;
+    for sk in ["PROFILE", "WALLET", "ASTROLOGER", "PHONE"] {
+        assert_eq!(items_with_sk(&items, sk), 1, "{sk}");
+    }
+    assert_eq!(groups_of(&stack, event["userName"].as_str().unwrap()).await, vec!["astrologer"]);
+}
+
+#[tokio::test]
+async fn concurrent_runs_create_one_of_each() {
+    let stack = stack().await;
+    let (event, _) = confirmed_user(&stack, "user", "PostConfirmation_ConfirmSignUp").await;
+    let results = futures_join(&stack, &event, 4).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let items = all_items(&stack).await;
+    assert_eq!(
+        (items_with_sk(&items, "PROFILE"), items_with_sk(&items, "WALLET"), items_with_sk(&items, "ASTROLOGER")),
+        (1, 1, 0)
+    );
+    assert_eq!(groups_of(&stack, event["userName"].as_str().unwrap()).await, vec!["user"]);
+}
+
+async fn futures_join(stack: &LocalStack, event: &Value, n: usize) -> Vec<Result<Value, String>> {
+    let Some(Handler::Trigger(trigger)) = stack.handler("post-confirmation") else { panic!() };
+    let handles: Vec<_> = (0..n).map(|_| tokio::spawn(trigger(event.clone()))).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn admin_role_is_refused_and_nothing_is_written() {
+    let stack = stack().await;
+    let (event, _) = confirmed_user(&stack, "admin", "PostConfirmation_ConfirmSignUp").await;
+    let error = run(&stack, event.clone()).await.unwrap_err();
+    assert!(error.contains("admin"), "{error}");
+    assert!(all_items(&stack).await.is_empty());
+    assert!(groups_of(&stack, event["userName"].as_str().unwrap()).await.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_events_fail_without_writing() {
+    let stack = stack().await;
+    let (event, _) = confirmed_user(&stack, "user", "PostConfirmation_ConfirmSignUp").await;
+    let mut no_sub = event.clone();
+    no_sub["request"]["userAttributes"].as_object_mut().unwrap().remove("sub");
+    let mut bad_phone = event.clone();
+    bad_phone["request"]["userAttributes"]["phone_number"] = json!("12345");
+    for broken in [no_sub, bad_phone, json!({}), json!({ "request": "x" })] {
+        assert!(run(&stack, broken).await.is_err());
+    }
+    assert!(all_items(&stack).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_phone_number_cannot_belong_to_two_users() {
+    let stack = stack().await;
+    let (first, _) = confirmed_user(&stack, "user", "PostConfirmation_ConfirmSignUp").await;
+    run(&stack, first.clone()).await.unwrap();
+    let (mut second, _) = confirmed_user(&stack, "user", "PostConfirmation_ConfirmSignUp").await;
+    second["request"]["userAttributes"]["phone_number"] = first["request"]["userAttributes"]["phone_number"].clone();
+    assert!(run(&stack, second).await.is_err());
+    assert_eq!(
+        items_with_sk(&all_items(&stack).await, "PROFILE"),
+        1,
+        "the transaction wrote nothing for the second user"
+    );
+}
