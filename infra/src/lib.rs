@@ -9,8 +9,10 @@ pub mod gateway;
 pub mod moto;
 pub mod poller;
 pub mod provision;
+pub mod stubs;
 pub mod template;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,6 +54,9 @@ pub struct Options {
     pub template: PathBuf,
     /// Poll the SQS queues into their consumers (tests may drive them by hand instead).
     pub poll_queues: bool,
+    /// Template parameter values; the stand-ins for third parties add theirs, and
+    /// anything else falls back to the parameter's `Default`.
+    pub parameters: HashMap<String, String>,
 }
 
 impl Options {
@@ -63,6 +68,7 @@ impl Options {
             aws_addr: "127.0.0.1:0".into(),
             template: repo_root().join("template.yaml"),
             poll_queues: true,
+            parameters: HashMap::new(),
         }
     }
 }
@@ -77,6 +83,8 @@ pub struct LocalStack {
     /// SDK configuration pointing at [`Self::aws_endpoint`].
     pub sdk: SdkConfig,
     pub functions: Vec<(template::FunctionDef, Handler)>,
+    /// The local stand-ins for Digio and Razorpay.
+    pub stubs: stubs::Stubs,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -95,8 +103,13 @@ fn serve(listener: TcpListener, router: axum::Router) -> JoinHandle<()> {
 }
 
 impl LocalStack {
-    pub async fn start(opts: Options) -> Result<Self> {
+    pub async fn start(mut opts: Options) -> Result<Self> {
         let template = Template::load(&opts.template)?;
+        // Bind the API first: the stand-ins need its address to send webhooks to.
+        let api_listener =
+            TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
+        let api_url = format!("http://{}", api_listener.local_addr()?);
+        let (stubs, stub_tasks) = stubs::start(&api_url, &mut opts.parameters).await?;
         let moto_sdk = local_sdk_config(&opts.moto_endpoint).await;
         let provisioned = provision::provision(&moto_sdk, &template, &opts.prefix).await?;
 
@@ -107,13 +120,22 @@ impl LocalStack {
         let aws_listener =
             TcpListener::bind(&opts.aws_addr).await.with_context(|| format!("binding {}", opts.aws_addr))?;
         let aws_endpoint = format!("http://{}", aws_listener.local_addr()?);
-        let mut tasks =
-            vec![serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone()))];
+        let mut tasks = stub_tasks;
+        tasks.push(serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone())));
 
         let sdk = local_sdk_config(&aws_endpoint).await;
         let mut functions = Vec::new();
         for def in template.functions()? {
-            let env = template::resolve_env(&def.env, &|id, attr| provisioned.lookup(id, attr))
+            let lookup = |id: &str, attr: &str| {
+                provisioned.lookup(id, attr).or_else(|| match (id, attr) {
+                    ("AWS::Region", "Ref") => Some(REGION.to_owned()),
+                    (_, "Ref") => {
+                        opts.parameters.get(id).cloned().or_else(|| template.parameters.get(id).cloned().flatten())
+                    }
+                    _ => None,
+                })
+            };
+            let env = template::resolve_env(&def.env, &lookup)
                 .with_context(|| format!("environment of {}", def.logical_id))?;
             let handler =
                 functions::build(&def.binary, &sdk, &env).with_context(|| format!("function {}", def.logical_id))?;
@@ -167,7 +189,7 @@ impl LocalStack {
             }
         }
 
-        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, tasks })
+        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, tasks })
     }
 
     pub fn table_name(&self) -> String {

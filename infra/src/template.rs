@@ -12,6 +12,8 @@ use serde_yaml::Value;
 pub struct Template {
     pub resources: BTreeMap<String, Resource>,
     pub globals_env: BTreeMap<String, Value>,
+    /// `Parameters` and their defaults (`None`: no default, the deployer must give one).
+    pub parameters: BTreeMap<String, Option<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +79,19 @@ impl Template {
             .and_then(|e| e.get("Variables"))
             .map(string_keyed)
             .unwrap_or_default();
-        Ok(Self { resources, globals_env })
+        let parameters = doc
+            .get("Parameters")
+            .and_then(Value::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        let default = v.get("Default").and_then(|d| intrinsic(d).map(|(_, s)| s));
+                        Some((k.as_str()?.to_owned(), default))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self { resources, globals_env, parameters })
     }
 
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Resource)> + 'a {

@@ -12,7 +12,9 @@ pub mod events;
 pub mod http;
 pub mod logging;
 pub mod money;
+pub mod outbound;
 pub mod phone;
+pub mod signature;
 pub mod store;
 pub mod user;
 
