@@ -15,13 +15,17 @@ use shared::http::{Request, Response};
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub type HttpHandler = Arc<dyn Fn(Request) -> BoxFuture<Response> + Send + Sync>;
 pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<SqsBatchResponse> + Send + Sync>;
+/// Any function invoked with a JSON event that returns JSON: Cognito triggers, schedules.
 pub type TriggerHandler = Arc<dyn Fn(Value) -> BoxFuture<Result<Value, String>> + Send + Sync>;
 
 #[derive(Clone)]
 pub enum Handler {
     Http(HttpHandler),
     Sqs(SqsHandler),
+    /// Invoked by Cognito (PostConfirmation).
     Trigger(TriggerHandler),
+    /// Invoked by an EventBridge schedule.
+    Scheduled(TriggerHandler),
 }
 
 macro_rules! handler {
@@ -44,6 +48,15 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
         "profile" => handler!(Http, profile::App::from_env(sdk, env)?, |app, req| profile::handle(&app, req).await),
         "post-confirmation" => handler!(Trigger, post_confirmation::App::from_env(sdk, env)?, |app, event| {
             post_confirmation::handle(&app, event).await.map_err(|e| e.to_string())
+        }),
+        "kyc-initiate" => {
+            handler!(Http, kyc_initiate::App::from_env(sdk, env)?, |app, req| kyc_initiate::handle(&app, req).await)
+        }
+        "digio-webhook" => {
+            handler!(Http, digio_webhook::App::from_env(sdk, env)?, |app, req| digio_webhook::handle(&app, req).await)
+        }
+        "kyc-expiry" => handler!(Scheduled, kyc_expiry::App::from_env(sdk, env)?, |app, event| {
+            kyc_expiry::handle(&app, event).await.map_err(|e| e.to_string())
         }),
         "notifications" => {
             handler!(Sqs, notifications::App::from_env(sdk, env)?, |app, event| notifications::handle(&app, event)

@@ -57,6 +57,8 @@ pub struct Options {
     /// Template parameter values; the stand-ins for third parties add theirs, and
     /// anything else falls back to the parameter's `Default`.
     pub parameters: HashMap<String, String>,
+    /// Run scheduled functions this often (EventBridge's part); `None`: only when called.
+    pub schedule_every: Option<std::time::Duration>,
 }
 
 impl Options {
@@ -69,6 +71,7 @@ impl Options {
             template: repo_root().join("template.yaml"),
             poll_queues: true,
             parameters: HashMap::new(),
+            schedule_every: None,
         }
     }
 }
@@ -189,6 +192,14 @@ impl LocalStack {
             }
         }
 
+        if let Some(every) = opts.schedule_every {
+            for (def, handler) in &functions {
+                if let (Handler::Scheduled(h), false) = (handler, def.schedules.is_empty()) {
+                    tasks.push(tokio::spawn(run_schedule(def.logical_id.clone(), every, h.clone())));
+                }
+            }
+        }
+
         Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, tasks })
     }
 
@@ -198,6 +209,23 @@ impl LocalStack {
 
     pub fn handler(&self, binary: &str) -> Option<&Handler> {
         self.functions.iter().find(|(d, _)| d.binary == binary).map(|(_, h)| h)
+    }
+}
+
+/// Plays EventBridge: invokes a scheduled function every `every`, with a scheduled event.
+async fn run_schedule(name: String, every: std::time::Duration, handler: functions::TriggerHandler) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let event = serde_json::json!({
+            "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": provision::ACCOUNT_ID, "time": chrono::Utc::now().to_rfc3339(),
+            "region": REGION, "resources": [], "detail": {},
+        });
+        match handler(event).await {
+            Ok(result) => tracing::info!(function = %name, %result, "scheduled run"),
+            Err(e) => tracing::warn!(function = %name, error = %e, "scheduled run failed"),
+        }
     }
 }
 

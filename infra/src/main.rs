@@ -20,6 +20,8 @@ async fn main() -> Result<()> {
     let mut opts = Options::new(moto_endpoint.clone(), "astrokiran-local");
     opts.api_addr = format!("127.0.0.1:{api_port}");
     opts.aws_addr = format!("127.0.0.1:{aws_port}");
+    let every: u64 = std::env::var("LOCAL_SCHEDULE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    opts.schedule_every = Some(std::time::Duration::from_secs(every));
     let stack = LocalStack::start(opts).await?;
 
     let p = &stack.provisioned;
@@ -42,7 +44,11 @@ async fn main() -> Result<()> {
         for q in &def.queues {
             println!("  SQS     {:<32} -> {}", q, def.logical_id);
         }
+        for schedule in &def.schedules {
+            println!("  every   {:<32} -> {} (locally every {every}s)", schedule, def.logical_id);
+        }
     }
+    println!("  local Digio: {}  (approve a KYC request: curl -XPOST {}/_local/kyc/<KID>/approve)", stack.stubs.digio.url, stack.stubs.digio.url);
     println!("SMS codes appear below as 'SMS: ...' lines. Stop with Ctrl-C.");
     println!();
 

@@ -34,6 +34,8 @@ pub struct FunctionDef {
     pub http_routes: Vec<HttpRoute>,
     /// Logical ids of the SQS queues it consumes.
     pub queues: Vec<String>,
+    /// EventBridge schedule expressions (`rate(1 hour)`) that invoke it.
+    pub schedules: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +117,7 @@ impl Template {
             }
             let mut http_routes = Vec::new();
             let mut queues = Vec::new();
+            let mut schedules = Vec::new();
             if let Some(events) = res.properties.get("Events").and_then(Value::as_mapping) {
                 for (name, event) in events {
                     let props = event.get("Properties").cloned().unwrap_or(Value::Null);
@@ -141,12 +144,16 @@ impl Template {
                                 referenced_id(queue).ok_or_else(|| anyhow!("{id}: Queue must be !GetAtt Q.Arn"))?,
                             );
                         }
+                        Some("Schedule") => {
+                            let expr = props.get("Schedule").and_then(Value::as_str);
+                            schedules.push(expr.ok_or_else(|| anyhow!("{id}: Schedule without expression"))?.to_owned());
+                        }
                         Some(other) => bail!("{id}: event type {other} is not supported by the local stack"),
                         None => bail!("{id}: event without Type"),
                     }
                 }
             }
-            out.push(FunctionDef { logical_id: id.clone(), binary, env, http_routes, queues });
+            out.push(FunctionDef { logical_id: id.clone(), binary, env, http_routes, queues, schedules });
         }
         Ok(out)
     }

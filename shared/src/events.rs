@@ -108,3 +108,18 @@ where
     }
     response
 }
+
+/// An astrologer's KYC status changed (for notifications).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KycStatusChanged {
+    pub astrologer_id: UserId,
+    pub kyc_request_id: String,
+    pub kyc_status: crate::user::KycStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+}
+
+impl Event for KycStatusChanged {
+    const TYPE: &'static str = "KycStatusChanged";
+    const VERSION: u32 = 1;
+}

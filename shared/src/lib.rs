@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod kyc;
 pub mod logging;
 pub mod money;
 pub mod outbound;

@@ -8,6 +8,9 @@
 //! | astrologer profile | `USER#{sub}` | `ASTROLOGER` | KYC and verification status |
 //! | phone claim | `PHONE#{e164}` | `PHONE` | makes a phone number unique |
 //! | notification | `INBOX#{sub}` | `NOTIF#{occurred_at}#{event id}` | written once per event |
+//! | KYC request | `KYCREQ#{digio id}` | `KYCREQ` | status; `GSI1PK = KYC_OPEN`, `GSI1SK = expiry` while open |
+//! | KYC audit entry | `KYCAUDIT#{sub}` | `{created_at}#{random}` | time-ordered per astrologer, redacted |
+//! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
@@ -20,13 +23,19 @@
 //! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer), each `attribute_not_exists` |
 //! | `GET /me` | 1 Query on `PK = USER#{sub}` |
 //! | notifications consumer | 1 conditional PutItem per event (the condition is the de-duplication) |
+//! | `POST /astrologers/me/kyc` | 1 Query (user + astrologer), 1 conditional UpdateItem (claim), 1 TransactWriteItems (request, astrologer, superseded request, audit) |
+//! | `GET /astrologers/me/kyc` | 1 Query |
+//! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit) |
+//! | KYC expiry sweep | 1 Query on GSI1 (`KYC_OPEN`, expiry <= now), then per request the webhook's transaction |
 
 pub mod items;
+mod kyc;
 mod users;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
+pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
 pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
 
 pub const PK: &str = "PK";

@@ -139,7 +139,7 @@ impl Store {
             astro.insert("display_name".into(), items::s(format!("{} {}", user.first_name, user.last_name)));
             astro.insert("kyc_status".into(), items::s(KycStatus::NotStarted.as_str()));
             astro.insert("verification_status".into(), items::s(VerificationStatus::Pending.as_str()));
-            astro.insert("kyc_retry_count".into(), items::n(0));
+            astro.insert("kyc_attempts".into(), items::n(0));
             astro.insert("created_at".into(), now);
             writes.push(put(astro));
         }

@@ -1,0 +1,125 @@
+//! `POST /webhooks/digio`: Digio's KYC events, verified, de-duplicated and applied.
+//!
+//! The signature (HMAC-SHA256 of the raw body, hex, `X-Digio-Checksum`) is checked before
+//! anything is parsed or stored. Each event id is applied once; a request never moves
+//! backwards (`shared::kyc::next_request_status`); events for unknown or superseded
+//! requests, and event types we do not act on, are recorded and acknowledged with 200.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use shared::config::{self, ConfigError};
+use shared::events::Publisher;
+use shared::http::{self, Request, Response, route_key};
+use shared::kyc::{self, RequestStatus};
+use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
+use shared::{ApiError, signature};
+
+pub const SIGNATURE_HEADER: &str = "x-digio-checksum";
+const SOURCE: &str = "digio";
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+    pub events: Publisher,
+    pub webhook_secret: String,
+}
+
+impl App {
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: Store::new(aws_sdk_dynamodb::Client::new(sdk), config::required(vars, "TABLE_NAME")?),
+            events: Publisher::new(aws_sdk_sqs::Client::new(sdk), config::required(vars, "EVENTS_QUEUE_URL")?),
+            webhook_secret: config::required(vars, "DIGIO_WEBHOOK_SECRET")?,
+        })
+    }
+}
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    http::respond(route(app, &req).await)
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    if route_key(req) != "POST /webhooks/digio" {
+        return Err(http::no_route(req));
+    }
+    let body = http::raw_body(req)?;
+    let signature_ok = http::header(req, SIGNATURE_HEADER)
+        .is_some_and(|sig| signature::verify_hmac_sha256_hex(app.webhook_secret.as_bytes(), &body, sig));
+    if !signature_ok {
+        tracing::warn!("digio webhook with a missing or wrong signature refused");
+        return Err(ApiError::unauthorized("invalid_signature", "the webhook signature is missing or wrong"));
+    }
+    let event: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("invalid_body", "the webhook body is not JSON"))?;
+    let outcome = apply(app, &event, &body).await?;
+    Ok(http::json(200, &json!({ "status": outcome })))
+}
+
+async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, ApiError> {
+    let event_id = event
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| hex::encode(Sha256::digest(body)));
+    let name = event.get("event").and_then(Value::as_str).unwrap_or_default();
+    let kyc_request = event.pointer("/payload/kyc_request").cloned().unwrap_or(Value::Null);
+    let request_id = kyc_request
+        .get("id")
+        .or_else(|| event.get("entity_id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let reported = kyc::status_for_event(name);
+    let now = Utc::now();
+
+    // A status change can race another event for the same request: the transaction's
+    // condition catches it, and we re-read and decide again.
+    for _ in 0..3 {
+        let Some(request) = app.store.kyc_request(&request_id).await? else {
+            tracing::info!(event_id = %event_id, event = name, "digio event for an unknown request recorded");
+            let first = app.store.record_unknown_kyc_event(SOURCE, &event_id, now).await?;
+            return Ok(if first { "ignored_unknown_request" } else { "duplicate" });
+        };
+        let next = reported.and_then(|s| kyc::next_request_status(request.status, s));
+        let mut audit = vec![
+            KycAuditEntry::new("webhook_received", &kyc::normalize_event_name(name), Some(&request_id))
+                .data(json!({ "event_id": event_id, "event": kyc::redact(event) })),
+        ];
+        if let Some(next) = next.filter(|_| !request.superseded) {
+            audit.push(KycAuditEntry::new("status_changed", next.as_str(), Some(&request_id)).data(json!({
+                "from": request.status.as_str(), "to": next.as_str(), "event_id": event_id,
+            })));
+        }
+        let rejection_reason = (next == Some(RequestStatus::Rejected)).then(|| rejection_reason(&kyc_request));
+        let documents = matches!(next, Some(RequestStatus::Approved | RequestStatus::Rejected | RequestStatus::Completed))
+            .then(|| kyc::masked_documents(&kyc_request));
+        let applied = kyc::apply_and_announce(
+            &app.store,
+            &app.events,
+            KycEvent { source: SOURCE, event_id: &event_id, request: &request, next, rejection_reason, documents, audit, now },
+        )
+        .await;
+        return match applied {
+            Ok(Applied::Duplicate) => Ok("duplicate"),
+            Ok(Applied::Recorded) => Ok("recorded"),
+            Ok(Applied::Changed(_)) => Ok("applied"),
+            Err(StoreError::ConditionFailed(detail)) => {
+                tracing::info!(%detail, "kyc request changed underneath; retrying");
+                continue;
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
+    Err(ApiError::unavailable("busy", "the KYC request is changing; retry the webhook"))
+}
+
+fn rejection_reason(kyc_request: &Value) -> String {
+    ["rejection_reason", "reason", "remarks"]
+        .iter()
+        .find_map(|k| kyc_request.get(*k).and_then(Value::as_str))
+        .unwrap_or("rejected by the KYC reviewer")
+        .chars()
+        .take(500)
+        .collect()
+}

@@ -1,0 +1,181 @@
+//! `POST /astrologers/me/kyc` starts (or hands out again) an astrologer's Digio video KYC;
+//! `GET /astrologers/me/kyc` says where it stands.
+//!
+//! Rules (see `shared::kyc`): astrologers only; a new request only from `not_started`,
+//! `failed`, `rejected` or `expired`, at most 4 attempts in all; a live request is returned
+//! again, even to two calls that race (a conditional claim lets exactly one create it).
+//! A Digio failure spends no attempt and leaves only an audit entry behind.
+
+mod digio;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use shared::config::{self, ConfigError};
+use shared::http::{self, Caller, Request, Response, json, route_key};
+use shared::kyc::{self, MAX_ATTEMPTS, StartDecision};
+use shared::store::{AstrologerKyc, KycAuditEntry, StartedRequest, Store};
+use shared::{ApiError, KycStatus, UserType};
+
+pub use digio::Digio;
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+    pub digio: Digio,
+}
+
+impl App {
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: Store::new(aws_sdk_dynamodb::Client::new(sdk), config::required(vars, "TABLE_NAME")?),
+            digio: Digio {
+                http: shared::outbound::http_client(),
+                base_url: config::required(vars, "DIGIO_BASE_URL")?,
+                client_id: config::required(vars, "DIGIO_CLIENT_ID")?,
+                client_secret: config::required(vars, "DIGIO_CLIENT_SECRET")?,
+                template_name: config::required(vars, "DIGIO_TEMPLATE_NAME")?,
+            },
+        })
+    }
+}
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    http::respond(route(app, &req).await)
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let caller = Caller::from_request(req)?;
+    caller.require_role(UserType::Astrologer)?;
+    match route_key(req) {
+        "GET /astrologers/me/kyc" => {
+            let state = load(app, &caller).await?;
+            Ok(json(200, &KycView::of(&state, Utc::now())))
+        }
+        "POST /astrologers/me/kyc" => start(app, &caller, req).await,
+        _ => Err(http::no_route(req)),
+    }
+}
+
+async fn load(app: &App, caller: &Caller) -> Result<AstrologerKyc, ApiError> {
+    app.store.astrologer_kyc(&caller.user_id).await?.ok_or_else(|| ApiError::not_found("astrologer profile"))
+}
+
+/// What the app shows, and what its Digio SDK needs.
+#[derive(Serialize)]
+struct KycView {
+    kyc_status: KycStatus,
+    verification_status: shared::user::VerificationStatus,
+    attempts_used: u32,
+    attempts_left: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejection_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_at: Option<DateTime<Utc>>,
+}
+
+impl KycView {
+    fn of(state: &AstrologerKyc, now: DateTime<Utc>) -> Self {
+        let status = kyc::effective_status(state.status, state.request_status, state.expires_at, now);
+        let live = status == KycStatus::InProgress;
+        Self {
+            kyc_status: status,
+            verification_status: state.verification_status,
+            attempts_used: state.attempts,
+            attempts_left: MAX_ATTEMPTS.saturating_sub(state.attempts),
+            request_id: state.request_id.clone(),
+            // The SDK needs these only while the request is live.
+            customer_identifier: live.then(|| state.phone.e164().to_owned()),
+            access_token: live.then(|| state.access_token.clone()).flatten().filter(|t| !t.is_empty()),
+            expires_at: state.expires_at,
+            rejection_reason: state.rejection_reason.clone(),
+            verified_at: state.verified_at,
+        }
+    }
+}
+
+/// How long a losing racer waits for the winner's request before giving up.
+const WAIT_FOR_LIVE: Duration = Duration::from_secs(6);
+
+async fn start(app: &App, caller: &Caller, req: &Request) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_LIVE;
+    loop {
+        let state = load(app, caller).await?;
+        let now = Utc::now();
+        let status = kyc::effective_status(state.status, state.request_status, state.expires_at, now);
+        let attempt = match kyc::decide_start(status, state.attempts) {
+            StartDecision::ReturnLive => return Ok(json(200, &KycView::of(&state, now))),
+            StartDecision::AlreadyVerified => {
+                return Err(ApiError::conflict("kyc_already_completed", "your KYC is already approved"));
+            }
+            StartDecision::LimitReached => {
+                return Err(ApiError::conflict(
+                    "kyc_retry_limit_reached",
+                    format!("KYC can be attempted at most {MAX_ATTEMPTS} times (3 retries) and all have been used; contact support"),
+                ));
+            }
+            StartDecision::Create { attempt } => attempt,
+        };
+        let token = uuid::Uuid::new_v4().to_string();
+        let held_by_other = state.claimed_until.is_some_and(|until| until >= now.timestamp());
+        if !held_by_other && app.store.claim_kyc_start(&state, &token, now).await? {
+            return create(app, &state, &token, attempt, req).await;
+        }
+        // Another initiation is creating the request: wait for it and hand that one out.
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::conflict("kyc_initiation_in_progress", "a KYC request is being created; try again in a few seconds"));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn create(app: &App, state: &AstrologerKyc, token: &str, attempt: u32, req: &Request) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let reference_id = format!("AKYC-{}", uuid::Uuid::new_v4().simple());
+    let body = app.digio.request_body(state.phone.e164(), &state.name, &reference_id);
+    let ip = req.request_context.http.source_ip.as_deref();
+    let user_agent = http::header(req, "user-agent");
+    let initiated = KycAuditEntry::new("initiated", "requested", None).data(kyc::redact(&body)).client(ip, user_agent);
+
+    let created = match app.digio.create_request(&body).await {
+        Ok(created) => created,
+        Err(err) => {
+            let audit = KycAuditEntry::new("failure", "digio_error", None).error(err.to_string()).client(ip, user_agent);
+            app.store.release_kyc_claim(&state.user_id, token, &audit).await?;
+            return Err(err.into());
+        }
+    };
+    let started = StartedRequest {
+        request_id: created.id.clone(),
+        reference_id,
+        access_token: created.access_token.as_ref().map(|t| t.id.clone()),
+        initiated_at: now,
+        expires_at: kyc::expiry_for(now),
+        attempt,
+    };
+    let response_entry = KycAuditEntry::new("digio_response", "created", Some(&created.id)).data(kyc::redact(&created.raw));
+    let mut initiated = initiated;
+    initiated.kyc_request_id = Some(created.id.clone());
+    app.store.record_kyc_started(state, token, &started, &[initiated, response_entry]).await?;
+    tracing::info!(astrologer = %state.user_id, kyc_request_id = %created.id, attempt, "kyc initiated");
+
+    let mut view = KycView::of(state, now);
+    view.kyc_status = KycStatus::InProgress;
+    view.attempts_used = attempt;
+    view.attempts_left = MAX_ATTEMPTS - attempt;
+    view.request_id = Some(started.request_id);
+    view.customer_identifier = Some(state.phone.e164().to_owned());
+    view.access_token = started.access_token;
+    view.expires_at = Some(started.expires_at);
+    view.rejection_reason = None;
+    Ok(json(201, &view))
+}

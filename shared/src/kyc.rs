@@ -1,0 +1,375 @@
+//! Astrologer video KYC through Digio: the rules, as plain functions.
+//!
+//! A KYC *request* (one Digio `KID…`) moves forward only:
+//! `in_progress` → `completed` (the astrologer finished, Digio reviews) → one of the
+//! terminal states `approved`, `rejected`, `expired`, `failed`. Events arrive late and out of
+//! order; [`next_request_status`] ignores anything that would move a request backwards or
+//! out of a terminal state.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::user::{KycStatus, ProfileStatus, VerificationStatus};
+
+/// At most 3 retries after the first attempt.
+pub const MAX_ATTEMPTS: u32 = 4;
+/// A request not completed within 7 days of initiation expires.
+pub const REQUEST_LIFETIME_DAYS: i64 = 7;
+
+pub fn expiry_for(initiated_at: DateTime<Utc>) -> DateTime<Utc> {
+    initiated_at + Duration::days(REQUEST_LIFETIME_DAYS)
+}
+
+/// The state of one Digio KYC request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    InProgress,
+    /// The astrologer finished the steps; Digio has not decided yet.
+    Completed,
+    Approved,
+    Rejected,
+    Expired,
+    Failed,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::InProgress => "in_progress",
+            RequestStatus::Completed => "completed",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Rejected => "rejected",
+            RequestStatus::Expired => "expired",
+            RequestStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::InProgress, Self::Completed, Self::Approved, Self::Rejected, Self::Expired, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 2
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            RequestStatus::InProgress => 0,
+            RequestStatus::Completed => 1,
+            _ => 2,
+        }
+    }
+
+    /// What the astrologer's `kyc_status` becomes when their current request reaches this.
+    pub fn astrologer_kyc_status(self) -> KycStatus {
+        match self {
+            RequestStatus::InProgress | RequestStatus::Completed => KycStatus::InProgress,
+            RequestStatus::Approved => KycStatus::Completed,
+            RequestStatus::Rejected => KycStatus::Rejected,
+            RequestStatus::Expired => KycStatus::Expired,
+            RequestStatus::Failed => KycStatus::Failed,
+        }
+    }
+}
+
+/// `Some(next)` when an event saying `incoming` moves a request at `current` forward;
+/// `None` when it is stale, repeated, or the request is already terminal.
+pub fn next_request_status(current: RequestStatus, incoming: RequestStatus) -> Option<RequestStatus> {
+    (!current.is_terminal() && incoming.rank() > current.rank()).then_some(incoming)
+}
+
+/// A Digio event name, matched without regard to case or separator style:
+/// `KYC_REQUEST_APPROVED`, `kyc.request.approved` and `Kyc-Request-Approved` are one event.
+pub fn normalize_event_name(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace(['_', '-', ' ', '.'], ".")
+}
+
+/// The request status an event reports, or `None` for events we only record.
+pub fn status_for_event(name: &str) -> Option<RequestStatus> {
+    match normalize_event_name(name).as_str() {
+        "kyc.request.completed" | "kyc.request.approval.pending" => Some(RequestStatus::Completed),
+        "kyc.request.approved" | "kyc.request.auto.approved" => Some(RequestStatus::Approved),
+        "kyc.request.rejected" => Some(RequestStatus::Rejected),
+        "kyc.request.expired" => Some(RequestStatus::Expired),
+        "kyc.request.failed" => Some(RequestStatus::Failed),
+        _ => None,
+    }
+}
+
+/// Whether an astrologer may start a new KYC request, given where they stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartDecision {
+    /// Create a new Digio request; this will be attempt number `attempt`.
+    Create { attempt: u32 },
+    /// A live request exists: hand it out again.
+    ReturnLive,
+    AlreadyVerified,
+    LimitReached,
+}
+
+/// `kyc_status` as stored, with a request still `in_progress` past its expiry read as
+/// expired (the sweep writes that down later). A request the astrologer completed, awaiting
+/// Digio's review, does not expire.
+pub fn effective_status(
+    stored: KycStatus,
+    request: Option<RequestStatus>,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> KycStatus {
+    match (stored, request, expires_at) {
+        (KycStatus::InProgress, Some(RequestStatus::InProgress) | None, Some(expiry)) if now >= expiry => KycStatus::Expired,
+        _ => stored,
+    }
+}
+
+/// Whether the expiry sweep may expire a request in this state.
+pub fn expires(status: RequestStatus) -> bool {
+    status == RequestStatus::InProgress
+}
+
+pub fn decide_start(status: KycStatus, attempts_used: u32) -> StartDecision {
+    match status {
+        KycStatus::InProgress => StartDecision::ReturnLive,
+        KycStatus::Completed => StartDecision::AlreadyVerified,
+        KycStatus::NotStarted | KycStatus::Failed | KycStatus::Rejected | KycStatus::Expired => {
+            if attempts_used >= MAX_ATTEMPTS {
+                StartDecision::LimitReached
+            } else {
+                StartDecision::Create { attempt: attempts_used + 1 }
+            }
+        }
+    }
+}
+
+/// Only an approved, KYC-completed, not suspended astrologer can be booked.
+pub fn astrologer_bookable(profile: ProfileStatus, kyc: KycStatus, verification: VerificationStatus) -> bool {
+    profile == ProfileStatus::Approved && kyc == KycStatus::Completed && verification == VerificationStatus::Approved
+}
+
+/// Keeps the last 4 characters: `ABCDE1234F` → `******234F`.
+pub fn last4(value: &str) -> String {
+    let chars: Vec<char> = value.chars().filter(|c| !c.is_whitespace()).collect();
+    let keep = chars.len().min(4);
+    let masked = chars.len().saturating_sub(keep);
+    format!("{}{}", "*".repeat(masked), chars[chars.len() - keep..].iter().collect::<String>())
+}
+
+fn looks_like_pan(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[..5].iter().all(u8::is_ascii_alphabetic)
+        && b[5..9].iter().all(u8::is_ascii_digit)
+        && b[9].is_ascii_alphabetic()
+}
+
+fn looks_like_aadhaar(s: &str) -> bool {
+    let digits: String = s.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A copy of provider data safe to store and log: secrets and tokens removed, phone numbers
+/// masked, and anything that is or looks like a PAN or Aadhaar number cut to its last 4.
+pub fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, v)| {
+                    let k = key.to_ascii_lowercase();
+                    let redacted = match v {
+                        Value::String(s) if ["token", "secret", "password", "authorization", "otp"].iter().any(|w| k.contains(w)) => {
+                            let _ = s;
+                            Value::String("[redacted]".into())
+                        }
+                        Value::Object(_) if k.contains("token") => Value::String("[redacted]".into()),
+                        Value::String(s)
+                            if ["id_number", "document_number", "number", "aadhaar", "pan", "uid"].iter().any(|w| k.contains(w)) =>
+                        {
+                            Value::String(last4(s))
+                        }
+                        Value::String(s) if ["phone", "mobile", "customer_identifier"].iter().any(|w| k.contains(w)) => {
+                            Value::String(crate::phone::mask_phone(s))
+                        }
+                        other => redact(other),
+                    };
+                    (key.clone(), redacted)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::String(s) if looks_like_pan(s) || looks_like_aadhaar(s) => Value::String(last4(s)),
+        other => other.clone(),
+    }
+}
+
+/// The masked document facts kept on the profile: last 4 of PAN and Aadhaar, name on the
+/// document, each step's status, and the liveness result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MaskedDocuments {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pan: Option<MaskedDocument>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aadhaar: Option<MaskedDocument>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MaskedDocument {
+    pub last4: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Reads what Digio reports in `kyc_request.actions[]` into [`MaskedDocuments`].
+pub fn masked_documents(kyc_request: &Value) -> MaskedDocuments {
+    let mut out = MaskedDocuments::default();
+    let Some(actions) = kyc_request.get("actions").and_then(Value::as_array) else {
+        return out;
+    };
+    for action in actions {
+        let status = action.get("status").and_then(Value::as_str).map(str::to_owned);
+        let details = action.get("details").cloned().unwrap_or(Value::Null);
+        for (key, slot) in [("pan", &mut out.pan), ("aadhaar", &mut out.aadhaar)] {
+            if let Some(doc) = details.get(key) {
+                let number = doc.get("id_number").or_else(|| doc.get("number")).and_then(Value::as_str).unwrap_or_default();
+                *slot = Some(MaskedDocument {
+                    last4: last4(number),
+                    name: doc.get("name").and_then(Value::as_str).map(str::to_owned),
+                    status: status.clone(),
+                });
+            }
+        }
+        let liveness = details
+            .get("liveness")
+            .and_then(|l| l.get("result").or(Some(l)))
+            .and_then(Value::as_str)
+            .or_else(|| details.get("liveness_result").and_then(Value::as_str));
+        if let Some(result) = liveness {
+            out.liveness = Some(result.to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use RequestStatus::*;
+
+    #[test]
+    fn requests_only_move_forward() {
+        assert_eq!(next_request_status(InProgress, Completed), Some(Completed));
+        assert_eq!(next_request_status(InProgress, Approved), Some(Approved));
+        assert_eq!(next_request_status(Completed, Approved), Some(Approved));
+        assert_eq!(next_request_status(Approved, Completed), None, "a late completed after approved");
+        assert_eq!(next_request_status(Approved, Rejected), None, "terminal stays terminal");
+        assert_eq!(next_request_status(Rejected, Approved), None);
+        assert_eq!(next_request_status(Expired, Approved), None);
+        assert_eq!(next_request_status(Completed, Completed), None);
+        assert_eq!(next_request_status(InProgress, InProgress), None);
+    }
+
+    #[test]
+    fn event_names_match_in_any_style() {
+        for name in ["KYC_REQUEST_APPROVED", "kyc.request.approved", "Kyc-Request-Approved", " kyc_request.APPROVED "] {
+            assert_eq!(status_for_event(name), Some(Approved), "{name}");
+        }
+        assert_eq!(status_for_event("KYC_REQUEST_REJECTED"), Some(Rejected));
+        assert_eq!(status_for_event("kyc.action.completed"), None);
+    }
+
+    #[test]
+    fn start_rules() {
+        assert_eq!(decide_start(KycStatus::NotStarted, 0), StartDecision::Create { attempt: 1 });
+        assert_eq!(decide_start(KycStatus::Rejected, 3), StartDecision::Create { attempt: 4 });
+        assert_eq!(decide_start(KycStatus::Rejected, 4), StartDecision::LimitReached);
+        assert_eq!(decide_start(KycStatus::InProgress, 1), StartDecision::ReturnLive);
+        assert_eq!(decide_start(KycStatus::Completed, 1), StartDecision::AlreadyVerified);
+        let now = Utc::now();
+        let live = Some(InProgress);
+        assert_eq!(effective_status(KycStatus::InProgress, live, Some(now), now), KycStatus::Expired);
+        assert_eq!(effective_status(KycStatus::InProgress, live, Some(expiry_for(now)), now), KycStatus::InProgress);
+        assert_eq!(effective_status(KycStatus::InProgress, Some(Completed), Some(now), now), KycStatus::InProgress);
+    }
+
+    #[test]
+    fn redaction_keeps_last_four_and_drops_secrets() {
+        let raw = json!({
+            "customer_identifier": "+919876543210",
+            "access_token": { "id": "GWT123" },
+            "actions": [{ "details": {
+                "pan": { "id_number": "ABCDE1234F", "name": "Asha Rao" },
+                "aadhaar": { "id_number": "1234 5678 9012" },
+                "note": "ABCDE1234F", "other": "123456789012"
+            }}]
+        });
+        let text = redact(&raw).to_string();
+        for secret in ["ABCDE1234F", "ABCDE", "123456789012", "5678", "9876543210", "GWT123"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("234F") && text.contains("9012") && text.contains("Asha Rao"));
+    }
+
+    #[test]
+    fn masked_documents_from_actions() {
+        let req = json!({ "actions": [
+            { "type": "digilocker", "status": "approved", "details": { "pan": { "id_number": "ABCDE1234F", "name": "Asha" }, "aadhaar": { "id_number": "123456789012" } } },
+            { "type": "selfie", "status": "approved", "details": { "liveness": { "result": "passed" } } }
+        ]});
+        let docs = masked_documents(&req);
+        assert_eq!(docs.pan.unwrap().last4, "******234F");
+        assert_eq!(docs.aadhaar.unwrap().last4, "********9012");
+        assert_eq!(docs.liveness.as_deref(), Some("passed"));
+    }
+
+    #[test]
+    fn only_fully_approved_astrologers_are_bookable() {
+        use KycStatus as K;
+        use ProfileStatus as P;
+        use VerificationStatus as V;
+        assert!(astrologer_bookable(P::Approved, K::Completed, V::Approved));
+        assert!(!astrologer_bookable(P::Suspended, K::Completed, V::Approved));
+        assert!(!astrologer_bookable(P::Pending, K::InProgress, V::Pending));
+        assert!(!astrologer_bookable(P::Approved, K::Completed, V::Pending));
+    }
+}
+
+/// Applies a KYC event at most once and, when it changed the astrologer's status, announces
+/// `KycStatusChanged`. Shared by the Digio webhook and the expiry sweep.
+///
+/// The announcement follows the commit: if publishing fails the change stands and the
+/// failure is logged (notifications are best-effort; the status itself is the truth).
+pub async fn apply_and_announce(
+    store: &crate::store::Store,
+    events: &crate::events::Publisher,
+    event: crate::store::KycEvent<'_>,
+) -> Result<crate::store::Applied, crate::store::StoreError> {
+    let request_id = event.request.request_id.clone();
+    let astrologer = event.request.astrologer_id.clone();
+    let reason = event.rejection_reason.clone();
+    let event_key = format!("kyc-{}-{}", request_id, event.event_id);
+    let applied = store.apply_kyc_event(event).await?;
+    if let crate::store::Applied::Changed(status) = applied {
+        tracing::info!(astrologer = %astrologer, kyc_request_id = %request_id, status = status.as_str(), "kyc status changed");
+        let envelope = crate::events::Envelope::new(
+            event_key,
+            crate::events::KycStatusChanged {
+                astrologer_id: astrologer,
+                kyc_request_id: request_id,
+                kyc_status: status.astrologer_kyc_status(),
+                rejection_reason: reason,
+            },
+        );
+        if let Err(e) = events.publish(&envelope).await {
+            tracing::error!(error = %e, "KycStatusChanged not published");
+        }
+    }
+    Ok(applied)
+}

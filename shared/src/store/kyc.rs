@@ -1,0 +1,441 @@
+//! KYC requests, the astrologer's KYC state, webhook de-duplication and the KYC audit log.
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::items::{self, Item, get_str, get_time, opt_str};
+use super::users::{ASTROLOGER_SK, PROFILE_SK, cancellation_reasons, put_new, user_pk};
+use super::{Store, StoreError};
+use crate::kyc::{MaskedDocuments, RequestStatus};
+use crate::phone::Phone;
+use crate::user::{KycStatus, ProfileStatus, UserId, VerificationStatus};
+
+pub fn request_pk(request_id: &str) -> String {
+    format!("KYCREQ#{request_id}")
+}
+const REQUEST_SK: &str = "KYCREQ";
+/// GSI1 partition of requests still open, sorted by expiry, for the expiry sweep.
+pub const OPEN_REQUESTS_GSI1PK: &str = "KYC_OPEN";
+/// Webhook de-duplication records live this long (TTL).
+const WEBHOOK_DEDUP_DAYS: i64 = 30;
+/// How long an initiation may hold the astrologer's KYC before another may try.
+const CLAIM_SECONDS: i64 = 30;
+
+/// The astrologer's KYC state plus what initiation needs from the user record.
+#[derive(Debug, Clone)]
+pub struct AstrologerKyc {
+    pub user_id: UserId,
+    pub phone: Phone,
+    pub name: String,
+    pub status: KycStatus,
+    pub verification_status: VerificationStatus,
+    pub profile_status: ProfileStatus,
+    pub attempts: u32,
+    pub request_id: Option<String>,
+    /// Where the current request stands (`completed` = awaiting Digio's review).
+    pub request_status: Option<RequestStatus>,
+    pub reference_id: Option<String>,
+    pub access_token: Option<String>,
+    pub initiated_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rejection_reason: Option<String>,
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Until when another initiation holds the claim.
+    pub claimed_until: Option<i64>,
+}
+
+/// One Digio request as we track it.
+#[derive(Debug, Clone)]
+pub struct KycRequestRecord {
+    pub request_id: String,
+    pub astrologer_id: UserId,
+    pub status: RequestStatus,
+    pub expires_at: DateTime<Utc>,
+    /// A newer request replaced this one: its events are recorded, not applied.
+    pub superseded: bool,
+}
+
+/// A newly created Digio request, to record.
+#[derive(Debug, Clone)]
+pub struct StartedRequest {
+    pub request_id: String,
+    pub reference_id: String,
+    pub access_token: Option<String>,
+    pub initiated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub attempt: u32,
+}
+
+/// One KYC audit log entry (seed model `KYC_AUDIT_LOGS`). `data` must already be redacted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KycAuditEntry {
+    pub at: DateTime<Utc>,
+    pub event_type: String,
+    pub event_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kyc_request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+impl KycAuditEntry {
+    pub fn new(event_type: &str, event_status: &str, kyc_request_id: Option<&str>) -> Self {
+        Self {
+            at: Utc::now(),
+            event_type: event_type.into(),
+            event_status: event_status.into(),
+            kyc_request_id: kyc_request_id.map(str::to_owned),
+            data: None,
+            error_message: None,
+            ip_address: None,
+            user_agent: None,
+        }
+    }
+    pub fn data(mut self, redacted: Value) -> Self {
+        self.data = Some(redacted);
+        self
+    }
+    pub fn error(mut self, message: impl Into<String>) -> Self {
+        self.error_message = Some(message.into());
+        self
+    }
+    pub fn client(mut self, ip: Option<&str>, user_agent: Option<&str>) -> Self {
+        self.ip_address = ip.map(str::to_owned);
+        self.user_agent = user_agent.map(str::to_owned);
+        self
+    }
+
+    fn item(&self, astrologer: &UserId) -> Item {
+        let sk = format!("{}#{}", self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut item = items::key(format!("KYCAUDIT#{astrologer}"), sk);
+        item.insert("entity".into(), items::s("kyc_audit"));
+        item.insert("created_at".into(), items::time(self.at));
+        item.insert("event_type".into(), items::s(&self.event_type));
+        item.insert("event_status".into(), items::s(&self.event_status));
+        let optional = [
+            ("kyc_request_id", self.kyc_request_id.clone()),
+            ("data", self.data.as_ref().map(Value::to_string)),
+            ("error_message", self.error_message.clone()),
+            ("ip_address", self.ip_address.clone()),
+            ("user_agent", self.user_agent.clone()),
+        ];
+        for (name, value) in optional {
+            if let Some(v) = value {
+                item.insert(name.into(), items::s(v));
+            }
+        }
+        item
+    }
+}
+
+/// What applying a provider event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event id was seen before: nothing changed.
+    Duplicate,
+    /// Recorded; the request's status did not change (stale, unknown or superseded).
+    Recorded,
+    /// The request (and, if current, the astrologer) moved to this status.
+    Changed(RequestStatus),
+}
+
+/// An event for one request, to apply at most once.
+pub struct KycEvent<'a> {
+    pub source: &'a str,
+    pub event_id: &'a str,
+    pub request: &'a KycRequestRecord,
+    /// `None`: record only.
+    pub next: Option<RequestStatus>,
+    pub rejection_reason: Option<String>,
+    pub documents: Option<MaskedDocuments>,
+    pub audit: Vec<KycAuditEntry>,
+    pub now: DateTime<Utc>,
+}
+
+fn update(table: &str, key: Item, expression: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    Update::builder().table_name(table).set_key(Some(key)).update_expression(expression)
+}
+
+fn tx_update(u: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder().update(u.build().map_err(|e| StoreError::Other(e.to_string()))?).build())
+}
+
+fn opt_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
+    item.contains_key(name).then(|| get_time(item, name).ok()).flatten()
+}
+
+impl Store {
+    /// The astrologer's KYC state and phone, in one Query of the user's partition.
+    pub async fn astrologer_kyc(&self, id: &UserId) -> Result<Option<AstrologerKyc>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", items::s(user_pk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        let find = |sk: &str| output.items().iter().find(|i| opt_str(i, "SK") == Some(sk));
+        let (Some(user), Some(astro)) = (find(PROFILE_SK), find(ASTROLOGER_SK)) else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("astrologer {id}: {what}"));
+        Ok(Some(AstrologerKyc {
+            user_id: id.clone(),
+            phone: Phone::parse(get_str(user, "phone_number")?).map_err(|_| corrupt("phone_number"))?,
+            name: format!("{} {}", get_str(user, "first_name")?, get_str(user, "last_name")?),
+            profile_status: ProfileStatus::parse(get_str(user, "profile_status")?).ok_or_else(|| corrupt("profile_status"))?,
+            status: KycStatus::parse(get_str(astro, "kyc_status")?).ok_or_else(|| corrupt("kyc_status"))?,
+            verification_status: VerificationStatus::parse(get_str(astro, "verification_status")?)
+                .ok_or_else(|| corrupt("verification_status"))?,
+            attempts: items::get_u64(astro, "kyc_attempts").unwrap_or(0) as u32,
+            request_id: opt_str(astro, "kyc_request_id").map(str::to_owned),
+            request_status: opt_str(astro, "kyc_request_status").and_then(RequestStatus::parse),
+            reference_id: opt_str(astro, "kyc_reference_id").map(str::to_owned),
+            access_token: opt_str(astro, "kyc_access_token").map(str::to_owned),
+            initiated_at: opt_time(astro, "kyc_initiated_at"),
+            expires_at: opt_time(astro, "kyc_expires_at"),
+            rejection_reason: opt_str(astro, "kyc_rejection_reason").map(str::to_owned),
+            verified_at: opt_time(astro, "verified_at"),
+            claimed_until: astro.get("kyc_claimed_until").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()),
+        }))
+    }
+
+    /// Claims the right to create a request, if nothing changed since `seen` and nobody else
+    /// holds the claim. Two racing initiations: exactly one gets `true`.
+    pub async fn claim_kyc_start(&self, seen: &AstrologerKyc, token: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(user_pk(&seen.user_id), ASTROLOGER_SK)))
+            .update_expression("SET kyc_claim = :token, kyc_claimed_until = :until")
+            .condition_expression(
+                "kyc_status = :status AND kyc_attempts = :attempts \
+                 AND (attribute_not_exists(kyc_claimed_until) OR kyc_claimed_until < :now)",
+            )
+            .expression_attribute_values(":token", items::s(token))
+            .expression_attribute_values(":until", items::n(now.timestamp() + CLAIM_SECONDS))
+            .expression_attribute_values(":status", items::s(seen.status.as_str()))
+            .expression_attribute_values(":attempts", items::n(seen.attempts))
+            .expression_attribute_values(":now", items::n(now.timestamp()))
+            .send()
+            .await;
+        match result.map_err(StoreError::from_sdk) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a created request and releases the claim, all at once: the astrologer moves
+    /// to `in_progress`, the previous request (if any) is superseded, the audit is written.
+    pub async fn record_kyc_started(
+        &self,
+        seen: &AstrologerKyc,
+        token: &str,
+        started: &StartedRequest,
+        audit: &[KycAuditEntry],
+    ) -> Result<(), StoreError> {
+        let t = &self.table;
+        let astro = update(
+            t,
+            items::key(user_pk(&seen.user_id), ASTROLOGER_SK),
+            "SET kyc_status = :in_progress, kyc_request_status = :in_progress, kyc_request_id = :kid, kyc_reference_id = :ref, kyc_initiated_at = :at, \
+             kyc_expires_at = :exp, kyc_attempts = :attempt, kyc_access_token = :token_value, updated_at = :at \
+             REMOVE kyc_claim, kyc_claimed_until, kyc_rejection_reason",
+        )
+        .condition_expression("kyc_claim = :claim")
+        .expression_attribute_values(":in_progress", items::s(KycStatus::InProgress.as_str()))
+        .expression_attribute_values(":kid", items::s(&started.request_id))
+        .expression_attribute_values(":ref", items::s(&started.reference_id))
+        .expression_attribute_values(":at", items::time(started.initiated_at))
+        .expression_attribute_values(":exp", items::time(started.expires_at))
+        .expression_attribute_values(":attempt", items::n(started.attempt))
+        .expression_attribute_values(":token_value", items::s(started.access_token.clone().unwrap_or_default()))
+        .expression_attribute_values(":claim", items::s(token));
+        let mut writes = vec![tx_update(astro)?];
+
+        let mut request = items::key(request_pk(&started.request_id), REQUEST_SK);
+        request.insert("entity".into(), items::s("kyc_request"));
+        request.insert("astrologer_id".into(), items::s(seen.user_id.as_str()));
+        request.insert("reference_id".into(), items::s(&started.reference_id));
+        request.insert("status".into(), items::s(RequestStatus::InProgress.as_str()));
+        request.insert("initiated_at".into(), items::time(started.initiated_at));
+        request.insert("expires_at_time".into(), items::time(started.expires_at));
+        request.insert("GSI1PK".into(), items::s(OPEN_REQUESTS_GSI1PK));
+        request.insert("GSI1SK".into(), items::time(started.expires_at));
+        writes.push(put_new(t, request));
+
+        if let Some(previous) = &seen.request_id {
+            let superseded = update(t, items::key(request_pk(previous), REQUEST_SK), "SET superseded = :yes REMOVE GSI1PK, GSI1SK")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true));
+            writes.push(tx_update(superseded)?);
+        }
+        writes.extend(audit.iter().map(|a| put_new(t, a.item(&seen.user_id))));
+        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+
+    /// Gives the claim back after a failed initiation, with the failure in the audit log;
+    /// the attempt is not counted.
+    pub async fn release_kyc_claim(&self, astrologer: &UserId, token: &str, audit: &KycAuditEntry) -> Result<(), StoreError> {
+        let release = update(&self.table, items::key(user_pk(astrologer), ASTROLOGER_SK), "REMOVE kyc_claim, kyc_claimed_until")
+            .condition_expression("kyc_claim = :claim")
+            .expression_attribute_values(":claim", items::s(token));
+        let writes = vec![tx_update(release)?, put_new(&self.table, audit.item(astrologer))];
+        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+
+    pub async fn kyc_request(&self, request_id: &str) -> Result<Option<KycRequestRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(request_pk(request_id), REQUEST_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        output.item().map(read_request).transpose()
+    }
+
+    /// Open requests whose expiry has passed (GSI1, so eventually consistent: the apply
+    /// step re-checks the status in its condition).
+    pub async fn kyc_requests_expired_by(&self, now: DateTime<Utc>) -> Result<Vec<KycRequestRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("GSI1")
+                .key_condition_expression("GSI1PK = :open AND GSI1SK <= :now")
+                .expression_attribute_values(":open", items::s(OPEN_REQUESTS_GSI1PK))
+                .expression_attribute_values(":now", items::time(now))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in page.items() {
+                out.push(read_request(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Applies a provider event at most once: de-duplication record, audit entries, and the
+    /// status change of the request, the astrologer and (on approval) the user, in one
+    /// transaction.
+    pub async fn apply_kyc_event(&self, event: KycEvent<'_>) -> Result<Applied, StoreError> {
+        let t = &self.table;
+        let request = event.request;
+        let astrologer = &request.astrologer_id;
+        let mut dedup = items::key(format!("WEBHOOK#{}#{}", event.source, event.event_id), "WEBHOOK");
+        dedup.insert("entity".into(), items::s("webhook_event"));
+        dedup.insert("kyc_request_id".into(), items::s(&request.request_id));
+        dedup.insert(super::TTL_ATTRIBUTE.into(), items::n((event.now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()));
+        let mut writes = vec![put_new(t, dedup)];
+
+        let next = event.next.filter(|_| !request.superseded);
+        if let Some(next) = next {
+            // Out of the open-requests index: only `in_progress` requests can expire.
+            let req = update(t, items::key(request_pk(&request.request_id), REQUEST_SK), "SET #status = :next, updated_at = :now REMOVE GSI1PK, GSI1SK")
+                .condition_expression("#status = :current")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":next", items::s(next.as_str()))
+                .expression_attribute_values(":current", items::s(request.status.as_str()))
+                .expression_attribute_values(":now", items::time(event.now));
+            writes.push(tx_update(req)?);
+
+            let mut set = vec!["kyc_status = :kyc", "kyc_request_status = :next", "updated_at = :now"];
+            let mut astro = update(t, items::key(user_pk(astrologer), ASTROLOGER_SK), "")
+                .condition_expression("kyc_request_id = :kid")
+                .expression_attribute_values(":next", items::s(next.as_str()))
+                .expression_attribute_values(":kyc", items::s(next.astrologer_kyc_status().as_str()))
+                .expression_attribute_values(":now", items::time(event.now))
+                .expression_attribute_values(":kid", items::s(&request.request_id));
+            if next == RequestStatus::Approved {
+                set.extend(["verification_status = :approved", "verified_at = :now", "kyc_completed_at = :now"]);
+                astro = astro.expression_attribute_values(":approved", items::s(VerificationStatus::Approved.as_str()));
+            }
+            if let Some(reason) = &event.rejection_reason {
+                set.push("kyc_rejection_reason = :reason");
+                astro = astro.expression_attribute_values(":reason", items::s(reason));
+            }
+            if let Some(docs) = &event.documents {
+                set.push("kyc_documents = :docs");
+                astro = astro.expression_attribute_values(":docs", items::s(serde_json::to_string(docs).unwrap_or_default()));
+            }
+            writes.push(tx_update(astro.update_expression(format!("SET {}", set.join(", "))))?);
+
+            if next == RequestStatus::Approved {
+                let user = update(t, items::key(user_pk(astrologer), PROFILE_SK), "SET profile_status = :approved, updated_at = :now")
+                    .condition_expression("attribute_exists(PK)")
+                    .expression_attribute_values(":approved", items::s(ProfileStatus::Approved.as_str()))
+                    .expression_attribute_values(":now", items::time(event.now));
+                writes.push(tx_update(user)?);
+            }
+        }
+        writes.extend(event.audit.iter().map(|a| put_new(t, a.item(astrologer))));
+
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(next.map_or(Applied::Recorded, Applied::Changed)),
+            Err(err) => match cancellation_reasons(&err) {
+                Some(reasons) if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") => Ok(Applied::Duplicate),
+                Some(reasons) => Err(StoreError::ConditionFailed(format!("kyc event not applied: {}", reasons.join(",")))),
+                None => Err(StoreError::from_sdk(err)),
+            },
+        }
+    }
+
+    /// Records an event that names no request we know (nothing else to change).
+    pub async fn record_unknown_kyc_event(&self, source: &str, event_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut dedup = items::key(format!("WEBHOOK#{source}#{event_id}"), "WEBHOOK");
+        dedup.insert("entity".into(), items::s("webhook_event"));
+        dedup.insert("outcome".into(), items::s("unknown_request"));
+        dedup.insert(super::TTL_ATTRIBUTE.into(), items::n((now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()));
+        self.put_once(dedup).await
+    }
+
+    /// The astrologer's KYC audit log, oldest first.
+    pub async fn kyc_audit_log(&self, astrologer: &UserId) -> Result<Vec<Item>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", items::s(format!("KYCAUDIT#{astrologer}")))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(output.items.unwrap_or_default())
+    }
+}
+
+fn read_request(item: &Item) -> Result<KycRequestRecord, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("kyc request: {what}"));
+    Ok(KycRequestRecord {
+        request_id: get_str(item, "PK")?.trim_start_matches("KYCREQ#").to_owned(),
+        astrologer_id: UserId::parse(get_str(item, "astrologer_id")?).map_err(|_| corrupt("astrologer_id"))?,
+        status: RequestStatus::parse(get_str(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        expires_at: get_time(item, "expires_at_time")?,
+        superseded: item.get("superseded").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+    })
+}
+
