@@ -174,9 +174,6 @@ impl LocalStack {
             provisioned.user_pool_client_id.clone(),
             format!("{}/{pool}/.well-known/jwks.json", opts.moto_endpoint),
         );
-        let api_listener =
-            TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
-        let api_url = format!("http://{}", api_listener.local_addr()?);
         tasks.push(serve(api_listener, axum::Router::new().fallback(gateway::serve).with_state(Arc::new(gw))));
 
         if opts.poll_queues {
