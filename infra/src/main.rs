@@ -48,7 +48,10 @@ async fn main() -> Result<()> {
             println!("  every   {:<32} -> {} (locally every {every}s)", schedule, def.logical_id);
         }
     }
-    println!("  local Digio: {}  (approve a KYC request: curl -XPOST {}/_local/kyc/<KID>/approve)", stack.stubs.digio.url, stack.stubs.digio.url);
+    println!(
+        "  local Digio: {}  (approve a KYC request: curl -XPOST {}/_local/kyc/<KID>/approve)",
+        stack.stubs.digio.url, stack.stubs.digio.url
+    );
     println!("SMS codes appear below as 'SMS: ...' lines. Stop with Ctrl-C.");
     println!();
 

@@ -146,7 +146,8 @@ impl Template {
                         }
                         Some("Schedule") => {
                             let expr = props.get("Schedule").and_then(Value::as_str);
-                            schedules.push(expr.ok_or_else(|| anyhow!("{id}: Schedule without expression"))?.to_owned());
+                            schedules
+                                .push(expr.ok_or_else(|| anyhow!("{id}: Schedule without expression"))?.to_owned());
                         }
                         Some(other) => bail!("{id}: event type {other} is not supported by the local stack"),
                         None => bail!("{id}: event without Type"),

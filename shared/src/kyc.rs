@@ -104,7 +104,9 @@ pub fn status_for_event(name: &str) -> Option<RequestStatus> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartDecision {
     /// Create a new Digio request; this will be attempt number `attempt`.
-    Create { attempt: u32 },
+    Create {
+        attempt: u32,
+    },
     /// A live request exists: hand it out again.
     ReturnLive,
     AlreadyVerified,
@@ -121,7 +123,9 @@ pub fn effective_status(
     now: DateTime<Utc>,
 ) -> KycStatus {
     match (stored, request, expires_at) {
-        (KycStatus::InProgress, Some(RequestStatus::InProgress) | None, Some(expiry)) if now >= expiry => KycStatus::Expired,
+        (KycStatus::InProgress, Some(RequestStatus::InProgress) | None, Some(expiry)) if now >= expiry => {
+            KycStatus::Expired
+        }
         _ => stored,
     }
 }
@@ -171,37 +175,29 @@ fn looks_like_aadhaar(s: &str) -> bool {
     digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+const SECRET_KEYS: &[&str] = &["token", "secret", "password", "authorization", "otp"];
+const DOCUMENT_NUMBER_KEYS: &[&str] = &["id_number", "document_number", "number", "aadhaar", "pan", "uid"];
+const PHONE_KEYS: &[&str] = &["phone", "mobile", "customer_identifier"];
+
 /// A copy of provider data safe to store and log: secrets and tokens removed, phone numbers
 /// masked, and anything that is or looks like a PAN or Aadhaar number cut to its last 4.
 pub fn redact(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(key, v)| {
-                    let k = key.to_ascii_lowercase();
-                    let redacted = match v {
-                        Value::String(s) if ["token", "secret", "password", "authorization", "otp"].iter().any(|w| k.contains(w)) => {
-                            let _ = s;
-                            Value::String("[redacted]".into())
-                        }
-                        Value::Object(_) if k.contains("token") => Value::String("[redacted]".into()),
-                        Value::String(s)
-                            if ["id_number", "document_number", "number", "aadhaar", "pan", "uid"].iter().any(|w| k.contains(w)) =>
-                        {
-                            Value::String(last4(s))
-                        }
-                        Value::String(s) if ["phone", "mobile", "customer_identifier"].iter().any(|w| k.contains(w)) => {
-                            Value::String(crate::phone::mask_phone(s))
-                        }
-                        other => redact(other),
-                    };
-                    (key.clone(), redacted)
-                })
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(key, v)| (key.clone(), redact_field(key, v))).collect()),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         Value::String(s) if looks_like_pan(s) || looks_like_aadhaar(s) => Value::String(last4(s)),
         other => other.clone(),
+    }
+}
+
+fn redact_field(key: &str, value: &Value) -> Value {
+    let key = key.to_ascii_lowercase();
+    let key_is = |words: &[&str]| words.iter().any(|w| key.contains(w));
+    match value {
+        Value::String(_) | Value::Object(_) if key_is(SECRET_KEYS) => Value::String("[redacted]".into()),
+        Value::String(s) if key_is(DOCUMENT_NUMBER_KEYS) => Value::String(last4(s)),
+        Value::String(s) if key_is(PHONE_KEYS) => Value::String(crate::phone::mask_phone(s)),
+        other => redact(other),
     }
 }
 
@@ -237,7 +233,8 @@ pub fn masked_documents(kyc_request: &Value) -> MaskedDocuments {
         let details = action.get("details").cloned().unwrap_or(Value::Null);
         for (key, slot) in [("pan", &mut out.pan), ("aadhaar", &mut out.aadhaar)] {
             if let Some(doc) = details.get(key) {
-                let number = doc.get("id_number").or_else(|| doc.get("number")).and_then(Value::as_str).unwrap_or_default();
+                let number =
+                    doc.get("id_number").or_else(|| doc.get("number")).and_then(Value::as_str).unwrap_or_default();
                 *slot = Some(MaskedDocument {
                     last4: last4(number),
                     name: doc.get("name").and_then(Value::as_str).map(str::to_owned),
@@ -257,11 +254,44 @@ pub fn masked_documents(kyc_request: &Value) -> MaskedDocuments {
     out
 }
 
+/// Applies a KYC event at most once and, when it changed the astrologer's status, announces
+/// `KycStatusChanged`. Shared by the Digio webhook and the expiry sweep.
+///
+/// The announcement follows the commit: if publishing fails the change stands and the
+/// failure is logged (notifications are best-effort; the status itself is the truth).
+pub async fn apply_and_announce(
+    store: &crate::store::Store,
+    events: &crate::events::Publisher,
+    event: crate::store::KycEvent<'_>,
+) -> Result<crate::store::Applied, crate::store::StoreError> {
+    let request_id = event.request.request_id.clone();
+    let astrologer = event.request.astrologer_id.clone();
+    let reason = event.rejection_reason.clone();
+    let event_key = format!("kyc-{}-{}", request_id, event.event_id);
+    let applied = store.apply_kyc_event(event).await?;
+    if let crate::store::Applied::Changed(status) = applied {
+        tracing::info!(astrologer = %astrologer, kyc_request_id = %request_id, status = status.as_str(), "kyc status changed");
+        let envelope = crate::events::Envelope::new(
+            event_key,
+            crate::events::KycStatusChanged {
+                astrologer_id: astrologer,
+                kyc_request_id: request_id,
+                kyc_status: status.astrologer_kyc_status(),
+                rejection_reason: reason,
+            },
+        );
+        if let Err(e) = events.publish(&envelope).await {
+            tracing::error!(error = %e, "KycStatusChanged not published");
+        }
+    }
+    Ok(applied)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use RequestStatus::*;
+    use serde_json::json;
 
     #[test]
     fn requests_only_move_forward() {
@@ -339,37 +369,4 @@ mod tests {
         assert!(!astrologer_bookable(P::Pending, K::InProgress, V::Pending));
         assert!(!astrologer_bookable(P::Approved, K::Completed, V::Pending));
     }
-}
-
-/// Applies a KYC event at most once and, when it changed the astrologer's status, announces
-/// `KycStatusChanged`. Shared by the Digio webhook and the expiry sweep.
-///
-/// The announcement follows the commit: if publishing fails the change stands and the
-/// failure is logged (notifications are best-effort; the status itself is the truth).
-pub async fn apply_and_announce(
-    store: &crate::store::Store,
-    events: &crate::events::Publisher,
-    event: crate::store::KycEvent<'_>,
-) -> Result<crate::store::Applied, crate::store::StoreError> {
-    let request_id = event.request.request_id.clone();
-    let astrologer = event.request.astrologer_id.clone();
-    let reason = event.rejection_reason.clone();
-    let event_key = format!("kyc-{}-{}", request_id, event.event_id);
-    let applied = store.apply_kyc_event(event).await?;
-    if let crate::store::Applied::Changed(status) = applied {
-        tracing::info!(astrologer = %astrologer, kyc_request_id = %request_id, status = status.as_str(), "kyc status changed");
-        let envelope = crate::events::Envelope::new(
-            event_key,
-            crate::events::KycStatusChanged {
-                astrologer_id: astrologer,
-                kyc_request_id: request_id,
-                kyc_status: status.astrologer_kyc_status(),
-                rejection_reason: reason,
-            },
-        );
-        if let Err(e) = events.publish(&envelope).await {
-            tracing::error!(error = %e, "KycStatusChanged not published");
-        }
-    }
-    Ok(applied)
 }

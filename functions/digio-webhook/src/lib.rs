@@ -57,19 +57,12 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 }
 
 async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, ApiError> {
-    let event_id = event
-        .get("id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| hex::encode(Sha256::digest(body)));
+    let event_id =
+        event.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| hex::encode(Sha256::digest(body)));
     let name = event.get("event").and_then(Value::as_str).unwrap_or_default();
     let kyc_request = event.pointer("/payload/kyc_request").cloned().unwrap_or(Value::Null);
-    let request_id = kyc_request
-        .get("id")
-        .or_else(|| event.get("entity_id"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let request_id =
+        kyc_request.get("id").or_else(|| event.get("entity_id")).and_then(Value::as_str).unwrap_or_default().to_owned();
     let reported = kyc::status_for_event(name);
     let now = Utc::now();
 
@@ -92,12 +85,22 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, Ap
             })));
         }
         let rejection_reason = (next == Some(RequestStatus::Rejected)).then(|| rejection_reason(&kyc_request));
-        let documents = matches!(next, Some(RequestStatus::Approved | RequestStatus::Rejected | RequestStatus::Completed))
-            .then(|| kyc::masked_documents(&kyc_request));
+        let documents =
+            matches!(next, Some(RequestStatus::Approved | RequestStatus::Rejected | RequestStatus::Completed))
+                .then(|| kyc::masked_documents(&kyc_request));
         let applied = kyc::apply_and_announce(
             &app.store,
             &app.events,
-            KycEvent { source: SOURCE, event_id: &event_id, request: &request, next, rejection_reason, documents, audit, now },
+            KycEvent {
+                source: SOURCE,
+                event_id: &event_id,
+                request: &request,
+                next,
+                rejection_reason,
+                documents,
+                audit,
+                now,
+            },
         )
         .await;
         return match applied {

@@ -5,6 +5,8 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let app = kyc_expiry::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
-    run(service_fn(|event: LambdaEvent<Value>| async { kyc_expiry::handle(&app, event.payload).await.map_err(Error::from) }))
-        .await
+    run(service_fn(|event: LambdaEvent<Value>| async {
+        kyc_expiry::handle(&app, event.payload).await.map_err(Error::from)
+    }))
+    .await
 }

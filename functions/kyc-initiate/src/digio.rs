@@ -49,7 +49,8 @@ impl Digio {
     }
 
     pub async fn create_request(&self, body: &Value) -> Result<CreatedRequest, ProviderError> {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.client_id, self.client_secret));
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.client_id, self.client_secret));
         let url = format!("{}/client/kyc/v2/request/with_template", self.base_url.trim_end_matches('/'));
         let response = self
             .http

@@ -120,7 +120,9 @@ async fn start(app: &App, caller: &Caller, req: &Request) -> Result<Response, Ap
             StartDecision::LimitReached => {
                 return Err(ApiError::conflict(
                     "kyc_retry_limit_reached",
-                    format!("KYC can be attempted at most {MAX_ATTEMPTS} times (3 retries) and all have been used; contact support"),
+                    format!(
+                        "KYC can be attempted at most {MAX_ATTEMPTS} times (3 retries) and all have been used; contact support"
+                    ),
                 ));
             }
             StartDecision::Create { attempt } => attempt,
@@ -132,13 +134,22 @@ async fn start(app: &App, caller: &Caller, req: &Request) -> Result<Response, Ap
         }
         // Another initiation is creating the request: wait for it and hand that one out.
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::conflict("kyc_initiation_in_progress", "a KYC request is being created; try again in a few seconds"));
+            return Err(ApiError::conflict(
+                "kyc_initiation_in_progress",
+                "a KYC request is being created; try again in a few seconds",
+            ));
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
 
-async fn create(app: &App, state: &AstrologerKyc, token: &str, attempt: u32, req: &Request) -> Result<Response, ApiError> {
+async fn create(
+    app: &App,
+    state: &AstrologerKyc,
+    token: &str,
+    attempt: u32,
+    req: &Request,
+) -> Result<Response, ApiError> {
     let now = Utc::now();
     let reference_id = format!("AKYC-{}", uuid::Uuid::new_v4().simple());
     let body = app.digio.request_body(state.phone.e164(), &state.name, &reference_id);
@@ -149,7 +160,8 @@ async fn create(app: &App, state: &AstrologerKyc, token: &str, attempt: u32, req
     let created = match app.digio.create_request(&body).await {
         Ok(created) => created,
         Err(err) => {
-            let audit = KycAuditEntry::new("failure", "digio_error", None).error(err.to_string()).client(ip, user_agent);
+            let audit =
+                KycAuditEntry::new("failure", "digio_error", None).error(err.to_string()).client(ip, user_agent);
             app.store.release_kyc_claim(&state.user_id, token, &audit).await?;
             return Err(err.into());
         }
@@ -162,7 +174,8 @@ async fn create(app: &App, state: &AstrologerKyc, token: &str, attempt: u32, req
         expires_at: kyc::expiry_for(now),
         attempt,
     };
-    let response_entry = KycAuditEntry::new("digio_response", "created", Some(&created.id)).data(kyc::redact(&created.raw));
+    let response_entry =
+        KycAuditEntry::new("digio_response", "created", Some(&created.id)).data(kyc::redact(&created.raw));
     let mut initiated = initiated;
     initiated.kyc_request_id = Some(created.id.clone());
     app.store.record_kyc_started(state, token, &started, &[initiated, response_entry]).await?;

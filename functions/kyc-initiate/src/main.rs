@@ -5,6 +5,8 @@ use shared::http::Request;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let app = kyc_initiate::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
-    run(service_fn(|event: LambdaEvent<Request>| async { Ok::<_, Error>(kyc_initiate::handle(&app, event.payload).await) }))
-        .await
+    run(service_fn(|event: LambdaEvent<Request>| async {
+        Ok::<_, Error>(kyc_initiate::handle(&app, event.payload).await)
+    }))
+    .await
 }

@@ -6,10 +6,10 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use shared::UserId;
 use shared::config::{self, ConfigError};
-use shared::events::{Envelope, UserRegistered, process_batch};
+use shared::events::{Envelope, KycStatusChanged, UserRegistered, process_batch};
 use shared::store::{Store, StoreError, items};
+use shared::{KycStatus, UserId};
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -40,6 +40,20 @@ async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
     let (user, title, body) = if let Some(payload) = envelope.payload_as::<UserRegistered>() {
         let p = payload.map_err(malformed)?;
         (p.user_id, "Welcome to AstroKiran".to_owned(), format!("Namaste {}, your account is ready.", p.first_name))
+    } else if let Some(payload) = envelope.payload_as::<KycStatusChanged>() {
+        let p = payload.map_err(malformed)?;
+        let (title, body) = match p.kyc_status {
+            KycStatus::Completed => {
+                ("KYC approved".to_owned(), "Your profile is live: customers can now book you.".to_owned())
+            }
+            KycStatus::Rejected => (
+                "KYC needs another try".to_owned(),
+                format!("Reason: {}. You can start KYC again.", p.rejection_reason.as_deref().unwrap_or("not given")),
+            ),
+            KycStatus::Expired => ("KYC expired".to_owned(), "Your KYC link expired; you can start again.".to_owned()),
+            other => ("KYC update".to_owned(), format!("Your KYC is now {}.", other.as_str())),
+        };
+        (p.astrologer_id, title, body)
     } else {
         // Not ours to act on: acknowledge, so it does not clog the queue or the DLQ.
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");

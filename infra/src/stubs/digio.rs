@@ -122,13 +122,18 @@ fn documents() -> Value {
     ]})
 }
 
-pub async fn create_request(State(stub): State<Arc<DigioStub>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+pub async fn create_request(
+    State(stub): State<Arc<DigioStub>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", stub.client_id, stub.client_secret))
     );
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({ "code": 401, "message": "Invalid credentials" }))).into_response();
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "code": 401, "message": "Invalid credentials" })))
+            .into_response();
     }
     let Some(customer) = body.get("customer_identifier").and_then(Value::as_str) else {
         return (StatusCode::BAD_REQUEST, Json(json!({ "code": 400, "message": "customer_identifier is required" })))

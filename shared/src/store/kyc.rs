@@ -113,7 +113,8 @@ impl KycAuditEntry {
     }
 
     fn item(&self, astrologer: &UserId) -> Item {
-        let sk = format!("{}#{}", self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let sk =
+            format!("{}#{}", self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let mut item = items::key(format!("KYCAUDIT#{astrologer}"), sk);
         item.insert("entity".into(), items::s("kyc_audit"));
         item.insert("created_at".into(), items::time(self.at));
@@ -193,7 +194,8 @@ impl Store {
             user_id: id.clone(),
             phone: Phone::parse(get_str(user, "phone_number")?).map_err(|_| corrupt("phone_number"))?,
             name: format!("{} {}", get_str(user, "first_name")?, get_str(user, "last_name")?),
-            profile_status: ProfileStatus::parse(get_str(user, "profile_status")?).ok_or_else(|| corrupt("profile_status"))?,
+            profile_status: ProfileStatus::parse(get_str(user, "profile_status")?)
+                .ok_or_else(|| corrupt("profile_status"))?,
             status: KycStatus::parse(get_str(astro, "kyc_status")?).ok_or_else(|| corrupt("kyc_status"))?,
             verification_status: VerificationStatus::parse(get_str(astro, "verification_status")?)
                 .ok_or_else(|| corrupt("verification_status"))?,
@@ -212,7 +214,12 @@ impl Store {
 
     /// Claims the right to create a request, if nothing changed since `seen` and nobody else
     /// holds the claim. Two racing initiations: exactly one gets `true`.
-    pub async fn claim_kyc_start(&self, seen: &AstrologerKyc, token: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn claim_kyc_start(
+        &self,
+        seen: &AstrologerKyc,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
@@ -277,24 +284,41 @@ impl Store {
         writes.push(put_new(t, request));
 
         if let Some(previous) = &seen.request_id {
-            let superseded = update(t, items::key(request_pk(previous), REQUEST_SK), "SET superseded = :yes REMOVE GSI1PK, GSI1SK")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":yes", AttributeValue::Bool(true));
+            let superseded =
+                update(t, items::key(request_pk(previous), REQUEST_SK), "SET superseded = :yes REMOVE GSI1PK, GSI1SK")
+                    .condition_expression("attribute_exists(PK)")
+                    .expression_attribute_values(":yes", AttributeValue::Bool(true));
             writes.push(tx_update(superseded)?);
         }
         writes.extend(audit.iter().map(|a| put_new(t, a.item(&seen.user_id))));
-        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.map_err(StoreError::from_sdk)?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
         Ok(())
     }
 
     /// Gives the claim back after a failed initiation, with the failure in the audit log;
     /// the attempt is not counted.
-    pub async fn release_kyc_claim(&self, astrologer: &UserId, token: &str, audit: &KycAuditEntry) -> Result<(), StoreError> {
-        let release = update(&self.table, items::key(user_pk(astrologer), ASTROLOGER_SK), "REMOVE kyc_claim, kyc_claimed_until")
-            .condition_expression("kyc_claim = :claim")
-            .expression_attribute_values(":claim", items::s(token));
+    pub async fn release_kyc_claim(
+        &self,
+        astrologer: &UserId,
+        token: &str,
+        audit: &KycAuditEntry,
+    ) -> Result<(), StoreError> {
+        let release =
+            update(&self.table, items::key(user_pk(astrologer), ASTROLOGER_SK), "REMOVE kyc_claim, kyc_claimed_until")
+                .condition_expression("kyc_claim = :claim")
+                .expression_attribute_values(":claim", items::s(token));
         let writes = vec![tx_update(release)?, put_new(&self.table, audit.item(astrologer))];
-        self.client.transact_write_items().set_transact_items(Some(writes)).send().await.map_err(StoreError::from_sdk)?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
         Ok(())
     }
 
@@ -349,18 +373,25 @@ impl Store {
         let mut dedup = items::key(format!("WEBHOOK#{}#{}", event.source, event.event_id), "WEBHOOK");
         dedup.insert("entity".into(), items::s("webhook_event"));
         dedup.insert("kyc_request_id".into(), items::s(&request.request_id));
-        dedup.insert(super::TTL_ATTRIBUTE.into(), items::n((event.now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()));
+        dedup.insert(
+            super::TTL_ATTRIBUTE.into(),
+            items::n((event.now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()),
+        );
         let mut writes = vec![put_new(t, dedup)];
 
         let next = event.next.filter(|_| !request.superseded);
         if let Some(next) = next {
             // Out of the open-requests index: only `in_progress` requests can expire.
-            let req = update(t, items::key(request_pk(&request.request_id), REQUEST_SK), "SET #status = :next, updated_at = :now REMOVE GSI1PK, GSI1SK")
-                .condition_expression("#status = :current")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":next", items::s(next.as_str()))
-                .expression_attribute_values(":current", items::s(request.status.as_str()))
-                .expression_attribute_values(":now", items::time(event.now));
+            let req = update(
+                t,
+                items::key(request_pk(&request.request_id), REQUEST_SK),
+                "SET #status = :next, updated_at = :now REMOVE GSI1PK, GSI1SK",
+            )
+            .condition_expression("#status = :current")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":next", items::s(next.as_str()))
+            .expression_attribute_values(":current", items::s(request.status.as_str()))
+            .expression_attribute_values(":now", items::time(event.now));
             writes.push(tx_update(req)?);
 
             let mut set = vec!["kyc_status = :kyc", "kyc_request_status = :next", "updated_at = :now"];
@@ -380,15 +411,20 @@ impl Store {
             }
             if let Some(docs) = &event.documents {
                 set.push("kyc_documents = :docs");
-                astro = astro.expression_attribute_values(":docs", items::s(serde_json::to_string(docs).unwrap_or_default()));
+                astro = astro
+                    .expression_attribute_values(":docs", items::s(serde_json::to_string(docs).unwrap_or_default()));
             }
             writes.push(tx_update(astro.update_expression(format!("SET {}", set.join(", "))))?);
 
             if next == RequestStatus::Approved {
-                let user = update(t, items::key(user_pk(astrologer), PROFILE_SK), "SET profile_status = :approved, updated_at = :now")
-                    .condition_expression("attribute_exists(PK)")
-                    .expression_attribute_values(":approved", items::s(ProfileStatus::Approved.as_str()))
-                    .expression_attribute_values(":now", items::time(event.now));
+                let user = update(
+                    t,
+                    items::key(user_pk(astrologer), PROFILE_SK),
+                    "SET profile_status = :approved, updated_at = :now",
+                )
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":approved", items::s(ProfileStatus::Approved.as_str()))
+                .expression_attribute_values(":now", items::time(event.now));
                 writes.push(tx_update(user)?);
             }
         }
@@ -397,19 +433,31 @@ impl Store {
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(next.map_or(Applied::Recorded, Applied::Changed)),
             Err(err) => match cancellation_reasons(&err) {
-                Some(reasons) if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") => Ok(Applied::Duplicate),
-                Some(reasons) => Err(StoreError::ConditionFailed(format!("kyc event not applied: {}", reasons.join(",")))),
+                Some(reasons) if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") => {
+                    Ok(Applied::Duplicate)
+                }
+                Some(reasons) => {
+                    Err(StoreError::ConditionFailed(format!("kyc event not applied: {}", reasons.join(","))))
+                }
                 None => Err(StoreError::from_sdk(err)),
             },
         }
     }
 
     /// Records an event that names no request we know (nothing else to change).
-    pub async fn record_unknown_kyc_event(&self, source: &str, event_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn record_unknown_kyc_event(
+        &self,
+        source: &str,
+        event_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut dedup = items::key(format!("WEBHOOK#{source}#{event_id}"), "WEBHOOK");
         dedup.insert("entity".into(), items::s("webhook_event"));
         dedup.insert("outcome".into(), items::s("unknown_request"));
-        dedup.insert(super::TTL_ATTRIBUTE.into(), items::n((now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()));
+        dedup.insert(
+            super::TTL_ATTRIBUTE.into(),
+            items::n((now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()),
+        );
         self.put_once(dedup).await
     }
 
@@ -438,4 +486,3 @@ fn read_request(item: &Item) -> Result<KycRequestRecord, StoreError> {
         superseded: item.get("superseded").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }
-
