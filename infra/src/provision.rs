@@ -31,6 +31,11 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
+    /// What the `!Ref` in property `key` of `props` resolved to.
+    fn referenced(&self, props: &Value, key: &str) -> Option<String> {
+        props.get(key).and_then(referenced_id).and_then(|r| self.refs.get(&r).cloned())
+    }
+
     pub fn lookup(&self, id: &str, attr: &str) -> Option<String> {
         if attr == "Ref" {
             self.refs.get(id).cloned()
@@ -110,11 +115,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
     }
     for (id, res) in template.of_kind("AWS::Cognito::UserPoolClient") {
         let p = &res.properties;
-        let pool = p
-            .get("UserPoolId")
-            .and_then(referenced_id)
-            .and_then(|r| out.refs.get(&r).cloned())
-            .ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
+        let pool = out.referenced(p, "UserPoolId").ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
         let flows = seq(p, "ExplicitAuthFlows").filter_map(Value::as_str).map(ExplicitAuthFlowsType::from).collect();
         let strings = |k| seq(p, k).filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>();
         let client = cognito
@@ -134,11 +135,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
     }
     for (id, res) in template.of_kind("AWS::Cognito::UserPoolGroup") {
         let p = &res.properties;
-        let pool = p
-            .get("UserPoolId")
-            .and_then(referenced_id)
-            .and_then(|r| out.refs.get(&r).cloned())
-            .ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
+        let pool = out.referenced(p, "UserPoolId").ok_or_else(|| anyhow!("{id}: UserPoolId"))?;
         let name = str_prop(p, "GroupName").ok_or_else(|| anyhow!("{id}: GroupName"))?;
         cognito
             .create_group()

@@ -69,6 +69,14 @@ impl Publisher {
         Self { client, queue_url: queue_url.into() }
     }
 
+    /// The queue named by `EVENTS_QUEUE_URL`.
+    pub fn from_env(
+        sdk: &aws_config::SdkConfig,
+        vars: &impl crate::config::Vars,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(aws_sdk_sqs::Client::new(sdk), crate::config::required(vars, "EVENTS_QUEUE_URL")?))
+    }
+
     pub async fn publish<P: Event>(&self, envelope: &Envelope<P>) -> Result<(), PublishError> {
         let body = serde_json::to_string(envelope).map_err(|e| PublishError(e.to_string()))?;
         self.client

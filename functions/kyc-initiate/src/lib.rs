@@ -29,7 +29,7 @@ pub struct App {
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
         Ok(Self {
-            store: Store::new(aws_sdk_dynamodb::Client::new(sdk), config::required(vars, "TABLE_NAME")?),
+            store: Store::from_env(sdk, vars)?,
             digio: Digio {
                 http: shared::outbound::http_client(),
                 base_url: config::required(vars, "DIGIO_BASE_URL")?,

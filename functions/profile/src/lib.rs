@@ -21,7 +21,7 @@ pub struct App {
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::new(aws_sdk_dynamodb::Client::new(sdk), config::required(vars, "TABLE_NAME")?) })
+        Ok(Self { store: Store::from_env(sdk, vars)? })
     }
 }
 

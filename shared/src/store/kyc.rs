@@ -175,17 +175,8 @@ fn opt_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
 impl Store {
     /// The astrologer's KYC state and phone, in one Query of the user's partition.
     pub async fn astrologer_kyc(&self, id: &UserId) -> Result<Option<AstrologerKyc>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", items::s(user_pk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        let find = |sk: &str| output.items().iter().find(|i| opt_str(i, "SK") == Some(sk));
+        let partition = self.user_partition(id).await?;
+        let find = |sk: &str| partition.iter().find(|i| opt_str(i, "SK") == Some(sk));
         let (Some(user), Some(astro)) = (find(PROFILE_SK), find(ASTROLOGER_SK)) else {
             return Ok(None);
         };
@@ -474,6 +465,15 @@ impl Store {
             .map_err(StoreError::from_sdk)?;
         Ok(output.items.unwrap_or_default())
     }
+}
+
+/// The record that a provider's event was seen; written with `attribute_not_exists`, it is
+/// the de-duplication, and expires by TTL.
+pub fn seen_event_item(source: &str, event_id: &str, now: DateTime<Utc>) -> Item {
+    let mut item = items::key(format!("WEBHOOK#{source}#{event_id}"), "WEBHOOK");
+    item.insert("entity".into(), items::s("webhook_event"));
+    item.insert(super::TTL_ATTRIBUTE.into(), items::n((now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()));
+    item
 }
 
 fn read_request(item: &Item) -> Result<KycRequestRecord, StoreError> {

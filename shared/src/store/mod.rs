@@ -35,7 +35,7 @@ mod users;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
+pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest, seen_event_item};
 pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
 
 pub const PK: &str = "PK";
@@ -94,6 +94,14 @@ pub struct Store {
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
+    }
+
+    /// The table named by `TABLE_NAME`.
+    pub fn from_env(
+        sdk: &aws_config::SdkConfig,
+        vars: &impl crate::config::Vars,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(Client::new(sdk), crate::config::required(vars, "TABLE_NAME")?))
     }
 
     /// Writes `item` unless an item with its key exists. `Ok(false)` means it was already

@@ -160,8 +160,9 @@ impl Store {
         }
     }
 
-    /// The user, wallet and astrologer profile in one Query. `None`: no such user.
-    pub async fn user_overview(&self, id: &UserId) -> Result<Option<UserOverview>, StoreError> {
+    /// Every item under `USER#{sub}` (user, wallet, astrologer profile): one strongly
+    /// consistent Query.
+    pub async fn user_partition(&self, id: &UserId) -> Result<Vec<Item>, StoreError> {
         let output = self
             .client
             .query()
@@ -172,8 +173,13 @@ impl Store {
             .send()
             .await
             .map_err(StoreError::from_sdk)?;
+        Ok(output.items.unwrap_or_default())
+    }
+
+    /// The user, wallet and astrologer profile in one Query. `None`: no such user.
+    pub async fn user_overview(&self, id: &UserId) -> Result<Option<UserOverview>, StoreError> {
         let (mut user, mut wallet, mut astrologer) = (None, None, None);
-        for item in output.items() {
+        for item in &self.user_partition(id).await? {
             match get_str(item, "SK")? {
                 PROFILE_SK => user = Some(read_user(item)?),
                 WALLET_SK => wallet = Some(read_wallet(item)?),
