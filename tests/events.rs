@@ -92,4 +92,19 @@ async fn every_function_has_a_sample_and_every_sample_runs() {
     let Handler::Http(profile) = stack.handler("profile").unwrap() else { panic!() };
     let resp = profile(serde_json::from_str(&me).unwrap()).await;
     assert_eq!(resp.status_code, 200);
+
+    // The top-up samples act as that user too, against the local Razorpay stand-in, whose
+    // webhook secret signed the webhook sample.
+    let Handler::Http(top_up) = stack.handler("top-up").unwrap() else { panic!() };
+    for (file, status) in [
+        ("top-up-get-wallet.json", 200),
+        ("top-up-list-transactions.json", 200),
+        ("top-up-create.json", 201),
+        ("top-up-razorpay-webhook.json", 200),
+        ("top-up-confirm.json", 404),
+    ] {
+        let sample = std::fs::read_to_string(infra::repo_root().join("events").join(file)).unwrap();
+        let resp = top_up(serde_json::from_str(&sample).unwrap()).await;
+        assert_eq!(resp.status_code, status, "{file}: {:?}", resp.body);
+    }
 }

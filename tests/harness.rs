@@ -67,6 +67,33 @@ impl Api {
         Self::finish(resp).await
     }
 
+    /// Any request, with a bearer token and extra headers.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_owned());
+        }
+        Self::finish(req.send().await.unwrap()).await
+    }
+
+    /// POST as a signed-in user, with extra headers.
+    pub async fn post_as(&self, path: &str, token: &str, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(token), headers, Some(&body.to_string())).await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.get(format!("{}{path}", self.base));
         if let Some(t) = token {
@@ -139,4 +166,51 @@ fn capture_logs() {
         .with_env_filter("info,aws_config=warn,aws_smithy_runtime=warn")
         .with_writer(move || LogWriter(buffer.clone()))
         .try_init();
+}
+
+/// A signed-up, signed-in customer: their access token and user id.
+pub async fn customer(stack: &LocalStack) -> (String, String) {
+    let phone = random_phone();
+    let signed_up = sign_up(stack, &phone, "user").await;
+    let tokens = sign_in(stack, &phone).await;
+    (tokens["access_token"].as_str().unwrap().to_owned(), signed_up["user_id"].as_str().unwrap().to_owned())
+}
+
+fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> rust_decimal::Decimal {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not a Number in {item:?}"))
+}
+
+/// The ledger invariant, checked over the whole table: for every wallet, its ledger entries
+/// (in key order) sum to its real and bonus balances, each entry's balances-after are the
+/// running sums, and nothing is negative. Returns the number of ledger entries checked.
+pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
+    use rust_decimal::Decimal;
+    let items = all_items(stack).await;
+    let s = |i: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+        i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    };
+    let mut checked = 0;
+    for wallet in items.iter().filter(|i| s(i, "SK") == "WALLET") {
+        let user = s(wallet, "PK").trim_start_matches("USER#").to_owned();
+        let mut entries: Vec<_> = items.iter().filter(|i| s(i, "PK") == format!("LEDGER#{user}")).collect();
+        entries.sort_by_key(|i| s(i, "SK"));
+        let (mut real, mut bonus) = (Decimal::ZERO, Decimal::ZERO);
+        for e in &entries {
+            real += num(e, "real_delta");
+            bonus += num(e, "bonus_delta");
+            assert_eq!(num(e, "real_balance_after"), real, "real balance after {}", s(e, "SK"));
+            assert_eq!(num(e, "bonus_balance_after"), bonus, "bonus balance after {}", s(e, "SK"));
+            assert!(real >= Decimal::ZERO && bonus >= Decimal::ZERO, "negative balance at {}", s(e, "SK"));
+        }
+        assert_eq!(num(wallet, "real_cash"), real, "real cash of {user} is its ledger's sum");
+        assert_eq!(num(wallet, "bonus_cash"), bonus, "bonus cash of {user} is its ledger's sum");
+        for field in ["real_cash", "bonus_cash", "total_credited", "total_debited"] {
+            assert!(num(wallet, field) >= Decimal::ZERO, "{field} of {user} is negative");
+        }
+        checked += entries.len();
+    }
+    checked
 }

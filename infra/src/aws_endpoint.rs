@@ -55,6 +55,28 @@ impl Outbox {
     }
 }
 
+/// The DynamoDB operations functions sent through this endpoint, in order, so tests can
+/// hold a route to its round-trip budget.
+#[derive(Default, Debug)]
+pub struct CallLog {
+    calls: Mutex<Vec<String>>,
+}
+
+impl CallLog {
+    fn record(&self, operation: &str) {
+        self.calls.lock().unwrap().push(operation.to_owned());
+    }
+
+    /// The operations recorded so far (e.g. `["BatchGetItem", "TransactWriteItems"]`).
+    pub fn dynamodb(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+}
+
 struct PendingCode {
     code: String,
     issued: Instant,
@@ -72,6 +94,13 @@ pub struct LocalCognito {
     pub client_id: OnceLock<String>,
     pub post_confirmation: OnceLock<TriggerHandler>,
     pub outbox: Arc<Outbox>,
+    pub calls: Arc<CallLog>,
+    /// moto applies a transaction item by item and undoes a cancelled one by restoring a
+    /// copy of the whole table, so concurrent requests could see a half-applied transaction
+    /// or lose writes made meanwhile. DynamoDB transactions are serializable; to behave
+    /// like it, this endpoint sends one DynamoDB request at a time to moto (tables are per
+    /// stack, so a per-stack lock is enough).
+    dynamodb: tokio::sync::Mutex<()>,
     cognito: Cognito,
     http: reqwest::Client,
     sign_up_codes: Mutex<HashMap<String, PendingCode>>,
@@ -86,6 +115,8 @@ impl LocalCognito {
             client_id: OnceLock::new(),
             post_confirmation: OnceLock::new(),
             outbox,
+            calls: Arc::default(),
+            dynamodb: tokio::sync::Mutex::new(()),
             cognito: Cognito::new(moto_sdk),
             http: reqwest::Client::new(),
             sign_up_codes: Mutex::default(),
@@ -125,6 +156,11 @@ pub async fn serve(
 ) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let operation = target.strip_prefix("AWSCognitoIdentityProviderService.");
+    if let Some(dynamodb) = target.strip_prefix("DynamoDB_20120810.") {
+        local.calls.record(dynamodb);
+        let _one_at_a_time = local.dynamodb.lock().await;
+        return local.forward(method, &uri, &headers, body).await;
+    }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let result = match operation {
         Some("SignUp") => local.sign_up(request, &headers, &uri).await,

@@ -46,6 +46,7 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
             handler!(Http, otp_signup::App::from_env(sdk, env)?, |app, req| otp_signup::handle(&app, req).await)
         }
         "profile" => handler!(Http, profile::App::from_env(sdk, env)?, |app, req| profile::handle(&app, req).await),
+        "top-up" => handler!(Http, top_up::App::from_env(sdk, env)?, |app, req| top_up::handle(&app, req).await),
         "post-confirmation" => handler!(Trigger, post_confirmation::App::from_env(sdk, env)?, |app, event| {
             post_confirmation::handle(&app, event).await.map_err(|e| e.to_string())
         }),

@@ -51,6 +51,8 @@ pub struct Options {
     pub prefix: String,
     pub api_addr: String,
     pub aws_addr: String,
+    /// Where the Razorpay stand-in listens.
+    pub razorpay_addr: String,
     pub template: PathBuf,
     /// Poll the SQS queues into their consumers (tests may drive them by hand instead).
     pub poll_queues: bool,
@@ -59,6 +61,9 @@ pub struct Options {
     pub parameters: HashMap<String, String>,
     /// Run scheduled functions this often (EventBridge's part); `None`: only when called.
     pub schedule_every: Option<std::time::Duration>,
+    /// Seed the default promotion rule (20% bonus on ₹500 to ₹10,000), as the
+    /// `local-stack` command does; tests seed the rules they need themselves.
+    pub seed_promotion_rules: bool,
 }
 
 impl Options {
@@ -68,10 +73,12 @@ impl Options {
             prefix: prefix.into(),
             api_addr: "127.0.0.1:0".into(),
             aws_addr: "127.0.0.1:0".into(),
+            razorpay_addr: "127.0.0.1:0".into(),
             template: repo_root().join("template.yaml"),
             poll_queues: true,
             parameters: HashMap::new(),
             schedule_every: None,
+            seed_promotion_rules: false,
         }
     }
 }
@@ -88,6 +95,8 @@ pub struct LocalStack {
     pub functions: Vec<(template::FunctionDef, Handler)>,
     /// The local stand-ins for Digio and Razorpay.
     pub stubs: stubs::Stubs,
+    /// The DynamoDB operations the functions made, for round-trip budgets in tests.
+    pub calls: Arc<aws_endpoint::CallLog>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -112,7 +121,7 @@ impl LocalStack {
         let api_listener =
             TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
         let api_url = format!("http://{}", api_listener.local_addr()?);
-        let (stubs, stub_tasks) = stubs::start(&api_url, &mut opts.parameters).await?;
+        let (stubs, stub_tasks) = stubs::start(&api_url, &mut opts.parameters, &opts.razorpay_addr).await?;
         let moto_sdk = local_sdk_config(&opts.moto_endpoint).await;
         let provisioned = provision::provision(&moto_sdk, &template, &opts.prefix).await?;
 
@@ -174,6 +183,7 @@ impl LocalStack {
             provisioned.user_pool_client_id.clone(),
             format!("{}/{pool}/.well-known/jwks.json", opts.moto_endpoint),
         );
+        // The listener bound first, whose address the stand-ins send their webhooks to.
         tasks.push(serve(api_listener, axum::Router::new().fallback(gateway::serve).with_state(Arc::new(gw))));
 
         if opts.poll_queues {
@@ -197,7 +207,16 @@ impl LocalStack {
             }
         }
 
-        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, tasks })
+        if opts.seed_promotion_rules {
+            let store = shared::store::Store::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                provisioned.lookup("AppTable", "Ref").unwrap_or_default(),
+            );
+            store.put_promotion_rule(&default_promotion_rule()).await.context("seeding the promotion rule")?;
+        }
+
+        let calls = cognito.calls.clone();
+        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, calls, tasks })
     }
 
     pub fn table_name(&self) -> String {
@@ -223,6 +242,19 @@ async fn run_schedule(name: String, every: std::time::Duration, handler: functio
             Ok(result) => tracing::info!(function = %name, %result, "scheduled run"),
             Err(e) => tracing::warn!(function = %name, error = %e, "scheduled run failed"),
         }
+    }
+}
+
+/// The rule the `local-stack` command seeds: 20% bonus cash on recharges of ₹500 to ₹10,000.
+pub fn default_promotion_rule() -> shared::wallet::PromotionRule {
+    shared::wallet::PromotionRule {
+        id: "recharge-20".into(),
+        name: "20% bonus on recharges of ₹500 to ₹10,000".into(),
+        min_amount: shared::Money::from_paise(50_000),
+        max_amount: Some(shared::Money::from_paise(1_000_000)),
+        bonus_percent: rust_decimal::Decimal::from(20),
+        first_recharge_only: false,
+        active: true,
     }
 }
 

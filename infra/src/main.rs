@@ -10,6 +10,7 @@ async fn main() -> Result<()> {
         .init();
     let api_port = std::env::var("API_PORT").unwrap_or_else(|_| "3000".into());
     let aws_port = std::env::var("AWS_PORT").unwrap_or_else(|_| "4566".into());
+    let razorpay_port = std::env::var("RAZORPAY_PORT").unwrap_or_else(|_| "3100".into());
 
     let moto = match std::env::var("MOTO_ENDPOINT") {
         Ok(_) => None,
@@ -22,6 +23,8 @@ async fn main() -> Result<()> {
     opts.aws_addr = format!("127.0.0.1:{aws_port}");
     let every: u64 = std::env::var("LOCAL_SCHEDULE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     opts.schedule_every = Some(std::time::Duration::from_secs(every));
+    opts.razorpay_addr = format!("127.0.0.1:{razorpay_port}");
+    opts.seed_promotion_rules = true;
     let stack = LocalStack::start(opts).await?;
 
     let p = &stack.provisioned;
@@ -52,6 +55,8 @@ async fn main() -> Result<()> {
         "  local Digio: {}  (approve a KYC request: curl -XPOST {}/_local/kyc/<KID>/approve)",
         stack.stubs.digio.url, stack.stubs.digio.url
     );
+    println!("  Razorpay stand-in: {}  (pay an order: POST /_local/orders/{{order_id}}/pay)", stack.stubs.razorpay_url);
+    println!("  promotion rule seeded: {}", infra::default_promotion_rule().name);
     println!("SMS codes appear below as 'SMS: ...' lines. Stop with Ctrl-C.");
     println!();
 

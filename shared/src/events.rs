@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::money::Money;
 use crate::user::{UserId, UserType};
 
 /// `{ id, type, version, occurred_at, payload }`. The `id` is what consumers de-duplicate
@@ -50,6 +51,23 @@ pub struct UserRegistered {
 
 impl Event for UserRegistered {
     const TYPE: &'static str = "UserRegistered";
+    const VERSION: u32 = 1;
+}
+
+/// A top-up was credited to a wallet (once per payment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalletCredited {
+    pub user_id: UserId,
+    pub top_up_id: String,
+    pub amount: Money,
+    pub bonus: Money,
+    pub real_cash: Money,
+    pub bonus_cash: Money,
+    pub invoice_number: String,
+}
+
+impl Event for WalletCredited {
+    const TYPE: &'static str = "WalletCredited";
     const VERSION: u32 = 1;
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod kyc;
 pub mod logging;
 pub mod money;
@@ -18,6 +19,7 @@ pub mod phone;
 pub mod signature;
 pub mod store;
 pub mod user;
+pub mod wallet;
 
 pub use error::ApiError;
 pub use money::Money;

@@ -1,4 +1,5 @@
-//! Queue consumer: turns domain events into in-app notifications in the user's inbox.
+//! Queue consumer: turns domain events (`UserRegistered`, `WalletCredited`) into in-app
+//! notifications in the user's inbox.
 //!
 //! Idempotent: the inbox item's key contains the event id and is written with
 //! `attribute_not_exists`, so a message delivered twice notifies once. Failures are
@@ -7,7 +8,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use shared::config::{self, ConfigError};
-use shared::events::{Envelope, KycStatusChanged, UserRegistered, process_batch};
+use shared::events::{Envelope, KycStatusChanged, UserRegistered, WalletCredited, process_batch};
 use shared::store::{Store, StoreError, items};
 use shared::{KycStatus, UserId};
 
@@ -54,6 +55,12 @@ async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
             other => ("KYC update".to_owned(), format!("Your KYC is now {}.", other.as_str())),
         };
         (p.astrologer_id, title, body)
+    } else if let Some(payload) = envelope.payload_as::<WalletCredited>() {
+        let p = payload.map_err(malformed)?;
+        let bonus =
+            if p.bonus > shared::Money::ZERO { format!(" plus ₹{} bonus cash", p.bonus) } else { String::new() };
+        let body = format!("₹{} added to your wallet{bonus}. Invoice {}.", p.amount, p.invoice_number);
+        (p.user_id, "Wallet recharged".to_owned(), body)
     } else {
         // Not ours to act on: acknowledge, so it does not clog the queue or the DLQ.
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");

@@ -4,6 +4,7 @@
 //! unless the caller set them already (a test may point a function at wiremock instead).
 
 pub mod digio;
+pub mod razorpay;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,10 +19,13 @@ use tokio::task::JoinHandle;
 #[derive(Clone)]
 pub struct Stubs {
     pub digio: Arc<digio::DigioStub>,
+    pub razorpay: razorpay::RazorpayStub,
+    /// Where the Razorpay stand-in listens.
+    pub razorpay_url: String,
 }
 
-async fn listen() -> Result<(TcpListener, String)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+async fn listen(addr: &str) -> Result<(TcpListener, String)> {
+    let listener = TcpListener::bind(addr).await?;
     let url = format!("http://{}", listener.local_addr()?);
     Ok((listener, url))
 }
@@ -30,9 +34,20 @@ fn param(parameters: &mut HashMap<String, String>, name: &str, value: impl Into<
     parameters.entry(name.to_owned()).or_insert_with(|| value.into()).clone()
 }
 
-/// Starts every stand-in; `parameters` receives their URLs and the local secrets.
-pub async fn start(api_url: &str, parameters: &mut HashMap<String, String>) -> Result<(Stubs, Vec<JoinHandle<()>>)> {
-    let (listener, url) = listen().await?;
+fn serve(listener: TcpListener, router: Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    })
+}
+
+/// Starts every stand-in; `parameters` receives their URLs and the local secrets. The
+/// Razorpay stand-in listens on `razorpay_addr` (port 0: any free port).
+pub async fn start(
+    api_url: &str,
+    parameters: &mut HashMap<String, String>,
+    razorpay_addr: &str,
+) -> Result<(Stubs, Vec<JoinHandle<()>>)> {
+    let (listener, url) = listen("127.0.0.1:0").await?;
     param(parameters, "DigioBaseUrl", url.clone());
     let digio = Arc::new(digio::DigioStub::new(
         url,
@@ -45,8 +60,16 @@ pub async fn start(api_url: &str, parameters: &mut HashMap<String, String>) -> R
         .route("/client/kyc/v2/request/with_template", post(digio::create_request))
         .route("/_local/kyc/{id}/{action}", post(digio::control))
         .with_state(digio.clone());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok((Stubs { digio }, vec![task]))
+    let mut tasks = vec![serve(listener, router)];
+
+    let (listener, razorpay_url) = listen(razorpay_addr).await?;
+    param(parameters, "RazorpayBaseUrl", razorpay_url.clone());
+    let razorpay = razorpay::RazorpayStub::new(
+        api_url,
+        param(parameters, "RazorpayKeyId", razorpay::KEY_ID),
+        param(parameters, "RazorpayKeySecret", razorpay::KEY_SECRET),
+        param(parameters, "RazorpayWebhookSecret", razorpay::WEBHOOK_SECRET),
+    );
+    tasks.push(serve(listener, razorpay.router()));
+    Ok((Stubs { digio, razorpay, razorpay_url }, tasks))
 }

@@ -11,6 +11,12 @@
 //! | KYC request | `KYCREQ#{digio id}` | `KYCREQ` | status; `GSI1PK = KYC_OPEN`, `GSI1SK = expiry` while open |
 //! | KYC audit entry | `KYCAUDIT#{sub}` | `{created_at}#{random}` | time-ordered per astrologer, redacted |
 //! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
+//! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP` |
+//! | invoice | `TOPUP#{id}` | `INVOICE` | GSI1 `INVOICES#{fy}` / invoice number |
+//! | invoice sequence | `COUNTER#INVOICE#{fy}` | `COUNTER` | `seq`: last number of the financial year |
+//! | ledger entry | `LEDGER#{sub}` | `TXN#{at}#{top-up id}#{n}` | deltas and balances after (Numbers) |
+//! | promotion rule | `PROMO_RULES` | `RULE#{id}` | min, max, percent, first-recharge-only, active |
+//! | idempotency record | `IDEMPOTENCY#{sub}#{key}` | `IDEMPOTENCY` | request hash, first response, TTL 24h |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
@@ -27,16 +33,30 @@
 //! | `GET /astrologers/me/kyc` | 1 Query |
 //! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit) |
 //! | KYC expiry sweep | 1 Query on GSI1 (`KYC_OPEN`, expiry <= now), then per request the webhook's transaction |
+//! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query `PROMO_RULES`, TransactWriteItems (top-up + idempotency record) |
+//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit) |
+//! | `POST /webhooks/razorpay` | Query GSI1 `RZP_ORDER#{id}`, BatchGetItem (+ event record), TransactWriteItems; `payment.failed`: Query + conditional UpdateItem |
+//! | `GET /wallet/top-ups/{id}` | 1 GetItem |
+//! | `GET /wallet` | 1 GetItem |
+//! | `GET /wallet/transactions` | 1 Query on `LEDGER#{sub}`, newest first, `Limit` + `ExclusiveStartKey` from the cursor |
+//!
+//! The credit transaction (see `functions/top-up/src/store.rs`) is what makes a payment
+//! credit exactly once; a credit that loses a race on the wallet version or the invoice
+//! sequence reads again and retries (each retry: 1 BatchGetItem + 1 TransactWriteItems).
 
 pub mod items;
 mod kyc;
 mod users;
+pub mod wallet;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest, seen_event_item};
-pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
+pub use users::{
+    AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WALLET_SK, WalletSummary, cancellation_reasons,
+    put_new, user_pk,
+};
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";

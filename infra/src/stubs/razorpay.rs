@@ -1,0 +1,325 @@
+//! The Razorpay stand-in: the Orders API (`POST /v1/orders`, `GET /v1/orders/{id}`, Basic
+//! auth with the key id and secret, integer paise), and a "customer" who pays or fails an
+//! order: `POST /_local/orders/{id}/pay` (add `?webhooks=false` to only get the checkout
+//! response) and `POST /_local/orders/{id}/fail`; `POST /_local/webhooks/replay` sends every
+//! webhook again with its event id, as Razorpay's retries do. Paying returns what the checkout SDK
+//! hands the app (`razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`) and
+//! POSTs signed `payment.captured` and `order.paid` webhooks to the local API, as Razorpay does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, anyhow};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::signature::hmac_sha256_hex;
+
+pub const KEY_ID: &str = "rzp_test_localstack";
+pub const KEY_SECRET: &str = "local_key_secret_do_not_use";
+pub const WEBHOOK_SECRET: &str = "local_webhook_secret_do_not_use";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StubOrder {
+    pub id: String,
+    pub amount: u64,
+    pub currency: String,
+    pub receipt: Option<String>,
+    pub notes: Value,
+    pub status: String,
+    pub created_at: i64,
+}
+
+/// What the checkout SDK gives the app after a successful payment, and the webhooks sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Paid {
+    pub razorpay_order_id: String,
+    pub razorpay_payment_id: String,
+    pub razorpay_signature: String,
+    pub webhooks: Vec<Delivery>,
+}
+
+/// A signed webhook, ready to (re)send.
+#[derive(Debug, Clone, Serialize)]
+pub struct Webhook {
+    pub event: String,
+    pub event_id: String,
+    pub body: String,
+    pub signature: String,
+}
+
+/// One webhook delivery and the local API's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub event: String,
+    pub event_id: String,
+    pub status: u16,
+    pub response: Value,
+}
+
+#[derive(Clone)]
+pub struct RazorpayStub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key_id: String,
+    key_secret: String,
+    webhook_secret: String,
+    webhook_url: String,
+    orders: Mutex<HashMap<String, StubOrder>>,
+    /// Every webhook delivered, for replays.
+    sent: Mutex<Vec<Webhook>>,
+    http: reqwest::Client,
+}
+
+fn random_id(prefix: &str) -> String {
+    let tail: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(14).map(char::from).collect();
+    format!("{prefix}{tail}")
+}
+
+impl RazorpayStub {
+    pub fn new(api_url: &str, key_id: String, key_secret: String, webhook_secret: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                key_id,
+                key_secret,
+                webhook_secret,
+                webhook_url: format!("{}/webhooks/razorpay", api_url.trim_end_matches('/')),
+                orders: Mutex::default(),
+                sent: Mutex::default(),
+                http: reqwest::Client::new(),
+            }),
+        }
+    }
+
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .route("/v1/orders", post(create_order))
+            .route("/v1/orders/{id}", get(fetch_order))
+            .route("/_local/orders/{id}/pay", post(pay_order))
+            .route("/_local/orders/{id}/fail", post(fail_order))
+            .route("/_local/webhooks/replay", post(replay_webhooks))
+            .with_state(self.clone())
+    }
+
+    pub fn order(&self, id: &str) -> Option<StubOrder> {
+        self.inner.orders.lock().unwrap().get(id).cloned()
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.inner.orders.lock().unwrap().len()
+    }
+
+    /// The checkout signature Razorpay gives the app: HMAC-SHA256 of `order_id|payment_id`.
+    pub fn checkout_signature(&self, order_id: &str, payment_id: &str) -> String {
+        hmac_sha256_hex(self.inner.key_secret.as_bytes(), format!("{order_id}|{payment_id}").as_bytes())
+    }
+
+    /// A signed webhook for `event` (`payment.captured`, `order.paid`, `payment.failed`).
+    pub fn webhook(&self, event: &str, order_id: &str, payment_id: &str) -> Result<Webhook> {
+        let order = self.order(order_id).ok_or_else(|| anyhow!("no order {order_id}"))?;
+        let now = chrono::Utc::now().timestamp();
+        let failed = event == "payment.failed";
+        let payment = json!({
+            "id": payment_id, "entity": "payment", "amount": order.amount, "currency": order.currency,
+            "status": if failed { "failed" } else { "captured" }, "order_id": order.id, "invoice_id": null,
+            "international": false, "method": "upi", "amount_refunded": 0, "refund_status": null,
+            "captured": !failed, "description": "Wallet recharge", "card_id": null, "bank": null,
+            "wallet": null, "vpa": "success@razorpay", "email": "void@razorpay.com", "contact": "+919000090000",
+            "notes": order.notes, "fee": if failed { 0 } else { order.amount * 2 / 100 },
+            "tax": if failed { 0 } else { order.amount * 2 / 100 * 18 / 118 },
+            "error_code": if failed { json!("BAD_REQUEST_ERROR") } else { Value::Null },
+            "error_description": if failed { json!("Payment failed due to incorrect PIN") } else { Value::Null },
+            "created_at": now,
+        });
+        let mut payload = json!({ "payment": { "entity": payment } });
+        let mut contains = vec!["payment"];
+        if event == "order.paid" {
+            contains.push("order");
+            payload["order"] = json!({ "entity": {
+                "id": order.id, "entity": "order", "amount": order.amount, "amount_paid": order.amount,
+                "amount_due": 0, "currency": order.currency, "receipt": order.receipt, "offer_id": null,
+                "status": "paid", "attempts": 1, "notes": order.notes, "created_at": order.created_at,
+            } });
+        }
+        let body = json!({
+            "entity": "event", "account_id": "acc_LocalStack0001", "event": event,
+            "contains": contains, "payload": payload, "created_at": now,
+        })
+        .to_string();
+        let signature = hmac_sha256_hex(self.inner.webhook_secret.as_bytes(), body.as_bytes());
+        Ok(Webhook { event: event.to_owned(), event_id: random_id(""), body, signature })
+    }
+
+    /// Delivers every webhook sent so far again, with the same event ids, as Razorpay's
+    /// retries do.
+    pub async fn replay(&self) -> Result<Vec<Delivery>> {
+        let sent = self.inner.sent.lock().unwrap().clone();
+        let mut out = Vec::new();
+        for hook in &sent {
+            out.push(self.deliver(hook).await?);
+        }
+        Ok(out)
+    }
+
+    /// POSTs a webhook to the local API, with Razorpay's headers.
+    pub async fn deliver(&self, webhook: &Webhook) -> Result<Delivery> {
+        {
+            let mut sent = self.inner.sent.lock().unwrap();
+            if !sent.iter().any(|w| w.event_id == webhook.event_id) {
+                sent.push(webhook.clone());
+            }
+        }
+        let resp = self
+            .inner
+            .http
+            .post(&self.inner.webhook_url)
+            .header("content-type", "application/json")
+            .header("x-razorpay-signature", &webhook.signature)
+            .header("x-razorpay-event-id", &webhook.event_id)
+            .body(webhook.body.clone())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Ok(Delivery {
+            event: webhook.event.clone(),
+            event_id: webhook.event_id.clone(),
+            status,
+            response: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        })
+    }
+
+    /// The customer pays `order_id`: the checkout response, and (if `send_webhooks`) the
+    /// `payment.captured` and `order.paid` webhooks delivered.
+    pub async fn pay(&self, order_id: &str, send_webhooks: bool) -> Result<Paid> {
+        {
+            let mut orders = self.inner.orders.lock().unwrap();
+            let order = orders.get_mut(order_id).ok_or_else(|| anyhow!("no order {order_id}"))?;
+            order.status = "paid".into();
+        }
+        let payment_id = random_id("pay_");
+        let mut webhooks = Vec::new();
+        if send_webhooks {
+            for event in ["payment.captured", "order.paid"] {
+                webhooks.push(self.deliver(&self.webhook(event, order_id, &payment_id)?).await?);
+            }
+        }
+        Ok(Paid {
+            razorpay_order_id: order_id.to_owned(),
+            razorpay_signature: self.checkout_signature(order_id, &payment_id),
+            razorpay_payment_id: payment_id,
+            webhooks,
+        })
+    }
+
+    /// A failed payment attempt on `order_id`, announced by a `payment.failed` webhook.
+    pub async fn fail(&self, order_id: &str) -> Result<Delivery> {
+        let hook = self.webhook("payment.failed", order_id, &random_id("pay_"))?;
+        self.deliver(&hook).await
+    }
+
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.inner.key_id, self.inner.key_secret));
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .is_some_and(|given| given.trim() == expected)
+    }
+}
+
+fn razorpay_error(status: StatusCode, code: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "description": description, "source": "NA", "step": "NA",
+        "reason": "NA", "metadata": {} } })),
+    )
+        .into_response()
+}
+
+async fn create_order(State(stub): State<RazorpayStub>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if !stub.authorised(&headers) {
+        return razorpay_error(StatusCode::UNAUTHORIZED, "BAD_REQUEST_ERROR", "Authentication failed");
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "The request body is not valid JSON");
+    };
+    // Razorpay wants integer paise, at least 100.
+    let Some(amount) = request["amount"].as_u64().filter(|a| *a >= 100) else {
+        return razorpay_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST_ERROR",
+            "The amount must be an integer of at least 100.",
+        );
+    };
+    let currency = request["currency"].as_str().unwrap_or("INR").to_owned();
+    let receipt = request["receipt"].as_str().map(str::to_owned);
+    if receipt.as_ref().is_some_and(|r| r.len() > 40) {
+        return razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "receipt: may not exceed 40 characters");
+    }
+    let order = StubOrder {
+        id: random_id("order_"),
+        amount,
+        currency,
+        receipt,
+        notes: request.get("notes").cloned().unwrap_or(json!([])),
+        status: "created".into(),
+        created_at: chrono::Utc::now().timestamp(),
+    };
+    stub.inner.orders.lock().unwrap().insert(order.id.clone(), order.clone());
+    Json(order_entity(&order)).into_response()
+}
+
+fn order_entity(o: &StubOrder) -> Value {
+    let paid = o.status == "paid";
+    json!({
+        "id": o.id, "entity": "order", "amount": o.amount, "amount_paid": if paid { o.amount } else { 0 },
+        "amount_due": if paid { 0 } else { o.amount }, "currency": o.currency, "receipt": o.receipt,
+        "offer_id": null, "status": o.status, "attempts": u8::from(paid), "notes": o.notes, "created_at": o.created_at,
+    })
+}
+
+async fn fetch_order(State(stub): State<RazorpayStub>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !stub.authorised(&headers) {
+        return razorpay_error(StatusCode::UNAUTHORIZED, "BAD_REQUEST_ERROR", "Authentication failed");
+    }
+    match stub.order(&id) {
+        Some(o) => Json(order_entity(&o)).into_response(),
+        None => razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "The id provided does not exist"),
+    }
+}
+
+#[derive(Deserialize)]
+struct PayQuery {
+    webhooks: Option<bool>,
+}
+
+async fn pay_order(State(stub): State<RazorpayStub>, Path(id): Path<String>, Query(q): Query<PayQuery>) -> Response {
+    match stub.pay(&id, q.webhooks.unwrap_or(true)).await {
+        Ok(paid) => Json(paid).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+async fn replay_webhooks(State(stub): State<RazorpayStub>) -> Response {
+    match stub.replay().await {
+        Ok(deliveries) => Json(deliveries).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+async fn fail_order(State(stub): State<RazorpayStub>, Path(id): Path<String>) -> Response {
+    match stub.fail(&id).await {
+        Ok(delivery) => Json(delivery).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}

@@ -1,0 +1,251 @@
+//! `Idempotency-Key` for money-moving POSTs: a retry with the same key and the same body
+//! gets the first response; the same key with a different body is refused.
+//!
+//! One mechanism for every route that needs it, designed so it costs no extra round trip:
+//! 1. the route reads the record ([`IdempotencyKey::key`]) together with whatever else it
+//!    reads first (a `BatchGetItem`), and [`IdempotencyKey::replay`] turns a stored record
+//!    into the first response, or into `422 idempotency_key_reused`;
+//! 2. the route's business `TransactWriteItems` carries [`IdempotencyKey::record`], a
+//!    `put_new` of the response it is about to give, so the record exists exactly when the
+//!    effect does;
+//! 3. when two requests with one key race, the loser's transaction is cancelled on the
+//!    record's condition ([`IdempotencyKey::lost_race`] tells from the cancellation reasons);
+//!    it reads the winner's record and answers with it.
+//!
+//! Record: `PK = IDEMPOTENCY#{user}#{key}`, `SK = IDEMPOTENCY`, the request hash, the
+//! response status and body, and `expires_at` (TTL) 24 hours on.
+
+use aws_lambda_events::encodings::Body;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::http::{self, Request, Response};
+use crate::store::items::{self, Item};
+use crate::store::{Store, StoreError, put_new};
+use crate::user::UserId;
+
+pub const HEADER: &str = "idempotency-key";
+pub const SK: &str = "IDEMPOTENCY";
+pub const TTL: Duration = Duration::hours(24);
+const MAX_KEY_LEN: usize = 128;
+
+/// A validated `Idempotency-Key`, scoped to its caller, with the hash of what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub user: UserId,
+    pub key: String,
+    /// SHA-256 of the route key and the request body (canonical JSON when it is JSON).
+    pub request_hash: String,
+}
+
+impl IdempotencyKey {
+    /// The caller's key from the `Idempotency-Key` header. `Ok(None)`: no header.
+    pub fn from_request(req: &Request, user: &UserId) -> Result<Option<Self>, ApiError> {
+        let Some(raw) = req.headers.get(HEADER) else {
+            return Ok(None);
+        };
+        let key = raw.to_str().unwrap_or("\u{0}").trim();
+        if key.is_empty()
+            || key.len() > MAX_KEY_LEN
+            || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        {
+            return Err(ApiError::invalid_field(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_KEY_LEN} characters of letters, digits, '-', '_', '.' or ':'"),
+            ));
+        }
+        let body = http::raw_body(req)?;
+        Ok(Some(Self {
+            user: user.clone(),
+            key: key.to_owned(),
+            request_hash: request_hash(http::route_key(req), &body),
+        }))
+    }
+
+    /// Like [`Self::from_request`], but the header is required.
+    pub fn required(req: &Request, user: &UserId) -> Result<Self, ApiError> {
+        Self::from_request(req, user)?.ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_idempotency_key",
+                "send an Idempotency-Key header (e.g. a UUID) with this request",
+            )
+            .with_field("Idempotency-Key")
+        })
+    }
+
+    pub fn pk(&self) -> String {
+        format!("IDEMPOTENCY#{}#{}", self.user, self.key)
+    }
+
+    /// The record's key, for the route's first read.
+    pub fn key(&self) -> Item {
+        items::key(self.pk(), SK)
+    }
+
+    /// What a stored record means for this request: `Ok(Some(first response))` for a
+    /// replay, `Err(422)` when the key was used for a different request, `Ok(None)` when
+    /// there is no record (or it has expired but TTL has not deleted it yet).
+    pub fn replay(&self, stored: Option<&Item>, now: DateTime<Utc>) -> Result<Option<Response>, ApiError> {
+        let Some(item) = stored else { return Ok(None) };
+        if items::get_u64(item, crate::store::TTL_ATTRIBUTE).is_ok_and(|exp| exp < now.timestamp().max(0) as u64) {
+            return Ok(None);
+        }
+        if items::opt_str(item, "request_hash") != Some(self.request_hash.as_str()) {
+            return Err(ApiError::new(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different request; use a new key",
+            )
+            .with_field("Idempotency-Key"));
+        }
+        let status = items::get_u64(item, "response_status")?;
+        let body = items::get_str(item, "response_body")?;
+        let mut resp = Response::default();
+        resp.status_code = status as i64;
+        resp.headers.insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("application/json"));
+        resp.headers.insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
+        resp.body = Some(Body::Text(body.to_owned()));
+        Ok(Some(resp))
+    }
+
+    /// The `put_new` of the record, for the route's business transaction: `response` is
+    /// the answer the route gives if the transaction succeeds.
+    pub fn record(&self, table: &str, response: &Response, now: DateTime<Utc>) -> TransactWriteItem {
+        let mut item = self.key();
+        item.insert("entity".into(), items::s("idempotency"));
+        item.insert("request_hash".into(), items::s(&self.request_hash));
+        item.insert("response_status".into(), items::n(response.status_code));
+        let body = match &response.body {
+            Some(Body::Text(t)) => t.clone(),
+            Some(Body::Binary(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        item.insert("response_body".into(), items::s(body));
+        item.insert("created_at".into(), items::time(now));
+        item.insert(crate::store::TTL_ATTRIBUTE.into(), items::n((now + TTL).timestamp()));
+        put_new(table, item)
+    }
+
+    /// Whether a cancelled transaction lost to a concurrent request with this key: the
+    /// record (at `index` in the transaction) already existed.
+    pub fn lost_race(reasons: &[String], index: usize) -> bool {
+        reasons.get(index).map(String::as_str) == Some("ConditionalCheckFailed")
+    }
+
+    /// After [`Self::lost_race`]: the winner's response (one consistent GetItem).
+    pub async fn winner(&self, store: &Store, now: DateTime<Utc>) -> Result<Response, ApiError> {
+        let item = store
+            .client
+            .get_item()
+            .table_name(&store.table)
+            .set_key(Some(self.key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?
+            .item;
+        self.replay(item.as_ref(), now)?.ok_or_else(|| {
+            ApiError::conflict("idempotency_conflict", "a request with this Idempotency-Key is in progress; retry")
+        })
+    }
+}
+
+/// Hash of the route and body. A JSON body is hashed in canonical form (keys sorted, no
+/// whitespace), so a client re-serialising the same request is not refused.
+pub fn request_hash(route_key: &str, body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_vec(&sorted(v)).ok())
+        .unwrap_or_else(|| body.to_vec());
+    let mut hasher = Sha256::new();
+    hasher.update(route_key.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&canonical);
+    hex::encode(hasher.finalize())
+}
+
+/// Objects with their keys sorted, at every depth (whatever order `serde_json::Map` keeps,
+/// which depends on a crate feature some dependency may turn on).
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(key: Option<&str>, body: &str) -> Request {
+        let mut req = Request::default();
+        req.route_key = Some("POST /wallet/top-ups".into());
+        if let Some(k) = key {
+            req.headers.insert(HEADER, k.parse().unwrap());
+        }
+        req.body = Some(body.into());
+        req
+    }
+
+    fn user() -> UserId {
+        UserId::parse("5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap()
+    }
+
+    #[test]
+    fn key_is_validated_and_scoped_to_the_caller() {
+        assert!(IdempotencyKey::from_request(&request(None, "{}"), &user()).unwrap().is_none());
+        assert_eq!(
+            IdempotencyKey::required(&request(None, "{}"), &user()).unwrap_err().code,
+            "missing_idempotency_key"
+        );
+        for bad in ["", "   ", "has space", "é", &"x".repeat(129)] {
+            let err = IdempotencyKey::from_request(&request(Some(bad), "{}"), &user());
+            assert!(err.is_err(), "{bad:?}");
+        }
+        let key = IdempotencyKey::required(&request(Some("abc-123"), "{}"), &user()).unwrap();
+        assert_eq!(key.pk(), format!("IDEMPOTENCY#{}#abc-123", user()));
+    }
+
+    #[test]
+    fn same_json_hashes_the_same_and_different_bodies_or_routes_do_not() {
+        let a = request_hash("POST /x", br#"{"amount": 500, "b": 1}"#);
+        assert_eq!(a, request_hash("POST /x", br#"{"b":1,"amount":500}"#));
+        assert_ne!(a, request_hash("POST /x", br#"{"b":1,"amount":501}"#));
+        assert_ne!(a, request_hash("POST /y", br#"{"b":1,"amount":500}"#));
+        assert_ne!(request_hash("POST /x", b"not json"), request_hash("POST /x", b"not json!"));
+    }
+
+    #[test]
+    fn replays_the_first_response_and_refuses_a_different_body() {
+        let now = Utc::now();
+        let key = IdempotencyKey::required(&request(Some("k1"), r#"{"amount":"500"}"#), &user()).unwrap();
+        let first = http::json(201, &serde_json::json!({ "id": "t1" }));
+        let TransactWriteItem { put: Some(put), .. } = key.record("table", &first, now) else { panic!() };
+        let stored = put.item().clone();
+        let replayed = key.replay(Some(&stored), now).unwrap().unwrap();
+        assert_eq!(replayed.status_code, 201);
+        assert_eq!(text(&replayed), text(&first));
+        assert!(key.replay(None, now).unwrap().is_none());
+
+        let other = IdempotencyKey::required(&request(Some("k1"), r#"{"amount":"600"}"#), &user()).unwrap();
+        let err = other.replay(Some(&stored), now).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (422, "idempotency_key_reused"));
+
+        // Expired but not yet deleted by TTL: as if absent.
+        assert!(key.replay(Some(&stored), now + TTL + Duration::seconds(5)).unwrap().is_none());
+    }
+
+    fn text(resp: &Response) -> String {
+        match &resp.body {
+            Some(Body::Text(t)) => t.clone(),
+            _ => panic!("no text body"),
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! Wallet top-up through the local Razorpay stand-in, end to end: real SDK clients against
+//! moto, through the local API Gateway. Every test ends by checking the ledger invariant.
+
+use std::time::Duration;
+
+use infra::LocalStack;
+use integration_tests::*;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use shared::Money;
+use shared::store::Store;
+use shared::wallet::PromotionRule;
+
+fn store(stack: &LocalStack) -> Store {
+    Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name())
+}
+
+async fn seed_rule(stack: &LocalStack, id: &str, min: &str, max: Option<&str>, percent: u32, first_only: bool) {
+    let rule = PromotionRule {
+        id: id.into(),
+        name: format!("{percent}% on {min} to {max:?}"),
+        min_amount: min.parse().unwrap(),
+        max_amount: max.map(|m| m.parse().unwrap()),
+        bonus_percent: Decimal::from(percent),
+        first_recharge_only: first_only,
+        active: true,
+    };
+    store(stack).put_promotion_rule(&rule).await.unwrap();
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str().unwrap_or_else(|| panic!("{v} is not a money string")).parse().unwrap()
+}
+
+fn key() -> String {
+    format!("key-{}", rand::random::<u64>())
+}
+
+async fn create(api: &Api, token: &str, key: &str, body: Value) -> (u16, Value) {
+    api.post_as("/wallet/top-ups", token, &[("idempotency-key", key)], body).await
+}
+
+/// Creates a top-up and returns the 201 body.
+async fn new_topup(api: &Api, token: &str, amount: &str) -> Value {
+    let (status, body) = create(api, token, &key(), json!({ "amount": amount })).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn confirm(api: &Api, token: &str, id: &str, paid: &infra::stubs::razorpay::Paid) -> (u16, Value) {
+    let body = json!({
+        "razorpay_order_id": paid.razorpay_order_id,
+        "razorpay_payment_id": paid.razorpay_payment_id,
+        "razorpay_signature": paid.razorpay_signature,
+    });
+    api.post_as(&format!("/wallet/top-ups/{id}/confirm"), token, &[], body).await
+}
+
+async fn wallet(api: &Api, token: &str) -> Value {
+    let (status, body) = api.get("/wallet", Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn count(items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>], pk: &str) -> usize {
+    items.iter().filter(|i| i["PK"].as_s().is_ok_and(|s| s.starts_with(pk))).count()
+}
+
+/// The DynamoDB calls a request made (the notifications consumer's PutItems left out).
+fn top_up_calls(stack: &LocalStack) -> Vec<String> {
+    stack.calls.dynamodb().into_iter().filter(|c| c != "PutItem").collect()
+}
+
+#[tokio::test]
+async fn customer_tops_up_500_with_a_20_percent_rule_and_replays_change_nothing() {
+    let stack = stack().await;
+    seed_rule(&stack, "r20", "500", Some("10000"), 20, false).await;
+    let api = Api::new(&stack);
+    let (token, user) = customer(&stack).await;
+
+    let idem = key();
+    stack.calls.clear();
+    let (status, created) = create(&api, &token, &idem, json!({ "amount": 500 })).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(top_up_calls(&stack).len() <= 3, "create: {:?}", top_up_calls(&stack));
+    assert_eq!((dec(&created["amount"]), dec(&created["bonus"])), (Decimal::from(500), Decimal::from(100)));
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["promotion"]["rule_id"], "r20");
+    let checkout = &created["checkout"];
+    assert_eq!((checkout["amount"].as_u64(), checkout["currency"].as_str()), (Some(50_000), Some("INR")));
+    assert_eq!(checkout["key"], infra::stubs::razorpay::KEY_ID);
+    let order_id = checkout["order_id"].as_str().unwrap();
+    let id = created["top_up_id"].as_str().unwrap();
+    let order = stack.stubs.razorpay.order(order_id).unwrap();
+    assert_eq!((order.amount, order.receipt.as_deref()), (50_000, Some(id)));
+    assert_eq!(order.notes["user_id"], user.as_str());
+
+    // A retried create returns the first answer and creates no second order.
+    let (status, again) = create(&api, &token, &idem, json!({ "amount": 500 })).await;
+    assert_eq!((status, &again), (201, &created));
+    assert_eq!(stack.stubs.razorpay.order_count(), 1);
+
+    // The customer pays; Razorpay sends payment.captured, then order.paid.
+    let paid = stack.stubs.razorpay.pay(order_id, true).await.unwrap();
+    let outcomes: Vec<_> = paid.webhooks.iter().map(|d| (d.status, d.response["status"].clone())).collect();
+    assert_eq!(outcomes, vec![(200, json!("credited")), (200, json!("already_credited"))]);
+
+    // The app's confirm arrives last and changes nothing.
+    stack.calls.clear();
+    let (status, confirmed) = confirm(&api, &token, id, &paid).await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert!(top_up_calls(&stack).len() <= 3, "confirm: {:?}", top_up_calls(&stack));
+    assert_eq!(confirmed["status"], "completed");
+    assert_eq!(confirmed["payment_id"], paid.razorpay_payment_id.as_str());
+
+    let w = wallet(&api, &token).await;
+    assert_eq!(
+        [&w["real_cash"], &w["bonus_cash"], &w["total"], &w["total_credited"], &w["total_debited"]].map(dec),
+        [500, 100, 600, 600, 0].map(Decimal::from)
+    );
+    assert_eq!(w["recharge_count"], 1);
+
+    let (status, ledger) = api.get("/wallet/transactions", Some(&token)).await;
+    assert_eq!(status, 200, "{ledger}");
+    let entries = ledger["transactions"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{ledger}");
+    // Newest first: the bonus, then the real cash.
+    assert_eq!((entries[0]["type"].as_str(), entries[0]["promotional"].as_bool()), (Some("top_up_bonus"), Some(true)));
+    assert_eq!(
+        [&entries[0]["bonus_delta"], &entries[0]["real_balance_after"], &entries[0]["bonus_balance_after"]].map(dec),
+        [100, 500, 100].map(Decimal::from)
+    );
+    assert_eq!((entries[1]["type"].as_str(), entries[1]["promotional"].as_bool()), (Some("top_up"), Some(false)));
+    assert_eq!(
+        [&entries[1]["real_delta"], &entries[1]["real_balance_after"], &entries[1]["bonus_balance_after"]].map(dec),
+        [500, 500, 0].map(Decimal::from)
+    );
+    assert!(entries.iter().all(|e| e["reference_id"] == id));
+    assert!(ledger["next_cursor"].is_null());
+
+    // The invoice: sequential within the financial year, GST shown inside the ₹500.
+    let (status, topup) = api.get(&format!("/wallet/top-ups/{id}"), Some(&token)).await;
+    assert_eq!(status, 200, "{topup}");
+    let invoice = &topup["invoice"];
+    let fy = shared::wallet::financial_year(chrono::Utc::now());
+    assert_eq!(invoice["invoice_number"], format!("AK/{fy}/000001"));
+    assert_eq!(
+        [&invoice["taxable_value"], &invoice["gst"], &invoice["total"]].map(dec),
+        [Decimal::new(42373, 2), Decimal::new(7627, 2), Decimal::from(500)]
+    );
+    assert_eq!(invoice["gst_rate_percent"], "18");
+    assert_eq!(entries[1]["invoice_number"], invoice["invoice_number"]);
+
+    // Replaying the webhooks (same event ids, and new ones) and the confirm changes nothing.
+    for event in ["payment.captured", "order.paid"] {
+        let mut hook = stack.stubs.razorpay.webhook(event, order_id, &paid.razorpay_payment_id).unwrap();
+        stack.calls.clear();
+        let fresh = stack.stubs.razorpay.deliver(&hook).await.unwrap();
+        assert_eq!((fresh.status, fresh.response["status"].as_str()), (200, Some("already_credited")));
+        assert!(top_up_calls(&stack).len() <= 3, "webhook: {:?}", top_up_calls(&stack));
+        hook.event_id = paid.webhooks[0].event_id.clone();
+        let replay = stack.stubs.razorpay.deliver(&hook).await.unwrap();
+        assert_eq!(replay.status, 200);
+    }
+    let replays = stack.stubs.razorpay.replay().await.unwrap();
+    let outcomes: Vec<_> = replays.iter().map(|d| (d.status, d.response["status"].clone())).collect();
+    assert!(outcomes.iter().all(|(s, o)| *s == 200 && (o == "duplicate" || o == "already_credited")), "{outcomes:?}");
+    let (status, _) = confirm(&api, &token, id, &paid).await;
+    assert_eq!(status, 200);
+    assert_eq!(wallet(&api, &token).await, w);
+    let items = all_items(&stack).await;
+    assert_eq!(count(&items, "TOPUP#"), 2, "the top-up and its one invoice");
+    assert_eq!(count(&items, "LEDGER#"), 2);
+    assert_eq!(count(&items, "WEBHOOK#"), 1, "only the event that credited is remembered");
+    assert_eq!(assert_ledger_balances(&stack).await, 2);
+
+    // WalletCredited reaches the customer's inbox, once.
+    let mut inbox = 0;
+    for _ in 0..50 {
+        inbox = all_items(&stack)
+            .await
+            .iter()
+            .filter(|i| i["PK"].as_s().is_ok_and(|s| s == &format!("INBOX#{user}")))
+            .filter(|i| i.get("event_type").and_then(|v| v.as_s().ok()).is_some_and(|t| t == "WalletCredited"))
+            .count();
+        if inbox > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(inbox, 1);
+}
+
+#[tokio::test]
+async fn confirm_and_webhooks_racing_and_repeated_credit_once() {
+    let stack = stack().await;
+    seed_rule(&stack, "r20", "500", Some("10000"), 20, false).await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let created = new_topup(&api, &token, "1000").await;
+    let id = created["top_up_id"].as_str().unwrap().to_owned();
+    let order_id = created["checkout"]["order_id"].as_str().unwrap().to_owned();
+    let rzp = stack.stubs.razorpay.clone();
+    let paid = rzp.pay(&order_id, false).await.unwrap();
+
+    let captured = rzp.webhook("payment.captured", &order_id, &paid.razorpay_payment_id).unwrap();
+    let order_paid = rzp.webhook("order.paid", &order_id, &paid.razorpay_payment_id).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        for hook in [captured.clone(), order_paid.clone()] {
+            let rzp = rzp.clone();
+            tasks.push(tokio::spawn(async move {
+                let d = rzp.deliver(&hook).await.unwrap();
+                (d.status, d.response["status"].as_str().unwrap_or_default().to_owned())
+            }));
+        }
+        let (api, token, id, paid) = (Api::new(&stack), token.clone(), id.clone(), paid.clone());
+        tasks.push(tokio::spawn(async move {
+            let (status, body) = confirm(&api, &token, &id, &paid).await;
+            (status, body["status"].as_str().unwrap_or_default().to_owned())
+        }));
+    }
+    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    assert!(results.iter().all(|(status, _)| *status == 200), "{results:?}");
+    let credited = results.iter().filter(|(_, s)| s == "credited").count();
+    assert!(credited <= 1, "{results:?}");
+
+    let w = wallet(&api, &token).await;
+    assert_eq!([&w["real_cash"], &w["bonus_cash"]].map(dec), [1000, 200].map(Decimal::from));
+    assert_eq!(w["recharge_count"], 1);
+    let items = all_items(&stack).await;
+    assert_eq!(count(&items, "LEDGER#"), 2);
+    assert_eq!(items_with_sk(&items, "INVOICE"), 1);
+    assert_eq!(assert_ledger_balances(&stack).await, 2);
+}
+
+#[tokio::test]
+async fn invoice_numbers_are_sequential_without_gaps_across_customers() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (a, _) = customer(&stack).await;
+    let (b, _) = customer(&stack).await;
+    let mut orders = Vec::new();
+    for (token, amount) in [(&a, "100"), (&b, "200"), (&a, "300"), (&b, "400")] {
+        orders.push(new_topup(&api, token, amount).await["checkout"]["order_id"].as_str().unwrap().to_owned());
+    }
+    let rzp = stack.stubs.razorpay.clone();
+    let paid = futures::future::join_all(orders.iter().map(|o| rzp.pay(o, true))).await;
+    let credited: Vec<_> = paid.iter().map(|p| p.as_ref().unwrap().webhooks[0].response["status"].clone()).collect();
+    assert_eq!(credited, vec![json!("credited"); 4], "{paid:?}");
+
+    let items = all_items(&stack).await;
+    let mut numbers: Vec<String> = items
+        .iter()
+        .filter(|i| i["SK"].as_s().is_ok_and(|s| s == "INVOICE"))
+        .map(|i| i["invoice_number"].as_s().unwrap().clone())
+        .collect();
+    numbers.sort();
+    let fy = shared::wallet::financial_year(chrono::Utc::now());
+    assert_eq!(numbers, (1..=4).map(|n| format!("AK/{fy}/{n:06}")).collect::<Vec<_>>());
+    assert_eq!(
+        [&wallet(&api, &a).await["real_cash"], &wallet(&api, &b).await["real_cash"]].map(dec),
+        [Decimal::from(400), Decimal::from(600)]
+    );
+    assert_eq!(assert_ledger_balances(&stack).await, 4, "no rule: no bonus entries");
+}
+
+#[tokio::test]
+async fn bad_signatures_are_refused_and_write_nothing() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let created = new_topup(&api, &token, "500").await;
+    let id = created["top_up_id"].as_str().unwrap();
+    let order_id = created["checkout"]["order_id"].as_str().unwrap();
+    let rzp = &stack.stubs.razorpay;
+    let paid = rzp.pay(order_id, false).await.unwrap();
+    let before = all_items(&stack).await.len();
+
+    // Webhook: missing, wrong, signed with the wrong secret, or body altered after signing.
+    let hook = rzp.webhook("payment.captured", order_id, &paid.razorpay_payment_id).unwrap();
+    let path = "/webhooks/razorpay";
+    let (status, body) = api.send(Method::POST, path, None, &[], Some(&hook.body)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_signature")), "{body}");
+    let wrong_key = shared::signature::hmac_sha256_hex(b"not the secret", hook.body.as_bytes());
+    let tampered = hook.body.replace("\"amount\":50000", "\"amount\":5000000");
+    for (sig, body) in
+        [("deadbeef", hook.body.as_str()), (wrong_key.as_str(), &hook.body), (&hook.signature, &tampered)]
+    {
+        let (status, resp) = api.send(Method::POST, path, None, &[("x-razorpay-signature", sig)], Some(body)).await;
+        assert_eq!((status, resp["error"]["code"].as_str()), (401, Some("invalid_signature")), "{resp}");
+    }
+
+    // Confirm: a wrong signature, or the signature of another order (the attacker's own).
+    let mut forged = paid.clone();
+    forged.razorpay_signature = rzp.checkout_signature("order_someoneelse1", &paid.razorpay_payment_id);
+    let (status, body) = confirm(&api, &token, id, &forged).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_signature")), "{body}");
+    let other = new_topup(&api, &token, "500").await;
+    let other_paid = rzp.pay(other["checkout"]["order_id"].as_str().unwrap(), false).await.unwrap();
+    let mut swapped = other_paid.clone();
+    swapped.razorpay_order_id = order_id.to_owned(); // the order id sent is never trusted
+    let (status, _) = confirm(&api, &token, id, &swapped).await;
+    assert_eq!(status, 400);
+    let mut bad_id = paid.clone();
+    bad_id.razorpay_payment_id = "not-a-payment".into();
+    let (status, body) = confirm(&api, &token, id, &bad_id).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("razorpay_payment_id")), "{body}");
+
+    let after = all_items(&stack).await;
+    assert_eq!(after.len(), before + 2, "only the second top-up and its idempotency record were written");
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
+    assert_eq!(assert_ledger_balances(&stack).await, 0);
+}
+
+#[tokio::test]
+async fn bad_amounts_and_idempotency_misuse_are_refused_naming_the_field() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let before = all_items(&stack).await.len();
+    for amount in [json!("abc"), json!(-5), json!("10.001"), json!(9.99), json!("50000.01"), json!(true), json!(null)] {
+        let (status, body) = create(&api, &token, &key(), json!({ "amount": amount })).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("amount")), "{amount}: {body}");
+    }
+    let (status, body) = create(&api, &token, &key(), json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = api.post_as("/wallet/top-ups", &token, &[], json!({ "amount": "500" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_idempotency_key")), "{body}");
+    assert_eq!(all_items(&stack).await.len(), before, "nothing written");
+    assert_eq!(stack.stubs.razorpay.order_count(), 0, "Razorpay never asked");
+
+    let k = key();
+    let (status, _) = create(&api, &token, &k, json!({ "amount": "500" })).await;
+    assert_eq!(status, 201);
+    let (status, body) = create(&api, &token, &k, json!({ "amount": "600" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("idempotency_key_reused")), "{body}");
+    // A key is the caller's own: another customer's same key is a new request.
+    let (other, _) = customer(&stack).await;
+    let (status, _) = create(&api, &other, &k, json!({ "amount": "600" })).await;
+    assert_eq!(status, 201);
+    assert_eq!(stack.stubs.razorpay.order_count(), 2);
+
+    // Concurrent requests with one key create one top-up.
+    let k = key();
+    let results = futures::future::join_all((0..4).map(|_| create(&api, &token, &k, json!({ "amount": "700" })))).await;
+    let ids: std::collections::HashSet<_> = results.iter().map(|(s, b)| (*s, b["top_up_id"].clone())).collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    assert_eq!(count(&all_items(&stack).await, "TOPUP#"), 3);
+}
+
+#[tokio::test]
+async fn someone_elses_top_up_is_not_found() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (alice, _) = customer(&stack).await;
+    let (mallory, _) = customer(&stack).await;
+    let created = new_topup(&api, &alice, "500").await;
+    let id = created["top_up_id"].as_str().unwrap();
+    let paid = stack.stubs.razorpay.pay(created["checkout"]["order_id"].as_str().unwrap(), false).await.unwrap();
+    let (status, body) = confirm(&api, &mallory, id, &paid).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, _) = api.get(&format!("/wallet/top-ups/{id}"), Some(&mallory)).await;
+    assert_eq!(status, 404);
+    assert_eq!(dec(&wallet(&api, &mallory).await["real_cash"]), Decimal::ZERO);
+    assert_eq!(dec(&wallet(&api, &alice).await["real_cash"]), Decimal::ZERO, "not credited to anyone");
+    let (status, _) = api.get("/wallet", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = confirm(&api, &alice, id, &paid).await;
+    assert_eq!(status, 200, "the owner still can");
+    assert_eq!(assert_ledger_balances(&stack).await, 1);
+}
+
+#[tokio::test]
+async fn payment_failed_and_captured_in_either_order() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let rzp = &stack.stubs.razorpay;
+
+    // A failed attempt, then a successful one: credited.
+    let first = new_topup(&api, &token, "250").await;
+    let order = first["checkout"]["order_id"].as_str().unwrap();
+    let failed = rzp.fail(order).await.unwrap();
+    assert_eq!((failed.status, failed.response["status"].as_str()), (200, Some("failed")));
+    let (_, t) = api.get(&format!("/wallet/top-ups/{}", first["top_up_id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(t["status"], "failed");
+    let paid = rzp.pay(order, true).await.unwrap();
+    assert_eq!(paid.webhooks[0].response["status"], "credited");
+
+    // A success, then a late payment.failed: nothing changes.
+    let second = new_topup(&api, &token, "100").await;
+    let order = second["checkout"]["order_id"].as_str().unwrap();
+    rzp.pay(order, true).await.unwrap();
+    let late = rzp.fail(order).await.unwrap();
+    assert_eq!((late.status, late.response["status"].as_str()), (200, Some("ignored")));
+    let (_, t) = api.get(&format!("/wallet/top-ups/{}", second["top_up_id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(t["status"], "completed");
+
+    let w = wallet(&api, &token).await;
+    assert_eq!((dec(&w["real_cash"]), &w["recharge_count"]), (Decimal::from(350), &json!(2)));
+    // Events for orders that are not ours are acknowledged and ignored.
+    let unknown = json!({ "event": "payment.captured", "payload": { "payment": { "entity": {
+        "id": "pay_x", "order_id": "order_notours", "amount": 100, "currency": "INR", "status": "captured" } } } })
+    .to_string();
+    let sig = shared::signature::hmac_sha256_hex(infra::stubs::razorpay::WEBHOOK_SECRET.as_bytes(), unknown.as_bytes());
+    let (status, body) =
+        api.send(Method::POST, "/webhooks/razorpay", None, &[("x-razorpay-signature", &sig)], Some(&unknown)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
+    assert_eq!(assert_ledger_balances(&stack).await, 2);
+}
+
+#[tokio::test]
+async fn promotion_rules_at_their_edges() {
+    let stack = stack().await;
+    seed_rule(&stack, "mid", "500", Some("10000"), 20, false).await;
+    seed_rule(&stack, "big", "10000.01", None, 25, false).await;
+    seed_rule(&stack, "welcome", "100", Some("499.99"), 50, true).await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let quote = |amount: &'static str| {
+        let (api, token) = (&api, &token);
+        async move {
+            let body = new_topup(api, token, amount).await;
+            (dec(&body["bonus"]), body["promotion"]["rule_id"].as_str().map(str::to_owned))
+        }
+    };
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    assert_eq!(quote("99.99").await, (Decimal::ZERO, None));
+    assert_eq!(quote("100").await, (d("50"), Some("welcome".into())));
+    assert_eq!(quote("499.99").await, (d("249.99"), Some("welcome".into())), "rounded down to the paisa");
+    assert_eq!(quote("500").await, (d("100"), Some("mid".into())));
+    assert_eq!(quote("10000").await, (d("2000"), Some("mid".into())));
+    assert_eq!(quote("10000.01").await, (d("2500"), Some("big".into())));
+
+    // The welcome rule is for the first recharge only: once one is credited, it is gone,
+    // and a second first-recharge quote paid afterwards gets no bonus.
+    let first = new_topup(&api, &token, "200").await;
+    let second = new_topup(&api, &token, "200").await;
+    assert_eq!(dec(&second["bonus"]), d("100"));
+    for t in [&first, &second] {
+        stack.stubs.razorpay.pay(t["checkout"]["order_id"].as_str().unwrap(), true).await.unwrap();
+    }
+    let w = wallet(&api, &token).await;
+    assert_eq!([&w["real_cash"], &w["bonus_cash"]].map(dec), [d("400"), d("100")]);
+    assert_eq!(quote("200").await, (Decimal::ZERO, None));
+    assert_eq!(assert_ledger_balances(&stack).await, 3);
+}
+
+#[tokio::test]
+async fn the_ledger_pages_newest_first_with_an_opaque_cursor() {
+    let stack = stack().await;
+    seed_rule(&stack, "r10", "100", None, 10, false).await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    for amount in ["100", "200", "300"] {
+        let t = new_topup(&api, &token, amount).await;
+        stack.stubs.razorpay.pay(t["checkout"]["order_id"].as_str().unwrap(), true).await.unwrap();
+    }
+    let (status, page1) = api.get("/wallet/transactions?limit=4", Some(&token)).await;
+    assert_eq!(status, 200, "{page1}");
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (status, page2) = api.get(&format!("/wallet/transactions?limit=4&cursor={cursor}"), Some(&token)).await;
+    assert_eq!(status, 200, "{page2}");
+    let all: Vec<&Value> =
+        page1["transactions"].as_array().unwrap().iter().chain(page2["transactions"].as_array().unwrap()).collect();
+    assert_eq!(all.len(), 6);
+    let real: Vec<Decimal> = all.iter().map(|e| dec(&e["real_balance_after"])).collect();
+    assert_eq!(real, [600, 600, 300, 300, 100, 100].map(Decimal::from), "newest first");
+    assert!(
+        page2["next_cursor"].is_null() || {
+            let (_, page3) = api
+                .get(&format!("/wallet/transactions?cursor={}", page2["next_cursor"].as_str().unwrap()), Some(&token))
+                .await;
+            page3["transactions"].as_array().unwrap().is_empty()
+        }
+    );
+
+    for bad in ["cursor=garbage!", "cursor=eyJzayI6IlBST0ZJTEUifQ", "limit=0", "limit=101", "limit=ten"] {
+        let (status, body) = api.get(&format!("/wallet/transactions?{bad}"), Some(&token)).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // Another customer's cursor only ever reads the caller's own ledger.
+    let (other, _) = customer(&stack).await;
+    let (status, theirs) = api.get(&format!("/wallet/transactions?cursor={cursor}"), Some(&other)).await;
+    assert_eq!((status, theirs["transactions"].as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(assert_ledger_balances(&stack).await, 6);
+}
+
+#[tokio::test]
+async fn razorpay_down_or_slow_gives_502_or_503_and_writes_nothing() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let razorpay = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/orders"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({ "error": { "code": "SERVER_ERROR" } })))
+        .up_to_n_times(1)
+        .mount(&razorpay)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/orders"))
+        .respond_with(ResponseTemplate::new(200).set_delay(shared::outbound::REQUEST_TIMEOUT + Duration::from_secs(1)))
+        .mount(&razorpay)
+        .await;
+    let uri = razorpay.uri();
+    let stack = stack_with(|o| {
+        o.parameters.insert("RazorpayBaseUrl".into(), uri);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let before = all_items(&stack).await.len();
+
+    let (status, body) = create(&api, &token, &key(), json!({ "amount": "500" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("razorpay_error")), "{body}");
+    let (status, body) = create(&api, &token, &key(), json!({ "amount": "500" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("razorpay_unavailable")), "{body}");
+    drop(razorpay); // nothing listens any more
+    let (status, _) = create(&api, &token, &key(), json!({ "amount": "500" })).await;
+    assert_eq!(status, 503);
+    assert_eq!(all_items(&stack).await.len(), before, "no top-up and no idempotency record");
+    assert_eq!(assert_ledger_balances(&stack).await, 0);
+    let _ = Money::ZERO;
+}
