@@ -451,20 +451,6 @@ impl Store {
         );
         self.put_once(dedup).await
     }
-
-    /// The astrologer's KYC audit log, oldest first.
-    pub async fn kyc_audit_log(&self, astrologer: &UserId) -> Result<Vec<Item>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", items::s(format!("KYCAUDIT#{astrologer}")))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(output.items.unwrap_or_default())
-    }
 }
 
 /// The record that a provider's event was seen; written with `attribute_not_exists`, it is
