@@ -282,13 +282,7 @@ impl Store {
             writes.push(tx_update(superseded)?);
         }
         writes.extend(audit.iter().map(|a| put_new(t, a.item(&seen.user_id))));
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(())
+        self.transact(writes).await
     }
 
     /// Gives the claim back after a failed initiation, with the failure in the audit log;
@@ -304,13 +298,7 @@ impl Store {
                 .condition_expression("kyc_claim = :claim")
                 .expression_attribute_values(":claim", items::s(token));
         let writes = vec![tx_update(release)?, put_new(&self.table, audit.item(astrologer))];
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(())
+        self.transact(writes).await
     }
 
     pub async fn kyc_request(&self, request_id: &str) -> Result<Option<KycRequestRecord>, StoreError> {

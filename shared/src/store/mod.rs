@@ -124,6 +124,17 @@ impl Store {
         Ok(Self::new(Client::new(sdk), crate::config::required(vars, "TABLE_NAME")?))
     }
 
+    /// Writes all or nothing, for callers that need no cancellation reasons.
+    pub async fn transact(&self, writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<(), StoreError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+
     /// Writes `item` unless an item with its key exists. `Ok(false)` means it was already
     /// there: the conditional write is the de-duplication.
     pub async fn put_once(&self, item: items::Item) -> Result<bool, StoreError> {
