@@ -52,6 +52,7 @@ pub struct Options {
     pub api_addr: String,
     pub aws_addr: String,
     /// Where the Razorpay stand-in listens.
+    pub digio_addr: String,
     pub razorpay_addr: String,
     pub template: PathBuf,
     /// Poll the SQS queues into their consumers (tests may drive them by hand instead).
@@ -73,6 +74,7 @@ impl Options {
             prefix: prefix.into(),
             api_addr: "127.0.0.1:0".into(),
             aws_addr: "127.0.0.1:0".into(),
+            digio_addr: "127.0.0.1:0".into(),
             razorpay_addr: "127.0.0.1:0".into(),
             template: repo_root().join("template.yaml"),
             poll_queues: true,
@@ -121,7 +123,8 @@ impl LocalStack {
         let api_listener =
             TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
         let api_url = format!("http://{}", api_listener.local_addr()?);
-        let (stubs, stub_tasks) = stubs::start(&api_url, &mut opts.parameters, &opts.razorpay_addr).await?;
+        let (stubs, stub_tasks) =
+            stubs::start(&api_url, &mut opts.parameters, &opts.digio_addr, &opts.razorpay_addr).await?;
         let moto_sdk = local_sdk_config(&opts.moto_endpoint).await;
         let provisioned = provision::provision(&moto_sdk, &template, &opts.prefix).await?;
 

@@ -11,6 +11,7 @@ async fn main() -> Result<()> {
     let api_port = std::env::var("API_PORT").unwrap_or_else(|_| "3000".into());
     let aws_port = std::env::var("AWS_PORT").unwrap_or_else(|_| "4566".into());
     let razorpay_port = std::env::var("RAZORPAY_PORT").unwrap_or_else(|_| "3100".into());
+    let digio_port = std::env::var("DIGIO_PORT").unwrap_or_else(|_| "3200".into());
 
     let moto = match std::env::var("MOTO_ENDPOINT") {
         Ok(_) => None,
@@ -24,6 +25,7 @@ async fn main() -> Result<()> {
     let every: u64 = std::env::var("LOCAL_SCHEDULE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     opts.schedule_every = Some(std::time::Duration::from_secs(every));
     opts.razorpay_addr = format!("127.0.0.1:{razorpay_port}");
+    opts.digio_addr = format!("127.0.0.1:{digio_port}");
     opts.seed_promotion_rules = true;
     let stack = LocalStack::start(opts).await?;
 

@@ -41,13 +41,14 @@ fn serve(listener: TcpListener, router: Router) -> JoinHandle<()> {
 }
 
 /// Starts every stand-in; `parameters` receives their URLs and the local secrets. The
-/// Razorpay stand-in listens on `razorpay_addr` (port 0: any free port).
+/// Digio and Razorpay stand-ins listen on `digio_addr` and `razorpay_addr` (port 0: any free port).
 pub async fn start(
     api_url: &str,
     parameters: &mut HashMap<String, String>,
+    digio_addr: &str,
     razorpay_addr: &str,
 ) -> Result<(Stubs, Vec<JoinHandle<()>>)> {
-    let (listener, url) = listen("127.0.0.1:0").await?;
+    let (listener, url) = listen(digio_addr).await?;
     param(parameters, "DigioBaseUrl", url.clone());
     let digio = Arc::new(digio::DigioStub::new(
         url,
