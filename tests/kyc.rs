@@ -393,3 +393,26 @@ mod provider_failures {
         assert_nothing_spent(&stack, &token, &user_id).await;
     }
 }
+
+#[tokio::test]
+async fn kyc_routes_keep_to_their_store_round_trips() {
+    // No queue polling, so only the route under test talks to DynamoDB.
+    let stack = stack_with(|o| o.poll_queues = false).await;
+    let (_, token, _) = astrologer(&stack).await;
+
+    stack.calls.clear();
+    let (_, started) = post_kyc(&stack, &token).await;
+    assert_eq!(stack.calls.dynamodb(), ["Query", "UpdateItem", "TransactWriteItems"], "initiation");
+
+    stack.calls.clear();
+    get_kyc(&stack, &token).await;
+    assert_eq!(stack.calls.dynamodb(), ["Query"], "GET /astrologers/me/kyc");
+
+    stack.calls.clear();
+    stack.stubs.digio.complete(&request_id(&started)).await.unwrap();
+    assert_eq!(stack.calls.dynamodb(), ["GetItem", "TransactWriteItems"], "webhook");
+
+    stack.calls.clear();
+    Api::new(&stack).get("/me", Some(&token)).await;
+    assert_eq!(stack.calls.dynamodb(), ["Query"], "GET /me");
+}
