@@ -30,8 +30,11 @@ pub trait Event: Serialize + DeserializeOwned {
 }
 
 impl<P: Event> Envelope<P> {
-    pub fn new(id: impl Into<String>, payload: P) -> Self {
-        Self { id: id.into(), kind: P::TYPE.to_owned(), version: P::VERSION, occurred_at: Utc::now(), payload }
+    /// `id` and `occurred_at` come from the change the event reports (a top-up id, the time
+    /// the transaction was built), never from the moment of sending: a producer that runs
+    /// twice for one change must build the same envelope, so the outbox refuses the second.
+    pub fn new(id: impl Into<String>, occurred_at: DateTime<Utc>, payload: P) -> Self {
+        Self { id: id.into(), kind: P::TYPE.to_owned(), version: P::VERSION, occurred_at, payload }
     }
 }
 

@@ -273,6 +273,7 @@ pub async fn apply_and_announce(
         tracing::info!(astrologer = %astrologer, kyc_request_id = %request_id, status = status.as_str(), "kyc status changed");
         let envelope = crate::events::Envelope::new(
             event_key,
+            chrono::Utc::now(),
             crate::events::KycStatusChanged {
                 astrologer_id: astrologer,
                 kyc_request_id: request_id,

@@ -79,6 +79,7 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, TriggerError> {
     // The id comes from the user, so a rerun's duplicate is dropped by the consumer.
     let envelope = Envelope::new(
         format!("user-registered-{}", user.id),
+        user.created_at,
         UserRegistered { user_id: user.id.clone(), user_type: user.user_type, first_name: user.first_name.clone() },
     );
     app.events.publish(&envelope).await?;

@@ -45,6 +45,7 @@
 //! sequence reads again and retries (each retry: 1 BatchGetItem + 1 TransactWriteItems).
 
 pub mod items;
+pub mod outbox;
 mod kyc;
 mod users;
 pub mod wallet;
