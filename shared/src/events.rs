@@ -1,5 +1,8 @@
-//! Events between functions: one versioned JSON envelope, one SQS publisher, and one
-//! way for a queue consumer to report partial batch failures.
+//! Events between functions: one versioned JSON envelope, the catalogue of event types, and
+//! one way for a queue consumer to report partial batch failures. Producers never send
+//! events themselves: they write them to the outbox in the transaction that makes the change
+//! ([`crate::store::Tx::outbox`]); the outbox relay publishes them to the events topic, which
+//! fans them out by type to one queue per consumer.
 
 use std::future::Future;
 
@@ -72,44 +75,6 @@ pub struct WalletCredited {
 impl Event for WalletCredited {
     const TYPE: &'static str = "WalletCredited";
     const VERSION: u32 = 1;
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("could not publish event: {0}")]
-pub struct PublishError(String);
-
-/// Publishes envelopes to one SQS queue; built once per cold start.
-#[derive(Clone, Debug)]
-pub struct Publisher {
-    client: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-impl Publisher {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into() }
-    }
-
-    /// The queue named by `EVENTS_QUEUE_URL`.
-    pub fn from_env(
-        sdk: &aws_config::SdkConfig,
-        vars: &impl crate::config::Vars,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(aws_sdk_sqs::Client::new(sdk), crate::config::required(vars, "EVENTS_QUEUE_URL")?))
-    }
-
-    pub async fn publish<P: Event>(&self, envelope: &Envelope<P>) -> Result<(), PublishError> {
-        let body = serde_json::to_string(envelope).map_err(|e| PublishError(e.to_string()))?;
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| PublishError(format!("{e:?}")))?;
-        tracing::info!(event_id = %envelope.id, event_type = P::TYPE, "event published");
-        Ok(())
-    }
 }
 
 /// Runs `handle` on every message of a batch and reports the ones that failed, so SQS

@@ -2,32 +2,30 @@
 //! gets the first response; the same key with a different body is refused.
 //!
 //! One mechanism for every route that needs it, designed so it costs no extra round trip:
-//! 1. the route reads the record ([`IdempotencyKey::key`]) together with whatever else it
-//!    reads first (a `BatchGetItem`), and [`IdempotencyKey::replay`] turns a stored record
-//!    into the first response, or into `422 idempotency_key_reused`;
-//! 2. the route's business `TransactWriteItems` carries [`IdempotencyKey::record`], a
-//!    `put_new` of the response it is about to give, so the record exists exactly when the
+//! 1. the route reads the record together with whatever else it reads first (e.g.
+//!    [`Store::idempotency_record_and_wallet`], one `BatchGetItem`), and
+//!    [`IdempotencyKey::replay`] turns a stored record into the first response, or into
+//!    `422 idempotency_key_reused`;
+//! 2. the route's business transaction carries the record ([`crate::store::Tx::idempotency`]),
+//!    a `put_new` of the response it is about to give, so the record exists exactly when the
 //!    effect does;
 //! 3. when two requests with one key race, the loser's transaction is cancelled on the
-//!    record's condition ([`IdempotencyKey::lost_race`] tells from the cancellation reasons);
-//!    it reads the winner's record and answers with it.
+//!    record's condition (label `idempotency`); it reads the winner's record
+//!    ([`IdempotencyKey::winner`]) and answers with it.
 //!
 //! Record: `PK = IDEMPOTENCY#{user}#{key}`, `SK = IDEMPOTENCY`, the request hash, the
 //! response status and body, and `expires_at` (TTL) 24 hours on.
 
 use aws_lambda_events::encodings::Body;
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::http::{self, Request, Response};
-use crate::store::items::{self, Item};
-use crate::store::{Store, StoreError, put_new};
+use crate::store::Store;
 use crate::user::UserId;
 
 pub const HEADER: &str = "idempotency-key";
-pub const SK: &str = "IDEMPOTENCY";
 pub const TTL: Duration = Duration::hours(24);
 const MAX_KEY_LEN: usize = 128;
 
@@ -75,24 +73,15 @@ impl IdempotencyKey {
         })
     }
 
-    pub fn pk(&self) -> String {
-        format!("IDEMPOTENCY#{}#{}", self.user, self.key)
-    }
-
-    /// The record's key, for the route's first read.
-    pub fn key(&self) -> Item {
-        items::key(self.pk(), SK)
-    }
-
     /// What a stored record means for this request: `Ok(Some(first response))` for a
     /// replay, `Err(422)` when the key was used for a different request, `Ok(None)` when
     /// there is no record (or it has expired but TTL has not deleted it yet).
-    pub fn replay(&self, stored: Option<&Item>, now: DateTime<Utc>) -> Result<Option<Response>, ApiError> {
-        let Some(item) = stored else { return Ok(None) };
-        if items::get_u64(item, crate::store::TTL_ATTRIBUTE).is_ok_and(|exp| exp < now.timestamp().max(0) as u64) {
+    pub fn replay(&self, stored: Option<&StoredResponse>, now: DateTime<Utc>) -> Result<Option<Response>, ApiError> {
+        let Some(record) = stored else { return Ok(None) };
+        if record.expires_at.is_some_and(|exp| exp < now.timestamp().max(0) as u64) {
             return Ok(None);
         }
-        if items::opt_str(item, "request_hash") != Some(self.request_hash.as_str()) {
+        if record.request_hash != self.request_hash {
             return Err(ApiError::new(
                 422,
                 "idempotency_key_reused",
@@ -100,55 +89,47 @@ impl IdempotencyKey {
             )
             .with_field("Idempotency-Key"));
         }
-        let status = items::get_u64(item, "response_status")?;
-        let body = items::get_str(item, "response_body")?;
         let mut resp = Response::default();
-        resp.status_code = status as i64;
+        resp.status_code = i64::from(record.status);
         resp.headers.insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("application/json"));
         resp.headers.insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
-        resp.body = Some(Body::Text(body.to_owned()));
+        resp.body = Some(Body::Text(record.body.clone()));
         Ok(Some(resp))
     }
 
-    /// The `put_new` of the record, for the route's business transaction: `response` is
-    /// the answer the route gives if the transaction succeeds.
-    pub fn record(&self, table: &str, response: &Response, now: DateTime<Utc>) -> TransactWriteItem {
-        let mut item = self.key();
-        item.insert("entity".into(), items::s("idempotency"));
-        item.insert("request_hash".into(), items::s(&self.request_hash));
-        item.insert("response_status".into(), items::n(response.status_code));
+    /// After losing the race on the record: the winner's response (one consistent GetItem).
+    pub async fn winner(&self, store: &Store, now: DateTime<Utc>) -> Result<Response, ApiError> {
+        let record = store.idempotency_record(self).await?;
+        self.replay(record.as_ref(), now)?.ok_or_else(|| {
+            ApiError::conflict("idempotency_conflict", "a request with this Idempotency-Key is in progress; retry")
+        })
+    }
+}
+
+/// A first response, as the record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+    /// Epoch seconds after which the record no longer counts (TTL deletes it later).
+    pub expires_at: Option<u64>,
+}
+
+impl StoredResponse {
+    /// The record of `response`, as `key`'s first answer.
+    pub fn of(key: &IdempotencyKey, response: &Response, now: DateTime<Utc>) -> Self {
         let body = match &response.body {
             Some(Body::Text(t)) => t.clone(),
             Some(Body::Binary(b)) => String::from_utf8_lossy(b).into_owned(),
             _ => String::new(),
         };
-        item.insert("response_body".into(), items::s(body));
-        item.insert("created_at".into(), items::time(now));
-        item.insert(crate::store::TTL_ATTRIBUTE.into(), items::n((now + TTL).timestamp()));
-        put_new(table, item)
-    }
-
-    /// Whether a cancelled transaction lost to a concurrent request with this key: the
-    /// record (at `index` in the transaction) already existed.
-    pub fn lost_race(reasons: &[String], index: usize) -> bool {
-        reasons.get(index).map(String::as_str) == Some("ConditionalCheckFailed")
-    }
-
-    /// After [`Self::lost_race`]: the winner's response (one consistent GetItem).
-    pub async fn winner(&self, store: &Store, now: DateTime<Utc>) -> Result<Response, ApiError> {
-        let item = store
-            .client
-            .get_item()
-            .table_name(&store.table)
-            .set_key(Some(self.key()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?
-            .item;
-        self.replay(item.as_ref(), now)?.ok_or_else(|| {
-            ApiError::conflict("idempotency_conflict", "a request with this Idempotency-Key is in progress; retry")
-        })
+        Self {
+            request_hash: key.request_hash.clone(),
+            status: response.status_code as u16,
+            body,
+            expires_at: Some((now + TTL).timestamp().max(0) as u64),
+        }
     }
 }
 
@@ -210,7 +191,7 @@ mod tests {
             assert!(err.is_err(), "{bad:?}");
         }
         let key = IdempotencyKey::required(&request(Some("abc-123"), "{}"), &user()).unwrap();
-        assert_eq!(key.pk(), format!("IDEMPOTENCY#{}#abc-123", user()));
+        assert_eq!((key.key.as_str(), &key.user), ("abc-123", &user()));
     }
 
     #[test]
@@ -227,8 +208,7 @@ mod tests {
         let now = Utc::now();
         let key = IdempotencyKey::required(&request(Some("k1"), r#"{"amount":"500"}"#), &user()).unwrap();
         let first = http::json(201, &serde_json::json!({ "id": "t1" }));
-        let TransactWriteItem { put: Some(put), .. } = key.record("table", &first, now) else { panic!() };
-        let stored = put.item().clone();
+        let stored = StoredResponse::of(&key, &first, now);
         let replayed = key.replay(Some(&stored), now).unwrap().unwrap();
         assert_eq!(replayed.status_code, 201);
         assert_eq!(text(&replayed), text(&first));

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::user::{KycStatus, ProfileStatus, VerificationStatus};
+use crate::user::{KycStatus, ProfileStatus, UserId, VerificationStatus};
 
 /// At most 3 retries after the first attempt.
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -254,38 +254,26 @@ pub fn masked_documents(kyc_request: &Value) -> MaskedDocuments {
     out
 }
 
-/// Applies a KYC event at most once and, when it changed the astrologer's status, announces
-/// `KycStatusChanged`. Shared by the Digio webhook and the expiry sweep.
-///
-/// The announcement follows the commit: if publishing fails the change stands and the
-/// failure is logged (notifications are best-effort; the status itself is the truth).
-pub async fn apply_and_announce(
-    store: &crate::store::Store,
-    events: &crate::events::Publisher,
-    event: crate::store::KycEvent<'_>,
-) -> Result<crate::store::Applied, crate::store::StoreError> {
-    let request_id = event.request.request_id.clone();
-    let astrologer = event.request.astrologer_id.clone();
-    let reason = event.rejection_reason.clone();
-    let event_key = format!("kyc-{}-{}", request_id, event.event_id);
-    let applied = store.apply_kyc_event(event).await?;
-    if let crate::store::Applied::Changed(status) = applied {
-        tracing::info!(astrologer = %astrologer, kyc_request_id = %request_id, status = status.as_str(), "kyc status changed");
-        let envelope = crate::events::Envelope::new(
-            event_key,
-            chrono::Utc::now(),
-            crate::events::KycStatusChanged {
-                astrologer_id: astrologer,
-                kyc_request_id: request_id,
-                kyc_status: status.astrologer_kyc_status(),
-                rejection_reason: reason,
-            },
-        );
-        if let Err(e) = events.publish(&envelope).await {
-            tracing::error!(error = %e, "KycStatusChanged not published");
-        }
-    }
-    Ok(applied)
+/// The event that reports request `request_id` of `astrologer` moving to `next`. A request
+/// reaches each status at most once (the store conditions the move on the status read), so
+/// the status names the change.
+pub fn status_changed_event(
+    astrologer: &UserId,
+    request_id: &str,
+    next: RequestStatus,
+    rejection_reason: Option<String>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> crate::events::Envelope<crate::events::KycStatusChanged> {
+    crate::events::Envelope::new(
+        format!("kyc-{request_id}-{}", next.as_str()),
+        at,
+        crate::events::KycStatusChanged {
+            astrologer_id: astrologer.clone(),
+            kyc_request_id: request_id.to_owned(),
+            kyc_status: next.astrologer_kyc_status(),
+            rejection_reason,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -11,13 +11,16 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod idempotency;
+pub mod invoice;
 pub mod kyc;
 pub mod logging;
 pub mod money;
 pub mod outbound;
 pub mod phone;
+pub mod promotion;
 pub mod signature;
 pub mod store;
+pub mod topup;
 pub mod user;
 pub mod wallet;
 

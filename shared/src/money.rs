@@ -105,6 +105,83 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// A signed INR amount at 2 decimal places: a ledger entry's change to one bucket
+/// (`-120.00` for a hold, `500.00` for a top-up). Balances are [`Money`], which is never
+/// negative; only deltas are `Amount`s.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Amount(Decimal);
+
+impl Amount {
+    pub const ZERO: Amount = Amount(Decimal::ZERO);
+
+    /// `value` at 2 places; more precision than paise is refused.
+    pub fn new(value: Decimal) -> Result<Self, MoneyError> {
+        let normalized = value.normalize();
+        if normalized.scale() > 2 {
+            return Err(MoneyError::TooPrecise);
+        }
+        let mut at_scale_2 = normalized;
+        at_scale_2.rescale(2);
+        Ok(Self(at_scale_2))
+    }
+
+    pub fn credit(m: Money) -> Self {
+        Self(m.decimal())
+    }
+
+    pub fn debit(m: Money) -> Self {
+        Self(-m.decimal())
+    }
+
+    pub fn decimal(&self) -> Decimal {
+        self.0
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.0.is_sign_negative() && !self.0.is_zero()
+    }
+
+    /// The amount's size, as money.
+    pub fn magnitude(&self) -> Money {
+        Money(self.0.abs())
+    }
+
+    /// `balance + self`, or `None` when that would be negative or overflow.
+    pub fn apply_to(self, balance: Money) -> Option<Money> {
+        balance.0.checked_add(self.0).filter(|d| !d.is_sign_negative() || d.is_zero()).map(|d| {
+            let mut d = d;
+            d.rescale(2);
+            Money(d)
+        })
+    }
+}
+
+impl FromStr for Amount {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Amount::new(Decimal::from_str_exact(s.trim()).map_err(|_| MoneyError::NotANumber)?)
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "₹{:+}", self.0)
+    }
+}
+
+/// A string, like [`Money`]: `"-120.00"`.
+impl Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +215,17 @@ mod tests {
         let five = Money::from_paise(500);
         assert_eq!(five.checked_sub(Money::from_paise(501)), None);
         assert_eq!(five.checked_sub(five), Some(Money::ZERO));
+    }
+
+    #[test]
+    fn amounts_are_signed_and_never_take_a_balance_below_zero() {
+        let ten = Money::from_paise(1000);
+        assert_eq!(Amount::debit(ten).to_string(), "-10.00");
+        assert_eq!(Amount::debit(ten).apply_to(ten), Some(Money::ZERO));
+        assert_eq!(Amount::debit(Money::from_paise(1001)).apply_to(ten), None);
+        assert_eq!(Amount::credit(ten).apply_to(ten), Some(Money::from_paise(2000)));
+        assert_eq!("-1.5".parse::<Amount>().unwrap().magnitude(), Money::from_paise(150));
+        assert!("1.001".parse::<Amount>().is_err());
     }
 
     proptest! {

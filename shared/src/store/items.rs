@@ -28,7 +28,7 @@ pub fn time(value: DateTime<Utc>) -> AttributeValue {
 }
 
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
-    HashMap::from([(super::PK.to_owned(), s(pk)), (super::SK.to_owned(), s(sk))])
+    HashMap::from([(super::keys::PK.to_owned(), s(pk)), (super::keys::SK.to_owned(), s(sk))])
 }
 
 fn missing(name: &str) -> StoreError {

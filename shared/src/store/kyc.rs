@@ -1,24 +1,19 @@
 //! KYC requests, the astrologer's KYC state, webhook de-duplication and the KYC audit log.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::items::{self, Item, get_str, get_time, opt_str};
-use super::users::{ASTROLOGER_SK, PROFILE_SK, cancellation_reasons, put_new, user_pk};
-use super::{Store, StoreError};
+use super::keys::{
+    ASTROLOGER_SK, GSI1, KYC_OPEN_GSI1PK, KYC_REQUEST_PK_PREFIX, KYC_REQUEST_SK, PROFILE_SK, kyc_audit_pk,
+    kyc_request_pk, user_pk,
+};
+use super::webhooks::seen_event_item;
+use super::{Store, StoreError, TxError};
 use crate::kyc::{MaskedDocuments, RequestStatus};
 use crate::phone::Phone;
 use crate::user::{KycStatus, ProfileStatus, UserId, VerificationStatus};
-
-pub fn request_pk(request_id: &str) -> String {
-    format!("KYCREQ#{request_id}")
-}
-const REQUEST_SK: &str = "KYCREQ";
-/// GSI1 partition of requests still open, sorted by expiry, for the expiry sweep.
-pub const OPEN_REQUESTS_GSI1PK: &str = "KYC_OPEN";
-/// Webhook de-duplication records live this long (TTL).
-const WEBHOOK_DEDUP_DAYS: i64 = 30;
 /// How long an initiation may hold the astrologer's KYC before another may try.
 const CLAIM_SECONDS: i64 = 30;
 
@@ -115,7 +110,7 @@ impl KycAuditEntry {
     fn item(&self, astrologer: &UserId) -> Item {
         let sk =
             format!("{}#{}", self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let mut item = items::key(format!("KYCAUDIT#{astrologer}"), sk);
+        let mut item = items::key(kyc_audit_pk(astrologer), sk);
         item.insert("entity".into(), items::s("kyc_audit"));
         item.insert("created_at".into(), items::time(self.at));
         item.insert("event_type".into(), items::s(&self.event_type));
@@ -158,14 +153,6 @@ pub struct KycEvent<'a> {
     pub documents: Option<MaskedDocuments>,
     pub audit: Vec<KycAuditEntry>,
     pub now: DateTime<Utc>,
-}
-
-fn update(table: &str, key: Item, expression: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-    Update::builder().table_name(table).set_key(Some(key)).update_expression(expression)
-}
-
-fn tx_update(u: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
-    Ok(TransactWriteItem::builder().update(u.build().map_err(|e| StoreError::Other(e.to_string()))?).build())
 }
 
 fn opt_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
@@ -244,45 +231,51 @@ impl Store {
         started: &StartedRequest,
         audit: &[KycAuditEntry],
     ) -> Result<(), StoreError> {
-        let t = &self.table;
-        let astro = update(
-            t,
+        let mut tx = self.tx();
+        tx.update(
+            "astrologer",
             items::key(user_pk(&seen.user_id), ASTROLOGER_SK),
-            "SET kyc_status = :in_progress, kyc_request_status = :in_progress, kyc_request_id = :kid, kyc_reference_id = :ref, kyc_initiated_at = :at, \
-             kyc_expires_at = :exp, kyc_attempts = :attempt, kyc_access_token = :token_value, updated_at = :at \
+            "SET kyc_status = :in_progress, kyc_request_status = :in_progress, kyc_request_id = :kid, \
+             kyc_reference_id = :ref, kyc_initiated_at = :at, kyc_expires_at = :exp, kyc_attempts = :attempt, \
+             kyc_access_token = :token_value, updated_at = :at \
              REMOVE kyc_claim, kyc_claimed_until, kyc_rejection_reason",
-        )
-        .condition_expression("kyc_claim = :claim")
-        .expression_attribute_values(":in_progress", items::s(KycStatus::InProgress.as_str()))
-        .expression_attribute_values(":kid", items::s(&started.request_id))
-        .expression_attribute_values(":ref", items::s(&started.reference_id))
-        .expression_attribute_values(":at", items::time(started.initiated_at))
-        .expression_attribute_values(":exp", items::time(started.expires_at))
-        .expression_attribute_values(":attempt", items::n(started.attempt))
-        .expression_attribute_values(":token_value", items::s(started.access_token.clone().unwrap_or_default()))
-        .expression_attribute_values(":claim", items::s(token));
-        let mut writes = vec![tx_update(astro)?];
+            "kyc_claim = :claim",
+            vec![
+                (":in_progress", items::s(KycStatus::InProgress.as_str())),
+                (":kid", items::s(&started.request_id)),
+                (":ref", items::s(&started.reference_id)),
+                (":at", items::time(started.initiated_at)),
+                (":exp", items::time(started.expires_at)),
+                (":attempt", items::n(started.attempt)),
+                (":token_value", items::s(started.access_token.clone().unwrap_or_default())),
+                (":claim", items::s(token)),
+            ],
+        );
 
-        let mut request = items::key(request_pk(&started.request_id), REQUEST_SK);
+        let mut request = items::key(kyc_request_pk(&started.request_id), KYC_REQUEST_SK);
         request.insert("entity".into(), items::s("kyc_request"));
         request.insert("astrologer_id".into(), items::s(seen.user_id.as_str()));
         request.insert("reference_id".into(), items::s(&started.reference_id));
         request.insert("status".into(), items::s(RequestStatus::InProgress.as_str()));
         request.insert("initiated_at".into(), items::time(started.initiated_at));
         request.insert("expires_at_time".into(), items::time(started.expires_at));
-        request.insert("GSI1PK".into(), items::s(OPEN_REQUESTS_GSI1PK));
+        request.insert("GSI1PK".into(), items::s(KYC_OPEN_GSI1PK));
         request.insert("GSI1SK".into(), items::time(started.expires_at));
-        writes.push(put_new(t, request));
+        tx.put_new("kyc_request", request);
 
         if let Some(previous) = &seen.request_id {
-            let superseded =
-                update(t, items::key(request_pk(previous), REQUEST_SK), "SET superseded = :yes REMOVE GSI1PK, GSI1SK")
-                    .condition_expression("attribute_exists(PK)")
-                    .expression_attribute_values(":yes", AttributeValue::Bool(true));
-            writes.push(tx_update(superseded)?);
+            tx.update(
+                "superseded_request",
+                items::key(kyc_request_pk(previous), KYC_REQUEST_SK),
+                "SET superseded = :yes REMOVE GSI1PK, GSI1SK",
+                "attribute_exists(PK)",
+                vec![(":yes", AttributeValue::Bool(true))],
+            );
         }
-        writes.extend(audit.iter().map(|a| put_new(t, a.item(&seen.user_id))));
-        self.transact(writes).await
+        for a in audit {
+            tx.put_new("audit", a.item(&seen.user_id));
+        }
+        Ok(self.commit(tx).await?)
     }
 
     /// Gives the claim back after a failed initiation, with the failure in the audit log;
@@ -293,25 +286,20 @@ impl Store {
         token: &str,
         audit: &KycAuditEntry,
     ) -> Result<(), StoreError> {
-        let release =
-            update(&self.table, items::key(user_pk(astrologer), ASTROLOGER_SK), "REMOVE kyc_claim, kyc_claimed_until")
-                .condition_expression("kyc_claim = :claim")
-                .expression_attribute_values(":claim", items::s(token));
-        let writes = vec![tx_update(release)?, put_new(&self.table, audit.item(astrologer))];
-        self.transact(writes).await
+        let mut tx = self.tx();
+        tx.update(
+            "astrologer",
+            items::key(user_pk(astrologer), ASTROLOGER_SK),
+            "REMOVE kyc_claim, kyc_claimed_until",
+            "kyc_claim = :claim",
+            vec![(":claim", items::s(token))],
+        )
+        .put_new("audit", audit.item(astrologer));
+        Ok(self.commit(tx).await?)
     }
 
     pub async fn kyc_request(&self, request_id: &str) -> Result<Option<KycRequestRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key(request_pk(request_id), REQUEST_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        output.item().map(read_request).transpose()
+        self.get(items::key(kyc_request_pk(request_id), KYC_REQUEST_SK)).await?.as_ref().map(read_request).transpose()
     }
 
     /// Open requests whose expiry has passed (GSI1, so eventually consistent: the apply
@@ -324,9 +312,9 @@ impl Store {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name("GSI1")
+                .index_name(GSI1)
                 .key_condition_expression("GSI1PK = :open AND GSI1SK <= :now")
-                .expression_attribute_values(":open", items::s(OPEN_REQUESTS_GSI1PK))
+                .expression_attribute_values(":open", items::s(KYC_OPEN_GSI1PK))
                 .expression_attribute_values(":now", items::time(now))
                 .set_exclusive_start_key(start)
                 .send()
@@ -342,84 +330,80 @@ impl Store {
         }
     }
 
-    /// Applies a provider event at most once: de-duplication record, audit entries, and the
-    /// status change of the request, the astrologer and (on approval) the user, in one
-    /// transaction.
+    /// Applies a provider event at most once: de-duplication record, audit entries, the
+    /// status change of the request, the astrologer and (on approval) the user, and the
+    /// change's event, in one transaction.
     pub async fn apply_kyc_event(&self, event: KycEvent<'_>) -> Result<Applied, StoreError> {
-        let t = &self.table;
         let request = event.request;
         let astrologer = &request.astrologer_id;
-        let mut dedup = items::key(format!("WEBHOOK#{}#{}", event.source, event.event_id), "WEBHOOK");
-        dedup.insert("entity".into(), items::s("webhook_event"));
+        let now = items::time(event.now);
+        let mut dedup = seen_event_item(event.source, event.event_id, event.now);
         dedup.insert("kyc_request_id".into(), items::s(&request.request_id));
-        dedup.insert(
-            super::TTL_ATTRIBUTE.into(),
-            items::n((event.now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()),
-        );
-        let mut writes = vec![put_new(t, dedup)];
+        let mut tx = self.tx();
+        tx.put_new("webhook_event", dedup);
 
         let next = event.next.filter(|_| !request.superseded);
         if let Some(next) = next {
             // Out of the open-requests index: only `in_progress` requests can expire.
-            let req = update(
-                t,
-                items::key(request_pk(&request.request_id), REQUEST_SK),
+            tx.update(
+                "kyc_request",
+                items::key(kyc_request_pk(&request.request_id), KYC_REQUEST_SK),
                 "SET #status = :next, updated_at = :now REMOVE GSI1PK, GSI1SK",
-            )
-            .condition_expression("#status = :current")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":next", items::s(next.as_str()))
-            .expression_attribute_values(":current", items::s(request.status.as_str()))
-            .expression_attribute_values(":now", items::time(event.now));
-            writes.push(tx_update(req)?);
+                "#status = :current",
+                vec![
+                    (":next", items::s(next.as_str())),
+                    (":current", items::s(request.status.as_str())),
+                    (":now", now.clone()),
+                ],
+            );
 
             let mut set = vec!["kyc_status = :kyc", "kyc_request_status = :next", "updated_at = :now"];
-            let mut astro = update(t, items::key(user_pk(astrologer), ASTROLOGER_SK), "")
-                .condition_expression("kyc_request_id = :kid")
-                .expression_attribute_values(":next", items::s(next.as_str()))
-                .expression_attribute_values(":kyc", items::s(next.astrologer_kyc_status().as_str()))
-                .expression_attribute_values(":now", items::time(event.now))
-                .expression_attribute_values(":kid", items::s(&request.request_id));
+            let mut values = vec![
+                (":next", items::s(next.as_str())),
+                (":kyc", items::s(next.astrologer_kyc_status().as_str())),
+                (":now", now.clone()),
+                (":kid", items::s(&request.request_id)),
+            ];
             if next == RequestStatus::Approved {
                 set.extend(["verification_status = :approved", "verified_at = :now", "kyc_completed_at = :now"]);
-                astro = astro.expression_attribute_values(":approved", items::s(VerificationStatus::Approved.as_str()));
+                values.push((":approved", items::s(VerificationStatus::Approved.as_str())));
             }
             if let Some(reason) = &event.rejection_reason {
                 set.push("kyc_rejection_reason = :reason");
-                astro = astro.expression_attribute_values(":reason", items::s(reason));
+                values.push((":reason", items::s(reason)));
             }
             if let Some(docs) = &event.documents {
                 set.push("kyc_documents = :docs");
-                astro = astro
-                    .expression_attribute_values(":docs", items::s(serde_json::to_string(docs).unwrap_or_default()));
+                values.push((":docs", items::s(serde_json::to_string(docs).unwrap_or_default())));
             }
-            writes.push(tx_update(astro.update_expression(format!("SET {}", set.join(", "))))?);
+            tx.update(
+                "astrologer",
+                items::key(user_pk(astrologer), ASTROLOGER_SK),
+                &format!("SET {}", set.join(", ")),
+                "kyc_request_id = :kid",
+                values,
+            );
 
             if next == RequestStatus::Approved {
-                let user = update(
-                    t,
+                tx.update(
+                    "user",
                     items::key(user_pk(astrologer), PROFILE_SK),
                     "SET profile_status = :approved, updated_at = :now",
-                )
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":approved", items::s(ProfileStatus::Approved.as_str()))
-                .expression_attribute_values(":now", items::time(event.now));
-                writes.push(tx_update(user)?);
+                    "attribute_exists(PK)",
+                    vec![(":approved", items::s(ProfileStatus::Approved.as_str())), (":now", now.clone())],
+                );
             }
+            let reason = event.rejection_reason.clone();
+            tx.outbox(&crate::kyc::status_changed_event(astrologer, &request.request_id, next, reason, event.now));
         }
-        writes.extend(event.audit.iter().map(|a| put_new(t, a.item(astrologer))));
+        for a in &event.audit {
+            tx.put_new("audit", a.item(astrologer));
+        }
 
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(next.map_or(Applied::Recorded, Applied::Changed)),
-            Err(err) => match cancellation_reasons(&err) {
-                Some(reasons) if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") => {
-                    Ok(Applied::Duplicate)
-                }
-                Some(reasons) => {
-                    Err(StoreError::ConditionFailed(format!("kyc event not applied: {}", reasons.join(","))))
-                }
-                None => Err(StoreError::from_sdk(err)),
-            },
+        match self.commit(tx).await {
+            Ok(()) => Ok(next.map_or(Applied::Recorded, Applied::Changed)),
+            Err(TxError::Cancelled(c)) if c.failed("webhook_event") => Ok(Applied::Duplicate),
+            Err(e) => Err(StoreError::from(e)),
         }
     }
 
@@ -430,30 +414,16 @@ impl Store {
         event_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut dedup = items::key(format!("WEBHOOK#{source}#{event_id}"), "WEBHOOK");
-        dedup.insert("entity".into(), items::s("webhook_event"));
+        let mut dedup = seen_event_item(source, event_id, now);
         dedup.insert("outcome".into(), items::s("unknown_request"));
-        dedup.insert(
-            super::TTL_ATTRIBUTE.into(),
-            items::n((now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()),
-        );
         self.put_once(dedup).await
     }
-}
-
-/// The record that a provider's event was seen; written with `attribute_not_exists`, it is
-/// the de-duplication, and expires by TTL.
-pub fn seen_event_item(source: &str, event_id: &str, now: DateTime<Utc>) -> Item {
-    let mut item = items::key(format!("WEBHOOK#{source}#{event_id}"), "WEBHOOK");
-    item.insert("entity".into(), items::s("webhook_event"));
-    item.insert(super::TTL_ATTRIBUTE.into(), items::n((now + chrono::Duration::days(WEBHOOK_DEDUP_DAYS)).timestamp()));
-    item
 }
 
 fn read_request(item: &Item) -> Result<KycRequestRecord, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("kyc request: {what}"));
     Ok(KycRequestRecord {
-        request_id: get_str(item, "PK")?.trim_start_matches("KYCREQ#").to_owned(),
+        request_id: get_str(item, super::keys::PK)?.trim_start_matches(KYC_REQUEST_PK_PREFIX).to_owned(),
         astrologer_id: UserId::parse(get_str(item, "astrologer_id")?).map_err(|_| corrupt("astrologer_id"))?,
         status: RequestStatus::parse(get_str(item, "status")?).ok_or_else(|| corrupt("status"))?,
         expires_at: get_time(item, "expires_at_time")?,

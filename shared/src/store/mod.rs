@@ -1,12 +1,15 @@
-//! The DynamoDB store: one table, designed from its access patterns.
+//! The DynamoDB store: one table, designed from its access patterns. This module is the only
+//! code that talks to DynamoDB: its client is private, every key is built in [`keys`], and
+//! every multi-item write is one labelled transaction ([`tx`]).
 //!
 //! # Keys
 //! | item | PK | SK | notes |
 //! |---|---|---|---|
 //! | user | `USER#{sub}` | `PROFILE` | role, names, phone, profile status |
-//! | wallet | `USER#{sub}` | `WALLET` | real and bonus cash as Numbers |
+//! | wallet | `USER#{sub}` | `WALLET` | real and bonus cash as Numbers, lifetime totals, `version` |
 //! | astrologer profile | `USER#{sub}` | `ASTROLOGER` | KYC and verification status |
 //! | phone claim | `PHONE#{e164}` | `PHONE` | makes a phone number unique |
+//! | ledger entry | `LEDGER#{sub}` | `TXN#{wallet version:012}#{n:02}` | deltas and balances after (Numbers), in posting order |
 //! | notification | `INBOX#{sub}` | `NOTIF#{occurred_at}#{event id}` | written once per event |
 //! | KYC request | `KYCREQ#{digio id}` | `KYCREQ` | status; `GSI1PK = KYC_OPEN`, `GSI1SK = expiry` while open |
 //! | KYC audit entry | `KYCAUDIT#{sub}` | `{created_at}#{random}` | time-ordered per astrologer, redacted |
@@ -14,24 +17,25 @@
 //! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP` |
 //! | invoice | `TOPUP#{id}` | `INVOICE` | GSI1 `INVOICES#{fy}` / invoice number |
 //! | invoice sequence | `COUNTER#INVOICE#{fy}` | `COUNTER` | `seq`: last number of the financial year |
-//! | ledger entry | `LEDGER#{sub}` | `TXN#{at}#{top-up id}#{n}` | deltas and balances after (Numbers) |
 //! | promotion rule | `PROMO_RULES` | `RULE#{id}` | min, max, percent, first-recharge-only, active |
 //! | idempotency record | `IDEMPOTENCY#{sub}#{key}` | `IDEMPOTENCY` | request hash, first response, TTL 24h |
+//! | outbox event | `OUTBOX#{event id}` | `OUTBOX` | the envelope; the stream carries it out; TTL 7 days |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
 //! `GSI1` (`GSI1PK`, `GSI1SK`) is the one secondary index, overloaded per item type;
-//! `expires_at` (epoch seconds) is the TTL attribute for short-lived records.
+//! `expires_at` (epoch seconds) is the TTL attribute for short-lived records. The table's
+//! stream (new images) carries `OUTBOX#` inserts to the outbox relay.
 //!
 //! # Access patterns
 //! | route or trigger | calls |
 //! |---|---|
-//! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer), each `attribute_not_exists` |
+//! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists` |
 //! | `GET /me` | 1 Query on `PK = USER#{sub}` |
 //! | notifications consumer | 1 conditional PutItem per event (the condition is the de-duplication) |
 //! | `POST /astrologers/me/kyc` | 1 Query (user + astrologer), 1 conditional UpdateItem (claim), 1 TransactWriteItems (request, astrologer, superseded request, audit) |
 //! | `GET /astrologers/me/kyc` | 1 Query |
-//! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit) |
+//! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit, `KycStatusChanged`) |
 //! | KYC expiry sweep | 1 Query on GSI1 (`KYC_OPEN`, expiry <= now), then per request the webhook's transaction |
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query `PROMO_RULES`, TransactWriteItems (top-up + idempotency record) |
 //! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit) |
@@ -40,27 +44,32 @@
 //! | `GET /wallet` | 1 GetItem |
 //! | `GET /wallet/transactions` | 1 Query on `LEDGER#{sub}`, newest first, `Limit` + `ExclusiveStartKey` from the cursor |
 //!
-//! The credit transaction (see `functions/top-up/src/store.rs`) is what makes a payment
-//! credit exactly once; a credit that loses a race on the wallet version or the invoice
-//! sequence reads again and retries (each retry: 1 BatchGetItem + 1 TransactWriteItems).
+//! The credit transaction ([`topups`]) is what makes a payment credit exactly once; a credit
+//! that loses a race on the wallet version or the invoice sequence reads again and retries
+//! (each retry: 1 BatchGetItem + 1 TransactWriteItems). Every wallet change goes through
+//! [`wallet`]: the wallet update conditioned on its version plus the ledger entries.
 
-pub mod items;
-pub mod outbox;
+pub mod idempotency;
+mod inbox;
+pub(crate) mod items;
+pub mod keys;
 mod kyc;
+pub mod outbox;
+pub mod topups;
+pub mod tx;
 mod users;
 pub mod wallet;
+mod webhooks;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
-pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest, seen_event_item};
-pub use users::{
-    AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WALLET_SK, WalletSummary, cancellation_reasons,
-    put_new, user_pk,
-};
+pub use keys::{PK, SK};
+pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
+pub use tx::{Cancelled, Tx, TxError};
+pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
 
-pub const PK: &str = "PK";
-pub const SK: &str = "SK";
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +117,8 @@ impl StoreError {
 /// The table and the client for it; built once per cold start.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub client: Client,
-    pub table: String,
+    client: Client,
+    table: String,
 }
 
 impl Store {
@@ -125,20 +134,55 @@ impl Store {
         Ok(Self::new(Client::new(sdk), crate::config::required(vars, "TABLE_NAME")?))
     }
 
-    /// Writes all or nothing, for callers that need no cancellation reasons.
-    pub async fn transact(&self, writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<(), StoreError> {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// One strongly consistent GetItem.
+    async fn get(&self, key: items::Item) -> Result<Option<items::Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
             .send()
             .await
             .map_err(StoreError::from_sdk)?;
-        Ok(())
+        Ok(output.item)
+    }
+
+    /// One consistent `BatchGetItem` of `keys`; the items found, by `PK`.
+    async fn batch_get(
+        &self,
+        keys: Vec<items::Item>,
+    ) -> Result<std::collections::HashMap<String, items::Item>, StoreError> {
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, request)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        if output.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
+            return Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()));
+        }
+        let mut found = std::collections::HashMap::new();
+        for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+            found.insert(items::get_str(&item, PK)?.to_owned(), item);
+        }
+        Ok(found)
     }
 
     /// Writes `item` unless an item with its key exists. `Ok(false)` means it was already
     /// there: the conditional write is the de-duplication.
-    pub async fn put_once(&self, item: items::Item) -> Result<bool, StoreError> {
+    async fn put_once(&self, item: items::Item) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()

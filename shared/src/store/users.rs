@@ -1,27 +1,16 @@
 //! Users, their wallets and astrologer profiles.
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::items::{self, Item, get_money, get_str, get_u64, opt_str};
-use super::{Store, StoreError};
+use super::items::{self, Item, get_str, opt_str};
+use super::keys::{ASTROLOGER_SK, PHONE_SK, PROFILE_SK, WALLET_SK, phone_pk, user_pk};
+use super::{Store, StoreError, TxError};
+use crate::events::{Envelope, UserRegistered};
 use crate::money::Money;
 use crate::phone::Phone;
 use crate::user::{KycStatus, ProfileStatus, UserId, UserType, VerificationStatus};
-
-pub fn user_pk(id: &UserId) -> String {
-    format!("USER#{id}")
-}
-pub const PROFILE_SK: &str = "PROFILE";
-pub const WALLET_SK: &str = "WALLET";
-pub const ASTROLOGER_SK: &str = "ASTROLOGER";
-
-pub fn phone_pk(phone: &Phone) -> String {
-    format!("PHONE#{}", phone.e164())
-}
 
 /// A confirmed sign-up, as the post-confirmation trigger reads it off Cognito.
 #[derive(Debug, Clone)]
@@ -84,21 +73,14 @@ pub struct UserOverview {
     pub astrologer: Option<AstrologerSummary>,
 }
 
-/// A transaction Put that fails if the item exists.
-pub fn put_new(table: &str, item: Item) -> TransactWriteItem {
-    let put = Put::builder()
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(PK)")
-        .table_name(table)
-        .build()
-        .expect("item and table are set");
-    TransactWriteItem::builder().put(put).build()
-}
-
 impl Store {
-    /// Creates the user, the phone claim, a zero wallet and (for astrologers) the profile
-    /// with `kyc_status = not_started`, all or nothing, and at most once.
-    pub async fn register(&self, user: &NewUser) -> Result<Registered, StoreError> {
+    /// Creates the user, the phone claim, a zero wallet, (for astrologers) the profile with
+    /// `kyc_status = not_started` and the `registered` event, all or nothing, and at most once.
+    pub async fn register(
+        &self,
+        user: &NewUser,
+        registered: &Envelope<UserRegistered>,
+    ) -> Result<Registered, StoreError> {
         let pk = user_pk(&user.id);
         let now = items::time(user.created_at);
 
@@ -118,20 +100,13 @@ impl Store {
         profile.insert("created_at".into(), now.clone());
         profile.insert("updated_at".into(), now.clone());
 
-        let mut phone = items::key(phone_pk(&user.phone), "PHONE");
+        let mut phone = items::key(phone_pk(&user.phone), PHONE_SK);
         phone.insert("user_id".into(), items::s(user.id.as_str()));
 
-        let mut wallet = items::key(&pk, WALLET_SK);
-        wallet.insert("entity".into(), items::s("wallet"));
-        for field in ["real_cash", "bonus_cash", "total_credited", "total_debited"] {
-            wallet.insert(field.into(), items::money(Money::ZERO));
-        }
-        wallet.insert("recharge_count".into(), items::n(0));
-        wallet.insert("version".into(), items::n(0));
-        wallet.insert("created_at".into(), now.clone());
-
-        let put = |item| put_new(&self.table, item);
-        let mut writes = vec![put(profile), put(phone), put(wallet)];
+        let mut tx = self.tx();
+        tx.put_new("user", profile)
+            .put_new("phone", phone)
+            .put_new("wallet", super::wallet::new_wallet_item(&user.id, user.created_at));
         if user.user_type == UserType::Astrologer {
             let mut astro = items::key(&pk, ASTROLOGER_SK);
             astro.insert("entity".into(), items::s("astrologer"));
@@ -141,22 +116,18 @@ impl Store {
             astro.insert("verification_status".into(), items::s(VerificationStatus::Pending.as_str()));
             astro.insert("kyc_attempts".into(), items::n(0));
             astro.insert("created_at".into(), now);
-            writes.push(put(astro));
+            tx.put_new("astrologer", astro);
         }
+        tx.outbox(registered);
 
-        let result = self.client.transact_write_items().set_transact_items(Some(writes)).send().await;
-        match result {
-            Ok(_) => Ok(Registered::Created),
-            Err(err) => match cancellation_reasons(&err) {
-                // The user item (index 0) exists: this registration already happened.
-                Some(reasons) if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") => {
-                    Ok(Registered::AlreadyExisted)
-                }
-                Some(reasons) => {
-                    Err(StoreError::ConditionFailed(format!("registration refused: {}", reasons.join(","))))
-                }
-                None => Err(StoreError::from_sdk(err)),
-            },
+        match self.commit(tx).await {
+            Ok(()) => Ok(Registered::Created),
+            // The user exists: this registration already happened, event and all.
+            Err(TxError::Cancelled(c)) if c.failed("user") => Ok(Registered::AlreadyExisted),
+            Err(TxError::Cancelled(c)) => {
+                Err(StoreError::ConditionFailed(format!("registration refused: {:?}", c.condition_failed)))
+            }
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 
@@ -195,16 +166,6 @@ impl Store {
     }
 }
 
-/// The per-item reasons DynamoDB gives for a cancelled transaction, in request order.
-pub fn cancellation_reasons<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-            Some(e.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
-        }
-        _ => None,
-    }
-}
-
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
@@ -224,14 +185,8 @@ fn read_user(item: &Item) -> Result<UserRecord, StoreError> {
 }
 
 fn read_wallet(item: &Item) -> Result<WalletSummary, StoreError> {
-    let real_cash = get_money(item, "real_cash")?;
-    let bonus_cash = get_money(item, "bonus_cash")?;
-    Ok(WalletSummary {
-        real_cash,
-        bonus_cash,
-        total: real_cash.checked_add(bonus_cash).map_err(|_| corrupt("wallet total"))?,
-        recharge_count: get_u64(item, "recharge_count")?,
-    })
+    let w = super::wallet::read_wallet(item)?;
+    Ok(WalletSummary { real_cash: w.real_cash, bonus_cash: w.bonus_cash, total: w.total(), recharge_count: w.recharge_count })
 }
 
 fn read_astrologer(item: &Item) -> Result<AstrologerSummary, StoreError> {

@@ -1,0 +1,118 @@
+//! Every key of the table, built in one place (the table of items is in the module doc of
+//! [`super`]). Outside identifiers are bounded before they get here (see [`bounded_id`]).
+
+use crate::phone::Phone;
+use crate::user::UserId;
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+
+/// Whether an identifier from outside (a path parameter, a provider's id) may become part of
+/// a key: DynamoDB refuses partition keys over 2,048 bytes (moto does not), and our ids are
+/// short ASCII.
+pub fn bounded_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+}
+
+// ---- a user's partition: `GET /me` reads it in one Query
+pub fn user_pk(id: &UserId) -> String {
+    format!("USER#{id}")
+}
+pub const PROFILE_SK: &str = "PROFILE";
+pub const WALLET_SK: &str = "WALLET";
+pub const ASTROLOGER_SK: &str = "ASTROLOGER";
+
+pub fn phone_pk(phone: &Phone) -> String {
+    format!("PHONE#{}", phone.e164())
+}
+pub const PHONE_SK: &str = "PHONE";
+
+// ---- the wallet's ledger
+pub fn ledger_pk(user: &UserId) -> String {
+    format!("LEDGER#{user}")
+}
+pub const LEDGER_SK_PREFIX: &str = "TXN#";
+/// Numbered by the wallet version the posting produced, then the entry's place in it, so
+/// key order is posting order whatever the clocks say.
+pub fn ledger_sk(sequence: u64, index: u32) -> String {
+    format!("{LEDGER_SK_PREFIX}{sequence:012}#{index:02}")
+}
+
+// ---- in-app notifications
+pub fn inbox_pk(user: &UserId) -> String {
+    format!("INBOX#{user}")
+}
+pub fn notification_sk(occurred_at: &str, event_id: &str) -> String {
+    format!("NOTIF#{occurred_at}#{event_id}")
+}
+
+// ---- KYC
+pub fn kyc_request_pk(request_id: &str) -> String {
+    format!("KYCREQ#{request_id}")
+}
+pub const KYC_REQUEST_SK: &str = "KYCREQ";
+pub const KYC_REQUEST_PK_PREFIX: &str = "KYCREQ#";
+/// GSI1 partition of requests still open, sorted by expiry, for the expiry sweep.
+pub const KYC_OPEN_GSI1PK: &str = "KYC_OPEN";
+pub fn kyc_audit_pk(astrologer: &UserId) -> String {
+    format!("KYCAUDIT#{astrologer}")
+}
+
+// ---- provider webhooks seen (de-duplication, TTL)
+pub fn webhook_event_pk(provider: &str, event_id: &str) -> String {
+    format!("WEBHOOK#{provider}#{event_id}")
+}
+pub const WEBHOOK_EVENT_SK: &str = "WEBHOOK";
+
+// ---- top-ups, invoices, promotion rules
+pub fn topup_pk(id: &str) -> String {
+    format!("TOPUP#{id}")
+}
+pub const TOPUP_SK: &str = "TOPUP";
+pub const INVOICE_SK: &str = "INVOICE";
+/// GSI1 key that finds a top-up by its Razorpay order id (webhooks only carry that).
+pub fn razorpay_order_gsi1pk(order_id: &str) -> String {
+    format!("RZP_ORDER#{order_id}")
+}
+/// GSI1 partition of a financial year's invoices, sorted by number, for the accountants.
+pub fn invoices_gsi1pk(financial_year: &str) -> String {
+    format!("INVOICES#{financial_year}")
+}
+pub fn invoice_counter_pk(financial_year: &str) -> String {
+    format!("COUNTER#INVOICE#{financial_year}")
+}
+pub const COUNTER_SK: &str = "COUNTER";
+pub const PROMO_RULES_PK: &str = "PROMO_RULES";
+pub fn promo_rule_sk(id: &str) -> String {
+    format!("RULE#{id}")
+}
+
+// ---- idempotency records and the outbox
+pub fn idempotency_pk(user: &UserId, key: &str) -> String {
+    format!("IDEMPOTENCY#{user}#{key}")
+}
+pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+pub use super::outbox::{OUTBOX_SK, outbox_pk};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_keys_sort_in_posting_order() {
+        let mut keys = vec![ledger_sk(10, 1), ledger_sk(9, 2), ledger_sk(9, 1), ledger_sk(100, 1)];
+        keys.sort();
+        assert_eq!(keys, [ledger_sk(9, 1), ledger_sk(9, 2), ledger_sk(10, 1), ledger_sk(100, 1)]);
+    }
+
+    #[test]
+    fn outside_ids_are_bounded() {
+        assert!(bounded_id("tu_0123abc") && bounded_id("order_Abc.1:2-3"));
+        for bad in ["", "a b", "x#y", "é", &"a".repeat(129)] {
+            assert!(!bounded_id(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Top-ups, their invoices and the one transaction that credits a payment exactly once.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use super::items::{self, Item, get_money, get_str, get_u64, opt_str};
+use super::keys::{
+    COUNTER_SK, GSI1, INVOICE_SK, TOPUP_SK, WALLET_SK, invoice_counter_pk, invoices_gsi1pk, razorpay_order_gsi1pk,
+    topup_pk, user_pk, webhook_event_pk,
+};
+use super::wallet::read_wallet;
+use super::webhooks::seen_event_item;
+use super::{Store, StoreError, Tx, TxError};
+use crate::invoice::financial_year;
+use crate::topup::{CreditPlan, CreditRecord, InvoiceView, Source, Status, TopUp};
+use crate::user::UserId;
+use crate::wallet::Wallet;
+
+fn topup_item(t: &TopUp) -> Item {
+    let mut item = items::key(topup_pk(&t.id), TOPUP_SK);
+    item.insert("entity".into(), items::s("top_up"));
+    item.insert("top_up_id".into(), items::s(&t.id));
+    item.insert("user_id".into(), items::s(t.user_id.as_str()));
+    item.insert("amount".into(), items::money(t.amount));
+    item.insert("bonus".into(), items::money(t.bonus));
+    if let Some(rule) = &t.rule_id {
+        item.insert("rule_id".into(), items::s(rule));
+    }
+    item.insert("first_recharge_only".into(), AttributeValue::Bool(t.first_recharge_only));
+    item.insert("razorpay_order_id".into(), items::s(&t.razorpay_order_id));
+    item.insert("status".into(), items::s(t.status.as_str()));
+    item.insert("created_at".into(), items::time(t.created_at));
+    item.insert("GSI1PK".into(), items::s(razorpay_order_gsi1pk(&t.razorpay_order_id)));
+    item.insert("GSI1SK".into(), items::s(TOPUP_SK));
+    item
+}
+
+fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("top-up: {what}"));
+    let status = Status::parse(get_str(item, "status")?).ok_or_else(|| corrupt("status"))?;
+    let credit = if status == Status::Completed {
+        Some(CreditRecord {
+            payment_id: get_str(item, "payment_id")?.to_owned(),
+            bonus_credited: get_money(item, "bonus_credited")?,
+            credited_by: get_str(item, "credited_by")?.to_owned(),
+            completed_at: get_str(item, "completed_at")?.to_owned(),
+            invoice: InvoiceView {
+                invoice_number: get_str(item, "invoice_number")?.to_owned(),
+                financial_year: get_str(item, "financial_year")?.to_owned(),
+                taxable_value: get_money(item, "taxable_value")?,
+                gst_rate_percent: item
+                    .get("gst_rate_percent")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| corrupt("gst_rate_percent"))?,
+                gst: get_money(item, "gst")?,
+                total: get_money(item, "amount")?,
+                gst_inclusive: true,
+            },
+        })
+    } else {
+        None
+    };
+    Ok(TopUp {
+        id: get_str(item, "top_up_id")?.to_owned(),
+        user_id: UserId::parse(get_str(item, "user_id")?).map_err(|_| corrupt("user_id"))?,
+        amount: get_money(item, "amount")?,
+        bonus: get_money(item, "bonus")?,
+        rule_id: opt_str(item, "rule_id").map(str::to_owned),
+        first_recharge_only: item.get("first_recharge_only").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        razorpay_order_id: get_str(item, "razorpay_order_id")?.to_owned(),
+        status,
+        created_at: items::get_time(item, "created_at")?,
+        credit,
+    })
+}
+
+/// What a credit's first read found.
+pub struct CreditState {
+    pub topup: TopUp,
+    pub wallet: Wallet,
+    /// The last invoice number given this financial year; `None`: none yet.
+    pub invoice_seq: Option<u64>,
+    pub financial_year: String,
+    /// The webhook event was already processed.
+    pub event_seen: bool,
+}
+
+/// The outcome of one credit attempt.
+#[derive(Debug)]
+pub enum Credit {
+    Credited,
+    /// Someone else completed this top-up (or processed this event) first: nothing to do.
+    AlreadyDone,
+    /// The wallet or the invoice sequence moved under us: read again and retry.
+    Conflict,
+}
+
+impl Tx {
+    /// A new top-up (label `top_up`).
+    pub fn new_topup(&mut self, topup: &TopUp) -> &mut Self {
+        self.put_new("top_up", topup_item(topup))
+    }
+}
+
+impl Store {
+    /// The top-up, if it exists and is `user`'s (one GetItem).
+    pub async fn topup(&self, id: &str, user: &UserId) -> Result<Option<TopUp>, StoreError> {
+        let item = self.get(items::key(topup_pk(id), TOPUP_SK)).await?;
+        Ok(item.as_ref().map(read_topup).transpose()?.filter(|t| t.user_id == *user))
+    }
+
+    /// The top-up paid through Razorpay order `order_id` (GSI1, one Query).
+    pub async fn topup_by_order(&self, order_id: &str) -> Result<Option<TopUp>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK = :sk")
+            .expression_attribute_values(":pk", items::s(razorpay_order_gsi1pk(order_id)))
+            .expression_attribute_values(":sk", items::s(TOPUP_SK))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        output.items().first().map(read_topup).transpose()
+    }
+
+    /// Reads the top-up, the wallet, the invoice sequence and (for a webhook) the event
+    /// record in one `BatchGetItem`. `None`: no such top-up of `user`'s.
+    pub async fn credit_state(
+        &self,
+        topup_id: &str,
+        user: &UserId,
+        source: &Source,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CreditState>, StoreError> {
+        let fy = financial_year(now);
+        let mut keys = vec![
+            items::key(topup_pk(topup_id), TOPUP_SK),
+            items::key(user_pk(user), WALLET_SK),
+            items::key(invoice_counter_pk(&fy), COUNTER_SK),
+        ];
+        if let Source::Webhook { event_id, .. } = source {
+            keys.push(items::key(webhook_event_pk("razorpay", event_id), super::keys::WEBHOOK_EVENT_SK));
+        }
+        let found = self.batch_get(keys).await?;
+        let Some(topup) = found.get(&topup_pk(topup_id)).map(read_topup).transpose()? else { return Ok(None) };
+        if topup.user_id != *user {
+            return Ok(None);
+        }
+        let wallet = found
+            .get(&user_pk(user))
+            .map(read_wallet)
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt(format!("wallet of {user} is missing")))?;
+        let invoice_seq = found.get(&invoice_counter_pk(&fy)).map(|c| get_u64(c, "seq")).transpose()?;
+        let event_seen = match source {
+            Source::Webhook { event_id, .. } => found.contains_key(&webhook_event_pk("razorpay", event_id)),
+            Source::Confirm => false,
+        };
+        Ok(Some(CreditState { topup, wallet, invoice_seq, financial_year: fy, event_seen }))
+    }
+
+    /// The one `TransactWriteItems` that credits a payment, all or nothing:
+    /// - `top_up`: `pending`/`failed` → `completed` (the exactly-once guard);
+    /// - `wallet` + `ledger`: the posting, conditioned on the wallet version read;
+    /// - `invoice_seq`: conditioned on the number read, so numbers have no gaps and no
+    ///   duplicates, which GST invoices need. (An `ADD` outside the transaction would return
+    ///   the number but leave a gap whenever the credit then failed or was a duplicate, and
+    ///   an `ADD` inside cannot return it.) The price is contention on one item per year,
+    ///   resolved by retrying; fine at this volume;
+    /// - `invoice`; for a webhook, `webhook_event` (its seen-event record, with a TTL);
+    /// - `outbox`: `WalletCredited`.
+    pub async fn credit(&self, plan: &CreditPlan, source: &Source, now: DateTime<Utc>) -> Result<Credit, StoreError> {
+        let t = &plan.topup;
+        let credit = t.credit.as_ref().ok_or_else(|| StoreError::Other("a credit plan without its credit".into()))?;
+        let inv = &credit.invoice;
+        let at = items::time(now);
+        let mut tx = self.tx();
+        tx.update(
+            "top_up",
+            items::key(topup_pk(&t.id), TOPUP_SK),
+            "SET #status = :completed, payment_id = :pay, bonus_credited = :bonus, credited_by = :by, \
+             completed_at = :at, invoice_number = :inv, financial_year = :fy, taxable_value = :taxable, \
+             gst = :gst, gst_rate_percent = :rate REMOVE failure_reason",
+            "#status IN (:pending, :failed)",
+            vec![
+                (":completed", items::s(Status::Completed.as_str())),
+                (":pending", items::s(Status::Pending.as_str())),
+                (":failed", items::s(Status::Failed.as_str())),
+                (":pay", items::s(&credit.payment_id)),
+                (":bonus", items::money(credit.bonus_credited)),
+                (":by", items::s(source.name())),
+                (":at", at.clone()),
+                (":inv", items::s(&inv.invoice_number)),
+                (":fy", items::s(&inv.financial_year)),
+                (":taxable", items::money(inv.taxable_value)),
+                (":gst", items::money(inv.gst)),
+                (":rate", items::n(inv.gst_rate_percent)),
+            ],
+        );
+        tx.posting(&t.user_id, &plan.posting);
+        let (counter_cond, mut counter_values) = match plan.invoice_seq_read {
+            Some(prev) => ("seq = :prev", vec![(":prev", items::n(prev))]),
+            None => ("attribute_not_exists(PK)", vec![]),
+        };
+        counter_values.extend([(":seq", items::n(plan.invoice_seq)), (":at", at.clone())]);
+        tx.update(
+            "invoice_seq",
+            items::key(invoice_counter_pk(&inv.financial_year), COUNTER_SK),
+            "SET seq = :seq, updated_at = :at",
+            counter_cond,
+            counter_values,
+        );
+
+        let mut invoice = items::key(topup_pk(&t.id), INVOICE_SK);
+        invoice.insert("entity".into(), items::s("invoice"));
+        invoice.insert("invoice_number".into(), items::s(&inv.invoice_number));
+        invoice.insert("financial_year".into(), items::s(&inv.financial_year));
+        invoice.insert("top_up_id".into(), items::s(&t.id));
+        invoice.insert("user_id".into(), items::s(t.user_id.as_str()));
+        invoice.insert("payment_id".into(), items::s(&credit.payment_id));
+        invoice.insert("description".into(), items::s("AstroKiran wallet recharge"));
+        invoice.insert("taxable_value".into(), items::money(inv.taxable_value));
+        invoice.insert("gst_rate_percent".into(), items::n(inv.gst_rate_percent));
+        invoice.insert("gst".into(), items::money(inv.gst));
+        invoice.insert("total".into(), items::money(inv.total));
+        invoice.insert("gst_inclusive".into(), AttributeValue::Bool(true));
+        invoice.insert("issued_at".into(), at.clone());
+        invoice.insert("GSI1PK".into(), items::s(invoices_gsi1pk(&inv.financial_year)));
+        invoice.insert("GSI1SK".into(), items::s(&inv.invoice_number));
+        tx.put_new("invoice", invoice);
+
+        if let Source::Webhook { event, event_id } = source {
+            let mut seen = seen_event_item("razorpay", event_id, now);
+            seen.insert("event".into(), items::s(event));
+            seen.insert("top_up_id".into(), items::s(&t.id));
+            tx.put_new("webhook_event", seen);
+        }
+        tx.outbox(&plan.event);
+
+        match self.commit(tx).await {
+            Ok(()) => Ok(Credit::Credited),
+            Err(TxError::Cancelled(c)) if c.failed("top_up") || c.failed("webhook_event") || c.failed("outbox") => {
+                Ok(Credit::AlreadyDone)
+            }
+            Err(TxError::Cancelled(c)) => {
+                tracing::info!(top_up_id = %t.id, cancelled = ?c, "credit raced; retrying");
+                Ok(Credit::Conflict)
+            }
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// `payment.failed`: a pending top-up becomes failed; a completed one is left alone.
+    pub async fn mark_topup_failed(&self, topup_id: &str, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(topup_pk(topup_id), TOPUP_SK)))
+            .update_expression("SET #status = :failed, failure_reason = :reason, failed_at = :at")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", items::s(Status::Failed.as_str()))
+            .expression_attribute_values(":pending", items::s(Status::Pending.as_str()))
+            .expression_attribute_values(":reason", items::s(reason.chars().take(200).collect::<String>()))
+            .expression_attribute_values(":at", items::time(now))
+            .send()
+            .await;
+        match result.map_err(StoreError::from_sdk) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! A top-up (our payment order for one Razorpay order) and the decision its credit makes:
+//! the bonus that still applies, the invoice number and GST split, and the wallet posting.
+//! Pure; [`crate::store::topups`] writes what [`plan_credit`] decides in one transaction.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::events::{Envelope, WalletCredited};
+use crate::invoice::{GstSplit, gst_inclusive_split, invoice_number};
+use crate::money::Money;
+use crate::user::UserId;
+use crate::wallet::{Movement, Posting, Wallet, WalletError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Failed,
+    Completed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Failed => "failed",
+            Status::Completed => "completed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Status::Pending, Status::Failed, Status::Completed].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TopUp {
+    pub id: String,
+    pub user_id: UserId,
+    pub amount: Money,
+    /// The bonus promised when the top-up was created.
+    pub bonus: Money,
+    pub rule_id: Option<String>,
+    pub first_recharge_only: bool,
+    pub razorpay_order_id: String,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+    pub credit: Option<CreditRecord>,
+}
+
+/// What a completed top-up records about its credit.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreditRecord {
+    pub payment_id: String,
+    pub bonus_credited: Money,
+    pub credited_by: String,
+    pub completed_at: String,
+    pub invoice: InvoiceView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceView {
+    pub invoice_number: String,
+    pub financial_year: String,
+    pub taxable_value: Money,
+    pub gst_rate_percent: Decimal,
+    pub gst: Money,
+    pub total: Money,
+    pub gst_inclusive: bool,
+}
+
+/// What triggered a credit.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Confirm,
+    Webhook { event: String, event_id: String },
+}
+
+impl Source {
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Confirm => "confirm",
+            Source::Webhook { event, .. } => event,
+        }
+    }
+}
+
+pub struct CreditSettings<'a> {
+    pub gst_rate_percent: Decimal,
+    pub invoice_prefix: &'a str,
+}
+
+/// Everything one credit writes, decided before anything is written.
+#[derive(Debug, Clone)]
+pub struct CreditPlan {
+    /// The top-up as it will be once credited.
+    pub topup: TopUp,
+    pub posting: Posting,
+    /// The invoice sequence read (`None`: this is the year's first) and the one taken.
+    pub invoice_seq_read: Option<u64>,
+    pub invoice_seq: u64,
+    pub event: Envelope<WalletCredited>,
+}
+
+/// Decides a credit of `topup` into `wallet`, paid by `payment_id`.
+pub fn plan_credit(
+    topup: &TopUp,
+    wallet: &Wallet,
+    invoice_seq_read: Option<u64>,
+    financial_year: &str,
+    payment_id: &str,
+    source: &Source,
+    settings: &CreditSettings<'_>,
+    now: DateTime<Utc>,
+) -> Result<CreditPlan, WalletError> {
+    // A first-recharge-only bonus is void if another recharge got in first.
+    let bonus = if topup.first_recharge_only && wallet.recharge_count > 0 { Money::ZERO } else { topup.bonus };
+    let invoice_seq = invoice_seq_read.unwrap_or(0) + 1;
+    let number = invoice_number(settings.invoice_prefix, financial_year, invoice_seq);
+    let GstSplit { taxable_value, gst, total } = gst_inclusive_split(topup.amount, settings.gst_rate_percent);
+    let mut movements = vec![Movement::top_up(topup.amount, &topup.id, &number)];
+    if bonus > Money::ZERO {
+        movements.push(Movement::top_up_bonus(bonus, &topup.id));
+    }
+    let posting = wallet.post(movements, now)?;
+    let mut credited = topup.clone();
+    credited.status = Status::Completed;
+    credited.credit = Some(CreditRecord {
+        payment_id: payment_id.to_owned(),
+        bonus_credited: bonus,
+        credited_by: source.name().to_owned(),
+        completed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        invoice: InvoiceView {
+            invoice_number: number.clone(),
+            financial_year: financial_year.to_owned(),
+            taxable_value,
+            gst_rate_percent: settings.gst_rate_percent,
+            gst,
+            total,
+            gst_inclusive: true,
+        },
+    });
+    // One top-up is credited once, so its id names the event.
+    let event = Envelope::new(
+        format!("wallet-credited-{}", topup.id),
+        now,
+        WalletCredited {
+            user_id: topup.user_id.clone(),
+            top_up_id: topup.id.clone(),
+            amount: topup.amount,
+            bonus,
+            real_cash: posting.after.real_cash,
+            bonus_cash: posting.after.bonus_cash,
+            invoice_number: number,
+        },
+    );
+    Ok(CreditPlan { topup: credited, posting, invoice_seq_read, invoice_seq, event })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn topup(first_only: bool) -> TopUp {
+        TopUp {
+            id: "tu_1".into(),
+            user_id: UserId::parse("5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap(),
+            amount: "500".parse().unwrap(),
+            bonus: "100".parse().unwrap(),
+            rule_id: Some("r".into()),
+            first_recharge_only: first_only,
+            razorpay_order_id: "order_1".into(),
+            status: Status::Pending,
+            created_at: Utc::now(),
+            credit: None,
+        }
+    }
+
+    #[test]
+    fn a_credit_posts_real_and_bonus_numbers_the_invoice_and_names_its_event() {
+        let settings = CreditSettings { gst_rate_percent: dec!(18), invoice_prefix: "AK" };
+        let plan =
+            plan_credit(&topup(true), &Wallet::empty(), Some(41), "2026-27", "pay_1", &Source::Confirm, &settings, Utc::now())
+                .unwrap();
+        assert_eq!(plan.invoice_seq, 42);
+        assert_eq!(plan.topup.credit.as_ref().unwrap().invoice.invoice_number, "AK/2026-27/000042");
+        assert_eq!((plan.posting.after.real_cash.to_string(), plan.posting.after.bonus_cash.to_string()), ("500.00".into(), "100.00".into()));
+        assert_eq!(plan.posting.entries.len(), 2);
+        assert_eq!(plan.event.id, "wallet-credited-tu_1");
+
+        // Another recharge was credited first: the first-recharge-only bonus is void.
+        let mut w = Wallet::empty();
+        w.recharge_count = 1;
+        let plan = plan_credit(&topup(true), &w, None, "2026-27", "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
+        assert_eq!(plan.topup.credit.unwrap().bonus_credited, Money::ZERO);
+        assert_eq!(plan.posting.entries.len(), 1);
+        assert_eq!(plan.invoice_seq, 1);
+    }
+}
