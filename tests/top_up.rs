@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::Money;
 use shared::store::Store;
-use shared::wallet::PromotionRule;
+use shared::promotion::PromotionRule;
 
 fn store(stack: &LocalStack) -> Store {
     Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name())
@@ -143,7 +143,7 @@ async fn customer_tops_up_500_with_a_20_percent_rule_and_replays_change_nothing(
     let (status, topup) = api.get(&format!("/wallet/top-ups/{id}"), Some(&token)).await;
     assert_eq!(status, 200, "{topup}");
     let invoice = &topup["invoice"];
-    let fy = shared::wallet::financial_year(chrono::Utc::now());
+    let fy = shared::invoice::financial_year(chrono::Utc::now());
     assert_eq!(invoice["invoice_number"], format!("AK/{fy}/000001"));
     assert_eq!(
         [&invoice["taxable_value"], &invoice["gst"], &invoice["total"]].map(dec),
@@ -257,7 +257,7 @@ async fn invoice_numbers_are_sequential_without_gaps_across_customers() {
         .map(|i| i["invoice_number"].as_s().unwrap().clone())
         .collect();
     numbers.sort();
-    let fy = shared::wallet::financial_year(chrono::Utc::now());
+    let fy = shared::invoice::financial_year(chrono::Utc::now());
     assert_eq!(numbers, (1..=4).map(|n| format!("AK/{fy}/{n:06}")).collect::<Vec<_>>());
     assert_eq!(
         [&wallet(&api, &a).await["real_cash"], &wallet(&api, &b).await["real_cash"]].map(dec),

@@ -249,8 +249,8 @@ async fn run_schedule(name: String, every: std::time::Duration, handler: functio
 }
 
 /// The rule the `local-stack` command seeds: 20% bonus cash on recharges of ₹500 to ₹10,000.
-pub fn default_promotion_rule() -> shared::wallet::PromotionRule {
-    shared::wallet::PromotionRule {
+pub fn default_promotion_rule() -> shared::promotion::PromotionRule {
+    shared::promotion::PromotionRule {
         id: "recharge-20".into(),
         name: "20% bonus on recharges of ₹500 to ₹10,000".into(),
         min_amount: shared::Money::from_paise(50_000),

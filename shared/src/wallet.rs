@@ -312,26 +312,44 @@ impl Movement {
 }
 
 /// A ledger entry: one movement, with both balances after it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
     /// The wallet version this entry's posting produced.
-    #[serde(skip)]
     pub sequence: u64,
     /// Its place within the posting, from 1.
-    #[serde(skip)]
     pub index: u32,
-    #[serde(rename = "type")]
     pub kind: EntryKind,
     pub real_delta: Amount,
     pub bonus_delta: Amount,
     pub real_balance_after: Money,
     pub bonus_balance_after: Money,
-    #[serde(flatten)]
     pub reference: Reference,
     pub description: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub invoice_number: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// What a customer sees of a ledger entry (`GET /wallet/transactions`).
+impl Serialize for LedgerEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("LedgerEntry", 12)?;
+        out.serialize_field("entry_id", &self.entry_id())?;
+        out.serialize_field("type", &self.kind)?;
+        out.serialize_field("real_delta", &self.real_delta)?;
+        out.serialize_field("bonus_delta", &self.bonus_delta)?;
+        out.serialize_field("real_balance_after", &self.real_balance_after)?;
+        out.serialize_field("bonus_balance_after", &self.bonus_balance_after)?;
+        out.serialize_field("reference_type", &self.reference.kind)?;
+        out.serialize_field("reference_id", &self.reference.id)?;
+        if let Some(number) = &self.invoice_number {
+            out.serialize_field("invoice_number", number)?;
+        }
+        out.serialize_field("promotional", &self.kind.promotional())?;
+        out.serialize_field("description", &self.description)?;
+        out.serialize_field("created_at", &self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?;
+        out.end()
+    }
 }
 
 impl LedgerEntry {

@@ -9,7 +9,6 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use shared::config::{self, ConfigError};
-use shared::events::Publisher;
 use shared::http::{self, Request, Response, route_key};
 use shared::kyc::{self, RequestStatus};
 use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
@@ -21,7 +20,6 @@ const SOURCE: &str = "digio";
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
-    pub events: Publisher,
     pub webhook_secret: String,
 }
 
@@ -29,7 +27,6 @@ impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
-            events: Publisher::from_env(sdk, vars)?,
             webhook_secret: config::required(vars, "DIGIO_WEBHOOK_SECRET")?,
         })
     }
@@ -88,10 +85,9 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, Ap
         let documents =
             matches!(next, Some(RequestStatus::Approved | RequestStatus::Rejected | RequestStatus::Completed))
                 .then(|| kyc::masked_documents(&kyc_request));
-        let applied = kyc::apply_and_announce(
-            &app.store,
-            &app.events,
-            KycEvent {
+        let applied = app
+            .store
+            .apply_kyc_event(KycEvent {
                 source: SOURCE,
                 event_id: &event_id,
                 request: &request,
@@ -100,9 +96,8 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, Ap
                 documents,
                 audit,
                 now,
-            },
-        )
-        .await;
+            })
+            .await;
         return match applied {
             Ok(Applied::Duplicate) => Ok("duplicate"),
             Ok(Applied::Recorded) => Ok("recorded"),

@@ -7,19 +7,17 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 use shared::config::{self, ConfigError};
-use shared::events::Publisher;
 use shared::kyc::{self, RequestStatus};
 use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
-    pub events: Publisher,
 }
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)?, events: Publisher::from_env(sdk, vars)? })
+        Ok(Self { store: Store::from_env(sdk, vars)? })
     }
 }
 
@@ -44,7 +42,7 @@ pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {
             audit,
             now,
         };
-        match kyc::apply_and_announce(&app.store, &app.events, event).await {
+        match app.store.apply_kyc_event(event).await {
             Ok(Applied::Changed(_)) => expired += 1,
             Ok(_) => skipped += 1,
             // Changed underneath (e.g. approved a moment ago): the next sweep decides again.

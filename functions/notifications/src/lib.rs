@@ -9,8 +9,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use shared::config::{self, ConfigError};
 use shared::events::{Envelope, KycStatusChanged, UserRegistered, WalletCredited, process_batch};
-use shared::store::{Store, StoreError, items};
-use shared::{KycStatus, UserId};
+use shared::store::{Store, StoreError};
+use shared::KycStatus;
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -66,20 +66,7 @@ async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");
         return Ok(());
     };
-    let written = app.store.put_once(inbox_item(&user, &envelope, &title, &body)).await?;
+    let written = app.store.add_notification(&user, &envelope, &title, &body, Utc::now()).await?;
     tracing::info!(event_id = %envelope.id, user_id = %user, first_delivery = written, "notification stored");
     Ok(())
-}
-
-fn inbox_item(user: &UserId, envelope: &Envelope, title: &str, body: &str) -> items::Item {
-    let sk = format!("NOTIF#{}#{}", envelope.occurred_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), envelope.id);
-    let mut item = items::key(format!("INBOX#{user}"), sk);
-    item.insert("entity".into(), items::s("notification"));
-    item.insert("event_id".into(), items::s(&envelope.id));
-    item.insert("event_type".into(), items::s(&envelope.kind));
-    item.insert("title".into(), items::s(title));
-    item.insert("body".into(), items::s(body));
-    item.insert("read".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(false));
-    item.insert("created_at".into(), items::time(Utc::now()));
-    item
 }

@@ -1,9 +1,10 @@
 //! Cognito PostConfirmation trigger: creates the user, a zero wallet and (for astrologers)
-//! the astrologer profile, puts the user in the Cognito group of their role, and announces
-//! `UserRegistered`.
+//! the astrologer profile and the `UserRegistered` event in one transaction, then puts the
+//! user in the Cognito group of their role.
 //!
 //! Cognito runs it again on retries, on a second confirmation and after
-//! `ConfirmForgotPassword`; every step is idempotent, so a rerun creates nothing twice.
+//! `ConfirmForgotPassword`; every step is idempotent, so a rerun creates nothing twice and
+//! announces nothing twice (the event is written with the user, or not at all).
 //! It returns the event exactly as it was given, as Cognito requires.
 
 use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
@@ -11,7 +12,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use shared::config::{self, ConfigError};
-use shared::events::{Envelope, Publisher, UserRegistered};
+use shared::events::{Envelope, UserRegistered};
 use shared::store::{NewUser, Registered, Store, StoreError};
 use shared::{Email, PersonName, Phone, UserId, UserType};
 
@@ -19,7 +20,6 @@ use shared::{Email, PersonName, Phone, UserId, UserType};
 pub struct App {
     pub store: Store,
     pub cognito: CognitoClient,
-    pub events: Publisher,
 }
 
 impl App {
@@ -27,7 +27,6 @@ impl App {
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
             cognito: CognitoClient::new(sdk),
-            events: Publisher::from_env(sdk, vars)?,
         })
     }
 }
@@ -42,8 +41,6 @@ pub enum TriggerError {
     Store(#[from] StoreError),
     #[error("could not add the user to group {group}: {detail}")]
     Group { group: &'static str, detail: String },
-    #[error(transparent)]
-    Publish(#[from] shared::events::PublishError),
 }
 
 /// The part of the event this trigger reads.
@@ -67,7 +64,13 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, TriggerError> {
         serde_json::from_value(event.clone()).map_err(|e| TriggerError::InvalidEvent(e.to_string()))?;
     let user = new_user(&parsed.request.user_attributes)?;
 
-    let outcome = app.store.register(&user).await?;
+    // One user registers once, so the user names the event.
+    let registered = Envelope::new(
+        format!("user-registered-{}", user.id),
+        user.created_at,
+        UserRegistered { user_id: user.id.clone(), user_type: user.user_type, first_name: user.first_name.clone() },
+    );
+    let outcome = app.store.register(&user, &registered).await?;
     app.cognito
         .admin_add_user_to_group()
         .user_pool_id(&parsed.user_pool_id)
@@ -76,13 +79,6 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, TriggerError> {
         .send()
         .await
         .map_err(|e| TriggerError::Group { group: user.user_type.as_str(), detail: format!("{e:?}") })?;
-    // The id comes from the user, so a rerun's duplicate is dropped by the consumer.
-    let envelope = Envelope::new(
-        format!("user-registered-{}", user.id),
-        user.created_at,
-        UserRegistered { user_id: user.id.clone(), user_type: user.user_type, first_name: user.first_name.clone() },
-    );
-    app.events.publish(&envelope).await?;
 
     tracing::info!(
         user_id = %user.id,

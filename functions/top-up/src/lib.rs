@@ -14,7 +14,6 @@
 //! stops. Exactly-once is carried by the transaction's condition on the top-up's status.
 
 pub mod razorpay;
-pub mod store;
 mod transactions;
 
 use std::str::FromStr;
@@ -24,16 +23,15 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::config::{self, ConfigError};
-use shared::events::{Envelope, Publisher, WalletCredited};
 use shared::http::{self, Caller, Request, Response, json, route_key};
-use shared::idempotency::IdempotencyKey;
-use shared::store::items;
-use shared::store::wallet::{TOPUP_SK, topup_pk};
-use shared::store::{Store, WALLET_SK, user_pk};
+use shared::idempotency::{IdempotencyKey, StoredResponse};
+use shared::store::topups::Credit;
+use shared::store::{Store, TxError};
+use shared::topup::{CreditSettings, Source, Status, TopUp, plan_credit};
+use shared::wallet::WalletView;
 use shared::{ApiError, Money};
 
 use crate::razorpay::Razorpay;
-use crate::store::{Credit, CreditSettings, Source, Status, TopUp, Wallet};
 
 pub const CREDIT_ATTEMPTS: usize = 5;
 
@@ -41,7 +39,6 @@ pub const CREDIT_ATTEMPTS: usize = 5;
 pub struct App {
     pub store: Store,
     pub razorpay: Razorpay,
-    pub events: Publisher,
     pub gst_rate_percent: Decimal,
     pub min_amount: Money,
     pub max_amount: Money,
@@ -78,7 +75,6 @@ impl App {
                 config::required(vars, "RAZORPAY_KEY_SECRET")?,
                 config::required(vars, "RAZORPAY_WEBHOOK_SECRET")?,
             ),
-            events: Publisher::from_env(sdk, vars)?,
             gst_rate_percent,
             min_amount,
             max_amount,
@@ -135,16 +131,14 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
     let key = IdempotencyKey::required(req, &caller.user_id)?;
     let now = Utc::now();
 
-    let wallet_pk = user_pk(&caller.user_id);
-    let found = store::batch_get(&app.store, vec![key.key(), items::key(&wallet_pk, WALLET_SK)]).await?;
-    if let Some(first) = key.replay(found.get(&key.pk()), now)? {
+    let (record, wallet) = app.store.idempotency_record_and_wallet(&key).await?;
+    if let Some(first) = key.replay(record.as_ref(), now)? {
         return Ok(first);
     }
-    let wallet =
-        found.get(&wallet_pk).map(store::read_wallet).transpose()?.ok_or_else(|| ApiError::not_found("wallet"))?;
+    let wallet = wallet.ok_or_else(|| ApiError::not_found("wallet"))?;
 
     let rules = app.store.promotion_rules().await?;
-    let rule = shared::wallet::best_rule(&rules, amount, wallet.recharge_count);
+    let rule = shared::promotion::best_rule(&rules, amount, wallet.recharge_count);
     let bonus = rule.map_or(Money::ZERO, |r| r.bonus_for(amount));
 
     let id = format!("tu_{}", uuid::Uuid::new_v4().simple());
@@ -187,20 +181,16 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
             },
         }),
     );
-    let writes = vec![
-        shared::store::put_new(&app.store.table, store::topup_item(&topup)),
-        key.record(&app.store.table, &response, now),
-    ];
-    match app.store.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-        Ok(_) => {
+    let mut tx = app.store.tx();
+    tx.new_topup(&topup).idempotency(&key, &StoredResponse::of(&key, &response, now), now);
+    match app.store.commit(tx).await {
+        Ok(()) => {
             tracing::info!(top_up_id = %id, order_id = %order.id, %amount, %bonus, "top-up created");
             Ok(response)
         }
-        Err(err) => match shared::store::cancellation_reasons(&err) {
-            // Another request with this key won: answer as it did (its order is the one kept).
-            Some(reasons) if IdempotencyKey::lost_race(&reasons, 1) => key.winner(&app.store, now).await,
-            _ => Err(shared::store::StoreError::from_sdk(err).into()),
-        },
+        // Another request with this key won: answer as it did (its order is the one kept).
+        Err(TxError::Cancelled(c)) if c.failed("idempotency") => key.winner(&app.store, now).await,
+        Err(e) => Err(shared::store::StoreError::from(e).into()),
     }
 }
 
@@ -222,13 +212,18 @@ fn valid_payment_id(id: &str) -> bool {
 
 async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
     let id = http::path_param(req, "id")?.to_owned();
+    if !shared::store::keys::bounded_id(&id) {
+        return Err(ApiError::not_found("top-up"));
+    }
     let body: ConfirmBody = http::json_body(req)?;
     if !valid_payment_id(&body.razorpay_payment_id) {
         return Err(ApiError::invalid_field("razorpay_payment_id", "must be a Razorpay payment id (pay_...)"));
     }
     for _ in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
-        let state = store::credit_state(&app.store, &id, &caller.user_id, &Source::Confirm, now)
+        let state = app
+            .store
+            .credit_state(&id, &caller.user_id, &Source::Confirm, now)
             .await?
             .ok_or_else(|| ApiError::not_found("top-up"))?;
         if !app.razorpay.checkout_signature_valid(
@@ -244,14 +239,13 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
             .with_field("razorpay_signature"));
         }
         if state.topup.status == Status::Completed {
-            return Ok(json(200, &topup_view(&state.topup, Some(&state.wallet))));
+            return Ok(json(200, &topup_view(&state.topup, Some(&state.wallet.view()))));
         }
-        match store::credit(&app.store, &state, &body.razorpay_payment_id, &Source::Confirm, &app.settings(), now)
-            .await?
-        {
-            Credit::Credited { wallet, topup } => {
-                announce(app, &topup, &wallet).await;
-                return Ok(json(200, &topup_view(&topup, Some(&wallet))));
+        let plan = credit_plan(app, &state, &body.razorpay_payment_id, &Source::Confirm, now)?;
+        match app.store.credit(&plan, &Source::Confirm, now).await? {
+            Credit::Credited => {
+                log_credit(&plan.topup);
+                return Ok(json(200, &topup_view(&plan.topup, Some(&plan.posting.after.view()))));
             }
             // Completed by a webhook meanwhile, or the wallet moved: the next read shows which.
             Credit::AlreadyDone | Credit::Conflict => continue,
@@ -260,7 +254,28 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
     Err(ApiError::unavailable("busy", "the wallet is busy; try again"))
 }
 
-fn topup_view(t: &TopUp, wallet: Option<&Wallet>) -> serde_json::Value {
+/// The credit `state` calls for, decided by the domain.
+fn credit_plan(
+    app: &App,
+    state: &shared::store::topups::CreditState,
+    payment_id: &str,
+    source: &Source,
+    now: chrono::DateTime<Utc>,
+) -> Result<shared::topup::CreditPlan, ApiError> {
+    plan_credit(
+        &state.topup,
+        &state.wallet,
+        state.invoice_seq,
+        &state.financial_year,
+        payment_id,
+        source,
+        &app.settings(),
+        now,
+    )
+    .map_err(|e| ApiError::internal(format!("credit not possible: {e}")))
+}
+
+fn topup_view(t: &TopUp, wallet: Option<&WalletView>) -> serde_json::Value {
     json!({
         "top_up_id": t.id,
         "status": t.status,
@@ -275,22 +290,10 @@ fn topup_view(t: &TopUp, wallet: Option<&Wallet>) -> serde_json::Value {
     })
 }
 
-async fn announce(app: &App, topup: &TopUp, wallet: &Wallet) {
-    let Some(credit) = &topup.credit else { return };
-    let event = WalletCredited {
-        user_id: topup.user_id.clone(),
-        top_up_id: topup.id.clone(),
-        amount: topup.amount,
-        bonus: credit.bonus_credited,
-        real_cash: wallet.real_cash,
-        bonus_cash: wallet.bonus_cash,
-        invoice_number: credit.invoice.invoice_number.clone(),
-    };
-    tracing::info!(top_up_id = %topup.id, amount = %topup.amount, bonus = %credit.bonus_credited,
-        credited_by = %credit.credited_by, "wallet credited");
-    // The credit is committed; a lost notification must not undo or repeat it.
-    if let Err(e) = app.events.publish(&Envelope::new(format!("wallet-credited-{}", topup.id), Utc::now(), event)).await {
-        tracing::error!(top_up_id = %topup.id, error = %e, "WalletCredited not published");
+fn log_credit(topup: &TopUp) {
+    if let Some(credit) = &topup.credit {
+        tracing::info!(top_up_id = %topup.id, amount = %topup.amount, bonus = %credit.bonus_credited,
+            credited_by = %credit.credited_by, "wallet credited");
     }
 }
 
@@ -298,36 +301,16 @@ async fn announce(app: &App, topup: &TopUp, wallet: &Wallet) {
 
 async fn get_topup(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
     let id = http::path_param(req, "id")?;
-    let item = app
-        .store
-        .client
-        .get_item()
-        .table_name(&app.store.table)
-        .set_key(Some(items::key(topup_pk(id), TOPUP_SK)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(shared::store::StoreError::from_sdk)?
-        .item;
-    let topup = item.as_ref().map(store::read_topup).transpose()?.filter(|t| t.user_id == caller.user_id);
-    let topup = topup.ok_or_else(|| ApiError::not_found("top-up"))?;
+    if !shared::store::keys::bounded_id(id) {
+        return Err(ApiError::not_found("top-up"));
+    }
+    let topup = app.store.topup(id, &caller.user_id).await?.ok_or_else(|| ApiError::not_found("top-up"))?;
     Ok(json(200, &topup_view(&topup, None)))
 }
 
 async fn wallet(app: &App, caller: Caller) -> Result<Response, ApiError> {
-    let item = app
-        .store
-        .client
-        .get_item()
-        .table_name(&app.store.table)
-        .set_key(Some(items::key(user_pk(&caller.user_id), WALLET_SK)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(shared::store::StoreError::from_sdk)?
-        .item;
-    let wallet = item.as_ref().map(store::read_wallet).transpose()?.ok_or_else(|| ApiError::not_found("wallet"))?;
-    Ok(json(200, &wallet))
+    let wallet = app.store.wallet(&caller.user_id).await?.ok_or_else(|| ApiError::not_found("wallet"))?;
+    Ok(json(200, &wallet.view()))
 }
 
 // ------------------------------------------------------------------ webhook
@@ -364,7 +347,7 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
         return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
     };
-    let Some(topup) = store::topup_by_order(&app.store, order_id).await? else {
+    let Some(topup) = app.store.topup_by_order(order_id).await? else {
         // Not one of ours (another integration on the account): acknowledge, or Razorpay
         // would retry for a day and then disable the webhook.
         tracing::warn!(order_id, "webhook for an unknown order");
@@ -377,7 +360,7 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
     let source = Source::Webhook { event: event.event.clone(), event_id: event_id.to_owned() };
     for _ in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
-        let Some(state) = store::credit_state(&app.store, &topup.id, &topup.user_id, &source, now).await? else {
+        let Some(state) = app.store.credit_state(&topup.id, &topup.user_id, &source, now).await? else {
             return Ok("ignored");
         };
         if state.event_seen {
@@ -386,9 +369,10 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
         if state.topup.status == Status::Completed {
             return Ok("already_credited");
         }
-        match store::credit(&app.store, &state, &payment.id, &source, &app.settings(), now).await? {
-            Credit::Credited { wallet, topup } => {
-                announce(app, &topup, &wallet).await;
+        let plan = credit_plan(app, &state, &payment.id, &source, now)?;
+        match app.store.credit(&plan, &source, now).await? {
+            Credit::Credited => {
+                log_credit(&plan.topup);
                 return Ok("credited");
             }
             Credit::AlreadyDone => return Ok("already_credited"),
@@ -402,10 +386,10 @@ async fn webhook_failed(app: &App, event: &razorpay::WebhookEvent) -> Result<&'s
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
         return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
     };
-    let Some(topup) = store::topup_by_order(&app.store, order_id).await? else {
+    let Some(topup) = app.store.topup_by_order(order_id).await? else {
         return Ok("ignored");
     };
     let reason = payment.error_description.as_deref().unwrap_or("payment failed");
     // Only a pending top-up fails: after a success this changes nothing.
-    Ok(if store::mark_failed(&app.store, &topup.id, reason, Utc::now()).await? { "failed" } else { "ignored" })
+    Ok(if app.store.mark_topup_failed(&topup.id, reason, Utc::now()).await? { "failed" } else { "ignored" })
 }
