@@ -185,7 +185,8 @@ fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> 
 
 /// The ledger invariant, checked over the whole table: for every wallet, its ledger entries
 /// (in key order) sum to its real and bonus balances, each entry's balances-after are the
-/// running sums, and nothing is negative. Returns the number of ledger entries checked.
+/// running sums, and nothing is negative; then the same through `shared::wallet::check_ledger`
+/// (which also checks posting order and the lifetime totals). Returns the number of ledger entries checked.
 pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
     use rust_decimal::Decimal;
     let items = all_items(stack).await;
@@ -210,6 +211,12 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
         for field in ["real_cash", "bonus_cash", "total_credited", "total_debited"] {
             assert!(num(wallet, field) >= Decimal::ZERO, "{field} of {user} is negative");
         }
+        // The operators' check, through the store, agrees.
+        let store = shared::store::Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name());
+        let id = shared::UserId::parse(&user).unwrap();
+        let (w, ledger) = store.wallet_with_ledger(&id).await.unwrap().unwrap();
+        assert_eq!(ledger.len(), entries.len());
+        shared::wallet::check_ledger(&w, &ledger).unwrap_or_else(|e| panic!("ledger of {user}: {e}"));
         checked += entries.len();
     }
     checked

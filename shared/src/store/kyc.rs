@@ -198,28 +198,20 @@ impl Store {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key(user_pk(&seen.user_id), ASTROLOGER_SK)))
-            .update_expression("SET kyc_claim = :token, kyc_claimed_until = :until")
-            .condition_expression(
-                "kyc_status = :status AND kyc_attempts = :attempts \
-                 AND (attribute_not_exists(kyc_claimed_until) OR kyc_claimed_until < :now)",
-            )
-            .expression_attribute_values(":token", items::s(token))
-            .expression_attribute_values(":until", items::n(now.timestamp() + CLAIM_SECONDS))
-            .expression_attribute_values(":status", items::s(seen.status.as_str()))
-            .expression_attribute_values(":attempts", items::n(seen.attempts))
-            .expression_attribute_values(":now", items::n(now.timestamp()))
-            .send()
-            .await;
-        match result.map_err(StoreError::from_sdk) {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.update_if(
+            items::key(user_pk(&seen.user_id), ASTROLOGER_SK),
+            "SET kyc_claim = :token, kyc_claimed_until = :until",
+            "kyc_status = :status AND kyc_attempts = :attempts \
+             AND (attribute_not_exists(kyc_claimed_until) OR kyc_claimed_until < :now)",
+            vec![
+                (":token", items::s(token)),
+                (":until", items::n(now.timestamp() + CLAIM_SECONDS)),
+                (":status", items::s(seen.status.as_str())),
+                (":attempts", items::n(seen.attempts)),
+                (":now", items::n(now.timestamp())),
+            ],
+        )
+        .await
     }
 
     /// Records a created request and releases the claim, all at once: the astrologer moves

@@ -180,6 +180,35 @@ impl Store {
         Ok(found)
     }
 
+    /// One conditional UpdateItem (placeholders as in [`Tx::update`]). `Ok(false)`: the
+    /// condition did not hold and nothing changed.
+    async fn update_if(
+        &self,
+        key: items::Item,
+        expression: &str,
+        condition: &str,
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression(condition);
+        for name in tx::placeholder_names(&[expression, condition]) {
+            request = request.expression_attribute_names(format!("#{name}"), name);
+        }
+        for (k, v) in values {
+            request = request.expression_attribute_values(k, v);
+        }
+        match request.send().await.map_err(StoreError::from_sdk) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes `item` unless an item with its key exists. `Ok(false)` means it was already
     /// there: the conditional write is the de-duplication.
     async fn put_once(&self, item: items::Item) -> Result<bool, StoreError> {

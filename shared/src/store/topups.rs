@@ -255,24 +255,17 @@ impl Store {
 
     /// `payment.failed`: a pending top-up becomes failed; a completed one is left alone.
     pub async fn mark_topup_failed(&self, topup_id: &str, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key(topup_pk(topup_id), TOPUP_SK)))
-            .update_expression("SET #status = :failed, failure_reason = :reason, failed_at = :at")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":failed", items::s(Status::Failed.as_str()))
-            .expression_attribute_values(":pending", items::s(Status::Pending.as_str()))
-            .expression_attribute_values(":reason", items::s(reason.chars().take(200).collect::<String>()))
-            .expression_attribute_values(":at", items::time(now))
-            .send()
-            .await;
-        match result.map_err(StoreError::from_sdk) {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.update_if(
+            items::key(topup_pk(topup_id), TOPUP_SK),
+            "SET #status = :failed, failure_reason = :reason, failed_at = :at",
+            "#status = :pending",
+            vec![
+                (":failed", items::s(Status::Failed.as_str())),
+                (":pending", items::s(Status::Pending.as_str())),
+                (":reason", items::s(reason.chars().take(200).collect::<String>())),
+                (":at", items::time(now)),
+            ],
+        )
+        .await
     }
 }

@@ -55,7 +55,7 @@ impl From<TxError> for StoreError {
 
 /// `#name` placeholders of an expression, each standing for the attribute `name` (so a
 /// reserved word like `status` can be written `#status`).
-fn placeholder_names(expressions: &[&str]) -> Vec<String> {
+pub(crate) fn placeholder_names(expressions: &[&str]) -> Vec<String> {
     let mut names = Vec::new();
     for expr in expressions {
         let mut rest = *expr;
