@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::status::string_enum;
 use crate::user::{KycStatus, ProfileStatus, UserId, VerificationStatus};
 
 /// At most 3 retries after the first attempt.
@@ -21,37 +22,20 @@ pub fn expiry_for(initiated_at: DateTime<Utc>) -> DateTime<Utc> {
     initiated_at + Duration::days(REQUEST_LIFETIME_DAYS)
 }
 
-/// The state of one Digio KYC request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestStatus {
-    InProgress,
-    /// The astrologer finished the steps; Digio has not decided yet.
-    Completed,
-    Approved,
-    Rejected,
-    Expired,
-    Failed,
-}
+string_enum!(
+    /// The state of one Digio KYC request.
+    RequestStatus {
+        InProgress => "in_progress",
+        /// The astrologer finished the steps; Digio has not decided yet.
+        Completed => "completed",
+        Approved => "approved",
+        Rejected => "rejected",
+        Expired => "expired",
+        Failed => "failed",
+    }
+);
 
 impl RequestStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestStatus::InProgress => "in_progress",
-            RequestStatus::Completed => "completed",
-            RequestStatus::Approved => "approved",
-            RequestStatus::Rejected => "rejected",
-            RequestStatus::Expired => "expired",
-            RequestStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::InProgress, Self::Completed, Self::Approved, Self::Rejected, Self::Expired, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-    }
-
     pub fn is_terminal(self) -> bool {
         self.rank() == 2
     }

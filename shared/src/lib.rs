@@ -19,6 +19,7 @@ pub mod outbound;
 pub mod phone;
 pub mod promotion;
 pub mod signature;
+mod status;
 pub mod store;
 pub mod topup;
 pub mod user;

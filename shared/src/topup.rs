@@ -9,29 +9,14 @@ use serde::Serialize;
 use crate::events::{Envelope, WalletCredited};
 use crate::invoice::{GstSplit, gst_inclusive_split, invoice_number};
 use crate::money::Money;
+use crate::status::string_enum;
 use crate::user::UserId;
 use crate::wallet::{Movement, Posting, Wallet, WalletError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pending,
-    Failed,
-    Completed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Failed => "failed",
-            Status::Completed => "completed",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        [Status::Pending, Status::Failed, Status::Completed].into_iter().find(|v| v.as_str() == s)
-    }
-}
+string_enum!(
+    /// Where a top-up stands: `failed` can still be credited by a late capture.
+    Status { Pending => "pending", Failed => "failed", Completed => "completed" }
+);
 
 #[derive(Debug, Clone)]
 pub struct TopUp {

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::money::{Amount, Money};
+use crate::status::string_enum;
 
 /// A wallet as stored: balances, lifetime totals and the version every change is
 /// conditioned on. `total_credited - total_debited = real_cash + bonus_cash` always.
@@ -169,69 +170,29 @@ impl Hold {
     }
 }
 
-/// The kind of a ledger entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    TopUp,
-    TopUpBonus,
-    Hold,
-    Release,
-    Refund,
-    Debit,
-}
+string_enum!(
+    /// The kind of a ledger entry.
+    EntryKind {
+        TopUp => "top_up",
+        TopUpBonus => "top_up_bonus",
+        Hold => "hold",
+        Release => "release",
+        Refund => "refund",
+        Debit => "debit",
+    }
+);
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 6] = [
-        EntryKind::TopUp,
-        EntryKind::TopUpBonus,
-        EntryKind::Hold,
-        EntryKind::Release,
-        EntryKind::Refund,
-        EntryKind::Debit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::TopUp => "top_up",
-            EntryKind::TopUpBonus => "top_up_bonus",
-            EntryKind::Hold => "hold",
-            EntryKind::Release => "release",
-            EntryKind::Refund => "refund",
-            EntryKind::Debit => "debit",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
     /// Bonus cash given away, not paid for (shown as promotional).
     pub fn promotional(self) -> bool {
         self == EntryKind::TopUpBonus
     }
 }
 
-/// What a ledger entry is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReferenceKind {
-    TopUp,
-    Consultation,
-}
-
-impl ReferenceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReferenceKind::TopUp => "top_up",
-            ReferenceKind::Consultation => "consultation",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [ReferenceKind::TopUp, ReferenceKind::Consultation].into_iter().find(|k| k.as_str() == s)
-    }
-}
+string_enum!(
+    /// What a ledger entry is about.
+    ReferenceKind { TopUp => "top_up", Consultation => "consultation" }
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reference {
