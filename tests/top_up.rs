@@ -9,8 +9,8 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::Money;
-use shared::store::Store;
 use shared::promotion::PromotionRule;
+use shared::store::Store;
 
 fn store(stack: &LocalStack) -> Store {
     Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name())

@@ -126,7 +126,9 @@ impl WeeklyAvailability {
 
     /// Back from storage; `None` if what was stored is not a valid schedule.
     pub fn from_minutes(time_zone: Tz, minutes: Vec<(u32, u32)>) -> Option<Self> {
-        let valid = minutes.iter().all(|&(s, e)| s < e && e <= MINUTES_PER_WEEK && s / MINUTES_PER_DAY == (e - 1) / MINUTES_PER_DAY)
+        let valid = minutes
+            .iter()
+            .all(|&(s, e)| s < e && e <= MINUTES_PER_WEEK && s / MINUTES_PER_DAY == (e - 1) / MINUTES_PER_DAY)
             && minutes.windows(2).all(|p| p[0].1 <= p[1].0);
         valid.then_some(Self { time_zone, windows: minutes })
     }

@@ -6,6 +6,7 @@
 //! publisher ([`events`]), and HTTP ([`http`]: caller identity, JSON bodies, and the single
 //! error-to-response mapping).
 
+pub mod astrologer;
 pub mod availability;
 pub mod config;
 pub mod error;

@@ -102,5 +102,4 @@ mod tests {
         assert!(best_rule(&rules, money("99.99"), 1).is_none());
         assert_eq!(rule("p", "1", None, dec!(12.5), false).bonus_for(money("10.05")), money("1.25"));
     }
-
 }

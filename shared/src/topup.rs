@@ -165,19 +165,31 @@ mod tests {
     #[test]
     fn a_credit_posts_real_and_bonus_numbers_the_invoice_and_names_its_event() {
         let settings = CreditSettings { gst_rate_percent: dec!(18), invoice_prefix: "AK" };
-        let plan =
-            plan_credit(&topup(true), &Wallet::empty(), Some(41), "2026-27", "pay_1", &Source::Confirm, &settings, Utc::now())
-                .unwrap();
+        let plan = plan_credit(
+            &topup(true),
+            &Wallet::empty(),
+            Some(41),
+            "2026-27",
+            "pay_1",
+            &Source::Confirm,
+            &settings,
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(plan.invoice_seq, 42);
         assert_eq!(plan.topup.credit.as_ref().unwrap().invoice.invoice_number, "AK/2026-27/000042");
-        assert_eq!((plan.posting.after.real_cash.to_string(), plan.posting.after.bonus_cash.to_string()), ("500.00".into(), "100.00".into()));
+        assert_eq!(
+            (plan.posting.after.real_cash.to_string(), plan.posting.after.bonus_cash.to_string()),
+            ("500.00".into(), "100.00".into())
+        );
         assert_eq!(plan.posting.entries.len(), 2);
         assert_eq!(plan.event.id, "wallet-credited-tu_1");
 
         // Another recharge was credited first: the first-recharge-only bonus is void.
         let mut w = Wallet::empty();
         w.recharge_count = 1;
-        let plan = plan_credit(&topup(true), &w, None, "2026-27", "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
+        let plan =
+            plan_credit(&topup(true), &w, None, "2026-27", "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
         assert_eq!(plan.topup.credit.unwrap().bonus_credited, Money::ZERO);
         assert_eq!(plan.posting.entries.len(), 1);
         assert_eq!(plan.invoice_seq, 1);

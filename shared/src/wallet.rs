@@ -94,9 +94,9 @@ impl Wallet {
         let real = amount.checked_sub(bonus).unwrap_or(Money::ZERO);
         match self.real_cash.checked_sub(real) {
             Some(_) => Ok(Hold { real, bonus }),
-            None => Err(WalletError::Insufficient {
-                shortfall: real.checked_sub(self.real_cash).unwrap_or(Money::ZERO),
-            }),
+            None => {
+                Err(WalletError::Insufficient { shortfall: real.checked_sub(self.real_cash).unwrap_or(Money::ZERO) })
+            }
         }
     }
 
@@ -263,7 +263,13 @@ impl Movement {
 
     /// Gives back a hold (or part of it) on a cancellation, to the buckets it came from.
     pub fn refund(refunded: Hold, reference: Reference, description: &str) -> Self {
-        Self::new(EntryKind::Refund, Amount::credit(refunded.real), Amount::credit(refunded.bonus), reference, description)
+        Self::new(
+            EntryKind::Refund,
+            Amount::credit(refunded.real),
+            Amount::credit(refunded.bonus),
+            reference,
+            description,
+        )
     }
 
     /// Takes `amount` from real cash.
@@ -358,9 +364,7 @@ pub fn check_ledger(wallet: &Wallet, entries: &[LedgerEntry]) -> Result<(), Ledg
         last = (e.sequence, e.index);
         real += e.real_delta.decimal();
         bonus += e.bonus_delta.decimal();
-        for (bucket, sum, recorded) in
-            [("real", real, e.real_balance_after), ("bonus", bonus, e.bonus_balance_after)]
-        {
+        for (bucket, sum, recorded) in [("real", real, e.real_balance_after), ("bonus", bonus, e.bonus_balance_after)] {
             if sum.is_sign_negative() && !sum.is_zero() {
                 return Err(LedgerMismatch::Negative { entry: e.entry_id(), bucket });
             }

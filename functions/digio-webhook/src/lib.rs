@@ -25,10 +25,7 @@ pub struct App {
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: Store::from_env(sdk, vars)?,
-            webhook_secret: config::required(vars, "DIGIO_WEBHOOK_SECRET")?,
-        })
+        Ok(Self { store: Store::from_env(sdk, vars)?, webhook_secret: config::required(vars, "DIGIO_WEBHOOK_SECRET")? })
     }
 }
 

@@ -7,10 +7,10 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
+use shared::KycStatus;
 use shared::config::{self, ConfigError};
 use shared::events::{Envelope, KycStatusChanged, UserRegistered, WalletCredited, process_batch};
 use shared::store::{Store, StoreError};
-use shared::KycStatus;
 
 #[derive(Clone, Debug)]
 pub struct App {

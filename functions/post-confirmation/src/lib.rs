@@ -24,10 +24,7 @@ pub struct App {
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: Store::from_env(sdk, vars)?,
-            cognito: CognitoClient::new(sdk),
-        })
+        Ok(Self { store: Store::from_env(sdk, vars)?, cognito: CognitoClient::new(sdk) })
     }
 }
 

@@ -31,7 +31,10 @@ impl Tx {
         item.insert("response_status".into(), items::n(first.status));
         item.insert("response_body".into(), items::s(&first.body));
         item.insert("created_at".into(), items::time(now));
-        item.insert(super::TTL_ATTRIBUTE.into(), items::n(first.expires_at.unwrap_or_else(|| (now + TTL).timestamp().max(0) as u64)));
+        item.insert(
+            super::TTL_ATTRIBUTE.into(),
+            items::n(first.expires_at.unwrap_or_else(|| (now + TTL).timestamp().max(0) as u64)),
+        );
         self.put_new("idempotency", item)
     }
 }

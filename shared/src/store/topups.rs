@@ -254,7 +254,12 @@ impl Store {
     }
 
     /// `payment.failed`: a pending top-up becomes failed; a completed one is left alone.
-    pub async fn mark_topup_failed(&self, topup_id: &str, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn mark_topup_failed(
+        &self,
+        topup_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         self.update_if(
             items::key(topup_pk(topup_id), TOPUP_SK),
             "SET #status = :failed, failure_reason = :reason, failed_at = :at",

@@ -60,8 +60,7 @@ pub(crate) fn placeholder_names(expressions: &[&str]) -> Vec<String> {
     for expr in expressions {
         let mut rest = *expr;
         while let Some(at) = rest.find('#') {
-            let name: String =
-                rest[at + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let name: String = rest[at + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             rest = &rest[at + 1 + name.len()..];
             if !name.is_empty() && !names.contains(&name) {
                 names.push(name);
@@ -72,7 +71,6 @@ pub(crate) fn placeholder_names(expressions: &[&str]) -> Vec<String> {
 }
 
 impl Tx {
-
     fn push(&mut self, label: &'static str, write: TransactWriteItem) -> &mut Self {
         self.writes.push(write);
         self.labels.push(label);

@@ -186,7 +186,12 @@ fn read_user(item: &Item) -> Result<UserRecord, StoreError> {
 
 fn read_wallet(item: &Item) -> Result<WalletSummary, StoreError> {
     let w = super::wallet::read_wallet(item)?;
-    Ok(WalletSummary { real_cash: w.real_cash, bonus_cash: w.bonus_cash, total: w.total(), recharge_count: w.recharge_count })
+    Ok(WalletSummary {
+        real_cash: w.real_cash,
+        bonus_cash: w.bonus_cash,
+        total: w.total(),
+        recharge_count: w.recharge_count,
+    })
 }
 
 fn read_astrologer(item: &Item) -> Result<AstrologerSummary, StoreError> {

@@ -136,9 +136,8 @@ impl Store {
     /// previous page returned; anything else is refused before it reaches DynamoDB.
     pub async fn ledger_page(&self, user: &UserId, limit: i32, after: Option<&str>) -> Result<LedgerPage, StoreError> {
         let pk = ledger_pk(user);
-        let start = after.map(|sk| {
-            Item::from([(keys::PK.to_owned(), items::s(&pk)), (keys::SK.to_owned(), items::s(sk))])
-        });
+        let start =
+            after.map(|sk| Item::from([(keys::PK.to_owned(), items::s(&pk)), (keys::SK.to_owned(), items::s(sk))]));
         let output = self
             .client
             .query()
@@ -264,7 +263,13 @@ mod tests {
         let at = chrono::Utc::now();
         assert_eq!(read_wallet(&new_wallet_item(&user, at)).unwrap(), Wallet::empty());
         let posting = Wallet::empty()
-            .post(vec![Movement::top_up(Money::from_paise(50_050), "tu_1", "AK/1"), Movement::top_up_bonus(Money::from_paise(100), "tu_1")], at)
+            .post(
+                vec![
+                    Movement::top_up(Money::from_paise(50_050), "tu_1", "AK/1"),
+                    Movement::top_up_bonus(Money::from_paise(100), "tu_1"),
+                ],
+                at,
+            )
             .unwrap();
         for e in &posting.entries {
             let item = ledger_item(&user, e);
