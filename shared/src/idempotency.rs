@@ -15,13 +15,12 @@
 //! Record: `PK = IDEMPOTENCY#{user}#{key}`, `SK = IDEMPOTENCY`, the request hash, the
 //! response status and body, and `expires_at` (TTL) 24 hours on.
 
-use aws_lambda_events::encodings::Body;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::http::{self, Request, Response};
+use crate::http::{self, Body, Request, Response};
 use crate::store::items::{self, Item};
 use crate::store::{Store, StoreError, put_new};
 use crate::user::UserId;
@@ -43,7 +42,7 @@ pub struct IdempotencyKey {
 impl IdempotencyKey {
     /// The caller's key from the `Idempotency-Key` header. `Ok(None)`: no header.
     pub fn from_request(req: &Request, user: &UserId) -> Result<Option<Self>, ApiError> {
-        let Some(raw) = req.headers.get(HEADER) else {
+        let Some(raw) = req.headers().get(HEADER) else {
             return Ok(None);
         };
         let key = raw.to_str().unwrap_or("\u{0}").trim();
@@ -102,11 +101,14 @@ impl IdempotencyKey {
         }
         let status = items::get_u64(item, "response_status")?;
         let body = items::get_str(item, "response_body")?;
-        let mut resp = Response::default();
-        resp.status_code = status as i64;
-        resp.headers.insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("application/json"));
-        resp.headers.insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
-        resp.body = Some(Body::Text(body.to_owned()));
+        let status = u16::try_from(status)
+            .ok()
+            .and_then(|s| ::http::StatusCode::from_u16(s).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("response_status {status}")))?;
+        let mut resp = Response::new(Body::Text(body.to_owned()));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
         Ok(Some(resp))
     }
 
@@ -116,10 +118,10 @@ impl IdempotencyKey {
         let mut item = self.key();
         item.insert("entity".into(), items::s("idempotency"));
         item.insert("request_hash".into(), items::s(&self.request_hash));
-        item.insert("response_status".into(), items::n(response.status_code));
-        let body = match &response.body {
-            Some(Body::Text(t)) => t.clone(),
-            Some(Body::Binary(b)) => String::from_utf8_lossy(b).into_owned(),
+        item.insert("response_status".into(), items::n(response.status().as_u16()));
+        let body = match response.body() {
+            Body::Text(t) => t.clone(),
+            Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
             _ => String::new(),
         };
         item.insert("response_body".into(), items::s(body));
@@ -183,15 +185,19 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::RequestExt;
 
     fn request(key: Option<&str>, body: &str) -> Request {
-        let mut req = Request::default();
-        req.route_key = Some("POST /wallet/top-ups".into());
+        let mut ctx = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        ctx.route_key = Some("POST /wallet/top-ups".into());
+        let mut builder = ::http::Request::builder().method("POST");
         if let Some(k) = key {
-            req.headers.insert(HEADER, k.parse().unwrap());
+            builder = builder.header(HEADER, k);
         }
-        req.body = Some(body.into());
-        req
+        builder
+            .body(Body::from(body))
+            .unwrap()
+            .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(ctx))
     }
 
     fn user() -> UserId {
@@ -230,7 +236,9 @@ mod tests {
         let TransactWriteItem { put: Some(put), .. } = key.record("table", &first, now) else { panic!() };
         let stored = put.item().clone();
         let replayed = key.replay(Some(&stored), now).unwrap().unwrap();
-        assert_eq!(replayed.status_code, 201);
+        assert_eq!(replayed.status(), 201);
+        assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+        assert_eq!(replayed.headers()[::http::header::CONTENT_TYPE], "application/json");
         assert_eq!(text(&replayed), text(&first));
         assert!(key.replay(None, now).unwrap().is_none());
 
@@ -243,8 +251,8 @@ mod tests {
     }
 
     fn text(resp: &Response) -> String {
-        match &resp.body {
-            Some(Body::Text(t)) => t.clone(),
+        match resp.body() {
+            Body::Text(t) => t.clone(),
             _ => panic!("no text body"),
         }
     }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::config::{self, ConfigError};
 use shared::events::{Envelope, Publisher, WalletCredited};
-use shared::http::{self, Caller, Request, Response, json, route_key};
+use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::IdempotencyKey;
 use shared::store::items;
 use shared::store::wallet::{TOPUP_SK, topup_pk};
@@ -95,15 +95,37 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// What this function does for each of its template routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Confirm,
+    GetTopUp,
+    Webhook,
+    Wallet,
+    Transactions,
+}
+
+/// Every route of this function in `template.yaml`.
+pub const ROUTES: &[Route<Op>] = &[
+    Route { key: "POST /wallet/top-ups", access: Access::SignedIn, handler: Op::Create },
+    Route { key: "POST /wallet/top-ups/{id}/confirm", access: Access::SignedIn, handler: Op::Confirm },
+    Route { key: "GET /wallet/top-ups/{id}", access: Access::SignedIn, handler: Op::GetTopUp },
+    // Public: Razorpay signs the body instead.
+    Route { key: "POST /webhooks/razorpay", access: Access::Public, handler: Op::Webhook },
+    Route { key: "GET /wallet", access: Access::SignedIn, handler: Op::Wallet },
+    Route { key: "GET /wallet/transactions", access: Access::SignedIn, handler: Op::Transactions },
+];
+
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
-    match route_key(req) {
-        "POST /wallet/top-ups" => create(app, req, Caller::from_request(req)?).await,
-        "POST /wallet/top-ups/{id}/confirm" => confirm(app, req, Caller::from_request(req)?).await,
-        "GET /wallet/top-ups/{id}" => get_topup(app, req, Caller::from_request(req)?).await,
-        "POST /webhooks/razorpay" => webhook(app, req).await,
-        "GET /wallet" => wallet(app, Caller::from_request(req)?).await,
-        "GET /wallet/transactions" => transactions::list(app, req, Caller::from_request(req)?).await,
-        _ => Err(http::no_route(req)),
+    let (op, caller) = http::dispatch(ROUTES, req)?;
+    match op {
+        Op::Create => create(app, req, http::signed_in(caller)?).await,
+        Op::Confirm => confirm(app, req, http::signed_in(caller)?).await,
+        Op::GetTopUp => get_topup(app, req, http::signed_in(caller)?).await,
+        Op::Webhook => webhook(app, req).await,
+        Op::Wallet => wallet(app, http::signed_in(caller)?).await,
+        Op::Transactions => transactions::list(app, req, http::signed_in(caller)?).await,
     }
 }
 
@@ -289,7 +311,8 @@ async fn announce(app: &App, topup: &TopUp, wallet: &Wallet) {
     tracing::info!(top_up_id = %topup.id, amount = %topup.amount, bonus = %credit.bonus_credited,
         credited_by = %credit.credited_by, "wallet credited");
     // The credit is committed; a lost notification must not undo or repeat it.
-    if let Err(e) = app.events.publish(&Envelope::new(format!("wallet-credited-{}", topup.id), Utc::now(), event)).await {
+    if let Err(e) = app.events.publish(&Envelope::new(format!("wallet-credited-{}", topup.id), Utc::now(), event)).await
+    {
         tracing::error!(top_up_id = %topup.id, error = %e, "WalletCredited not published");
     }
 }

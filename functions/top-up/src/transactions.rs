@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use shared::http::{Caller, Request, Response, json};
+use shared::http::{self, Caller, Request, Response, json};
 use shared::store::items::{self, Item, get_str};
 use shared::store::wallet::ledger_pk;
 use shared::store::{PK, SK, StoreError};
@@ -83,7 +83,7 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 }
 
 fn limit(req: &Request) -> Result<i32, ApiError> {
-    match req.query_string_parameters.first("limit") {
+    match http::query_param(req, "limit") {
         None => Ok(DEFAULT_LIMIT),
         Some(raw) => {
             raw.parse::<i32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
@@ -95,7 +95,7 @@ fn limit(req: &Request) -> Result<i32, ApiError> {
 
 pub async fn list(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
     let limit = limit(req)?;
-    let start = req.query_string_parameters.first("cursor").map(decode_cursor).transpose()?;
+    let start = http::query_param(req, "cursor").map(decode_cursor).transpose()?;
     let pk = ledger_pk(&caller.user_id);
     let output = app
         .store
