@@ -13,6 +13,8 @@ use serde_json::Value;
 use shared::http::{Request, Response};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// An HTTP function's handler: the `lambda_http::Request` lambda_http makes of API Gateway's
+/// event, and the `Response` it turns back into API Gateway's (see [`crate::gateway::invoke`]).
 pub type HttpHandler = Arc<dyn Fn(Request) -> BoxFuture<Response> + Send + Sync>;
 pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<SqsBatchResponse> + Send + Sync>;
 /// Any function invoked with a JSON event that returns JSON: Cognito triggers, schedules.

@@ -1,12 +1,18 @@
 //! The local API Gateway (HTTP API, payload format 2.0): the template's routes, the
 //! Cognito JWT authorizer checked as API Gateway checks it, and the claims passed on in
 //! `requestContext.authorizer.jwt.claims` the same way.
+//!
+//! Functions are invoked as the Lambda runtime invokes them on AWS ([`invoke`]): the event
+//! goes through lambda_http's own parsing into a `lambda_http::Request`, and the handler's
+//! response through lambda_http's own conversion into the payload-2.0 response JSON, which
+//! is turned into HTTP as API Gateway does.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use aws_lambda_events::encodings::Body as LambdaBody;
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -14,6 +20,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Context as LambdaContext, LambdaEvent, Service, service_fn};
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
@@ -140,14 +148,44 @@ pub async fn serve(
     };
 
     let event = api_event(&route.route, &method, &uri, &headers, params, authorizer, &body);
-    let request = match serde_json::from_value(event) {
-        Ok(r) => r,
+    match invoke(&route.handler, &event).await {
+        Ok(resp) => to_http(resp),
         Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("local gateway built a bad event: {e}"))
-                .into_response();
+            tracing::error!(route = %route.route.route_key(), error = format!("{e:#}"), "invocation failed");
+            internal_error()
         }
-    };
-    to_http((route.handler)(request).await)
+    }
+}
+
+/// Invokes an HTTP function with a payload-2.0 event the way `lambda_http::run` does on
+/// AWS: the event JSON is parsed into lambda_http's `LambdaRequest` and converted into a
+/// `lambda_http::Request` by lambda_http's own adapter, and the handler's response is
+/// converted by the same adapter into the response JSON the runtime returns to Lambda
+/// (`{ statusCode, headers, body, isBase64Encoded, cookies }`), read back here as API
+/// Gateway reads it.
+pub async fn invoke(handler: &HttpHandler, event: &Value) -> Result<ApiGatewayV2httpResponse> {
+    // The runtime gets the event as bytes; `LambdaRequest` only deserialises from JSON text.
+    let bytes = serde_json::to_vec(event)?;
+    let payload: LambdaRequest =
+        serde_json::from_slice(&bytes).context("the event is not one lambda_http accepts (payload format 2.0)")?;
+    let handler = handler.clone();
+    let mut adapter = Adapter::from(service_fn(move |req: lambda_http::Request| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    }));
+    std::future::poll_fn(|cx| adapter.poll_ready(cx)).await?;
+    let response = adapter.call(LambdaEvent::new(payload, LambdaContext::default())).await?;
+    let returned = serde_json::to_vec(&response)?;
+    serde_json::from_slice(&returned).context("the function returned a response API Gateway cannot read")
+}
+
+fn internal_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [("content-type", "application/json")],
+        json!({ "message": "Internal Server Error" }).to_string(),
+    )
+        .into_response()
 }
 
 /// The payload-format-2.0 event API Gateway would send.
@@ -217,16 +255,115 @@ fn api_event(
     })
 }
 
-fn to_http(resp: shared::http::Response) -> Response {
-    let body = match resp.body {
-        Some(LambdaBody::Text(t)) => Body::from(t),
-        Some(LambdaBody::Binary(b)) => Body::from(b),
-        _ => Body::empty(),
+/// The HTTP response API Gateway makes of a function's payload-2.0 response: the body
+/// base64-decoded when `isBase64Encoded`, each of `cookies` a `Set-Cookie` header.
+fn to_http(resp: ApiGatewayV2httpResponse) -> Response {
+    let text: &[u8] = resp.body.as_deref().unwrap_or_default();
+    let body = if resp.is_base64_encoded {
+        match base64::engine::general_purpose::STANDARD.decode(text) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %e, "the function's base64 body does not decode");
+                return internal_error();
+            }
+        }
+    } else {
+        text.to_vec()
     };
-    let mut out = Response::new(body);
-    *out.status_mut() = StatusCode::from_u16(resp.status_code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in &resp.headers {
-        out.headers_mut().insert(name, value.clone());
+    let Ok(status) = u16::try_from(resp.status_code).map_err(drop).and_then(|s| StatusCode::from_u16(s).map_err(drop))
+    else {
+        tracing::error!(status = resp.status_code, "the function returned an invalid status code");
+        return internal_error();
+    };
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = status;
+    for (name, value) in resp.headers.iter().chain(resp.multi_value_headers.iter()) {
+        out.headers_mut().append(name, value.clone());
+    }
+    for cookie in &resp.cookies {
+        if let Ok(value) = cookie.parse() {
+            out.headers_mut().append(axum::http::header::SET_COOKIE, value);
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::http::Body as LambdaBody;
+
+    use crate::functions::BoxFuture;
+
+    fn event(body: &[u8]) -> Value {
+        let route = HttpRoute { method: "POST".into(), path: "/webhooks/{name}".into(), authorized: false };
+        let uri: Uri = "/webhooks/digio?x=1&x=2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-signature", "abc".parse().unwrap());
+        let params = HashMap::from([("name".to_owned(), "digio".to_owned())]);
+        api_event(&route, &Method::POST, &uri, &headers, params, None, &Bytes::copy_from_slice(body))
+    }
+
+    /// Echoes what lambda_http handed the function, as text or (for binary input) bytes.
+    fn echo() -> HttpHandler {
+        Arc::new(|req: lambda_http::Request| {
+            Box::pin(async move {
+                let seen = json!({
+                    "route_key": shared::http::route_key(&req),
+                    "name": shared::http::path_param(&req, "name").ok(),
+                    "x": shared::http::query_param(&req, "x"),
+                    "signature": shared::http::header(&req, "x-signature"),
+                    "method": req.method().as_str(),
+                    "binary": matches!(req.body(), LambdaBody::Binary(_)),
+                    "raw": shared::http::raw_body(&req).unwrap(),
+                });
+                let mut resp = shared::http::json(207, &seen);
+                resp.headers_mut().append("set-cookie", "a=1".parse().unwrap());
+                resp
+            }) as BoxFuture<_>
+        })
+    }
+
+    #[tokio::test]
+    async fn functions_see_the_event_as_lambda_http_parses_it() {
+        let text = br#"{"a": 1}"#;
+        let resp = invoke(&echo(), &event(text)).await.unwrap();
+        assert_eq!(resp.status_code, 207);
+        assert_eq!(resp.cookies, vec!["a=1".to_owned()], "Set-Cookie goes to `cookies` in payload 2.0");
+        let seen: Value = serde_json::from_slice(resp.body.as_deref().unwrap()).unwrap();
+        assert_eq!(seen["route_key"], "POST /webhooks/{name}");
+        assert_eq!(seen["name"], "digio");
+        assert_eq!(seen["x"], "1");
+        assert_eq!(seen["signature"], "abc");
+        assert_eq!(seen["method"], "POST");
+        assert_eq!(seen["binary"], false);
+        assert_eq!(seen["raw"], json!(text.to_vec()));
+
+        // Not UTF-8: sent base64-encoded, handed over decoded, byte for byte.
+        let bytes = [0xff, 0xfe, b'{', 0x00];
+        let resp = invoke(&echo(), &event(&bytes)).await.unwrap();
+        let seen: Value = serde_json::from_slice(resp.body.as_deref().unwrap()).unwrap();
+        assert_eq!((seen["binary"].clone(), seen["raw"].clone()), (json!(true), json!(bytes.to_vec())));
+
+        let http = to_http(invoke(&echo(), &event(text)).await.unwrap());
+        assert_eq!(http.status(), 207);
+        assert_eq!(http.headers()["content-type"], "application/json");
+        assert_eq!(http.headers()["set-cookie"], "a=1");
+    }
+
+    #[tokio::test]
+    async fn binary_responses_are_base64_encoded_and_decoded_again() {
+        let handler: HttpHandler = Arc::new(|_req| {
+            Box::pin(async {
+                let mut resp = shared::http::Response::new(LambdaBody::Binary(vec![0x89, b'P', b'N', b'G']));
+                resp.headers_mut().insert("content-type", "image/png".parse().unwrap());
+                resp
+            }) as BoxFuture<_>
+        });
+        let resp = invoke(&handler, &event(b"")).await.unwrap();
+        assert!(resp.is_base64_encoded);
+        let http = to_http(resp);
+        let bytes = axum::body::to_bytes(http.into_body(), 1024).await.unwrap();
+        assert_eq!(&bytes[..], &[0x89, b'P', b'N', b'G']);
+    }
 }

@@ -1,57 +1,131 @@
-//! HTTP plumbing for API Gateway HTTP API (payload format 2.0) handlers: the caller's
-//! identity from the JWT authorizer, JSON bodies, and JSON responses.
+//! HTTP plumbing for API Gateway HTTP API (payload format 2.0) handlers on `lambda_http`:
+//! the route table every HTTP function declares, the caller's identity from the JWT
+//! authorizer, JSON bodies, and JSON responses.
+//!
+//! A function declares its routes once, as data:
+//!
+//! ```ignore
+//! pub const ROUTES: &[Route<Op>] = &[
+//!     Route { key: "GET /me", access: Access::SignedIn, handler: Op::Me },
+//! ];
+//! ```
+//!
+//! and [`dispatch`] finds the request's route, enforces its [`Access`] in one place and
+//! hands back the `Op` (which the function `match`es, exhaustively) and the caller.
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use base64::Engine;
-use http::HeaderValue;
+use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use http::header::CONTENT_TYPE;
+use http::{HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub use lambda_http::{Body, Request, RequestExt};
 
 use crate::error::ApiError;
 use crate::user::{UserId, UserType};
 
-pub type Request = ApiGatewayV2httpRequest;
-pub type Response = ApiGatewayV2httpResponse;
+pub type Response = lambda_http::Response<Body>;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the template route has `Auth: { Authorizer: NONE }`; the handler gets no caller.
+    Public,
+    /// Any signed-in user (the JWT authorizer ran).
+    SignedIn,
+    /// A signed-in user in this role's Cognito group.
+    Role(UserType),
+}
+
+/// One template route of a function: its route key (`"POST /wallet/top-ups/{id}/confirm"`,
+/// exactly as in `template.yaml`), who may call it, and what the function does for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route<H> {
+    pub key: &'static str,
+    pub access: Access,
+    pub handler: H,
+}
+
+/// The route the request matched in `routes`, with its access enforced: `404 no_route` for
+/// a route the table does not have, `401 unauthenticated` when a non-public route has no
+/// verified caller, `403 forbidden` when a role-only route's caller lacks the role.
+///
+/// The caller is `Some` for every non-public route, `None` for public ones.
+pub fn dispatch<H: Copy>(routes: &[Route<H>], req: &Request) -> Result<(H, Option<Caller>), ApiError> {
+    let key = route_key(req);
+    let route = routes.iter().find(|r| r.key == key).ok_or_else(|| no_route(req))?;
+    let caller = match route.access {
+        Access::Public => None,
+        Access::SignedIn => Some(Caller::from_request(req)?),
+        Access::Role(role) => {
+            let caller = Caller::from_request(req)?;
+            caller.require_role(role)?;
+            Some(caller)
+        }
+    };
+    Ok((route.handler, caller))
+}
+
+/// The caller [`dispatch`] found for a non-public route.
+pub fn signed_in(caller: Option<Caller>) -> Result<Caller, ApiError> {
+    caller.ok_or_else(unauthenticated)
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::unauthorized("unauthenticated", "sign in first")
+}
+
+/// The API Gateway HTTP API request context lambda_http attached to the request.
+fn context(req: &Request) -> Option<&ApiGatewayV2httpRequestContext> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => Some(ctx),
+        #[allow(unreachable_patterns)] // other variants exist when a dependency enables other lambda_http features
+        _ => None,
+    }
+}
 
 /// `"POST /auth/signup"`: the template route that matched, which handlers dispatch on.
 pub fn route_key(req: &Request) -> &str {
-    req.route_key.as_deref().or(req.request_context.route_key.as_deref()).unwrap_or("")
+    context(req).and_then(|ctx| ctx.route_key.as_deref()).unwrap_or("")
+}
+
+/// The client's IP address as API Gateway saw it.
+pub fn source_ip(req: &Request) -> Option<&str> {
+    context(req).and_then(|ctx| ctx.http.source_ip.as_deref())
 }
 
 /// A path parameter the route declares, e.g. `{id}`.
 pub fn path_param<'a>(req: &'a Request, name: &str) -> Result<&'a str, ApiError> {
-    req.path_parameters
-        .get(name)
-        .map(String::as_str)
+    req.path_parameters_ref()
+        .and_then(|params| params.first(name))
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::invalid_field(name, "missing path parameter"))
 }
 
-pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers.get(name).and_then(|v| v.to_str().ok())
+/// A query string parameter (the first, if repeated).
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref().and_then(|params| params.first(name))
 }
 
-/// The raw body bytes, exactly as sent (webhook signatures are computed over these).
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The raw body bytes, exactly as sent (webhook signatures are computed over these):
+/// lambda_http has already decoded a base64-encoded body (`isBase64Encoded`) into
+/// [`Body::Binary`]; a text body is its UTF-8 bytes.
 pub fn raw_body(req: &Request) -> Result<Vec<u8>, ApiError> {
-    let body = req.body.as_deref().unwrap_or("");
-    if req.is_base64_encoded {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| ApiError::bad_request("invalid_body", "body is not valid base64"))
-    } else {
-        Ok(body.as_bytes().to_vec())
-    }
+    Ok(req.body().as_ref().to_vec())
 }
 
 /// Parses a JSON body. Errors name the field at fault: `phone: phone number must be ...`.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes = raw_body(req)?;
+    let bytes: &[u8] = req.body().as_ref();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_body", "a JSON body is required"));
     }
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
@@ -78,17 +152,12 @@ pub struct Caller {
 
 impl Caller {
     pub fn from_request(req: &Request) -> Result<Self, ApiError> {
-        let claims = req
-            .request_context
-            .authorizer
-            .as_ref()
+        let claims = context(req)
+            .and_then(|ctx| ctx.authorizer.as_ref())
             .and_then(|a| a.jwt.as_ref())
             .map(|jwt| &jwt.claims)
-            .ok_or_else(|| ApiError::unauthorized("unauthenticated", "sign in first"))?;
-        let user_id = claims
-            .get("sub")
-            .and_then(|sub| UserId::parse(sub).ok())
-            .ok_or_else(|| ApiError::unauthorized("unauthenticated", "sign in first"))?;
+            .ok_or_else(unauthenticated)?;
+        let user_id = claims.get("sub").and_then(|sub| UserId::parse(sub).ok()).ok_or_else(unauthenticated)?;
         let groups = claims.get("cognito:groups").map(|raw| parse_groups_claim(raw)).unwrap_or_default();
         Ok(Self { user_id, groups })
     }
@@ -119,11 +188,10 @@ fn parse_groups_claim(raw: &str) -> Vec<UserType> {
 
 /// A JSON response.
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
-    let mut resp = Response::default();
-    resp.status_code = i64::from(status);
-    resp.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
-    resp.body = Some(Body::Text(text));
+    let mut resp = Response::new(Body::Text(text));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -153,7 +221,31 @@ pub fn no_route(req: &Request) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription};
+
     use super::*;
+
+    const SUB: &str = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
+
+    /// A request as lambda_http builds one from an HTTP API event for `route_key`.
+    fn request(route_key: &str, body: Body, claims: Option<&[(&str, &str)]>) -> Request {
+        let mut ctx = ApiGatewayV2httpRequestContext::default();
+        ctx.route_key = Some(route_key.to_owned());
+        if let Some(claims) = claims {
+            let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+            jwt.claims = claims.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let mut authorizer = ApiGatewayRequestAuthorizer::default();
+            authorizer.jwt = Some(jwt);
+            ctx.authorizer = Some(authorizer);
+        }
+        ::http::Request::builder()
+            .method(route_key.split(' ').next().unwrap_or("GET"))
+            .body(body)
+            .unwrap()
+            .with_request_context(RequestContext::ApiGatewayV2(ctx))
+    }
 
     #[test]
     fn groups_claim_in_every_shape() {
@@ -171,25 +263,89 @@ mod tests {
         struct Body {
             phone: crate::Phone,
         }
-        let mut req = Request::default();
-        req.body = Some(r#"{"phone":"12"}"#.into());
-        let err = json_body::<Body>(&req).unwrap_err();
+        let req = |body: lambda_http::Body| request("POST /x", body, None);
+        let err = json_body::<Body>(&req(r#"{"phone":"12"}"#.into())).unwrap_err();
         assert_eq!((err.status, err.field.as_deref()), (400, Some("phone")));
-        req.body = Some("{not json".into());
-        assert_eq!(json_body::<Body>(&req).unwrap_err().code, "invalid_body");
-        req.body = None;
-        assert_eq!(json_body::<Body>(&req).unwrap_err().code, "invalid_body");
-        req.body = Some("{}".into());
-        let err = json_body::<Body>(&req).unwrap_err();
+        assert_eq!(json_body::<Body>(&req("{not json".into())).unwrap_err().code, "invalid_body");
+        assert_eq!(json_body::<Body>(&req(lambda_http::Body::Empty)).unwrap_err().code, "invalid_body");
+        let err = json_body::<Body>(&req("{}".into())).unwrap_err();
         assert_eq!(err.status, 400, "{err:?}");
+        // A base64-encoded body arrives decoded, as Binary: the same bytes, the same errors.
+        let err = json_body::<Body>(&req(lambda_http::Body::Binary(br#"{"phone":"12"}"#.to_vec()))).unwrap_err();
+        assert_eq!((err.status, err.field.as_deref()), (400, Some("phone")));
+    }
+
+    #[test]
+    fn raw_body_is_the_bytes_sent_text_or_binary() {
+        let binary = vec![0xff, 0x00, b'{'];
+        assert_eq!(raw_body(&request("POST /x", Body::Binary(binary.clone()), None)).unwrap(), binary);
+        assert_eq!(raw_body(&request("POST /x", "héllo".into(), None)).unwrap(), "héllo".as_bytes());
+        assert!(raw_body(&request("POST /x", Body::Empty, None)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn path_and_query_parameters() {
+        let req = request("GET /wallet/top-ups/{id}", Body::Empty, None)
+            .with_path_parameters(HashMap::from([("id".to_owned(), "tu_1".to_owned())]))
+            .with_query_string_parameters(HashMap::from([("limit".to_owned(), "5".to_owned())]));
+        assert_eq!(path_param(&req, "id").unwrap(), "tu_1");
+        assert_eq!(path_param(&req, "other").unwrap_err().field.as_deref(), Some("other"));
+        assert_eq!(query_param(&req, "limit"), Some("5"));
+        assert_eq!(query_param(&req, "cursor"), None);
+        assert_eq!(route_key(&req), "GET /wallet/top-ups/{id}");
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Op {
+        Open,
+        Mine,
+        Stars,
+    }
+
+    const ROUTES: &[Route<Op>] = &[
+        Route { key: "POST /open", access: Access::Public, handler: Op::Open },
+        Route { key: "GET /mine", access: Access::SignedIn, handler: Op::Mine },
+        Route { key: "POST /stars", access: Access::Role(UserType::Astrologer), handler: Op::Stars },
+    ];
+
+    #[test]
+    fn dispatch_finds_the_route_and_enforces_its_access() {
+        let user: &[(&str, &str)] = &[("sub", SUB), ("cognito:groups", "[user]")];
+        let astrologer: &[(&str, &str)] = &[("sub", SUB), ("cognito:groups", "[astrologer]")];
+        let status = |r: Result<(Op, Option<Caller>), ApiError>| r.map_err(|e| (e.status, e.code));
+
+        assert_eq!(status(dispatch(ROUTES, &request("POST /open", Body::Empty, None))), Ok((Op::Open, None)));
+        let (op, caller) = dispatch(ROUTES, &request("POST /open", Body::Empty, Some(user))).unwrap();
+        assert_eq!((op, caller), (Op::Open, None), "public routes get no caller");
+
+        let err = dispatch(ROUTES, &request("GET /mine", Body::Empty, None)).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (401, "unauthenticated"));
+        let (op, caller) = dispatch(ROUTES, &request("GET /mine", Body::Empty, Some(user))).unwrap();
+        assert_eq!((op, signed_in(caller).unwrap().user_id.as_str()), (Op::Mine, SUB));
+
+        let err = dispatch(ROUTES, &request("POST /stars", Body::Empty, None)).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (401, "unauthenticated"));
+        let err = dispatch(ROUTES, &request("POST /stars", Body::Empty, Some(user))).unwrap_err();
+        let expected = Caller { user_id: UserId::parse(SUB).unwrap(), groups: vec![UserType::User] }
+            .require_role(UserType::Astrologer)
+            .unwrap_err();
+        assert_eq!(err, expected);
+        assert_eq!(err.status, 403);
+        let (op, caller) = dispatch(ROUTES, &request("POST /stars", Body::Empty, Some(astrologer))).unwrap();
+        assert_eq!((op, caller.unwrap().groups), (Op::Stars, vec![UserType::Astrologer]));
+
+        let err = dispatch(ROUTES, &request("GET /elsewhere", Body::Empty, Some(user))).unwrap_err();
+        assert_eq!((err.status, err.code.as_str(), err.message.as_str()), (404, "no_route", "no route GET /elsewhere"));
+        assert_eq!(signed_in(None).unwrap_err().status, 401);
     }
 
     #[test]
     fn error_body_shape() {
         let resp = error_response(&ApiError::not_found("wallet"));
-        assert_eq!(resp.status_code, 404);
-        let Some(Body::Text(text)) = resp.body else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
+        let Body::Text(text) = resp.body() else { panic!() };
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(v["error"]["code"], "not_found");
         assert_eq!(v["error"]["message"], "wallet not found");
     }

@@ -16,13 +16,12 @@
 //! Record: `PK = IDEMPOTENCY#{user}#{key}`, `SK = IDEMPOTENCY`, the request hash, the
 //! response status and body, and `expires_at` (TTL) 24 hours on.
 
-use aws_lambda_events::encodings::Body;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::http::{self, Request, Response};
-use crate::store::Store;
+use crate::http::{self, Body, Request, Response};
+use crate::store::{Store, StoreError};
 use crate::user::UserId;
 
 pub const HEADER: &str = "idempotency-key";
@@ -41,7 +40,7 @@ pub struct IdempotencyKey {
 impl IdempotencyKey {
     /// The caller's key from the `Idempotency-Key` header. `Ok(None)`: no header.
     pub fn from_request(req: &Request, user: &UserId) -> Result<Option<Self>, ApiError> {
-        let Some(raw) = req.headers.get(HEADER) else {
+        let Some(raw) = req.headers().get(HEADER) else {
             return Ok(None);
         };
         let key = raw.to_str().unwrap_or("\u{0}").trim();
@@ -89,11 +88,12 @@ impl IdempotencyKey {
             )
             .with_field("Idempotency-Key"));
         }
-        let mut resp = Response::default();
-        resp.status_code = i64::from(record.status);
-        resp.headers.insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("application/json"));
-        resp.headers.insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
-        resp.body = Some(Body::Text(record.body.clone()));
+        let status = ::http::StatusCode::from_u16(record.status)
+            .map_err(|_| StoreError::Corrupt(format!("response_status {}", record.status)))?;
+        let mut resp = Response::new(Body::Text(record.body.clone()));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(::http::header::CONTENT_TYPE, ::http::HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
         Ok(Some(resp))
     }
 
@@ -119,14 +119,14 @@ pub struct StoredResponse {
 impl StoredResponse {
     /// The record of `response`, as `key`'s first answer.
     pub fn of(key: &IdempotencyKey, response: &Response, now: DateTime<Utc>) -> Self {
-        let body = match &response.body {
-            Some(Body::Text(t)) => t.clone(),
-            Some(Body::Binary(b)) => String::from_utf8_lossy(b).into_owned(),
+        let body = match response.body() {
+            Body::Text(t) => t.clone(),
+            Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
             _ => String::new(),
         };
         Self {
             request_hash: key.request_hash.clone(),
-            status: response.status_code as u16,
+            status: response.status().as_u16(),
             body,
             expires_at: Some((now + TTL).timestamp().max(0) as u64),
         }
@@ -164,15 +164,19 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::RequestExt;
 
     fn request(key: Option<&str>, body: &str) -> Request {
-        let mut req = Request::default();
-        req.route_key = Some("POST /wallet/top-ups".into());
+        let mut ctx = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        ctx.route_key = Some("POST /wallet/top-ups".into());
+        let mut builder = ::http::Request::builder().method("POST");
         if let Some(k) = key {
-            req.headers.insert(HEADER, k.parse().unwrap());
+            builder = builder.header(HEADER, k);
         }
-        req.body = Some(body.into());
-        req
+        builder
+            .body(Body::from(body))
+            .unwrap()
+            .with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(ctx))
     }
 
     fn user() -> UserId {
@@ -210,7 +214,9 @@ mod tests {
         let first = http::json(201, &serde_json::json!({ "id": "t1" }));
         let stored = StoredResponse::of(&key, &first, now);
         let replayed = key.replay(Some(&stored), now).unwrap().unwrap();
-        assert_eq!(replayed.status_code, 201);
+        assert_eq!(replayed.status(), 201);
+        assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+        assert_eq!(replayed.headers()[::http::header::CONTENT_TYPE], "application/json");
         assert_eq!(text(&replayed), text(&first));
         assert!(key.replay(None, now).unwrap().is_none());
 
@@ -223,8 +229,8 @@ mod tests {
     }
 
     fn text(resp: &Response) -> String {
-        match &resp.body {
-            Some(Body::Text(t)) => t.clone(),
+        match resp.body() {
+            Body::Text(t) => t.clone(),
             _ => panic!("no text body"),
         }
     }

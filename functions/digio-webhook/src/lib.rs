@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use shared::config::{self, ConfigError};
-use shared::http::{self, Request, Response, route_key};
+use shared::http::{self, Access, Request, Response, Route};
 use shared::kyc::{self, RequestStatus};
 use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
 use shared::{ApiError, signature};
@@ -33,10 +33,23 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// What this function does for each of its template routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Webhook,
+}
+
+/// Every route of this function in `template.yaml`: public, authenticated by its signature.
+pub const ROUTES: &[Route<Op>] = &[Route { key: "POST /webhooks/digio", access: Access::Public, handler: Op::Webhook }];
+
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
-    if route_key(req) != "POST /webhooks/digio" {
-        return Err(http::no_route(req));
+    let (op, _) = http::dispatch(ROUTES, req)?;
+    match op {
+        Op::Webhook => webhook(app, req).await,
     }
+}
+
+async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body = http::raw_body(req)?;
     let signature_ok = http::header(req, SIGNATURE_HEADER)
         .is_some_and(|sig| signature::verify_hmac_sha256_hex(app.webhook_secret.as_bytes(), &body, sig));

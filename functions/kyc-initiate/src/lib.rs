@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::config::{self, ConfigError};
-use shared::http::{self, Caller, Request, Response, json, route_key};
+use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::kyc::{self, MAX_ATTEMPTS, StartDecision};
 use shared::store::{AstrologerKyc, KycAuditEntry, StartedRequest, Store};
 use shared::{ApiError, KycStatus, UserType};
@@ -45,16 +45,28 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// What this function does for each of its template routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Status,
+    Start,
+}
+
+/// Every route of this function in `template.yaml`: astrologers only.
+pub const ROUTES: &[Route<Op>] = &[
+    Route { key: "GET /astrologers/me/kyc", access: Access::Role(UserType::Astrologer), handler: Op::Status },
+    Route { key: "POST /astrologers/me/kyc", access: Access::Role(UserType::Astrologer), handler: Op::Start },
+];
+
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
-    let caller = Caller::from_request(req)?;
-    caller.require_role(UserType::Astrologer)?;
-    match route_key(req) {
-        "GET /astrologers/me/kyc" => {
+    let (op, caller) = http::dispatch(ROUTES, req)?;
+    let caller = http::signed_in(caller)?;
+    match op {
+        Op::Status => {
             let state = load(app, &caller).await?;
             Ok(json(200, &KycView::of(&state, Utc::now())))
         }
-        "POST /astrologers/me/kyc" => start(app, &caller, req).await,
-        _ => Err(http::no_route(req)),
+        Op::Start => start(app, &caller, req).await,
     }
 }
 
@@ -153,7 +165,7 @@ async fn create(
     let now = Utc::now();
     let reference_id = format!("AKYC-{}", uuid::Uuid::new_v4().simple());
     let body = app.digio.request_body(state.phone.e164(), &state.name, &reference_id);
-    let ip = req.request_context.http.source_ip.as_deref();
+    let ip = http::source_ip(req);
     let user_agent = http::header(req, "user-agent");
     let initiated = KycAuditEntry::new("initiated", "requested", None).data(kyc::redact(&body)).client(ip, user_agent);
 

@@ -19,7 +19,7 @@ use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use shared::config::{self, ConfigError};
-use shared::http::{self, Request, Response, json, json_body, route_key};
+use shared::http::{self, Access, Request, Response, Route, json, json_body};
 use shared::{ApiError, Email, PersonName, Phone, UserType};
 
 use cognito_errors::{Operation, map_error};
@@ -42,14 +42,33 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// What this function does for each of its template routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    SignUp,
+    Confirm,
+    Resend,
+    StartSignIn,
+    VerifySignIn,
+}
+
+/// Every route of this function in `template.yaml`, all public (no token yet).
+pub const ROUTES: &[Route<Op>] = &[
+    Route { key: "POST /auth/signup", access: Access::Public, handler: Op::SignUp },
+    Route { key: "POST /auth/signup/confirm", access: Access::Public, handler: Op::Confirm },
+    Route { key: "POST /auth/signup/resend", access: Access::Public, handler: Op::Resend },
+    Route { key: "POST /auth/otp", access: Access::Public, handler: Op::StartSignIn },
+    Route { key: "POST /auth/otp/verify", access: Access::Public, handler: Op::VerifySignIn },
+];
+
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
-    match route_key(req) {
-        "POST /auth/signup" => sign_up(app, json_body(req)?).await,
-        "POST /auth/signup/confirm" => confirm(app, json_body(req)?).await,
-        "POST /auth/signup/resend" => resend(app, json_body(req)?).await,
-        "POST /auth/otp" => start_sign_in(app, json_body(req)?).await,
-        "POST /auth/otp/verify" => verify_sign_in(app, json_body(req)?).await,
-        _ => Err(http::no_route(req)),
+    let (op, _) = http::dispatch(ROUTES, req)?;
+    match op {
+        Op::SignUp => sign_up(app, json_body(req)?).await,
+        Op::Confirm => confirm(app, json_body(req)?).await,
+        Op::Resend => resend(app, json_body(req)?).await,
+        Op::StartSignIn => start_sign_in(app, json_body(req)?).await,
+        Op::VerifySignIn => verify_sign_in(app, json_body(req)?).await,
     }
 }
 

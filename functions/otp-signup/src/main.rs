@@ -1,12 +1,8 @@
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::http::Request;
+use lambda_http::{Error, Request, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let app = otp_signup::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
-    run(service_fn(|event: LambdaEvent<Request>| async {
-        Ok::<_, Error>(otp_signup::handle(&app, event.payload).await)
-    }))
-    .await
+    run(service_fn(|req: Request| async { Ok::<_, Error>(otp_signup::handle(&app, req).await) })).await
 }

@@ -1,7 +1,6 @@
 //! Cognito answers moto cannot give (expired codes, throttling, SMS failures, outages),
 //! mocked with aws-smithy-mocks, through the real handler.
 
-use aws_lambda_events::encodings::Body;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::ErrorMetadata;
 use aws_sdk_cognitoidentityprovider::operation::confirm_sign_up::ConfirmSignUpError;
@@ -13,7 +12,7 @@ use aws_sdk_cognitoidentityprovider::types::error::*;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use otp_signup::{App, handle};
 use serde_json::{Value, json};
-use shared::http::Request;
+use shared::http::{Body, Request};
 
 /// A modeled error carrying its code, as the SDK deserialises it from Cognito's reply.
 macro_rules! err {
@@ -22,18 +21,27 @@ macro_rules! err {
     };
 }
 
+/// The request lambda_http makes of API Gateway's event for `route`.
 fn request(route: &str, body: Value) -> Request {
-    let mut req = Request::default();
-    req.route_key = Some(route.to_owned());
-    req.body = Some(body.to_string());
-    req
+    let (method, path) = route.split_once(' ').unwrap();
+    let event = json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": { "content-type": "application/json" },
+        "requestContext": { "routeKey": route, "stage": "$default", "http": { "method": method, "path": path } },
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    });
+    lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
 async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
     let app = App { cognito, client_id: "client".into() };
     let resp = handle(&app, request(route, body)).await;
-    let Some(Body::Text(text)) = resp.body else { panic!("no body") };
-    (resp.status_code, serde_json::from_str(&text).unwrap())
+    let Body::Text(text) = resp.body() else { panic!("no body") };
+    (i64::from(resp.status().as_u16()), serde_json::from_str(text).unwrap())
 }
 
 /// An error Cognito returns, and the status and code the app should see.

@@ -1,7 +1,7 @@
 //! `GET /me`: the caller's user record, role and wallet summary, in one store call.
 
 use shared::config::{self, ConfigError};
-use shared::http::{self, Caller, Request, Response, json, route_key};
+use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::store::Store;
 use shared::store::UserOverview;
 use shared::{ApiError, UserType};
@@ -29,10 +29,19 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// What this function does for each of its template routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Me,
+}
+
+/// Every route of this function in `template.yaml`.
+pub const ROUTES: &[Route<Op>] = &[Route { key: "GET /me", access: Access::SignedIn, handler: Op::Me }];
+
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
-    match route_key(req) {
-        "GET /me" => me(app, Caller::from_request(req)?).await,
-        _ => Err(http::no_route(req)),
+    let (op, caller) = http::dispatch(ROUTES, req)?;
+    match op {
+        Op::Me => me(app, http::signed_in(caller)?).await,
     }
 }
 

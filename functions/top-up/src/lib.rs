@@ -23,7 +23,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::config::{self, ConfigError};
-use shared::http::{self, Caller, Request, Response, json, route_key};
+use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::{IdempotencyKey, StoredResponse};
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
@@ -91,15 +91,37 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// What this function does for each of its template routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Confirm,
+    GetTopUp,
+    Webhook,
+    Wallet,
+    Transactions,
+}
+
+/// Every route of this function in `template.yaml`.
+pub const ROUTES: &[Route<Op>] = &[
+    Route { key: "POST /wallet/top-ups", access: Access::SignedIn, handler: Op::Create },
+    Route { key: "POST /wallet/top-ups/{id}/confirm", access: Access::SignedIn, handler: Op::Confirm },
+    Route { key: "GET /wallet/top-ups/{id}", access: Access::SignedIn, handler: Op::GetTopUp },
+    // Public: Razorpay signs the body instead.
+    Route { key: "POST /webhooks/razorpay", access: Access::Public, handler: Op::Webhook },
+    Route { key: "GET /wallet", access: Access::SignedIn, handler: Op::Wallet },
+    Route { key: "GET /wallet/transactions", access: Access::SignedIn, handler: Op::Transactions },
+];
+
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
-    match route_key(req) {
-        "POST /wallet/top-ups" => create(app, req, Caller::from_request(req)?).await,
-        "POST /wallet/top-ups/{id}/confirm" => confirm(app, req, Caller::from_request(req)?).await,
-        "GET /wallet/top-ups/{id}" => get_topup(app, req, Caller::from_request(req)?).await,
-        "POST /webhooks/razorpay" => webhook(app, req).await,
-        "GET /wallet" => wallet(app, Caller::from_request(req)?).await,
-        "GET /wallet/transactions" => transactions::list(app, req, Caller::from_request(req)?).await,
-        _ => Err(http::no_route(req)),
+    let (op, caller) = http::dispatch(ROUTES, req)?;
+    match op {
+        Op::Create => create(app, req, http::signed_in(caller)?).await,
+        Op::Confirm => confirm(app, req, http::signed_in(caller)?).await,
+        Op::GetTopUp => get_topup(app, req, http::signed_in(caller)?).await,
+        Op::Webhook => webhook(app, req).await,
+        Op::Wallet => wallet(app, http::signed_in(caller)?).await,
+        Op::Transactions => transactions::list(app, req, http::signed_in(caller)?).await,
     }
 }
 

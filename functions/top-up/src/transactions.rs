@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use shared::ApiError;
-use shared::http::{Caller, Request, Response, json};
+use shared::http::{self, Caller, Request, Response, json};
 use shared::store::keys::LEDGER_SK_PREFIX;
 
 use crate::App;
@@ -32,7 +32,7 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 }
 
 fn limit(req: &Request) -> Result<i32, ApiError> {
-    match req.query_string_parameters.first("limit") {
+    match http::query_param(req, "limit") {
         None => Ok(DEFAULT_LIMIT),
         Some(raw) => {
             raw.parse::<i32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
@@ -44,7 +44,7 @@ fn limit(req: &Request) -> Result<i32, ApiError> {
 
 pub async fn list(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
     let limit = limit(req)?;
-    let start = req.query_string_parameters.first("cursor").map(decode_cursor).transpose()?;
+    let start = http::query_param(req, "cursor").map(decode_cursor).transpose()?;
     let page = app.store.ledger_page(&caller.user_id, limit, start.as_deref()).await?;
     let next_cursor = page.next.as_deref().map(encode_cursor);
     Ok(json(200, &serde_json::json!({ "transactions": page.entries, "next_cursor": next_cursor })))
