@@ -87,17 +87,27 @@ pub struct CreditPlan {
     pub event: Envelope<WalletCredited>,
 }
 
-/// Decides a credit of `topup` into `wallet`, paid by `payment_id`.
+/// What a credit reads first (one `BatchGetItem`, see [`crate::store::Store::credit_state`]).
+pub struct CreditState {
+    pub topup: TopUp,
+    pub wallet: Wallet,
+    /// The last invoice number given this financial year; `None`: none yet.
+    pub invoice_seq: Option<u64>,
+    pub financial_year: String,
+    /// The webhook event was already processed.
+    pub event_seen: bool,
+}
+
+/// Decides the credit `state` calls for, paid by `payment_id`.
 pub fn plan_credit(
-    topup: &TopUp,
-    wallet: &Wallet,
-    invoice_seq_read: Option<u64>,
-    financial_year: &str,
+    state: &CreditState,
     payment_id: &str,
     source: &Source,
     settings: &CreditSettings<'_>,
     now: DateTime<Utc>,
 ) -> Result<CreditPlan, WalletError> {
+    let CreditState { topup, wallet, invoice_seq: invoice_seq_read, financial_year, .. } = state;
+    let invoice_seq_read = *invoice_seq_read;
     // A first-recharge-only bonus is void if another recharge got in first.
     let bonus = if topup.first_recharge_only && wallet.recharge_count > 0 { Money::ZERO } else { topup.bonus };
     let invoice_seq = invoice_seq_read.unwrap_or(0) + 1;
@@ -165,17 +175,15 @@ mod tests {
     #[test]
     fn a_credit_posts_real_and_bonus_numbers_the_invoice_and_names_its_event() {
         let settings = CreditSettings { gst_rate_percent: dec!(18), invoice_prefix: "AK" };
-        let plan = plan_credit(
-            &topup(true),
-            &Wallet::empty(),
-            Some(41),
-            "2026-27",
-            "pay_1",
-            &Source::Confirm,
-            &settings,
-            Utc::now(),
-        )
-        .unwrap();
+        let state = |wallet: Wallet, seq| CreditState {
+            topup: topup(true),
+            wallet,
+            invoice_seq: seq,
+            financial_year: "2026-27".into(),
+            event_seen: false,
+        };
+        let plan =
+            plan_credit(&state(Wallet::empty(), Some(41)), "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
         assert_eq!(plan.invoice_seq, 42);
         assert_eq!(plan.topup.credit.as_ref().unwrap().invoice.invoice_number, "AK/2026-27/000042");
         assert_eq!(
@@ -188,8 +196,7 @@ mod tests {
         // Another recharge was credited first: the first-recharge-only bonus is void.
         let mut w = Wallet::empty();
         w.recharge_count = 1;
-        let plan =
-            plan_credit(&topup(true), &w, None, "2026-27", "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
+        let plan = plan_credit(&state(w, None), "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
         assert_eq!(plan.topup.credit.unwrap().bonus_credited, Money::ZERO);
         assert_eq!(plan.posting.entries.len(), 1);
         assert_eq!(plan.invoice_seq, 1);

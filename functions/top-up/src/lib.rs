@@ -279,22 +279,13 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
 /// The credit `state` calls for, decided by the domain.
 fn credit_plan(
     app: &App,
-    state: &shared::store::topups::CreditState,
+    state: &shared::topup::CreditState,
     payment_id: &str,
     source: &Source,
     now: chrono::DateTime<Utc>,
 ) -> Result<shared::topup::CreditPlan, ApiError> {
-    plan_credit(
-        &state.topup,
-        &state.wallet,
-        state.invoice_seq,
-        &state.financial_year,
-        payment_id,
-        source,
-        &app.settings(),
-        now,
-    )
-    .map_err(|e| ApiError::internal(format!("credit not possible: {e}")))
+    plan_credit(state, payment_id, source, &app.settings(), now)
+        .map_err(|e| ApiError::internal(format!("credit not possible: {e}")))
 }
 
 fn topup_view(t: &TopUp, wallet: Option<&WalletView>) -> serde_json::Value {

@@ -12,9 +12,8 @@ use super::wallet::read_wallet;
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, Tx, TxError};
 use crate::invoice::financial_year;
-use crate::topup::{CreditPlan, CreditRecord, InvoiceView, Source, Status, TopUp};
+use crate::topup::{CreditPlan, CreditRecord, CreditState, InvoiceView, Source, Status, TopUp};
 use crate::user::UserId;
-use crate::wallet::Wallet;
 
 fn topup_item(t: &TopUp) -> Item {
     let mut item = items::key(topup_pk(&t.id), TOPUP_SK);
@@ -73,17 +72,6 @@ fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
         created_at: items::get_time(item, "created_at")?,
         credit,
     })
-}
-
-/// What a credit's first read found.
-pub struct CreditState {
-    pub topup: TopUp,
-    pub wallet: Wallet,
-    /// The last invoice number given this financial year; `None`: none yet.
-    pub invoice_seq: Option<u64>,
-    pub financial_year: String,
-    /// The webhook event was already processed.
-    pub event_seen: bool,
 }
 
 /// The outcome of one credit attempt.
