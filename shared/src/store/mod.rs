@@ -45,8 +45,8 @@
 //! sequence reads again and retries (each retry: 1 BatchGetItem + 1 TransactWriteItems).
 
 pub mod items;
-pub mod outbox;
 mod kyc;
+pub mod outbox;
 mod users;
 pub mod wallet;
 
