@@ -220,3 +220,31 @@ async fn a_consumer_queue_receives_only_the_types_its_filter_names() {
     let handled: BTreeSet<&str> = ["UserRegistered", "KycStatusChanged", "WalletCredited"].into();
     assert!(routed.iter().all(|t| handled.contains(t.as_str())));
 }
+
+#[tokio::test]
+async fn a_batch_past_its_retries_goes_to_the_failure_queue_and_later_events_flow() {
+    let stack = stack().await;
+    // MaximumRetryAttempts is 10: the first attempt and ten retries all fail.
+    stack.faults.fail_next("PublishBatch", 11, Fault::sns_topic_not_found());
+    let (lost, next) = (new_user(), new_user());
+    write_outbox(&stack, &welcome(&lost)).await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = queue_url(&stack, "OutboxRelayFailureQueue");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let report = loop {
+        assert!(Instant::now() < deadline, "no failure report within 40 s");
+        let received = sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
+        if let Some(m) = received.messages().first() {
+            break serde_json::from_str::<Value>(m.body().unwrap()).unwrap();
+        }
+    };
+    assert_eq!(report["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(report["requestContext"]["approximateInvokeCount"], 11);
+    assert_eq!(report["DDBStreamBatchInfo"]["streamArn"], stack.provisioned.lookup("AppTable", "StreamArn").unwrap());
+    assert_eq!(stack.faults.injected("PublishBatch"), 11);
+
+    // The shard is unblocked: the next event goes out; the given-up one stays in the report.
+    write_outbox(&stack, &welcome(&next)).await;
+    assert_eq!(settled_inbox(&stack, &next).await.len(), 1);
+    assert!(inbox(&stack, &lost).await.is_empty());
+}
