@@ -289,8 +289,7 @@ async fn announce(app: &App, topup: &TopUp, wallet: &Wallet) {
     tracing::info!(top_up_id = %topup.id, amount = %topup.amount, bonus = %credit.bonus_credited,
         credited_by = %credit.credited_by, "wallet credited");
     // The credit is committed; a lost notification must not undo or repeat it.
-    if let Err(e) = app.events.publish(&Envelope::new(format!("wallet-credited-{}", topup.id), Utc::now(), event)).await
-    {
+    if let Err(e) = app.events.publish(&Envelope::new(format!("wallet-credited-{}", topup.id), Utc::now(), event)).await {
         tracing::error!(top_up_id = %topup.id, error = %e, "WalletCredited not published");
     }
 }

@@ -45,8 +45,8 @@
 //! sequence reads again and retries (each retry: 1 BatchGetItem + 1 TransactWriteItems).
 
 pub mod items;
-mod kyc;
 pub mod outbox;
+mod kyc;
 mod users;
 pub mod wallet;
 
