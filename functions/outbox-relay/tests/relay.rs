@@ -2,6 +2,7 @@
 //! (aws-smithy-mocks): what is published, in which calls, and which sequence number a
 //! failure names.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::dynamodb::Event;
@@ -30,7 +31,7 @@ fn envelope(n: usize) -> Envelope<UserRegistered> {
 }
 
 /// An outbox item (strings and numbers only) as the stream's DynamoDB JSON.
-fn dynamo_json(item: &shared::store::items::Item) -> Value {
+fn dynamo_json(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> Value {
     let attribute = |(k, v): (&String, &aws_sdk_dynamodb::types::AttributeValue)| {
         let v = match (v.as_s(), v.as_n()) {
             (Ok(s), _) => json!({ "S": s }),
