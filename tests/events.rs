@@ -83,6 +83,10 @@ async fn every_function_has_a_sample_and_every_sample_runs() {
                 let report = h(event).await.unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert!(report.is_object(), "{name}: {report}");
             }
+            Handler::Stream(h) => {
+                let resp = h(serde_json::from_value(event).unwrap()).await;
+                assert!(resp.batch_item_failures.is_empty(), "{name}: {:?}", resp.batch_item_failures);
+            }
             Handler::Sqs(h) => {
                 let resp = h(serde_json::from_value(event).unwrap()).await;
                 assert!(resp.batch_item_failures.is_empty(), "{name}: {:?}", resp.batch_item_failures);

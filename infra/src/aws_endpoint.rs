@@ -77,6 +77,84 @@ impl CallLog {
     }
 }
 
+/// Failures to inject: the next requests of an operation (`PublishBatch`, `PutItem`) get an
+/// error instead of reaching moto, so tests can watch a function and its event source
+/// recover from an outage.
+#[derive(Default, Debug)]
+pub struct Faults {
+    pending: Mutex<HashMap<String, (usize, Fault)>>,
+    injected: Mutex<HashMap<String, usize>>,
+}
+
+/// The error an injected failure answers with.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl Fault {
+    /// SNS's answer for a topic that does not exist (not retried by the SDK).
+    pub fn sns_topic_not_found() -> Self {
+        Self { status: 404, code: "NotFound".into(), message: "Topic does not exist".into() }
+    }
+}
+
+impl Faults {
+    /// The next `times` requests of `operation` fail with `fault`.
+    pub fn fail_next(&self, operation: &str, times: usize, fault: Fault) {
+        self.pending.lock().unwrap().insert(operation.to_owned(), (times, fault));
+    }
+
+    /// How many requests of `operation` were failed so far.
+    pub fn injected(&self, operation: &str) -> usize {
+        self.injected.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    fn take(&self, operation: &str) -> Option<Fault> {
+        let mut pending = self.pending.lock().unwrap();
+        let (left, fault) = pending.get_mut(operation)?;
+        let fault = fault.clone();
+        *left -= 1;
+        if *left == 0 {
+            pending.remove(operation);
+        }
+        *self.injected.lock().unwrap().entry(operation.to_owned()).or_default() += 1;
+        Some(fault)
+    }
+}
+
+/// The operation of a request: the `X-Amz-Target` suffix (JSON protocols) or the `Action`
+/// form field (query protocol: SNS).
+fn operation_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if let Some(t) = target {
+        return t.rsplit('.').next().map(str::to_owned);
+    }
+    form_urlencoded::parse(body).find(|(k, _)| k == "Action").map(|(_, v)| v.into_owned())
+}
+
+/// An injected failure, in the request's protocol.
+fn fault_response(fault: &Fault, json_protocol: bool) -> Response {
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST);
+    if json_protocol {
+        let body = json!({ "__type": fault.code, "message": fault.message }).to_string();
+        return (
+            status,
+            [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", fault.code.as_str())],
+            body,
+        )
+            .into_response();
+    }
+    let body = format!(
+        "<ErrorResponse><Error><Type>Sender</Type><Code>{}</Code><Message>{}</Message></Error>\
+         <RequestId>injected</RequestId></ErrorResponse>",
+        fault.code, fault.message
+    );
+    (status, [("content-type", "text/xml")], body).into_response()
+}
+
 struct PendingCode {
     code: String,
     issued: Instant,
@@ -95,6 +173,7 @@ pub struct LocalCognito {
     pub post_confirmation: OnceLock<TriggerHandler>,
     pub outbox: Arc<Outbox>,
     pub calls: Arc<CallLog>,
+    pub faults: Arc<Faults>,
     /// moto applies a transaction item by item and undoes a cancelled one by restoring a
     /// copy of the whole table, so concurrent requests could see a half-applied transaction
     /// or lose writes made meanwhile. DynamoDB transactions are serializable; to behave
@@ -116,6 +195,7 @@ impl LocalCognito {
             post_confirmation: OnceLock::new(),
             outbox,
             calls: Arc::default(),
+            faults: Arc::default(),
             dynamodb: tokio::sync::Mutex::new(()),
             cognito: Cognito::new(moto_sdk),
             http: reqwest::Client::new(),
@@ -155,6 +235,10 @@ pub async fn serve(
     body: Bytes,
 ) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Some(fault) = operation_of(&headers, &body).and_then(|op| local.faults.take(&op)) {
+        tracing::info!(code = %fault.code, "injected failure");
+        return fault_response(&fault, !target.is_empty());
+    }
     let operation = target.strip_prefix("AWSCognitoIdentityProviderService.");
     if let Some(dynamodb) = target.strip_prefix("DynamoDB_20120810.") {
         local.calls.record(dynamodb);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use aws_config::SdkConfig;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::streams::DynamoDbEventResponse;
 use serde_json::Value;
 use shared::http::{Request, Response};
 
@@ -17,6 +19,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// event, and the `Response` it turns back into API Gateway's (see [`crate::gateway::invoke`]).
 pub type HttpHandler = Arc<dyn Fn(Request) -> BoxFuture<Response> + Send + Sync>;
 pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<SqsBatchResponse> + Send + Sync>;
+pub type StreamHandler = Arc<dyn Fn(StreamEvent) -> BoxFuture<DynamoDbEventResponse> + Send + Sync>;
 /// Any function invoked with a JSON event that returns JSON: Cognito triggers, schedules.
 pub type TriggerHandler = Arc<dyn Fn(Value) -> BoxFuture<Result<Value, String>> + Send + Sync>;
 
@@ -28,6 +31,8 @@ pub enum Handler {
     Trigger(TriggerHandler),
     /// Invoked by an EventBridge schedule.
     Scheduled(TriggerHandler),
+    /// Invoked with DynamoDB stream batches.
+    Stream(StreamHandler),
 }
 
 macro_rules! handler {
@@ -63,6 +68,10 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
         }),
         "notifications" => {
             handler!(Sqs, notifications::App::from_env(sdk, env)?, |app, event| notifications::handle(&app, event)
+                .await)
+        }
+        "outbox-relay" => {
+            handler!(Stream, outbox_relay::App::from_env(sdk, env)?, |app, event| outbox_relay::handle(&app, event)
                 .await)
         }
         other => bail!("template function binary {other:?} has no handler in infra/src/functions.rs"),

@@ -1,7 +1,8 @@
 //! The Docker-free local stack: moto for DynamoDB, SQS and Cognito, provisioned from
 //! `template.yaml`; every function in-process behind a local API Gateway with the
 //! template's routes and JWT authorizer; Cognito's missing behaviour (SMS codes,
-//! triggers, `USER_AUTH`) played by [`aws_endpoint`]; queue consumers polled as Lambda would.
+//! triggers, `USER_AUTH`) played by [`aws_endpoint`]; queue consumers polled as Lambda would,
+//! and stream consumers fed from the table's stream ([`stream_poller`]).
 
 pub mod aws_endpoint;
 pub mod functions;
@@ -9,6 +10,7 @@ pub mod gateway;
 pub mod moto;
 pub mod poller;
 pub mod provision;
+pub mod stream_poller;
 pub mod stubs;
 pub mod template;
 
@@ -23,7 +25,7 @@ use serde_yaml::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use aws_endpoint::Outbox;
+pub use aws_endpoint::{Faults, Outbox};
 use functions::Handler;
 use provision::Provisioned;
 use template::Template;
@@ -57,6 +59,9 @@ pub struct Options {
     pub template: PathBuf,
     /// Poll the SQS queues into their consumers (tests may drive them by hand instead).
     pub poll_queues: bool,
+    /// Feed the table's stream into its consumers (the outbox relay), as Lambda's
+    /// DynamoDB event source mapping does.
+    pub poll_streams: bool,
     /// Template parameter values; the stand-ins for third parties add theirs, and
     /// anything else falls back to the parameter's `Default`.
     pub parameters: HashMap<String, String>,
@@ -78,6 +83,7 @@ impl Options {
             razorpay_addr: "127.0.0.1:0".into(),
             template: repo_root().join("template.yaml"),
             poll_queues: true,
+            poll_streams: true,
             parameters: HashMap::new(),
             schedule_every: None,
             seed_promotion_rules: false,
@@ -99,6 +105,8 @@ pub struct LocalStack {
     pub stubs: stubs::Stubs,
     /// The DynamoDB operations the functions made, for round-trip budgets in tests.
     pub calls: Arc<aws_endpoint::CallLog>,
+    /// Failures the AWS endpoint injects into the functions' requests.
+    pub faults: Arc<Faults>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -202,6 +210,33 @@ impl LocalStack {
             }
         }
 
+        if opts.poll_streams {
+            let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            for (def, handler) in &functions {
+                let Handler::Stream(h) = handler else { continue };
+                for source in &def.streams {
+                    let stream_arn = provisioned
+                        .lookup(&source.table, "StreamArn")
+                        .ok_or_else(|| anyhow!("{}: table {} has no stream", def.logical_id, source.table))?;
+                    let on_failure = match &source.on_failure_queue {
+                        Some(q) => {
+                            Some((sqs.clone(), provisioned.lookup(q, "Ref").ok_or_else(|| anyhow!("queue {q}"))?))
+                        }
+                        None => None,
+                    };
+                    let mapping = stream_poller::Mapping {
+                        function: def.logical_id.clone(),
+                        stream_arn,
+                        source: source.clone(),
+                        handler: h.clone(),
+                        on_failure,
+                    };
+                    tasks.push(tokio::spawn(stream_poller::poll(streams.clone(), mapping)));
+                }
+            }
+        }
+
         if let Some(every) = opts.schedule_every {
             for (def, handler) in &functions {
                 if let (Handler::Scheduled(h), false) = (handler, def.schedules.is_empty()) {
@@ -219,7 +254,8 @@ impl LocalStack {
         }
 
         let calls = cognito.calls.clone();
-        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, calls, tasks })
+        let faults = cognito.faults.clone();
+        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, calls, faults, tasks })
     }
 
     pub fn table_name(&self) -> String {

@@ -49,6 +49,9 @@ async fn main() -> Result<()> {
         for q in &def.queues {
             println!("  SQS     {:<32} -> {}", q, def.logical_id);
         }
+        for s in &def.streams {
+            println!("  stream  {:<32} -> {}", format!("{}.StreamArn", s.table), def.logical_id);
+        }
         for schedule in &def.schedules {
             println!("  every   {:<32} -> {} (locally every {every}s)", schedule, def.logical_id);
         }

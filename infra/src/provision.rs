@@ -1,4 +1,5 @@
-//! Creates the table, queues and user pool that `template.yaml` declares, in the emulator.
+//! Creates the table (with its stream), queues, topic, subscriptions and user pool that
+//! `template.yaml` declares, in the emulator.
 //! The local stack and the tests both provision through here.
 
 use std::collections::HashMap;
@@ -11,12 +12,12 @@ use aws_sdk_cognitoidentityprovider::types::{
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml::Value;
 
-use crate::template::{Template, referenced_id};
+use crate::template::{Template, intrinsic, referenced_id};
 
 pub const ACCOUNT_ID: &str = "123456789012";
 
@@ -43,6 +44,17 @@ impl Provisioned {
             self.attrs.get(&(id.to_owned(), attr.to_owned())).cloned()
         }
     }
+
+    /// A property value: a plain string, or a `!Ref` / `!GetAtt` of something made already.
+    fn resolve(&self, v: &Value) -> Option<String> {
+        let (tag, target) = intrinsic(v)?;
+        match tag.as_str() {
+            "" => Some(target),
+            "Ref" => self.lookup(&target, "Ref"),
+            "GetAtt" => target.split_once('.').and_then(|(id, attr)| self.lookup(id, attr)),
+            _ => None,
+        }
+    }
 }
 
 fn str_prop<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -61,8 +73,12 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     for (id, res) in template.of_kind("AWS::DynamoDB::Table") {
         let name = format!("{prefix}-{id}");
-        create_table(&dynamo, &name, &res.properties).await.with_context(|| format!("creating table {id}"))?;
+        let stream =
+            create_table(&dynamo, &name, &res.properties).await.with_context(|| format!("creating table {id}"))?;
         out.attrs.insert((id.clone(), "Arn".into()), format!("arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"));
+        if let Some(stream) = stream {
+            out.attrs.insert((id.clone(), "StreamArn".into()), stream);
+        }
         out.refs.insert(id.clone(), name);
     }
 
@@ -100,6 +116,47 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
         out.attrs.insert((id.clone(), "QueueUrl".into()), url.clone());
         out.refs.insert(id.clone(), url);
     }
+
+    let sns = aws_sdk_sns::Client::new(sdk);
+    for (id, res) in template.of_kind("AWS::SNS::Topic") {
+        let name = format!("{prefix}-{id}");
+        let mut request = sns.create_topic().name(&name);
+        if let Some(key) = res.properties.get("KmsMasterKeyId").and_then(|v| out.resolve(v)) {
+            request = request.attributes("KmsMasterKeyId", key);
+        }
+        let arn = request.send().await.with_context(|| format!("creating topic {id}"))?.topic_arn.unwrap_or_default();
+        out.attrs.insert((id.clone(), "TopicArn".into()), arn.clone());
+        out.attrs.insert((id.clone(), "TopicName".into()), name);
+        out.refs.insert(id.clone(), arn);
+    }
+    // moto delivers to the queues itself, applying each subscription's filter policy and
+    // raw delivery, as SNS does.
+    for (id, res) in template.of_kind("AWS::SNS::Subscription") {
+        let p = &res.properties;
+        let resolved = |key: &str| p.get(key).and_then(|v| out.resolve(v)).ok_or_else(|| anyhow!("{id}: {key}"));
+        let mut request = sns
+            .subscribe()
+            .topic_arn(resolved("TopicArn")?)
+            .protocol(resolved("Protocol")?)
+            .endpoint(resolved("Endpoint")?);
+        for key in ["RawMessageDelivery", "FilterPolicyScope"] {
+            if let Some(v) = p.get(key).and_then(|v| out.resolve(v)) {
+                request = request.attributes(key, v);
+            }
+        }
+        if let Some(policy) = p.get("FilterPolicy") {
+            request = request.attributes("FilterPolicy", serde_json::to_string(policy)?);
+        }
+        let arn = request
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .with_context(|| format!("creating subscription {id}"))?
+            .subscription_arn
+            .unwrap_or_default();
+        out.refs.insert(id.clone(), arn);
+    }
+    // AWS::SQS::QueuePolicy: moto does not enforce queue policies, so none are made.
 
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
     for (id, res) in template.of_kind("AWS::Cognito::UserPool") {
@@ -149,7 +206,8 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
     Ok(out)
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, p: &Value) -> Result<()> {
+/// Creates a table; returns its stream's ARN when it has one.
+async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, p: &Value) -> Result<Option<String>> {
     let key_schema = |v: &Value| -> Result<Vec<KeySchemaElement>> {
         seq(v, "KeySchema")
             .map(|k| {
@@ -182,7 +240,13 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, p: &Value) 
                 .build()?,
         );
     }
-    request.send().await?;
+    if let Some(view) = p.get("StreamSpecification").and_then(|s| str_prop(s, "StreamViewType")) {
+        request = request.stream_specification(
+            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::from(view)).build()?,
+        );
+    }
+    let created = request.send().await?;
+    let stream = created.table_description().and_then(|t| t.latest_stream_arn()).map(str::to_owned);
     if let Some(ttl) = p.get("TimeToLiveSpecification") {
         client
             .update_time_to_live()
@@ -196,7 +260,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, p: &Value) 
             .send()
             .await?;
     }
-    Ok(())
+    Ok(stream)
 }
 
 async fn create_user_pool(client: &aws_sdk_cognitoidentityprovider::Client, name: &str, p: &Value) -> Result<String> {

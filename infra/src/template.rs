@@ -36,6 +36,26 @@ pub struct FunctionDef {
     pub queues: Vec<String>,
     /// EventBridge schedule expressions (`rate(1 hour)`) that invoke it.
     pub schedules: Vec<String>,
+    /// The table streams it consumes (`DynamoDB` events).
+    pub streams: Vec<StreamSource>,
+}
+
+/// A `DynamoDB` event: the event source mapping the local stream poller plays.
+#[derive(Debug, Clone)]
+pub struct StreamSource {
+    /// Logical id of the table whose stream it reads (`!GetAtt Table.StreamArn`).
+    pub table: String,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    pub batch_size: usize,
+    /// `FilterCriteria.Filters[].Pattern`, parsed; a record matching any of them invokes
+    /// the function, and none at all means every record does.
+    pub filters: Vec<serde_json::Value>,
+    /// `MaximumRetryAttempts`: retries of a failing batch before it is given up on;
+    /// `None` (absent or -1): until the record leaves the stream.
+    pub maximum_retry_attempts: Option<u32>,
+    /// Logical id of the SQS queue of `DestinationConfig.OnFailure`.
+    pub on_failure_queue: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +138,7 @@ impl Template {
             let mut http_routes = Vec::new();
             let mut queues = Vec::new();
             let mut schedules = Vec::new();
+            let mut streams = Vec::new();
             if let Some(events) = res.properties.get("Events").and_then(Value::as_mapping) {
                 for (name, event) in events {
                     let props = event.get("Properties").cloned().unwrap_or(Value::Null);
@@ -149,15 +170,50 @@ impl Template {
                             schedules
                                 .push(expr.ok_or_else(|| anyhow!("{id}: Schedule without expression"))?.to_owned());
                         }
+                        Some("DynamoDB") => streams.push(stream_source(id, &props)?),
                         Some(other) => bail!("{id}: event type {other} is not supported by the local stack"),
                         None => bail!("{id}: event without Type"),
                     }
                 }
             }
-            out.push(FunctionDef { logical_id: id.clone(), binary, env, http_routes, queues, schedules });
+            out.push(FunctionDef { logical_id: id.clone(), binary, env, http_routes, queues, schedules, streams });
         }
         Ok(out)
     }
+}
+
+fn stream_source(id: &str, props: &Value) -> Result<StreamSource> {
+    let stream = props.get("Stream").ok_or_else(|| anyhow!("{id}: DynamoDB event without Stream"))?;
+    let table = match intrinsic(stream) {
+        Some((tag, target)) if tag == "GetAtt" && target.ends_with(".StreamArn") => {
+            target.trim_end_matches(".StreamArn").to_owned()
+        }
+        _ => bail!("{id}: Stream must be !GetAtt Table.StreamArn"),
+    };
+    let mut filters = Vec::new();
+    for filter in
+        props.get("FilterCriteria").and_then(|f| f.get("Filters")).and_then(Value::as_sequence).into_iter().flatten()
+    {
+        let pattern =
+            filter.get("Pattern").and_then(Value::as_str).ok_or_else(|| anyhow!("{id}: filter without Pattern"))?;
+        let pattern: serde_json::Value =
+            serde_json::from_str(pattern).with_context(|| format!("{id}: filter pattern is not JSON"))?;
+        crate::stream_poller::check_pattern(&pattern).with_context(|| format!("{id}: filter pattern {pattern}"))?;
+        filters.push(pattern);
+    }
+    let retries = props.get("MaximumRetryAttempts").and_then(Value::as_i64).unwrap_or(-1);
+    Ok(StreamSource {
+        table,
+        starting_position: props.get("StartingPosition").and_then(Value::as_str).unwrap_or("LATEST").to_owned(),
+        batch_size: props.get("BatchSize").and_then(Value::as_u64).unwrap_or(100) as usize,
+        filters,
+        maximum_retry_attempts: u32::try_from(retries).ok(),
+        on_failure_queue: props
+            .get("DestinationConfig")
+            .and_then(|d| d.get("OnFailure"))
+            .and_then(|f| f.get("Destination"))
+            .and_then(referenced_id),
+    })
 }
 
 fn string_keyed(v: &Value) -> BTreeMap<String, Value> {
@@ -231,6 +287,11 @@ mod tests {
         assert!(me.http_routes.iter().all(|r| r.authorized));
         assert!(signup.env.contains_key("TABLE_NAME"), "globals are merged");
         let notifications = fns.iter().find(|f| f.binary == "notifications").unwrap();
-        assert_eq!(notifications.queues, vec!["EventsQueue".to_owned()]);
+        assert_eq!(notifications.queues, vec!["EventsQueue".to_owned(), "NotificationsQueue".to_owned()]);
+        let relay = fns.iter().find(|f| f.binary == "outbox-relay").unwrap();
+        let [stream] = relay.streams.as_slice() else { panic!("one stream source: {:?}", relay.streams) };
+        assert_eq!((stream.table.as_str(), stream.starting_position.as_str()), ("AppTable", "TRIM_HORIZON"));
+        assert_eq!(stream.filters.len(), 1);
+        assert_eq!(stream.on_failure_queue.as_deref(), Some("OutboxRelayFailureQueue"));
     }
 }

@@ -1,9 +1,11 @@
 //! Queue consumer: turns domain events (`UserRegistered`, `WalletCredited`) into in-app
 //! notifications in the user's inbox.
 //!
-//! Idempotent: the inbox item's key contains the event id and is written with
-//! `attribute_not_exists`, so a message delivered twice notifies once. Failures are
-//! reported per message (`ReportBatchItemFailures`); SQS moves poison messages to the DLQ.
+//! Idempotent: the inbox item's key holds the event id and the time of the change the event
+//! reports (`occurred_at`, never the time of sending), and is written with
+//! `attribute_not_exists`, so a message delivered twice (the outbox relay, SNS and SQS all
+//! deliver at least once) notifies once and the redelivery succeeds. Failures are reported
+//! per message (`ReportBatchItemFailures`); SQS moves poison messages to the DLQ.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;

@@ -1,0 +1,250 @@
+//! The transactional outbox end to end: an `OUTBOX#` item in the table -> the table's stream
+//! -> the relay -> the events topic -> the consumer's queue (by its filter policy) -> the
+//! notifications consumer -> one inbox item, however often any step delivers it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::{TimeZone, Utc};
+use infra::LocalStack;
+use infra::aws_endpoint::Fault;
+use integration_tests::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::events::{Envelope, Event, KycStatusChanged, UserRegistered};
+use shared::store::outbox::outbox_item;
+use shared::{KycStatus, UserId, UserType};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Long enough for a duplicate to show up after the first delivery: several stream and
+/// queue poll rounds.
+const SETTLE: Duration = Duration::from_secs(4);
+
+fn new_user() -> UserId {
+    UserId::parse(&uuid::Uuid::new_v4().to_string()).unwrap()
+}
+
+fn welcome(user: &UserId) -> Envelope<UserRegistered> {
+    // The time of the change, not of sending: a redelivery maps to the same inbox key.
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let payload = UserRegistered { user_id: user.clone(), user_type: UserType::User, first_name: "Asha".into() };
+    Envelope::new(format!("user-registered-{user}"), at, payload)
+}
+
+/// What a producer's transaction adds: the outbox item, written straight to the table.
+async fn write_outbox<P: Event>(stack: &LocalStack, envelope: &Envelope<P>) {
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .put_item()
+        .table_name(stack.table_name())
+        .set_item(Some(outbox_item(envelope)))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
+    let pk = format!("INBOX#{user}");
+    all_items(stack).await.into_iter().filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk)).collect()
+}
+
+/// The user's inbox once something arrived and nothing more did for [`SETTLE`].
+async fn settled_inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while inbox(stack, user).await.is_empty() {
+        assert!(Instant::now() < deadline, "no notification for {user} within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(SETTLE).await;
+    inbox(stack, user).await
+}
+
+fn queue_url(stack: &LocalStack, id: &str) -> String {
+    stack.provisioned.lookup(id, "Ref").unwrap_or_else(|| panic!("queue {id}"))
+}
+
+/// Messages in a queue, visible or in flight.
+async fn queue_depth(stack: &LocalStack, id: &str) -> u64 {
+    let attrs = aws_sdk_sqs::Client::new(&stack.sdk)
+        .get_queue_attributes()
+        .queue_url(queue_url(stack, id))
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attrs = attrs.attributes().unwrap();
+    [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+        .iter()
+        .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+async fn an_outbox_item_becomes_exactly_one_notification() {
+    let stack = stack().await;
+    let user = new_user();
+    write_outbox(&stack, &welcome(&user)).await;
+    let inbox = settled_inbox(&stack, &user).await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(inbox[0]["event_id"].as_s().unwrap(), &format!("user-registered-{user}"));
+    assert_eq!(inbox[0]["title"].as_s().unwrap(), "Welcome to AstroKiran");
+    assert_eq!(queue_depth(&stack, "NotificationsDeadLetterQueue").await, 0);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_consumed_and_notifies_once() {
+    let stack = stack().await;
+    let user = new_user();
+    let envelope = welcome(&user);
+    write_outbox(&stack, &envelope).await;
+    let first = settled_inbox(&stack, &user).await;
+    assert_eq!(first.len(), 1);
+
+    // SNS and SQS deliver at least once: the same envelope again, on the consumer's queue.
+    let body = serde_json::to_string(&envelope).unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    sqs.send_message().queue_url(queue_url(&stack, "NotificationsQueue")).message_body(&body).send().await.unwrap();
+    // Consumed as a success: deleted, not left to come back after the visibility timeout.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while queue_depth(&stack, "NotificationsQueue").await > 0 {
+        assert!(Instant::now() < deadline, "the redelivered message was not consumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And straight through the handler: a redelivery reports no failure.
+    let infra::functions::Handler::Sqs(notifications) = stack.handler("notifications").unwrap() else { panic!() };
+    let event = serde_json::from_value(serde_json::json!({ "Records": [{
+        "messageId": "redelivery", "body": body, "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {},
+    }] }))
+    .unwrap();
+    assert!(notifications(event).await.batch_item_failures.is_empty(), "a redelivery is a success");
+
+    let after = settled_inbox(&stack, &user).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["created_at"], first[0]["created_at"], "the first notification is kept, not rewritten");
+    assert_eq!(queue_depth(&stack, "NotificationsDeadLetterQueue").await, 0);
+}
+
+#[tokio::test]
+async fn an_event_is_delivered_once_after_publishing_failed() {
+    let stack = stack().await;
+    // SNS is down for the relay's first two calls: the stream mapping retries from the
+    // failed record until the publish goes through.
+    stack.faults.fail_next("PublishBatch", 2, Fault::sns_topic_not_found());
+    let user = new_user();
+    write_outbox(&stack, &welcome(&user)).await;
+    let inbox = settled_inbox(&stack, &user).await;
+    assert_eq!(stack.faults.injected("PublishBatch"), 2, "both injected failures were hit");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(queue_depth(&stack, "OutboxRelayFailureQueue").await, 0, "within MaximumRetryAttempts");
+}
+
+/// A type no consumer of today subscribes to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionBooked {
+    session_id: String,
+}
+
+impl Event for SessionBooked {
+    const TYPE: &'static str = "SessionBooked";
+    const VERSION: u32 = 1;
+}
+
+/// Envelope types received from a queue until nothing more comes for a while.
+async fn drain_types(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<String> {
+    let mut types = Vec::new();
+    let mut deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let received =
+            sqs.receive_message().queue_url(url).max_number_of_messages(10).wait_time_seconds(1).send().await;
+        for m in received.unwrap().messages() {
+            // Raw delivery: the body is the envelope itself, not SNS's JSON wrapper.
+            let envelope: Envelope<Value> = serde_json::from_str(m.body().unwrap()).expect("an envelope");
+            types.push(envelope.kind);
+            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+        if types.len() >= expected && deadline > Instant::now() + SETTLE {
+            deadline = Instant::now() + SETTLE;
+        }
+    }
+    types.sort();
+    types
+}
+
+#[tokio::test]
+async fn a_consumer_queue_receives_only_the_types_its_filter_names() {
+    // The consumers stay off so the queue keeps what the subscription routed to it.
+    let stack = stack_with(|o| o.poll_queues = false).await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    // An unfiltered subscriber, to see that the relay published every type.
+    let all_url = sqs.create_queue().queue_name(format!("{}-all", stack.table_name())).send().await.unwrap();
+    let all_url = all_url.queue_url().unwrap().to_owned();
+    let all_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&all_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    aws_sdk_sns::Client::new(&stack.sdk)
+        .subscribe()
+        .topic_arn(stack.provisioned.lookup("EventsTopic", "Ref").unwrap())
+        .protocol("sqs")
+        .endpoint(all_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+
+    let user = new_user();
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 11, 0, 0).unwrap();
+    write_outbox(&stack, &welcome(&user)).await;
+    let kyc = KycStatusChanged {
+        astrologer_id: user.clone(),
+        kyc_request_id: "KID1".into(),
+        kyc_status: KycStatus::Completed,
+        rejection_reason: None,
+    };
+    write_outbox(&stack, &Envelope::new("kyc-KID1-completed", at, kyc)).await;
+    write_outbox(&stack, &Envelope::new("session-booked-1", at, SessionBooked { session_id: "S1".into() })).await;
+
+    let everything = drain_types(&sqs, &all_url, 3).await;
+    assert_eq!(everything, ["KycStatusChanged", "SessionBooked", "UserRegistered"], "the relay published all three");
+    let routed = drain_types(&sqs, &queue_url(&stack, "NotificationsQueue"), 2).await;
+    assert_eq!(routed, ["KycStatusChanged", "UserRegistered"], "only the types the filter policy names");
+    let handled: BTreeSet<&str> = ["UserRegistered", "KycStatusChanged", "WalletCredited"].into();
+    assert!(routed.iter().all(|t| handled.contains(t.as_str())));
+}
+
+#[tokio::test]
+async fn a_batch_past_its_retries_goes_to_the_failure_queue_and_later_events_flow() {
+    let stack = stack().await;
+    // MaximumRetryAttempts is 10: the first attempt and ten retries all fail.
+    stack.faults.fail_next("PublishBatch", 11, Fault::sns_topic_not_found());
+    let (lost, next) = (new_user(), new_user());
+    write_outbox(&stack, &welcome(&lost)).await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = queue_url(&stack, "OutboxRelayFailureQueue");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let report = loop {
+        assert!(Instant::now() < deadline, "no failure report within 40 s");
+        let received = sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
+        if let Some(m) = received.messages().first() {
+            break serde_json::from_str::<Value>(m.body().unwrap()).unwrap();
+        }
+    };
+    assert_eq!(report["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(report["requestContext"]["approximateInvokeCount"], 11);
+    assert_eq!(report["DDBStreamBatchInfo"]["streamArn"], stack.provisioned.lookup("AppTable", "StreamArn").unwrap());
+    assert_eq!(stack.faults.injected("PublishBatch"), 11);
+
+    // The shard is unblocked: the next event goes out; the given-up one stays in the report.
+    write_outbox(&stack, &welcome(&next)).await;
+    assert_eq!(settled_inbox(&stack, &next).await.len(), 1);
+    assert!(inbox(&stack, &lost).await.is_empty());
+}
