@@ -287,7 +287,7 @@ mod tests {
         assert!(me.http_routes.iter().all(|r| r.authorized));
         assert!(signup.env.contains_key("TABLE_NAME"), "globals are merged");
         let notifications = fns.iter().find(|f| f.binary == "notifications").unwrap();
-        assert_eq!(notifications.queues, vec!["EventsQueue".to_owned(), "NotificationsQueue".to_owned()]);
+        assert_eq!(notifications.queues, vec!["NotificationsQueue".to_owned()]);
         let relay = fns.iter().find(|f| f.binary == "outbox-relay").unwrap();
         let [stream] = relay.streams.as_slice() else { panic!("one stream source: {:?}", relay.streams) };
         assert_eq!((stream.table.as_str(), stream.starting_position.as_str()), ("AppTable", "TRIM_HORIZON"));
