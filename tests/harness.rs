@@ -134,6 +134,39 @@ pub async fn all_items(stack: &LocalStack) -> Vec<std::collections::HashMap<Stri
     client.scan().table_name(stack.table_name()).send().await.unwrap().items.unwrap_or_default()
 }
 
+/// How many items the requests under test can have written: everything but the in-app
+/// notifications, which the consumers write later, whenever the events of earlier requests
+/// (a sign-up's welcome) arrive.
+pub async fn written_items(stack: &LocalStack) -> usize {
+    all_items(stack)
+        .await
+        .iter()
+        .filter(|i| !i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("INBOX#")))
+        .count()
+}
+
+/// How many notifications of `event_type` `user` has, once the first has arrived (up to 15 s)
+/// and long enough after it (3 s: the stream, the relay, SNS and the queue, several times
+/// over) for a second one to have shown up.
+pub async fn settled_inbox_count(stack: &LocalStack, user: &str, event_type: &str) -> usize {
+    let count = || async {
+        all_items(stack)
+            .await
+            .iter()
+            .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| *pk == format!("INBOX#{user}")))
+            .filter(|i| i.get("event_type").and_then(|v| v.as_s().ok()).is_some_and(|t| t == event_type))
+            .count()
+    };
+    for _ in 0..75 {
+        if count().await > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    count().await
+}
+
 pub fn items_with_sk(items: &[std::collections::HashMap<String, AttributeValue>], sk_prefix: &str) -> usize {
     items.iter().filter(|i| i.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|s| s.starts_with(sk_prefix))).count()
 }

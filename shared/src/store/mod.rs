@@ -49,6 +49,7 @@
 //! (each retry: 1 BatchGetItem + 1 TransactWriteItems). Every wallet change goes through
 //! [`wallet`]: the wallet update conditioned on its version plus the ledger entries.
 
+mod astrologers;
 pub mod idempotency;
 mod inbox;
 pub(crate) mod items;
@@ -65,6 +66,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
+pub use astrologers::{CatalogueCursor, CataloguePage};
 pub use keys::{PK, SK};
 pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
 pub use tx::{Cancelled, Tx, TxError};
