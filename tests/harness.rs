@@ -209,6 +209,25 @@ pub async fn customer(stack: &LocalStack) -> (String, String) {
     (tokens["access_token"].as_str().unwrap().to_owned(), signed_up["user_id"].as_str().unwrap().to_owned())
 }
 
+/// A signed-up, signed-in astrologer: their access token and user id.
+pub async fn astrologer(stack: &LocalStack) -> (String, String) {
+    let phone = random_phone();
+    let signed_up = sign_up(stack, &phone, "astrologer").await;
+    let tokens = sign_in(stack, &phone).await;
+    (tokens["access_token"].as_str().unwrap().to_owned(), signed_up["user_id"].as_str().unwrap().to_owned())
+}
+
+/// An astrologer whose KYC Digio approved (through the local Digio's signed webhooks).
+pub async fn approved_astrologer(stack: &LocalStack) -> (String, String) {
+    let (token, id) = astrologer(stack).await;
+    let (status, started) =
+        Api::new(stack).send(reqwest::Method::POST, "/astrologers/me/kyc", Some(&token), &[], None).await;
+    assert_eq!(status, 201, "{started}");
+    let (status, _) = stack.stubs.digio.approve(started["request_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(status, 200);
+    (token, id)
+}
+
 fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> rust_decimal::Decimal {
     item.get(name)
         .and_then(|v| v.as_n().ok())

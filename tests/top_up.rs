@@ -295,7 +295,11 @@ async fn bad_signatures_are_refused_and_write_nothing() {
     let (status, body) = confirm(&api, &token, id, &bad_id).await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("razorpay_payment_id")), "{body}");
 
-    assert_eq!(written_items(&stack).await, before + 2, "only the second top-up and its idempotency record were written");
+    assert_eq!(
+        written_items(&stack).await,
+        before + 2,
+        "only the second top-up and its idempotency record were written"
+    );
     assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
     assert_eq!(assert_ledger_balances(&stack).await, 0);
 }

@@ -193,7 +193,7 @@ pub struct AstrologerRecord {
     pub online_until: Option<chrono::DateTime<chrono::Utc>>,
     pub rating: RatingSummary,
     /// Booked consultations still to come, `[start, end)`, sorted: the time no one else can book.
-    pub booked: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
+    pub booked: Vec<crate::availability::Interval>,
     /// Bumped by every booking and cancellation: a booking is conditioned on the version it
     /// read, so two overlapping bookings can never both commit.
     pub schedule_version: u64,

@@ -26,7 +26,7 @@ use super::keys::{
 };
 use super::{Store, StoreError};
 use crate::astrologer::{AstrologerRecord, CatalogueQuery, CatalogueSort, Mode, Profile, RatingSummary};
-use crate::availability::{Presence, WeeklyAvailability, parse_time_zone};
+use crate::availability::{Interval, Presence, WeeklyAvailability, parse_time_zone};
 use crate::user::{KycStatus, UserId, VerificationStatus};
 
 fn strings(item: &Item, name: &str) -> Vec<String> {
@@ -69,7 +69,7 @@ fn read_availability(item: &Item) -> Result<WeeklyAvailability, StoreError> {
 }
 
 /// The booked intervals, kept on the astrologer item as `[[start, end], ...]` in epoch seconds.
-fn read_schedule(item: &Item) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+fn read_schedule(item: &Item) -> Result<Vec<Interval>, StoreError> {
     let corrupt = || StoreError::Corrupt("astrologer schedule".into());
     let pairs: Vec<(i64, i64)> =
         serde_json::from_str(opt_str(item, "schedule").unwrap_or("[]")).map_err(|_| corrupt())?;
