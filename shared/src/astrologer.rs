@@ -182,6 +182,9 @@ impl Serialize for RatingSummary {
     }
 }
 
+/// A booked interval of an astrologer's time and the consultation that holds it.
+pub type Booked = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>, String);
+
 /// Everything the astrologer's item says about what can be booked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AstrologerRecord {
@@ -192,8 +195,9 @@ pub struct AstrologerRecord {
     pub presence: crate::availability::Presence,
     pub online_until: Option<chrono::DateTime<chrono::Utc>>,
     pub rating: RatingSummary,
-    /// Booked consultations still to come, `[start, end)`, sorted: the time no one else can book.
-    pub booked: Vec<crate::availability::Interval>,
+    /// Booked consultations still to come, `[start, end)` and the booking id, sorted: the
+    /// time no one else can book.
+    pub booked: Vec<Booked>,
     /// Bumped by every booking and cancellation: a booking is conditioned on the version it
     /// read, so two overlapping bookings can never both commit.
     pub schedule_version: u64,
@@ -207,6 +211,11 @@ impl AstrologerRecord {
     /// The presence that holds at `now` (an `online` whose heartbeat lapsed is `offline`).
     pub fn presence_at(&self, now: chrono::DateTime<chrono::Utc>) -> crate::availability::Presence {
         crate::availability::effective_presence(self.presence, self.online_until, now)
+    }
+
+    /// The booked intervals, without their ids.
+    pub fn booked_intervals(&self) -> Vec<crate::availability::Interval> {
+        self.booked.iter().map(|(s, e, _)| (*s, *e)).collect()
     }
 
     /// Customers may see and book this astrologer: listed and with a profile.

@@ -8,6 +8,7 @@
 
 pub mod astrologer;
 pub mod availability;
+pub mod booking;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -146,7 +146,7 @@ async fn get(app: &App, req: &Request) -> Result<Response, ApiError> {
     let record = record.as_ref().ok_or_else(|| ApiError::not_found("astrologer"))?;
     let card = Card::of(record, true, now).ok_or_else(|| ApiError::not_found("astrologer"))?;
     let windows = record.availability.occurrences(now, now + SLOT_HORIZON);
-    let slots: Vec<Slot> = free_slots(&windows, &record.booked, MIN_SLOT_MINUTES)
+    let slots: Vec<Slot> = free_slots(&windows, &record.booked_intervals(), MIN_SLOT_MINUTES)
         .into_iter()
         .map(|(s, e)| Slot {
             start: s.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),

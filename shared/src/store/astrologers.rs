@@ -25,8 +25,8 @@ use super::keys::{
     experience_sort_key, price_sort_key, rating_sort_key, user_pk,
 };
 use super::{Store, StoreError};
-use crate::astrologer::{AstrologerRecord, CatalogueQuery, CatalogueSort, Mode, Profile, RatingSummary};
-use crate::availability::{Interval, Presence, WeeklyAvailability, parse_time_zone};
+use crate::astrologer::{AstrologerRecord, Booked, CatalogueQuery, CatalogueSort, Mode, Profile, RatingSummary};
+use crate::availability::{Presence, WeeklyAvailability, parse_time_zone};
 use crate::user::{KycStatus, UserId, VerificationStatus};
 
 fn strings(item: &Item, name: &str) -> Vec<String> {
@@ -68,15 +68,25 @@ fn read_availability(item: &Item) -> Result<WeeklyAvailability, StoreError> {
     WeeklyAvailability::from_minutes(tz, minutes).ok_or_else(corrupt)
 }
 
-/// The booked intervals, kept on the astrologer item as `[[start, end], ...]` in epoch seconds.
-fn read_schedule(item: &Item) -> Result<Vec<Interval>, StoreError> {
+/// The booked intervals, kept on the astrologer item as `[[start, end, "AT..."], ...]`
+/// (epoch seconds): small, and read with the item by every booking and `GET /astrologers/{id}`.
+fn read_schedule(item: &Item) -> Result<Vec<Booked>, StoreError> {
     let corrupt = || StoreError::Corrupt("astrologer schedule".into());
-    let pairs: Vec<(i64, i64)> =
+    let entries: Vec<(i64, i64, String)> =
         serde_json::from_str(opt_str(item, "schedule").unwrap_or("[]")).map_err(|_| corrupt())?;
-    pairs
+    entries
         .into_iter()
-        .map(|(s, e)| DateTime::from_timestamp(s, 0).zip(DateTime::from_timestamp(e, 0)).ok_or_else(corrupt))
+        .map(|(s, e, id)| {
+            let (s, e) = DateTime::from_timestamp(s, 0).zip(DateTime::from_timestamp(e, 0)).ok_or_else(corrupt)?;
+            Ok((s, e, id))
+        })
         .collect()
+}
+
+pub(crate) fn schedule_json(booked: &[Booked]) -> String {
+    let entries: Vec<(i64, i64, &str)> =
+        booked.iter().map(|(s, e, id)| (s.timestamp(), e.timestamp(), id.as_str())).collect();
+    serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into())
 }
 
 pub(crate) fn read_astrologer(item: &Item) -> Result<AstrologerRecord, StoreError> {
