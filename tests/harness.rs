@@ -266,7 +266,7 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
         // The operators' check, through the store, agrees.
         let store = shared::store::Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name());
         let id = shared::UserId::parse(&user).unwrap();
-        let (w, ledger) = store.wallet_with_ledger(&id).await.unwrap().unwrap();
+        let (w, ledger) = store.wallet_with_ledger(&shared::store::Account::Wallet(id)).await.unwrap().unwrap();
         assert_eq!(ledger.len(), entries.len());
         shared::wallet::check_ledger(&w, &ledger).unwrap_or_else(|e| panic!("ledger of {user}: {e}"));
         checked += entries.len();

@@ -288,6 +288,87 @@ pub fn schedule_without(booked: &[Booked], booking: &BookingId, now: DateTime<Ut
     booked.iter().filter(|(_, e, id)| *e > now && id != booking.as_str()).cloned().collect()
 }
 
+/// A consultation as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consultation {
+    pub booking_id: BookingId,
+    pub customer_id: UserId,
+    pub astrologer_id: UserId,
+    pub astrologer_name: String,
+    pub mode: Mode,
+    pub scheduled_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// Booked for now (the astrologer was online), not for a weekly window.
+    pub instant: bool,
+    pub price: Price,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promo_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// What the booking took from each bucket of the customer's wallet.
+    pub hold: Hold,
+    pub status: ConsultationStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closing: Option<Closing>,
+}
+
+/// How a consultation ended, in money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Closing {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual_minutes: Option<u32>,
+    pub charged: Hold,
+    pub refunded: Hold,
+    pub astrologer_earnings: Money,
+    pub platform_share: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_percent: Option<u32>,
+}
+
+impl From<Settlement> for Closing {
+    fn from(s: Settlement) -> Self {
+        Self {
+            actual_minutes: Some(s.actual_minutes),
+            charged: s.charged,
+            refunded: s.refunded,
+            astrologer_earnings: s.astrologer_earnings,
+            platform_share: s.platform_share,
+            refund_percent: None,
+        }
+    }
+}
+
+impl From<Cancellation> for Closing {
+    fn from(c: Cancellation) -> Self {
+        Self {
+            actual_minutes: None,
+            charged: c.charged,
+            refunded: c.refunded,
+            astrologer_earnings: c.astrologer_earnings,
+            platform_share: c.platform_share,
+            refund_percent: Some(c.refund_percent),
+        }
+    }
+}
+
+impl Consultation {
+    /// Which side of it `user` is on; `None`: not theirs.
+    pub fn party(&self, user: &UserId) -> Option<Party> {
+        if &self.customer_id == user {
+            Some(Party::Customer)
+        } else if &self.astrologer_id == user {
+            Some(Party::Astrologer)
+        } else {
+            None
+        }
+    }
+}
+
 // ---------------------------------------------------------------- settlement and refunds
 
 /// The revenue share, as a percentage of what the customer paid for the consultation.

@@ -61,6 +61,44 @@ pub fn ledger_sk(sequence: u64, index: u32) -> String {
     format!("{LEDGER_SK_PREFIX}{sequence:012}#{index:02}")
 }
 
+/// An astrologer's earnings: a wallet of its own (real cash only) and its ledger, apart from
+/// the customer wallet every user has.
+pub fn earnings_pk(astrologer: &UserId) -> String {
+    format!("EARNINGS#{astrologer}")
+}
+pub fn earnings_ledger_pk(astrologer: &UserId) -> String {
+    format!("EARNLEDGER#{astrologer}")
+}
+
+// ---- consultations
+pub fn consultation_pk(booking_id: &str) -> String {
+    format!("CONSULTATION#{booking_id}")
+}
+pub const CONSULTATION_SK: &str = "CONSULTATION";
+/// GSI1: a customer's consultations, newest first.
+pub fn customer_consultations_gsi1pk(customer: &UserId) -> String {
+    format!("CUSTCONS#{customer}")
+}
+/// GSI2: an astrologer's consultations, by scheduled time.
+pub const GSI2: &str = "GSI2";
+pub fn astrologer_consultations_gsi2pk(astrologer: &UserId) -> String {
+    format!("ASTROCONS#{astrologer}")
+}
+/// `ConsultationsDue`: scheduled consultations by start time, while nobody has started them
+/// (sparse: the attributes go when they start, finish or are cancelled), for the no-show sweep.
+pub const CONSULTATIONS_DUE: &str = "ConsultationsDue";
+pub const DUE_PK: &str = "DUE_PK";
+pub const DUE_AT: &str = "DUE_AT";
+pub const DUE_SCHEDULED: &str = "SCHEDULED";
+/// A promo code, and one customer's uses of it (`USAGE#{sub}`) in the same partition.
+pub fn promo_code_pk(code: &str) -> String {
+    format!("PROMO#{code}")
+}
+pub const PROMO_CODE_SK: &str = "PROMO";
+pub fn promo_usage_sk(user: &UserId) -> String {
+    format!("USAGE#{user}")
+}
+
 // ---- in-app notifications
 pub fn inbox_pk(user: &UserId) -> String {
     format!("INBOX#{user}")
