@@ -228,6 +228,53 @@ pub async fn approved_astrologer(stack: &LocalStack) -> (String, String) {
     (token, id)
 }
 
+/// A customer with `amount` of real cash, topped up through the Razorpay stand-in and the
+/// app's confirm call (no promotion rule is seeded in tests unless a test adds one).
+pub async fn topped_up_customer(stack: &LocalStack, amount: &str) -> (String, String) {
+    let (token, id) = customer(stack).await;
+    let api = Api::new(stack);
+    let key = format!("topup-{}", rand::random::<u64>());
+    let (status, created) =
+        api.post_as("/wallet/top-ups", &token, &[("idempotency-key", &key)], json!({ "amount": amount })).await;
+    assert_eq!(status, 201, "{created}");
+    let paid = stack.stubs.razorpay.pay(created["checkout"]["order_id"].as_str().unwrap(), false).await.unwrap();
+    let body = json!({
+        "razorpay_order_id": paid.razorpay_order_id,
+        "razorpay_payment_id": paid.razorpay_payment_id,
+        "razorpay_signature": paid.razorpay_signature,
+    });
+    let path = format!("/wallet/top-ups/{}/confirm", created["top_up_id"].as_str().unwrap());
+    let (status, confirmed) = api.post_as(&path, &token, &[], body).await;
+    assert_eq!(status, 200, "{confirmed}");
+    (token, id)
+}
+
+/// An approved astrologer with a profile (`rate` per minute, chat and video), available
+/// around the clock every day, and online.
+pub async fn bookable_astrologer(stack: &LocalStack, rate: &str) -> (String, String) {
+    let (token, id) = approved_astrologer(stack).await;
+    let api = Api::new(stack);
+    let put = async |path: &str, body: Value| {
+        let (status, resp) = api.send(reqwest::Method::PUT, path, Some(&token), &[], Some(&body.to_string())).await;
+        assert_eq!(status, 200, "{path}: {resp}");
+    };
+    put(
+        "/astrologers/me/profile",
+        json!({
+            "display_name": "Acharya Asha", "experience_years": 10, "languages": ["hi"], "specialisations": ["vedic"],
+            "rate_per_minute": rate, "modes": ["chat", "video"],
+        }),
+    )
+    .await;
+    let days: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
+        .collect();
+    put("/astrologers/me/availability", json!({ "time_zone": "UTC", "windows": days })).await;
+    put("/astrologers/me/presence", json!({ "status": "online" })).await;
+    (token, id)
+}
+
 fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> rust_decimal::Decimal {
     item.get(name)
         .and_then(|v| v.as_n().ok())

@@ -23,6 +23,7 @@ fn tables() -> BTreeMap<&'static str, Vec<(&'static str, Access)>> {
         ("top-up", table(top_up::ROUTES)),
         ("astrologer-profile", table(astrologer_profile::ROUTES)),
         ("catalogue", table(catalogue::ROUTES)),
+        ("book", table(book::ROUTES)),
     ])
 }
 

@@ -9,6 +9,7 @@
 pub mod astrologer;
 pub mod availability;
 pub mod booking;
+pub mod closing;
 pub mod config;
 pub mod error;
 pub mod events;
