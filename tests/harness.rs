@@ -294,8 +294,21 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
     };
     let mut checked = 0;
     for wallet in items.iter().filter(|i| s(i, "SK") == "WALLET") {
-        let user = s(wallet, "PK").trim_start_matches("USER#").to_owned();
-        let mut entries: Vec<_> = items.iter().filter(|i| s(i, "PK") == format!("LEDGER#{user}")).collect();
+        // A customer wallet (`USER#`, ledger `LEDGER#`) or an astrologer's earnings
+        // (`EARNINGS#`, ledger `EARNLEDGER#`).
+        let pk = s(wallet, "PK");
+        let (user, ledger, account) = match pk.split_once('#') {
+            Some(("USER", u)) => {
+                (u.to_owned(), format!("LEDGER#{u}"), shared::store::Account::Wallet(shared::UserId::parse(u).unwrap()))
+            }
+            Some(("EARNINGS", u)) => (
+                u.to_owned(),
+                format!("EARNLEDGER#{u}"),
+                shared::store::Account::Earnings(shared::UserId::parse(u).unwrap()),
+            ),
+            _ => panic!("a wallet under {pk}"),
+        };
+        let mut entries: Vec<_> = items.iter().filter(|i| s(i, "PK") == ledger).collect();
         entries.sort_by_key(|i| s(i, "SK"));
         let (mut real, mut bonus) = (Decimal::ZERO, Decimal::ZERO);
         for e in &entries {
@@ -312,10 +325,9 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
         }
         // The operators' check, through the store, agrees.
         let store = shared::store::Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name());
-        let id = shared::UserId::parse(&user).unwrap();
-        let (w, ledger) = store.wallet_with_ledger(&shared::store::Account::Wallet(id)).await.unwrap().unwrap();
+        let (w, ledger) = store.wallet_with_ledger(&account).await.unwrap().unwrap();
         assert_eq!(ledger.len(), entries.len());
-        shared::wallet::check_ledger(&w, &ledger).unwrap_or_else(|e| panic!("ledger of {user}: {e}"));
+        shared::wallet::check_ledger(&w, &ledger).unwrap_or_else(|e| panic!("ledger of {pk}: {e}"));
         checked += entries.len();
     }
     checked

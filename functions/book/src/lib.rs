@@ -82,8 +82,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         Op::Complete | Op::Cancel => {
             let (c, party) = own_consultation(app, req, &caller).await?;
             let action = if op == Op::Complete { Action::Complete } else { Action::Cancel };
-            let closed =
-                closing::close(&app.store, c, action, party, app.share).await.map_err(close_error)?;
+            let closed = closing::close(&app.store, c, action, party, app.share).await.map_err(close_error)?;
             Ok(json(200, &closed))
         }
         Op::Earnings => earnings(app, req, &caller).await,
