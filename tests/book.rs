@@ -34,7 +34,7 @@ async fn book_retrying(stack: &LocalStack, token: &str, body: Value) -> (u16, Va
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    panic!("still busy after 30 tries")
+    book(stack, token, &key, body).await
 }
 
 async fn act(stack: &LocalStack, token: &str, id: &str, action: &str) -> (u16, Value) {
@@ -203,16 +203,20 @@ async fn a_hundred_racing_bookings_never_overdraw_one_wallet() {
         async move { book_retrying(stack, &token, body).await }
     });
     let results = futures::future::join_all(requests).await;
-    let created = results.iter().filter(|(s, _)| *s == 201).count();
     for (status, body) in &results {
-        assert!([201, 402].contains(status), "{status} {body}");
+        // 503: the wallet stayed too busy for this request's retries: a retryable answer.
+        assert!([201, 402, 503].contains(status), "{status} {body}");
         if *status == 402 {
             assert_eq!(body["error"]["code"], "insufficient_balance");
             assert!(dec(&body["error"]["shortfall"]) > Decimal::ZERO, "{body}");
         }
     }
+    // What the store holds, whatever the answers said (a timed-out write may have landed).
+    let (_, list) = Api::new(&stack).get("/consultations?limit=100", Some(&customer)).await;
+    let created = list["consultations"].as_array().unwrap().len();
+    assert!(results.iter().filter(|(s, _)| *s == 201).count() <= created);
     let w = wallet(&stack, &customer).await;
-    assert!(created <= 10, "{created} bookings from 500.00");
+    assert!((1..=10).contains(&created), "{created} bookings from 500.00");
     assert_eq!(dec(&w["real_cash"]), Decimal::from(500) - Decimal::from(50 * created as u64), "{w}");
     assert!(dec(&w["real_cash"]) >= Decimal::ZERO);
     assert_ledger_balances(&stack).await;
@@ -339,8 +343,11 @@ async fn nobody_reads_or_changes_anothers_consultation_and_bad_input_is_4xx() {
     let (other, _) = integration_tests::customer(&stack).await;
     let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
     let (other_astro, _) = bookable_astrologer(&stack, "10").await;
-    let (_, booked) =
-        book(&stack, &customer, &key(), json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10 })).await;
+    // Tomorrow, so the instant bookings below do not collide with it.
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT06:00:00Z").to_string();
+    let body = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "scheduled_at": tomorrow });
+    let (status, booked) = book(&stack, &customer, &key(), body).await;
+    assert_eq!(status, 201, "{booked}");
     let id = booked["booking_id"].as_str().unwrap();
     for token in [&other, &other_astro] {
         let (status, _) = Api::new(&stack).get(&format!("/consultations/{id}"), Some(token)).await;

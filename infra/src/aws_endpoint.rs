@@ -242,8 +242,16 @@ pub async fn serve(
     let operation = target.strip_prefix("AWSCognitoIdentityProviderService.");
     if let Some(dynamodb) = target.strip_prefix("DynamoDB_20120810.") {
         local.calls.record(dynamodb);
-        let _one_at_a_time = local.dynamodb.lock().await;
-        return local.forward(method, &uri, &headers, body).await;
+        // In a task of its own: a client that times out drops this handler, and with it a
+        // lock held here, while moto is still applying the request; the next request would
+        // then run inside moto beside it and break its transactions' isolation (seen as a
+        // double booking under load). The task holds the lock until moto has answered.
+        let local = local.clone();
+        let forwarded = tokio::spawn(async move {
+            let _one_at_a_time = local.dynamodb.lock().await;
+            local.forward(method, &uri, &headers, body).await
+        });
+        return forwarded.await.unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response());
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let result = match operation {

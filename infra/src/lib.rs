@@ -39,7 +39,18 @@ pub fn repo_root() -> PathBuf {
 
 /// SDK configuration for a local endpoint, with dummy credentials.
 pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    // moto runs one DynamoDB request at a time per stack (see `aws_endpoint::serve`) and a
+    // transaction there costs tens of milliseconds, so under the race tests' load a request
+    // waits seconds in line where DynamoDB would answer in milliseconds. Lambda's short
+    // timeouts would then turn waiting into a retry storm of requests moto still has to
+    // apply; locally the SDK waits instead, and only as long as a test can.
+    let patient = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_attempt_timeout(std::time::Duration::from_secs(60))
+        .operation_timeout(std::time::Duration::from_secs(120))
+        .build();
     shared::config::sdk_loader()
+        .timeout_config(patient)
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("local", "local", None, None, "local-stack"))

@@ -209,7 +209,12 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
                 return Ok(response);
             }
             BookingWrite::KeyTaken => return key.winner(&app.store, now).await,
-            BookingWrite::Moved => continue,
+            // Someone else moved the wallet or the calendar: back off a little, with jitter,
+            // so racing requests spread out instead of colliding again.
+            BookingWrite::Moved => {
+                let pause = rand::rng().random_range(10..60u64);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
         }
     }
     Err(ApiError::unavailable("busy", "this astrologer's calendar or your wallet is busy; try again"))
