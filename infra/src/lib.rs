@@ -10,6 +10,8 @@ pub mod gateway;
 pub mod moto;
 pub mod poller;
 pub mod provision;
+pub mod runtime_api;
+pub mod samples;
 pub mod stream_poller;
 pub mod stubs;
 pub mod template;
@@ -101,6 +103,8 @@ pub struct LocalStack {
     /// SDK configuration pointing at [`Self::aws_endpoint`].
     pub sdk: SdkConfig,
     pub functions: Vec<(template::FunctionDef, Handler)>,
+    /// Each function's `Environment.Variables` as the template resolves them here, by binary.
+    pub envs: HashMap<String, HashMap<String, String>>,
     /// The local stand-ins for Digio and Razorpay.
     pub stubs: stubs::Stubs,
     /// The DynamoDB operations the functions made, for round-trip budgets in tests.
@@ -148,6 +152,7 @@ impl LocalStack {
 
         let sdk = local_sdk_config(&aws_endpoint).await;
         let mut functions = Vec::new();
+        let mut envs = HashMap::new();
         for def in template.functions()? {
             let lookup = |id: &str, attr: &str| {
                 provisioned.lookup(id, attr).or_else(|| match (id, attr) {
@@ -162,6 +167,7 @@ impl LocalStack {
                 .with_context(|| format!("environment of {}", def.logical_id))?;
             let handler =
                 functions::build(&def.binary, &sdk, &env).with_context(|| format!("function {}", def.logical_id))?;
+            envs.insert(def.binary.clone(), env);
             functions.push((def, handler));
         }
 
@@ -255,7 +261,7 @@ impl LocalStack {
 
         let calls = cognito.calls.clone();
         let faults = cognito.faults.clone();
-        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, calls, faults, tasks })
+        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, envs, stubs, calls, faults, tasks })
     }
 
     pub fn table_name(&self) -> String {

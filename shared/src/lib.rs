@@ -5,24 +5,31 @@
 //! configuration ([`config`]), the DynamoDB store ([`store`]), the event envelope and SQS
 //! publisher ([`events`]), and HTTP ([`http`]: caller identity, JSON bodies, and the single
 //! error-to-response mapping).
+//!
+//! `http` and `outbound` are cargo features (see `Cargo.toml`): a function links only what it
+//! enables.
 
 pub mod astrologer;
 pub mod availability;
 pub mod config;
 pub mod error;
 pub mod events;
+#[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
 pub mod idempotency;
 pub mod invoice;
 pub mod kyc;
 pub mod logging;
 pub mod money;
+#[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod phone;
 pub mod promotion;
 pub mod signature;
 mod status;
 pub mod store;
+pub mod tls;
 pub mod topup;
 pub mod user;
 pub mod wallet;

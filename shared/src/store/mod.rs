@@ -49,6 +49,7 @@
 //! (each retry: 1 BatchGetItem + 1 TransactWriteItems). Every wallet change goes through
 //! [`wallet`]: the wallet update conditioned on its version plus the ledger entries.
 
+#[cfg(feature = "http")] // its types are HTTP requests and responses
 pub mod idempotency;
 mod inbox;
 pub(crate) mod items;
