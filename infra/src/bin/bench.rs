@@ -148,7 +148,7 @@ async fn main() -> Result<()> {
         p.ready(READY_LIMIT).await.with_context(|| format!("{binary} did not start"))?;
         for (file, event) in samples_by_binary.get(binary).into_iter().flatten() {
             stack.calls.clear();
-            let outcome = p.invoke(event, INVOKE_LIMIT).await.with_context(|| format!("{file}"))?;
+            let outcome = p.invoke(event, INVOKE_LIMIT).await.with_context(|| file.clone())?;
             let calls = stack.calls.every();
             println!("  {file:<40} {:<16} {}", summary(&outcome), counted(&calls));
             route_rows.push((file.clone(), calls.len()));
