@@ -309,7 +309,7 @@ impl LocalCognito {
                 let mut out = Response::new(Body::from(bytes));
                 *out.status_mut() = status;
                 for (name, value) in &headers {
-                    if name != "content-length" && name != "transfer-encoding" {
+                    if name != "content-length" && name != "transfer-encoding" && name != "connection" {
                         out.headers_mut().insert(name, value.clone());
                     }
                 }
