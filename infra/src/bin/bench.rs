@@ -8,7 +8,8 @@
 //! Options: `--cold N` cold starts per function (default 21), `--warm N` warm requests per
 //! function (default 200), `--bin DIR` where the release binaries are (default
 //! `$CARGO_TARGET_DIR/release`), `--zips DIR` where `cargo lambda build` put the zips
-//! (default `$CARGO_TARGET_DIR/lambda`), `--only a,b` some functions only.
+//! (default `$CARGO_TARGET_DIR/lambda`), `--only a,b` some functions only, `--set NAME=VALUE` a variable for every
+//! function on top of the template's.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,13 +30,22 @@ struct Args {
     bin_dir: PathBuf,
     zip_dir: PathBuf,
     only: Option<Vec<String>>,
+    /// `--set K=V`: a variable every function gets on top of the template's (experiments,
+    /// e.g. `--set RUST_LOG=warn`).
+    set: Vec<(String, String)>,
 }
 
 fn args() -> Result<Args> {
     let target =
         std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| infra::repo_root().join("target"));
-    let mut a =
-        Args { cold: 21, warm: 200, bin_dir: target.join("release"), zip_dir: target.join("lambda"), only: None };
+    let mut a = Args {
+        cold: 21,
+        warm: 200,
+        bin_dir: target.join("release"),
+        zip_dir: target.join("lambda"),
+        only: None,
+        set: Vec::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -44,6 +54,11 @@ fn args() -> Result<Args> {
             "--warm" => a.warm = value()?.parse::<usize>()?.clamp(1, 5000),
             "--bin" => a.bin_dir = value()?.into(),
             "--zips" => a.zip_dir = value()?.into(),
+            "--set" => {
+                let kv = value()?;
+                let (k, v) = kv.split_once('=').context("--set takes NAME=VALUE")?;
+                a.set.push((k.to_owned(), v.to_owned()));
+            }
             "--only" => a.only = Some(value()?.split(',').map(str::to_owned).collect()),
             other => bail!("unknown option {other} (see the top of infra/src/bin/bench.rs)"),
         }
@@ -129,6 +144,7 @@ async fn main() -> Result<()> {
     let env_of = |binary: &str| {
         let mut env = lambda_env(binary, 128, &stack.aws_endpoint);
         env.extend(stack.envs.get(binary).cloned().unwrap_or_default());
+        env.extend(args.set.iter().cloned());
         env
     };
     let exe = |binary: &str| {
