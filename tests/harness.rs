@@ -134,6 +134,39 @@ pub async fn all_items(stack: &LocalStack) -> Vec<std::collections::HashMap<Stri
     client.scan().table_name(stack.table_name()).send().await.unwrap().items.unwrap_or_default()
 }
 
+/// How many items the requests under test can have written: everything but the in-app
+/// notifications, which the consumers write later, whenever the events of earlier requests
+/// (a sign-up's welcome) arrive.
+pub async fn written_items(stack: &LocalStack) -> usize {
+    all_items(stack)
+        .await
+        .iter()
+        .filter(|i| !i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("INBOX#")))
+        .count()
+}
+
+/// How many notifications of `event_type` `user` has, once the first has arrived (up to 15 s)
+/// and long enough after it (3 s: the stream, the relay, SNS and the queue, several times
+/// over) for a second one to have shown up.
+pub async fn settled_inbox_count(stack: &LocalStack, user: &str, event_type: &str) -> usize {
+    let count = || async {
+        all_items(stack)
+            .await
+            .iter()
+            .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| *pk == format!("INBOX#{user}")))
+            .filter(|i| i.get("event_type").and_then(|v| v.as_s().ok()).is_some_and(|t| t == event_type))
+            .count()
+    };
+    for _ in 0..75 {
+        if count().await > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    count().await
+}
+
 pub fn items_with_sk(items: &[std::collections::HashMap<String, AttributeValue>], sk_prefix: &str) -> usize {
     items.iter().filter(|i| i.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|s| s.starts_with(sk_prefix))).count()
 }
@@ -176,6 +209,72 @@ pub async fn customer(stack: &LocalStack) -> (String, String) {
     (tokens["access_token"].as_str().unwrap().to_owned(), signed_up["user_id"].as_str().unwrap().to_owned())
 }
 
+/// A signed-up, signed-in astrologer: their access token and user id.
+pub async fn astrologer(stack: &LocalStack) -> (String, String) {
+    let phone = random_phone();
+    let signed_up = sign_up(stack, &phone, "astrologer").await;
+    let tokens = sign_in(stack, &phone).await;
+    (tokens["access_token"].as_str().unwrap().to_owned(), signed_up["user_id"].as_str().unwrap().to_owned())
+}
+
+/// An astrologer whose KYC Digio approved (through the local Digio's signed webhooks).
+pub async fn approved_astrologer(stack: &LocalStack) -> (String, String) {
+    let (token, id) = astrologer(stack).await;
+    let (status, started) =
+        Api::new(stack).send(reqwest::Method::POST, "/astrologers/me/kyc", Some(&token), &[], None).await;
+    assert_eq!(status, 201, "{started}");
+    let (status, _) = stack.stubs.digio.approve(started["request_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(status, 200);
+    (token, id)
+}
+
+/// A customer with `amount` of real cash, topped up through the Razorpay stand-in and the
+/// app's confirm call (no promotion rule is seeded in tests unless a test adds one).
+pub async fn topped_up_customer(stack: &LocalStack, amount: &str) -> (String, String) {
+    let (token, id) = customer(stack).await;
+    let api = Api::new(stack);
+    let key = format!("topup-{}", rand::random::<u64>());
+    let (status, created) =
+        api.post_as("/wallet/top-ups", &token, &[("idempotency-key", &key)], json!({ "amount": amount })).await;
+    assert_eq!(status, 201, "{created}");
+    let paid = stack.stubs.razorpay.pay(created["checkout"]["order_id"].as_str().unwrap(), false).await.unwrap();
+    let body = json!({
+        "razorpay_order_id": paid.razorpay_order_id,
+        "razorpay_payment_id": paid.razorpay_payment_id,
+        "razorpay_signature": paid.razorpay_signature,
+    });
+    let path = format!("/wallet/top-ups/{}/confirm", created["top_up_id"].as_str().unwrap());
+    let (status, confirmed) = api.post_as(&path, &token, &[], body).await;
+    assert_eq!(status, 200, "{confirmed}");
+    (token, id)
+}
+
+/// An approved astrologer with a profile (`rate` per minute, chat and video), available
+/// around the clock every day, and online.
+pub async fn bookable_astrologer(stack: &LocalStack, rate: &str) -> (String, String) {
+    let (token, id) = approved_astrologer(stack).await;
+    let api = Api::new(stack);
+    let put = async |path: &str, body: Value| {
+        let (status, resp) = api.send(reqwest::Method::PUT, path, Some(&token), &[], Some(&body.to_string())).await;
+        assert_eq!(status, 200, "{path}: {resp}");
+    };
+    put(
+        "/astrologers/me/profile",
+        json!({
+            "display_name": "Acharya Asha", "experience_years": 10, "languages": ["hi"], "specialisations": ["vedic"],
+            "rate_per_minute": rate, "modes": ["chat", "video"],
+        }),
+    )
+    .await;
+    let days: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
+        .collect();
+    put("/astrologers/me/availability", json!({ "time_zone": "UTC", "windows": days })).await;
+    put("/astrologers/me/presence", json!({ "status": "online" })).await;
+    (token, id)
+}
+
 fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> rust_decimal::Decimal {
     item.get(name)
         .and_then(|v| v.as_n().ok())
@@ -195,8 +294,21 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
     };
     let mut checked = 0;
     for wallet in items.iter().filter(|i| s(i, "SK") == "WALLET") {
-        let user = s(wallet, "PK").trim_start_matches("USER#").to_owned();
-        let mut entries: Vec<_> = items.iter().filter(|i| s(i, "PK") == format!("LEDGER#{user}")).collect();
+        // A customer wallet (`USER#`, ledger `LEDGER#`) or an astrologer's earnings
+        // (`EARNINGS#`, ledger `EARNLEDGER#`).
+        let pk = s(wallet, "PK");
+        let (user, ledger, account) = match pk.split_once('#') {
+            Some(("USER", u)) => {
+                (u.to_owned(), format!("LEDGER#{u}"), shared::store::Account::Wallet(shared::UserId::parse(u).unwrap()))
+            }
+            Some(("EARNINGS", u)) => (
+                u.to_owned(),
+                format!("EARNLEDGER#{u}"),
+                shared::store::Account::Earnings(shared::UserId::parse(u).unwrap()),
+            ),
+            _ => panic!("a wallet under {pk}"),
+        };
+        let mut entries: Vec<_> = items.iter().filter(|i| s(i, "PK") == ledger).collect();
         entries.sort_by_key(|i| s(i, "SK"));
         let (mut real, mut bonus) = (Decimal::ZERO, Decimal::ZERO);
         for e in &entries {
@@ -213,10 +325,9 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
         }
         // The operators' check, through the store, agrees.
         let store = shared::store::Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name());
-        let id = shared::UserId::parse(&user).unwrap();
-        let (w, ledger) = store.wallet_with_ledger(&id).await.unwrap().unwrap();
+        let (w, ledger) = store.wallet_with_ledger(&account).await.unwrap().unwrap();
         assert_eq!(ledger.len(), entries.len());
-        shared::wallet::check_ledger(&w, &ledger).unwrap_or_else(|e| panic!("ledger of {user}: {e}"));
+        shared::wallet::check_ledger(&w, &ledger).unwrap_or_else(|e| panic!("ledger of {pk}: {e}"));
         checked += entries.len();
     }
     checked

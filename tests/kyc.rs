@@ -8,7 +8,7 @@ use integration_tests::*;
 use serde_json::{Value, json};
 
 /// An astrologer, signed up and signed in: (phone, access token, user id).
-async fn astrologer(stack: &LocalStack) -> (String, String, String) {
+async fn astrologer_with_phone(stack: &LocalStack) -> (String, String, String) {
     let phone = random_phone();
     let signed_up = sign_up(stack, &phone, "astrologer").await;
     let tokens = sign_in(stack, &phone).await;
@@ -52,7 +52,7 @@ fn request_id(body: &Value) -> String {
 #[tokio::test]
 async fn astrologer_is_approved_and_becomes_bookable() {
     let stack = stack().await;
-    let (phone, token, user_id) = astrologer(&stack).await;
+    let (phone, token, user_id) = astrologer_with_phone(&stack).await;
     let (status, started) = post_kyc(&stack, &token).await;
     assert_eq!(status, 201, "{started}");
     assert!(started["request_id"].as_str().unwrap().starts_with("KID"));
@@ -125,7 +125,7 @@ async fn only_astrologers_and_only_signed_in() {
 #[tokio::test]
 async fn a_live_request_is_handed_out_again_even_to_racing_calls() {
     let stack = stack().await;
-    let (_, token, _) = astrologer(&stack).await;
+    let (_, token, _) = astrologer_with_phone(&stack).await;
     let calls = (0..5).map(|_| post_kyc(&stack, &token));
     let results = futures::future::join_all(calls).await;
     let ids: std::collections::HashSet<_> = results
@@ -146,7 +146,7 @@ async fn a_live_request_is_handed_out_again_even_to_racing_calls() {
 #[tokio::test]
 async fn rejection_frees_a_retry_and_the_fifth_attempt_is_refused() {
     let stack = stack().await;
-    let (_, token, _) = astrologer(&stack).await;
+    let (_, token, _) = astrologer_with_phone(&stack).await;
     let mut previous = None;
     for attempt in 1..=4u64 {
         let (status, started) = post_kyc(&stack, &token).await;
@@ -169,7 +169,7 @@ async fn rejection_frees_a_retry_and_the_fifth_attempt_is_refused() {
 #[tokio::test]
 async fn webhooks_never_regress_and_apply_once() {
     let stack = stack().await;
-    let (_, token, user_id) = astrologer(&stack).await;
+    let (_, token, user_id) = astrologer_with_phone(&stack).await;
     let (_, started) = post_kyc(&stack, &token).await;
     let kid = request_id(&started);
     let digio = &stack.stubs.digio;
@@ -200,14 +200,14 @@ async fn webhooks_never_regress_and_apply_once() {
 #[tokio::test]
 async fn unsigned_or_tampered_webhooks_are_refused_and_change_nothing() {
     let stack = stack().await;
-    let (_, token, user_id) = astrologer(&stack).await;
+    let (_, token, user_id) = astrologer_with_phone(&stack).await;
     let (_, started) = post_kyc(&stack, &token).await;
     let kid = request_id(&started);
     let digio = &stack.stubs.digio;
     let approved = digio.event_body(&kid, "KYC_REQUEST_APPROVED", "approved", json!({})).unwrap();
     let signature = digio.sign(&approved);
     let tampered = approved.replace("approved", "approved ");
-    let items_before = all_items(&stack).await.len();
+    let items_before = written_items(&stack).await;
 
     let http = reqwest::Client::new();
     let url = format!("{}/webhooks/digio", stack.api_url);
@@ -227,7 +227,7 @@ async fn unsigned_or_tampered_webhooks_are_refused_and_change_nothing() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_signature");
     }
-    assert_eq!(all_items(&stack).await.len(), items_before, "nothing written");
+    assert_eq!(written_items(&stack).await, items_before, "nothing written");
     assert_eq!(get_kyc(&stack, &token).await["kyc_status"], "in_progress");
     assert_eq!(audit_types(&stack, &user_id).await, ["initiated", "digio_response"]);
 }
@@ -235,7 +235,7 @@ async fn unsigned_or_tampered_webhooks_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn an_expired_request_can_be_started_again_and_its_late_events_are_ignored() {
     let stack = stack().await;
-    let (_, token, user_id) = astrologer(&stack).await;
+    let (_, token, user_id) = astrologer_with_phone(&stack).await;
     let (_, first) = post_kyc(&stack, &token).await;
     let old = request_id(&first);
 
@@ -292,7 +292,7 @@ async fn an_expired_request_can_be_started_again_and_its_late_events_are_ignored
 #[tokio::test]
 async fn no_full_pan_aadhaar_or_phone_is_kept_or_logged() {
     let stack = stack().await;
-    let (phone, token, _) = astrologer(&stack).await;
+    let (phone, token, _) = astrologer_with_phone(&stack).await;
     let (_, started) = post_kyc(&stack, &token).await;
     stack.stubs.digio.approve(&request_id(&started)).await.unwrap();
     let items = format!("{:?}", all_items(&stack).await);
@@ -339,7 +339,7 @@ mod provider_failures {
             .mount(&server)
             .await;
         let stack = stack_with_digio(&server).await;
-        let (_, token, user_id) = astrologer(&stack).await;
+        let (_, token, user_id) = astrologer_with_phone(&stack).await;
         let (status, body) = post_kyc(&stack, &token).await;
         assert_eq!((status, body["error"]["code"].as_str()), (502, Some("digio_error")), "{body}");
         assert_nothing_spent(&stack, &token, &user_id).await;
@@ -365,7 +365,7 @@ mod provider_failures {
             .mount(&server)
             .await;
         let stack = stack_with_digio(&server).await;
-        let (_, token, user_id) = astrologer(&stack).await;
+        let (_, token, user_id) = astrologer_with_phone(&stack).await;
         let (status, body) = post_kyc(&stack, &token).await;
         assert_eq!((status, body["error"]["code"].as_str()), (503, Some("digio_unavailable")), "{body}");
         assert_nothing_spent(&stack, &token, &user_id).await;
@@ -374,7 +374,7 @@ mod provider_failures {
             o.parameters.insert("DigioBaseUrl".into(), "http://127.0.0.1:9".into());
         })
         .await;
-        let (_, token, user_id) = astrologer(&closed).await;
+        let (_, token, user_id) = astrologer_with_phone(&closed).await;
         let (status, _) = post_kyc(&closed, &token).await;
         assert_eq!(status, 503);
         assert_nothing_spent(&closed, &token, &user_id).await;
@@ -388,7 +388,7 @@ mod provider_failures {
             .mount(&server)
             .await;
         let stack = stack_with_digio(&server).await;
-        let (_, token, user_id) = astrologer(&stack).await;
+        let (_, token, user_id) = astrologer_with_phone(&stack).await;
         assert_eq!(post_kyc(&stack, &token).await.0, 502);
         assert_nothing_spent(&stack, &token, &user_id).await;
     }
@@ -398,7 +398,7 @@ mod provider_failures {
 async fn kyc_routes_keep_to_their_store_round_trips() {
     // No queue polling, so only the route under test talks to DynamoDB.
     let stack = stack_with(|o| o.poll_queues = false).await;
-    let (_, token, _) = astrologer(&stack).await;
+    let (_, token, _) = astrologer_with_phone(&stack).await;
 
     stack.calls.clear();
     let (_, started) = post_kyc(&stack, &token).await;

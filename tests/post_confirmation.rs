@@ -66,7 +66,7 @@ async fn groups_of(stack: &LocalStack, username: &str) -> Vec<String> {
 #[tokio::test]
 async fn reruns_create_nothing_twice_and_return_the_event() {
     let stack = stack().await;
-    let (event, _) = confirmed_user(&stack, "astrologer", "PostConfirmation_ConfirmSignUp").await;
+    let (event, sub) = confirmed_user(&stack, "astrologer", "PostConfirmation_ConfirmSignUp").await;
     for source in
         ["PostConfirmation_ConfirmSignUp", "PostConfirmation_ConfirmSignUp", "PostConfirmation_ConfirmForgotPassword"]
     {
@@ -79,6 +79,9 @@ async fn reruns_create_nothing_twice_and_return_the_event() {
         assert_eq!(items_with_sk(&items, sk), 1, "{sk}");
     }
     assert_eq!(groups_of(&stack, event["userName"].as_str().unwrap()).await, vec!["astrologer"]);
+    // One event in the outbox, so one welcome, however often the trigger ran.
+    assert_eq!(items_with_sk(&items, "OUTBOX"), 1);
+    assert_eq!(settled_inbox_count(&stack, &sub, "UserRegistered").await, 1, "one welcome");
 }
 
 #[tokio::test]

@@ -21,6 +21,9 @@ fn tables() -> BTreeMap<&'static str, Vec<(&'static str, Access)>> {
         ("kyc-initiate", table(kyc_initiate::ROUTES)),
         ("digio-webhook", table(digio_webhook::ROUTES)),
         ("top-up", table(top_up::ROUTES)),
+        ("astrologer-profile", table(astrologer_profile::ROUTES)),
+        ("catalogue", table(catalogue::ROUTES)),
+        ("book", table(book::ROUTES)),
     ])
 }
 

@@ -176,20 +176,7 @@ async fn customer_tops_up_500_with_a_20_percent_rule_and_replays_change_nothing(
     assert_eq!(assert_ledger_balances(&stack).await, 2);
 
     // WalletCredited reaches the customer's inbox, once.
-    let mut inbox = 0;
-    for _ in 0..50 {
-        inbox = all_items(&stack)
-            .await
-            .iter()
-            .filter(|i| i["PK"].as_s().is_ok_and(|s| s == &format!("INBOX#{user}")))
-            .filter(|i| i.get("event_type").and_then(|v| v.as_s().ok()).is_some_and(|t| t == "WalletCredited"))
-            .count();
-        if inbox > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(inbox, 1);
+    assert_eq!(settled_inbox_count(&stack, &user, "WalletCredited").await, 1);
 }
 
 #[tokio::test]
@@ -276,7 +263,7 @@ async fn bad_signatures_are_refused_and_write_nothing() {
     let order_id = created["checkout"]["order_id"].as_str().unwrap();
     let rzp = &stack.stubs.razorpay;
     let paid = rzp.pay(order_id, false).await.unwrap();
-    let before = all_items(&stack).await.len();
+    let before = written_items(&stack).await;
 
     // Webhook: missing, wrong, signed with the wrong secret, or body altered after signing.
     let hook = rzp.webhook("payment.captured", order_id, &paid.razorpay_payment_id).unwrap();
@@ -308,8 +295,11 @@ async fn bad_signatures_are_refused_and_write_nothing() {
     let (status, body) = confirm(&api, &token, id, &bad_id).await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("razorpay_payment_id")), "{body}");
 
-    let after = all_items(&stack).await;
-    assert_eq!(after.len(), before + 2, "only the second top-up and its idempotency record were written");
+    assert_eq!(
+        written_items(&stack).await,
+        before + 2,
+        "only the second top-up and its idempotency record were written"
+    );
     assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
     assert_eq!(assert_ledger_balances(&stack).await, 0);
 }
@@ -319,7 +309,7 @@ async fn bad_amounts_and_idempotency_misuse_are_refused_naming_the_field() {
     let stack = stack().await;
     let api = Api::new(&stack);
     let (token, _) = customer(&stack).await;
-    let before = all_items(&stack).await.len();
+    let before = written_items(&stack).await;
     for amount in [json!("abc"), json!(-5), json!("10.001"), json!(9.99), json!("50000.01"), json!(true), json!(null)] {
         let (status, body) = create(&api, &token, &key(), json!({ "amount": amount })).await;
         assert_eq!((status, body["error"]["field"].as_str()), (400, Some("amount")), "{amount}: {body}");
@@ -328,7 +318,7 @@ async fn bad_amounts_and_idempotency_misuse_are_refused_naming_the_field() {
     assert_eq!(status, 400, "{body}");
     let (status, body) = api.post_as("/wallet/top-ups", &token, &[], json!({ "amount": "500" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_idempotency_key")), "{body}");
-    assert_eq!(all_items(&stack).await.len(), before, "nothing written");
+    assert_eq!(written_items(&stack).await, before, "nothing written");
     assert_eq!(stack.stubs.razorpay.order_count(), 0, "Razorpay never asked");
 
     let k = key();
@@ -511,7 +501,7 @@ async fn razorpay_down_or_slow_gives_502_or_503_and_writes_nothing() {
     .await;
     let api = Api::new(&stack);
     let (token, _) = customer(&stack).await;
-    let before = all_items(&stack).await.len();
+    let before = written_items(&stack).await;
 
     let (status, body) = create(&api, &token, &key(), json!({ "amount": "500" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (502, Some("razorpay_error")), "{body}");
@@ -520,7 +510,7 @@ async fn razorpay_down_or_slow_gives_502_or_503_and_writes_nothing() {
     drop(razorpay); // nothing listens any more
     let (status, _) = create(&api, &token, &key(), json!({ "amount": "500" })).await;
     assert_eq!(status, 503);
-    assert_eq!(all_items(&stack).await.len(), before, "no top-up and no idempotency record");
+    assert_eq!(written_items(&stack).await, before, "no top-up and no idempotency record");
     assert_eq!(assert_ledger_balances(&stack).await, 0);
     let _ = Money::ZERO;
 }

@@ -54,6 +54,16 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
         }
         "profile" => handler!(Http, profile::App::from_env(sdk, env)?, |app, req| profile::handle(&app, req).await),
         "top-up" => handler!(Http, top_up::App::from_env(sdk, env)?, |app, req| top_up::handle(&app, req).await),
+        "astrologer-profile" => handler!(Http, astrologer_profile::App::from_env(sdk, env)?, |app, req| {
+            astrologer_profile::handle(&app, req).await
+        }),
+        "book" => handler!(Http, book::App::from_env(sdk, env)?, |app, req| book::handle(&app, req).await),
+        "no-show-sweep" => handler!(Scheduled, no_show_sweep::App::from_env(sdk, env)?, |app, event| {
+            no_show_sweep::handle(&app, event).await.map_err(|e| e.to_string())
+        }),
+        "catalogue" => {
+            handler!(Http, catalogue::App::from_env(sdk, env)?, |app, req| catalogue::handle(&app, req).await)
+        }
         "post-confirmation" => handler!(Trigger, post_confirmation::App::from_env(sdk, env)?, |app, event| {
             post_confirmation::handle(&app, event).await.map_err(|e| e.to_string())
         }),

@@ -65,6 +65,19 @@ fn seq<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     v.get(key).and_then(Value::as_sequence).into_iter().flatten()
 }
 
+/// A GSI's `Projection` as the template declares it (`ALL` when absent).
+fn projection(index: &Value) -> Projection {
+    let p = index.get("Projection");
+    let kind = p.and_then(|p| str_prop(p, "ProjectionType")).unwrap_or("ALL");
+    let attributes: Vec<String> = p
+        .map(|p| seq(p, "NonKeyAttributes").filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    Projection::builder()
+        .projection_type(ProjectionType::from(kind))
+        .set_non_key_attributes((!attributes.is_empty()).then_some(attributes))
+        .build()
+}
+
 /// Provisions every resource, names prefixed with `prefix` so stacks can share one emulator.
 pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Result<Provisioned> {
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "ap-south-1".into());
@@ -236,7 +249,7 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, p: &Value) 
             GlobalSecondaryIndex::builder()
                 .index_name(str_prop(g, "IndexName").unwrap_or_default())
                 .set_key_schema(Some(key_schema(g)?))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(projection(g))
                 .build()?,
         );
     }

@@ -164,6 +164,134 @@ impl ProfileInput {
     }
 }
 
+/// The average rating shown, in hundredths (4.57 stars = 457), and how many reviews make it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RatingSummary {
+    pub average_hundredths: u32,
+    pub count: u64,
+}
+
+impl Serialize for RatingSummary {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("RatingSummary", 2)?;
+        let average = rust_decimal::Decimal::new(i64::from(self.average_hundredths), 2);
+        out.serialize_field("average", &average.to_string())?;
+        out.serialize_field("count", &self.count)?;
+        out.end()
+    }
+}
+
+/// A booked interval of an astrologer's time and the consultation that holds it.
+pub type Booked = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>, String);
+
+/// Everything the astrologer's item says about what can be booked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AstrologerRecord {
+    pub id: crate::UserId,
+    /// `None` until the astrologer first saves a profile.
+    pub profile: Option<Profile>,
+    pub availability: crate::availability::WeeklyAvailability,
+    pub presence: crate::availability::Presence,
+    pub online_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub rating: RatingSummary,
+    /// Booked consultations still to come, `[start, end)` and the booking id, sorted: the
+    /// time no one else can book.
+    pub booked: Vec<Booked>,
+    /// Bumped by every booking and cancellation: a booking is conditioned on the version it
+    /// read, so two overlapping bookings can never both commit.
+    pub schedule_version: u64,
+    /// In the catalogue: approved by KYC and not suspended.
+    pub listed: bool,
+    pub kyc_status: crate::KycStatus,
+    pub verification_status: crate::user::VerificationStatus,
+}
+
+impl AstrologerRecord {
+    /// The presence that holds at `now` (an `online` whose heartbeat lapsed is `offline`).
+    pub fn presence_at(&self, now: chrono::DateTime<chrono::Utc>) -> crate::availability::Presence {
+        crate::availability::effective_presence(self.presence, self.online_until, now)
+    }
+
+    /// The booked intervals, without their ids.
+    pub fn booked_intervals(&self) -> Vec<crate::availability::Interval> {
+        self.booked.iter().map(|(s, e, _)| (*s, *e)).collect()
+    }
+
+    /// Customers may see and book this astrologer: listed and with a profile.
+    pub fn visible(&self) -> bool {
+        self.listed && self.profile.is_some()
+    }
+}
+
+string_enum!(
+    /// How the catalogue is ordered.
+    CatalogueSort {
+        PriceAsc => "price_asc",
+        PriceDesc => "price_desc",
+        Rating => "rating",
+        Experience => "experience",
+    }
+);
+
+/// What `GET /astrologers` asks for (already validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueQuery {
+    pub sort: CatalogueSort,
+    pub language: Option<String>,
+    pub specialisation: Option<String>,
+    pub mode: Option<Mode>,
+    pub online_now: bool,
+    pub limit: usize,
+}
+
+impl CatalogueQuery {
+    /// Reads the query string's filters, each checked against the same lists the profile is.
+    pub fn parse(
+        sort: Option<&str>,
+        language: Option<&str>,
+        specialisation: Option<&str>,
+        mode: Option<&str>,
+        online: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<Self, ProfileError> {
+        let one_of = |field: &str, v: Option<&str>, allowed: &[&str]| -> Result<Option<String>, ProfileError> {
+            v.map(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                if allowed.contains(&v.as_str()) {
+                    Ok(v)
+                } else {
+                    Err(refuse(field, format!("one of {}", allowed.join(", "))))
+                }
+            })
+            .transpose()
+        };
+        let sorts: Vec<&str> = CatalogueSort::ALL.iter().map(|s| s.as_str()).collect();
+        let modes: Vec<&str> = Mode::ALL.iter().map(|m| m.as_str()).collect();
+        let limit = match limit {
+            None => 20,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=50).contains(n))
+                .ok_or_else(|| refuse("limit", "a whole number from 1 to 50"))?,
+        };
+        let online_now = match online {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(refuse("online", "true or false")),
+        };
+        Ok(Self {
+            sort: one_of("sort", sort, &sorts)?.and_then(|s| CatalogueSort::parse(&s)).unwrap_or(CatalogueSort::Rating),
+            language: one_of("language", language, LANGUAGES)?,
+            specialisation: one_of("specialisation", specialisation, SPECIALISATIONS)?,
+            mode: one_of("mode", mode, &modes)?.and_then(|m| Mode::parse(&m)),
+            online_now,
+            limit,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +311,31 @@ mod tests {
             modes: vec![Mode::Video, Mode::Chat, Mode::Chat],
             picture_url: Some("https://cdn.astrokiran.in/a.jpg".into()),
         }
+    }
+
+    #[test]
+    fn catalogue_queries_are_checked_against_the_same_lists() {
+        let q = CatalogueQuery::parse(Some("price_desc"), Some("HI"), None, Some("video"), Some("true"), Some("5"))
+            .unwrap();
+        assert_eq!(
+            (q.sort, q.language.as_deref(), q.mode, q.online_now, q.limit),
+            (CatalogueSort::PriceDesc, Some("hi"), Some(Mode::Video), true, 5)
+        );
+        let d = CatalogueQuery::parse(None, None, None, None, None, None).unwrap();
+        assert_eq!((d.sort, d.limit, d.online_now), (CatalogueSort::Rating, 20, false));
+        let bad = [
+            (Some("cheapest"), None, None, None, None, "sort"),
+            (None, Some("klingon"), None, None, None, "language"),
+            (None, None, Some("x"), None, None, "specialisation"),
+            (None, None, None, Some("fax"), None, "mode"),
+            (None, None, None, None, Some("51"), "limit"),
+        ];
+        for (sort, lang, spec, mode, limit, field) in bad {
+            assert_eq!(CatalogueQuery::parse(sort, lang, spec, mode, None, limit).unwrap_err().field, field);
+        }
+        assert_eq!(CatalogueQuery::parse(None, None, None, None, Some("yes"), None).unwrap_err().field, "online");
+        let r = RatingSummary { average_hundredths: 457, count: 12 };
+        assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!({ "average": "4.57", "count": 12 }));
     }
 
     #[test]

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::string_enum;
 
+/// `[start, end)` in UTC.
+pub type Interval = (DateTime<Utc>, DateTime<Utc>);
+
 pub const DEFAULT_TIME_ZONE: Tz = chrono_tz::Asia::Kolkata;
 /// More than anyone needs in a week (e.g. three windows every day), few enough to keep the
 /// profile item small.
@@ -150,7 +153,7 @@ impl WeeklyAvailability {
 
     /// Every window occurrence overlapping `[from, to)`, as UTC instants, in order. Local
     /// times that do not exist (a daylight-saving gap) start at the gap's end.
-    pub fn occurrences(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    pub fn occurrences(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Interval> {
         let tz = self.time_zone;
         let first_day = from.with_timezone(&tz).date_naive() - Duration::days(1);
         let mut out = Vec::new();
@@ -202,11 +205,7 @@ fn local_instant(tz: Tz, day: NaiveDate, minute: u32) -> Option<DateTime<Utc>> {
 
 /// `free` minus `booked`: the free intervals left, in order, dropping any shorter than
 /// `min_minutes`. Both lists are sorted by start; `booked` may overlap itself.
-pub fn free_slots(
-    free: &[(DateTime<Utc>, DateTime<Utc>)],
-    booked: &[(DateTime<Utc>, DateTime<Utc>)],
-    min_minutes: i64,
-) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn free_slots(free: &[Interval], booked: &[Interval], min_minutes: i64) -> Vec<Interval> {
     let mut out = Vec::new();
     for &(mut start, end) in free {
         for &(b_start, b_end) in booked {

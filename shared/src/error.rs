@@ -15,17 +15,27 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// `402 insufficient_balance`: how much more the wallet needs, so the app can top up
+    /// exactly that and retry with the same `Idempotency-Key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortfall: Option<crate::Money>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), field: None }
+        Self { status, code: code.into(), message: message.into(), field: None, shortfall: None }
     }
 
     /// 400 naming the request field that is wrong.
     pub fn invalid_field(field: impl Into<String>, problem: impl std::fmt::Display) -> Self {
         let field = field.into();
-        Self { status: 400, code: "invalid_field".into(), message: format!("{field}: {problem}"), field: Some(field) }
+        Self {
+            status: 400,
+            code: "invalid_field".into(),
+            message: format!("{field}: {problem}"),
+            field: Some(field),
+            shortfall: None,
+        }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(400, code, message)
@@ -55,6 +65,17 @@ impl ApiError {
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
         Self::new(500, "internal", "something went wrong on our side; try again")
+    }
+
+    /// 402: the wallet is `shortfall` short of what is asked.
+    pub fn insufficient_balance(shortfall: crate::Money) -> Self {
+        let mut err = Self::new(
+            402,
+            "insufficient_balance",
+            format!("your wallet needs {shortfall} INR more; top up and retry with the same Idempotency-Key"),
+        );
+        err.shortfall = Some(shortfall);
+        err
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {

@@ -117,3 +117,57 @@ impl Event for KycStatusChanged {
     const TYPE: &'static str = "KycStatusChanged";
     const VERSION: u32 = 1;
 }
+
+/// A consultation was booked and its price held (for both parties' notifications).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsultationBooked {
+    pub booking_id: String,
+    pub customer_id: UserId,
+    pub astrologer_id: UserId,
+    pub astrologer_name: String,
+    pub mode: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub minutes: u32,
+    pub amount: Money,
+}
+
+impl Event for ConsultationBooked {
+    const TYPE: &'static str = "ConsultationBooked";
+    const VERSION: u32 = 1;
+}
+
+/// A consultation was completed and settled (the customer may now review it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsultationCompleted {
+    pub booking_id: String,
+    pub customer_id: UserId,
+    pub astrologer_id: UserId,
+    pub astrologer_name: String,
+    pub actual_minutes: u32,
+    pub charged: Money,
+    pub refunded: Money,
+    pub astrologer_earnings: Money,
+}
+
+impl Event for ConsultationCompleted {
+    const TYPE: &'static str = "ConsultationCompleted";
+    const VERSION: u32 = 1;
+}
+
+/// A consultation was cancelled or closed as a no-show, and refunded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsultationCancelled {
+    pub booking_id: String,
+    pub customer_id: UserId,
+    pub astrologer_id: UserId,
+    /// `cancelled` or `no_show`.
+    pub status: String,
+    /// `customer`, `astrologer` or `system`.
+    pub by: String,
+    pub refunded: Money,
+}
+
+impl Event for ConsultationCancelled {
+    const TYPE: &'static str = "ConsultationCancelled";
+    const VERSION: u32 = 1;
+}

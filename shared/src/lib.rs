@@ -6,17 +6,17 @@
 //! publisher ([`events`]), and HTTP ([`http`]: caller identity, JSON bodies, and the single
 //! error-to-response mapping).
 //!
-//! `http` and `outbound` are cargo features (see `Cargo.toml`): a function links only what it
-//! enables.
+//! `outbound` is a cargo feature (see `Cargo.toml`): only the functions that call third
+//! parties link reqwest.
 
 pub mod astrologer;
 pub mod availability;
+pub mod booking;
+pub mod closing;
 pub mod config;
 pub mod error;
 pub mod events;
-#[cfg(feature = "http")]
 pub mod http;
-#[cfg(feature = "http")]
 pub mod idempotency;
 pub mod invoice;
 pub mod kyc;

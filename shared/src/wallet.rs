@@ -179,6 +179,8 @@ string_enum!(
         Release => "release",
         Refund => "refund",
         Debit => "debit",
+        /// An astrologer's share of a consultation, into their earnings.
+        Earning => "earning",
     }
 );
 
@@ -269,6 +271,17 @@ impl Movement {
             Amount::credit(refunded.bonus),
             reference,
             description,
+        )
+    }
+
+    /// An astrologer's share of a consultation, into the real cash of their earnings account.
+    pub fn earning(amount: Money, booking_id: &str) -> Self {
+        Self::new(
+            EntryKind::Earning,
+            Amount::credit(amount),
+            Amount::ZERO,
+            Reference::consultation(booking_id),
+            &format!("Earnings from consultation {booking_id}"),
         )
     }
 

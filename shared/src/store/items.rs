@@ -24,7 +24,12 @@ pub fn money(value: Money) -> AttributeValue {
 }
 
 pub fn time(value: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::S(value.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    AttributeValue::S(time_text(value))
+}
+
+/// RFC 3339 in UTC to the millisecond: one width, so text order is time order in keys.
+pub fn time_text(value: DateTime<Utc>) -> String {
+    value.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {

@@ -30,6 +30,26 @@ pub fn phone_pk(phone: &Phone) -> String {
 }
 pub const PHONE_SK: &str = "PHONE";
 
+// ---- the catalogue: three sparse GSIs over astrologer items. An item is in them while it
+// has `CATALOGUE` (set on KYC approval, removed on suspension) and the sort attribute (set
+// when the profile is saved): one attribute lists or unlists an astrologer everywhere.
+pub const CATALOGUE: &str = "CATALOGUE";
+pub const LISTED: &str = "LISTED";
+pub const CATALOGUE_BY_PRICE: (&str, &str) = ("CatalogueByPrice", "CAT_PRICE");
+pub const CATALOGUE_BY_RATING: (&str, &str) = ("CatalogueByRating", "CAT_RATING");
+pub const CATALOGUE_BY_EXPERIENCE: (&str, &str) = ("CatalogueByExperience", "CAT_EXPERIENCE");
+/// Rate in paise, zero-padded, so text order is price order; the id breaks ties.
+pub fn price_sort_key(rate: crate::Money, id: &UserId) -> String {
+    format!("{:012}#{id}", rate.paise())
+}
+/// Average in hundredths, then the number of reviews, so more reviews win a tie.
+pub fn rating_sort_key(average_hundredths: u32, count: u64, id: &UserId) -> String {
+    format!("{average_hundredths:03}#{count:010}#{id}")
+}
+pub fn experience_sort_key(years: u32, id: &UserId) -> String {
+    format!("{years:03}#{id}")
+}
+
 // ---- the wallet's ledger
 pub fn ledger_pk(user: &UserId) -> String {
     format!("LEDGER#{user}")
@@ -39,6 +59,44 @@ pub const LEDGER_SK_PREFIX: &str = "TXN#";
 /// key order is posting order whatever the clocks say.
 pub fn ledger_sk(sequence: u64, index: u32) -> String {
     format!("{LEDGER_SK_PREFIX}{sequence:012}#{index:02}")
+}
+
+/// An astrologer's earnings: a wallet of its own (real cash only) and its ledger, apart from
+/// the customer wallet every user has.
+pub fn earnings_pk(astrologer: &UserId) -> String {
+    format!("EARNINGS#{astrologer}")
+}
+pub fn earnings_ledger_pk(astrologer: &UserId) -> String {
+    format!("EARNLEDGER#{astrologer}")
+}
+
+// ---- consultations
+pub fn consultation_pk(booking_id: &str) -> String {
+    format!("CONSULTATION#{booking_id}")
+}
+pub const CONSULTATION_SK: &str = "CONSULTATION";
+/// GSI1: a customer's consultations, newest first.
+pub fn customer_consultations_gsi1pk(customer: &UserId) -> String {
+    format!("CUSTCONS#{customer}")
+}
+/// GSI2: an astrologer's consultations, by scheduled time.
+pub const GSI2: &str = "GSI2";
+pub fn astrologer_consultations_gsi2pk(astrologer: &UserId) -> String {
+    format!("ASTROCONS#{astrologer}")
+}
+/// `ConsultationsDue`: scheduled consultations by start time, while nobody has started them
+/// (sparse: the attributes go when they start, finish or are cancelled), for the no-show sweep.
+pub const CONSULTATIONS_DUE: &str = "ConsultationsDue";
+pub const DUE_PK: &str = "DUE_PK";
+pub const DUE_AT: &str = "DUE_AT";
+pub const DUE_SCHEDULED: &str = "SCHEDULED";
+/// A promo code, and one customer's uses of it (`USAGE#{sub}`) in the same partition.
+pub fn promo_code_pk(code: &str) -> String {
+    format!("PROMO#{code}")
+}
+pub const PROMO_CODE_SK: &str = "PROMO";
+pub fn promo_usage_sk(user: &UserId) -> String {
+    format!("USAGE#{user}")
 }
 
 // ---- in-app notifications
@@ -106,6 +164,16 @@ mod tests {
         let mut keys = vec![ledger_sk(10, 1), ledger_sk(9, 2), ledger_sk(9, 1), ledger_sk(100, 1)];
         keys.sort();
         assert_eq!(keys, [ledger_sk(9, 1), ledger_sk(9, 2), ledger_sk(10, 1), ledger_sk(100, 1)]);
+    }
+
+    #[test]
+    fn catalogue_keys_sort_as_their_values() {
+        let id = UserId::parse("5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap();
+        let rate = |p| price_sort_key(crate::Money::from_paise(p), &id);
+        assert!(rate(999) < rate(1000) && rate(1000) < rate(100_000));
+        assert!(rating_sort_key(450, 99, &id) < rating_sort_key(450, 100, &id));
+        assert!(rating_sort_key(450, 100, &id) < rating_sort_key(500, 1, &id));
+        assert!(experience_sort_key(9, &id) < experience_sort_key(10, &id));
     }
 
     #[test]

@@ -357,8 +357,15 @@ impl Store {
                 (":kid", items::s(&request.request_id)),
             ];
             if next == RequestStatus::Approved {
-                set.extend(["verification_status = :approved", "verified_at = :now", "kyc_completed_at = :now"]);
+                // Approval lists the astrologer in the catalogue (shown once a profile is saved).
+                set.extend([
+                    "verification_status = :approved",
+                    "verified_at = :now",
+                    "kyc_completed_at = :now",
+                    "CATALOGUE = :listed",
+                ]);
                 values.push((":approved", items::s(VerificationStatus::Approved.as_str())));
+                values.push((":listed", items::s(super::keys::LISTED)));
             }
             if let Some(reason) = &event.rejection_reason {
                 set.push("kyc_rejection_reason = :reason");

@@ -49,7 +49,8 @@
 //! (each retry: 1 BatchGetItem + 1 TransactWriteItems). Every wallet change goes through
 //! [`wallet`]: the wallet update conditioned on its version plus the ledger entries.
 
-#[cfg(feature = "http")] // its types are HTTP requests and responses
+mod astrologers;
+pub mod consultations;
 pub mod idempotency;
 mod inbox;
 pub(crate) mod items;
@@ -66,10 +67,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
+pub use astrologers::{CatalogueCursor, CataloguePage};
 pub use keys::{PK, SK};
 pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
 pub use tx::{Cancelled, Tx, TxError};
 pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
+pub use wallet::Account;
 
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -154,11 +157,21 @@ impl Store {
         Ok(output.item)
     }
 
-    /// One consistent `BatchGetItem` of `keys`; the items found, by `PK`.
+    /// One consistent `BatchGetItem` of `keys`; the items found, by `PK` (for keys whose
+    /// partitions differ).
     async fn batch_get(
         &self,
         keys: Vec<items::Item>,
     ) -> Result<std::collections::HashMap<String, items::Item>, StoreError> {
+        let mut found = std::collections::HashMap::new();
+        for item in self.batch_get_all(keys).await? {
+            found.insert(items::get_str(&item, PK)?.to_owned(), item);
+        }
+        Ok(found)
+    }
+
+    /// One consistent `BatchGetItem` of `keys`; the items found, in no particular order.
+    async fn batch_get_all(&self, keys: Vec<items::Item>) -> Result<Vec<items::Item>, StoreError> {
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)
@@ -174,11 +187,7 @@ impl Store {
         if output.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
             return Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()));
         }
-        let mut found = std::collections::HashMap::new();
-        for item in output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-            found.insert(items::get_str(&item, PK)?.to_owned(), item);
-        }
-        Ok(found)
+        Ok(output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default())
     }
 
     /// One conditional UpdateItem (placeholders as in [`Tx::update`]). `Ok(false)`: the

@@ -8,7 +8,7 @@ use super::keys::{
     COUNTER_SK, GSI1, INVOICE_SK, TOPUP_SK, WALLET_SK, invoice_counter_pk, invoices_gsi1pk, razorpay_order_gsi1pk,
     topup_pk, user_pk, webhook_event_pk,
 };
-use super::wallet::read_wallet;
+use super::wallet::{Account, read_wallet};
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, Tx, TxError};
 use crate::invoice::financial_year;
@@ -188,7 +188,7 @@ impl Store {
                 (":rate", items::n(inv.gst_rate_percent)),
             ],
         );
-        tx.posting(&t.user_id, &plan.posting);
+        tx.posting(&Account::Wallet(t.user_id.clone()), &plan.posting);
         let (counter_cond, mut counter_values) = match plan.invoice_seq_read {
             Some(prev) => ("seq = :prev", vec![(":prev", items::n(prev))]),
             None => ("attribute_not_exists(PK)", vec![]),

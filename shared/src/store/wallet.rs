@@ -7,12 +7,42 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use rust_decimal::Decimal;
 
 use super::items::{self, Item, get_money, get_str, get_u64, opt_str};
-use super::keys::{self, PROMO_RULES_PK, SK, WALLET_SK, ledger_pk, ledger_sk, user_pk};
+use super::keys::{
+    self, PROMO_RULES_PK, SK, WALLET_SK, earnings_ledger_pk, earnings_pk, ledger_pk, ledger_sk, user_pk,
+};
 use super::{Store, StoreError, Tx};
 use crate::money::Amount;
 use crate::promotion::PromotionRule;
 use crate::user::UserId;
 use crate::wallet::{EntryKind, LedgerEntry, Posting, Reference, ReferenceKind, Wallet};
+
+/// Whose money: a customer's wallet (every user has one, made at registration) or an
+/// astrologer's earnings (made by the first earning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Account {
+    Wallet(UserId),
+    Earnings(UserId),
+}
+
+impl Account {
+    fn owner(&self) -> &UserId {
+        match self {
+            Account::Wallet(u) | Account::Earnings(u) => u,
+        }
+    }
+    fn key(&self) -> Item {
+        match self {
+            Account::Wallet(u) => items::key(user_pk(u), WALLET_SK),
+            Account::Earnings(u) => items::key(earnings_pk(u), WALLET_SK),
+        }
+    }
+    fn ledger_pk(&self) -> String {
+        match self {
+            Account::Wallet(u) => ledger_pk(u),
+            Account::Earnings(u) => earnings_ledger_pk(u),
+        }
+    }
+}
 
 /// The zero wallet a new user starts with.
 pub(crate) fn new_wallet_item(user: &UserId, at: chrono::DateTime<chrono::Utc>) -> Item {
@@ -45,8 +75,8 @@ fn amount(item: &Item, name: &str) -> Result<Amount, StoreError> {
     text.parse().map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
 
-fn ledger_item(user: &UserId, e: &LedgerEntry) -> Item {
-    let mut item = items::key(ledger_pk(user), ledger_sk(e.sequence, e.index));
+fn ledger_item(account: &Account, e: &LedgerEntry) -> Item {
+    let mut item = items::key(account.ledger_pk(), ledger_sk(e.sequence, e.index));
     item.insert("entity".into(), items::s("ledger_entry"));
     item.insert("entry_id".into(), items::s(e.entry_id()));
     item.insert("sequence".into(), items::n(e.sequence));
@@ -89,18 +119,25 @@ fn read_ledger_entry(item: &Item) -> Result<LedgerEntry, StoreError> {
 }
 
 impl Tx {
-    /// The wallet change and its ledger entries: fails as `wallet` if the wallet moved
-    /// since it was read (the caller reads again and recomputes).
-    pub fn posting(&mut self, user: &UserId, posting: &Posting) -> &mut Self {
+    /// The wallet change and its ledger entries: fails as `wallet` (a customer's) or
+    /// `earnings` if the account moved since it was read (the caller reads again and
+    /// recomputes). An earnings account is made by its first posting.
+    pub fn posting(&mut self, account: &Account, posting: &Posting) -> &mut Self {
         let w = &posting.after;
         let now = posting.entries.first().map_or_else(chrono::Utc::now, |e| e.created_at);
+        let (label, condition) = match account {
+            Account::Wallet(_) => ("wallet", "version = :version"),
+            Account::Earnings(_) => ("earnings", "attribute_not_exists(version) OR version = :version"),
+        };
         self.update(
-            "wallet",
-            items::key(user_pk(user), WALLET_SK),
+            label,
+            account.key(),
             "SET real_cash = :real, bonus_cash = :bonus, total_credited = :credited, total_debited = :debited, \
-             recharge_count = :count, version = :next, updated_at = :at",
-            "version = :version",
+             recharge_count = :count, version = :next, updated_at = :at, entity = :entity, user_id = :owner",
+            condition,
             vec![
+                (":entity", items::s(if label == "wallet" { "wallet" } else { "earnings" })),
+                (":owner", items::s(account.owner().as_str())),
                 (":real", items::money(w.real_cash)),
                 (":bonus", items::money(w.bonus_cash)),
                 (":credited", items::money(w.total_credited)),
@@ -112,7 +149,7 @@ impl Tx {
             ],
         );
         for entry in &posting.entries {
-            self.put_new("ledger", ledger_item(user, entry));
+            self.put_new("ledger", ledger_item(account, entry));
         }
         self
     }
@@ -129,13 +166,28 @@ pub struct LedgerPage {
 impl Store {
     /// The user's wallet (one consistent GetItem). `None`: no such user.
     pub async fn wallet(&self, user: &UserId) -> Result<Option<Wallet>, StoreError> {
-        self.get(items::key(user_pk(user), WALLET_SK)).await?.as_ref().map(read_wallet).transpose()
+        self.account(&Account::Wallet(user.clone())).await
     }
 
-    /// A page of the user's ledger, newest first (one Query). `after` is a sort key a
-    /// previous page returned; anything else is refused before it reaches DynamoDB.
+    /// An account (one consistent GetItem). `None`: not made yet.
+    pub async fn account(&self, account: &Account) -> Result<Option<Wallet>, StoreError> {
+        self.get(account.key()).await?.as_ref().map(read_wallet).transpose()
+    }
+
+    /// A page of the user's ledger, newest first (one Query).
     pub async fn ledger_page(&self, user: &UserId, limit: i32, after: Option<&str>) -> Result<LedgerPage, StoreError> {
-        let pk = ledger_pk(user);
+        self.account_ledger_page(&Account::Wallet(user.clone()), limit, after).await
+    }
+
+    /// A page of an account's ledger, newest first (one Query). `after` is a sort key a
+    /// previous page returned; callers refuse anything else before it gets here.
+    pub async fn account_ledger_page(
+        &self,
+        account: &Account,
+        limit: i32,
+        after: Option<&str>,
+    ) -> Result<LedgerPage, StoreError> {
+        let pk = account.ledger_pk();
         let start =
             after.map(|sk| Item::from([(keys::PK.to_owned(), items::s(&pk)), (keys::SK.to_owned(), items::s(sk))]));
         let output = self
@@ -158,12 +210,15 @@ impl Store {
 
     /// The wallet and its whole ledger, oldest first, for [`crate::wallet::check_ledger`]
     /// (tests and operators; pages through the ledger).
-    pub async fn wallet_with_ledger(&self, user: &UserId) -> Result<Option<(Wallet, Vec<LedgerEntry>)>, StoreError> {
-        let Some(wallet) = self.wallet(user).await? else { return Ok(None) };
+    pub async fn wallet_with_ledger(
+        &self,
+        account: &Account,
+    ) -> Result<Option<(Wallet, Vec<LedgerEntry>)>, StoreError> {
+        let Some(wallet) = self.account(account).await? else { return Ok(None) };
         let mut entries = Vec::new();
         let mut after = None;
         loop {
-            let page = self.ledger_page(user, 100, after.as_deref()).await?;
+            let page = self.account_ledger_page(account, 100, after.as_deref()).await?;
             entries.extend(page.entries);
             match page.next {
                 Some(next) => after = Some(next),
@@ -272,7 +327,7 @@ mod tests {
             )
             .unwrap();
         for e in &posting.entries {
-            let item = ledger_item(&user, e);
+            let item = ledger_item(&Account::Wallet(user.clone()), e);
             assert!(matches!(item["real_delta"], AttributeValue::N(_)));
             let back = read_ledger_entry(&item).unwrap();
             assert_eq!((back.entry_id(), back.kind, back.real_delta), (e.entry_id(), e.kind, e.real_delta));

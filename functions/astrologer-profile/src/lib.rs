@@ -1,0 +1,158 @@
+//! An astrologer manages what customers can book: profile (name, bio, experience, languages,
+//! specialisations, per-minute rate, modes, picture), weekly availability in their own time
+//! zone, and presence (online lapses without a heartbeat). Edits by an astrologer not yet
+//! approved (or suspended) are stored; the catalogue shows them once approval lists them.
+//!
+//! Every route is one store call on the caller's own astrologer item (see
+//! `shared::store::astrologers`): nobody can name someone else's.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use shared::astrologer::{AstrologerRecord, ProfileInput, RateBounds};
+use shared::availability::{
+    DEFAULT_TIME_ZONE, PRESENCE_TTL, Presence, WeeklyAvailability, WindowInput, parse_time_zone,
+};
+use shared::config::{self, ConfigError};
+use shared::http::{self, Access, Caller, Request, Response, Route, json};
+use shared::store::Store;
+use shared::{ApiError, Money, UserType};
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+    pub rates: RateBounds,
+}
+
+impl App {
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        let money = |name: &'static str, default: &str| {
+            config::optional(vars, name, default)
+                .parse::<Money>()
+                .map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })
+        };
+        let rates = RateBounds { min: money("RATE_MIN_PER_MINUTE", "5")?, max: money("RATE_MAX_PER_MINUTE", "1000")? };
+        if rates.min > rates.max || rates.min == Money::ZERO {
+            return Err(ConfigError::Invalid {
+                name: "RATE_MIN_PER_MINUTE",
+                problem: "must be above 0 and at most RATE_MAX_PER_MINUTE".into(),
+            });
+        }
+        Ok(Self { store: Store::from_env(sdk, vars)?, rates })
+    }
+}
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    http::respond(route(app, &req).await)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    GetProfile,
+    PutProfile,
+    PutAvailability,
+    PutPresence,
+}
+
+const ASTROLOGER: Access = Access::Role(UserType::Astrologer);
+
+/// Every route of this function in `template.yaml`.
+pub const ROUTES: &[Route<Op>] = &[
+    Route { key: "GET /astrologers/me/profile", access: ASTROLOGER, handler: Op::GetProfile },
+    Route { key: "PUT /astrologers/me/profile", access: ASTROLOGER, handler: Op::PutProfile },
+    Route { key: "PUT /astrologers/me/availability", access: ASTROLOGER, handler: Op::PutAvailability },
+    Route { key: "PUT /astrologers/me/presence", access: ASTROLOGER, handler: Op::PutPresence },
+];
+
+async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let (op, caller) = http::dispatch(ROUTES, req)?;
+    let caller = http::signed_in(caller)?;
+    let saved = match op {
+        Op::GetProfile => app.store.astrologer(&caller.user_id).await?,
+        Op::PutProfile => put_profile(app, req, &caller).await?,
+        Op::PutAvailability => put_availability(app, req, &caller).await?,
+        Op::PutPresence => put_presence(app, req, &caller).await?,
+    };
+    // In the astrologer group but without an astrologer item: the sign-up never finished.
+    let record = saved.ok_or_else(|| ApiError::not_found("astrologer profile"))?;
+    Ok(json(200, &OwnView::of(&record)))
+}
+
+async fn put_profile(app: &App, req: &Request, caller: &Caller) -> Result<Option<AstrologerRecord>, ApiError> {
+    let input: ProfileInput = http::json_body(req)?;
+    let profile = input.validate(app.rates).map_err(|e| ApiError::invalid_field(e.field, e.message))?;
+    Ok(app.store.save_astrologer_profile(&caller.user_id, &profile, Utc::now()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AvailabilityBody {
+    /// IANA name; Asia/Kolkata when absent.
+    #[serde(default)]
+    time_zone: Option<String>,
+    windows: Vec<WindowInput>,
+}
+
+async fn put_availability(app: &App, req: &Request, caller: &Caller) -> Result<Option<AstrologerRecord>, ApiError> {
+    let body: AvailabilityBody = http::json_body(req)?;
+    let invalid = |e: shared::availability::AvailabilityError| ApiError::invalid_field(e.field, e.message);
+    let tz = body.time_zone.as_deref().map(parse_time_zone).transpose().map_err(invalid)?.unwrap_or(DEFAULT_TIME_ZONE);
+    let availability = WeeklyAvailability::parse(tz, &body.windows).map_err(invalid)?;
+    Ok(app.store.save_astrologer_availability(&caller.user_id, &availability, Utc::now()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceBody {
+    status: Presence,
+}
+
+/// `online` holds for [`PRESENCE_TTL`] from each call: the app renews it as a heartbeat.
+async fn put_presence(app: &App, req: &Request, caller: &Caller) -> Result<Option<AstrologerRecord>, ApiError> {
+    let body: PresenceBody = http::json_body(req)?;
+    let until = (body.status == Presence::Online).then(|| Utc::now() + PRESENCE_TTL);
+    Ok(app.store.save_astrologer_presence(&caller.user_id, body.status, until).await?)
+}
+
+/// What an astrologer sees of their own profile.
+#[derive(Serialize)]
+struct OwnView<'a> {
+    astrologer_id: &'a str,
+    profile: Option<&'a shared::astrologer::Profile>,
+    availability: AvailabilityView,
+    presence: Presence,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    online_until: Option<String>,
+    /// Shown in the catalogue (approved, not suspended, with a saved profile).
+    in_catalogue: bool,
+    kyc_status: shared::KycStatus,
+    rating: shared::astrologer::RatingSummary,
+}
+
+#[derive(Serialize)]
+struct AvailabilityView {
+    time_zone: String,
+    windows: Vec<WindowInput>,
+}
+
+impl<'a> OwnView<'a> {
+    fn of(r: &'a AstrologerRecord) -> Self {
+        let now = Utc::now();
+        let presence = r.presence_at(now);
+        Self {
+            astrologer_id: r.id.as_str(),
+            profile: r.profile.as_ref(),
+            availability: AvailabilityView {
+                time_zone: r.availability.time_zone.name().to_owned(),
+                windows: r.availability.as_input(),
+            },
+            presence,
+            online_until: r
+                .online_until
+                .filter(|_| presence == Presence::Online)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            in_catalogue: r.visible(),
+            kyc_status: r.kyc_status,
+            rating: r.rating,
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! Consultations, promo codes and earnings: the store side of [`crate::booking`].
+//!
+//! | route | calls |
+//! |---|---|
+//! | `POST /consultations` | 1 BatchGetItem (idempotency record, wallet, astrologer, promo code, the customer's uses of it), 1 TransactWriteItems (below); a lost race reads and writes again |
+//! | `GET /consultations/{id}` | 1 GetItem |
+//! | `GET /consultations` | 1 Query: GSI1 `CUSTCONS#{sub}` (customer) or GSI2 `ASTROCONS#{sub}` (astrologer), newest first |
+//! | `POST /consultations/{id}/start` | 1 GetItem, 1 conditional UpdateItem |
+//! | `POST /consultations/{id}/complete`, `/cancel` | 1 GetItem, 1 BatchGetItem (wallet, earnings, astrologer), 1 TransactWriteItems |
+//! | no-show sweep | 1 Query on `ConsultationsDue`, then per consultation the cancel's calls |
+//! | `GET /astrologers/me/earnings` | 1 GetItem (earnings), 1 Query (its ledger) |
+//!
+//! The booking transaction: `consultation` (`put_new`: a unique booking id), the customer's
+//! `wallet` + `ledger` (the hold, conditioned on the wallet version), `astrologer` (the
+//! schedule with this booking, conditioned on the schedule version read and on the
+//! astrologer still being listed: two overlapping bookings cannot both commit, and a
+//! suspension in between wins), `promo` and `promo_user` (usage counted against both
+//! limits in their conditions), `idempotency`, and `outbox` (`ConsultationBooked`).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use super::astrologers::{read_astrologer, schedule_json};
+use super::idempotency::{read_record, record_key};
+use super::items::{self, Item, get_money, get_str, get_time, get_u64, opt_str};
+use super::keys::{
+    ASTROLOGER_SK, CONSULTATION_SK, CONSULTATIONS_DUE, DUE_AT, DUE_PK, DUE_SCHEDULED, GSI1, GSI2, LISTED,
+    PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk, customer_consultations_gsi1pk,
+    earnings_pk, idempotency_pk, promo_code_pk, promo_usage_sk, user_pk,
+};
+use super::wallet::{Account, read_wallet};
+use super::{Store, StoreError, Tx, TxError};
+use crate::astrologer::{AstrologerRecord, Booked, Mode};
+use crate::booking::{BookingId, Closing, Consultation, ConsultationStatus, DiscountKind, Price, PromoCode};
+use crate::events::{ConsultationBooked, ConsultationCancelled, ConsultationCompleted, Envelope};
+use crate::idempotency::{IdempotencyKey, StoredResponse};
+use crate::user::UserId;
+use crate::wallet::{Hold, Posting, Wallet};
+
+// ---------------------------------------------------------------- items
+
+fn hold_values(item: &mut Item, prefix: &str, hold: Hold) {
+    item.insert(format!("{prefix}_real"), items::money(hold.real));
+    item.insert(format!("{prefix}_bonus"), items::money(hold.bonus));
+}
+
+fn read_hold(item: &Item, prefix: &str) -> Result<Hold, StoreError> {
+    Ok(Hold { real: get_money(item, &format!("{prefix}_real"))?, bonus: get_money(item, &format!("{prefix}_bonus"))? })
+}
+
+fn consultation_item(c: &Consultation) -> Item {
+    let id = c.booking_id.as_str();
+    let mut item = items::key(consultation_pk(id), CONSULTATION_SK);
+    item.insert("entity".into(), items::s("consultation"));
+    item.insert("booking_id".into(), items::s(id));
+    item.insert("customer_id".into(), items::s(c.customer_id.as_str()));
+    item.insert("astrologer_id".into(), items::s(c.astrologer_id.as_str()));
+    item.insert("astrologer_name".into(), items::s(&c.astrologer_name));
+    item.insert("mode".into(), items::s(c.mode.as_str()));
+    item.insert("scheduled_at".into(), items::time(c.scheduled_at));
+    item.insert("ends_at".into(), items::time(c.ends_at));
+    item.insert("instant".into(), AttributeValue::Bool(c.instant));
+    item.insert("rate_per_minute".into(), items::money(c.price.rate_per_minute));
+    item.insert("minutes".into(), items::n(c.price.minutes));
+    item.insert("gross".into(), items::money(c.price.gross));
+    item.insert("discount".into(), items::money(c.price.discount));
+    item.insert("amount".into(), items::money(c.price.amount));
+    if let Some(code) = &c.promo_code {
+        item.insert("promo_code".into(), items::s(code));
+    }
+    if let Some(q) = &c.question {
+        item.insert("question".into(), items::s(q));
+    }
+    hold_values(&mut item, "hold", c.hold);
+    item.insert("status".into(), items::s(c.status.as_str()));
+    item.insert("created_at".into(), items::time(c.created_at));
+    item.insert("GSI1PK".into(), items::s(customer_consultations_gsi1pk(&c.customer_id)));
+    item.insert("GSI1SK".into(), items::s(format!("{}#{id}", items::time_text(c.created_at))));
+    item.insert("GSI2PK".into(), items::s(astrologer_consultations_gsi2pk(&c.astrologer_id)));
+    item.insert("GSI2SK".into(), items::s(format!("{}#{id}", items::time_text(c.scheduled_at))));
+    item.insert(DUE_PK.into(), items::s(DUE_SCHEDULED));
+    item.insert(DUE_AT.into(), items::time(c.scheduled_at));
+    item
+}
+
+fn read_consultation(item: &Item) -> Result<Consultation, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("consultation: {what}"));
+    let opt_time = |name: &str| item.contains_key(name).then(|| get_time(item, name)).transpose();
+    let status = ConsultationStatus::parse(get_str(item, "status")?).ok_or_else(|| corrupt("status"))?;
+    let closing = if item.contains_key("charged_real") {
+        Some(Closing {
+            actual_minutes: get_u64(item, "actual_minutes").ok().map(|m| m as u32),
+            charged: read_hold(item, "charged")?,
+            refunded: read_hold(item, "refunded")?,
+            astrologer_earnings: get_money(item, "astrologer_earnings")?,
+            platform_share: get_money(item, "platform_share")?,
+            refund_percent: get_u64(item, "refund_percent").ok().map(|p| p as u32),
+        })
+    } else {
+        None
+    };
+    Ok(Consultation {
+        booking_id: BookingId::parse(get_str(item, "booking_id")?).ok_or_else(|| corrupt("booking_id"))?,
+        customer_id: UserId::parse(get_str(item, "customer_id")?).map_err(|_| corrupt("customer_id"))?,
+        astrologer_id: UserId::parse(get_str(item, "astrologer_id")?).map_err(|_| corrupt("astrologer_id"))?,
+        astrologer_name: opt_str(item, "astrologer_name").unwrap_or_default().to_owned(),
+        mode: Mode::parse(get_str(item, "mode")?).ok_or_else(|| corrupt("mode"))?,
+        scheduled_at: get_time(item, "scheduled_at")?,
+        ends_at: get_time(item, "ends_at")?,
+        instant: item.get("instant").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        price: Price {
+            rate_per_minute: get_money(item, "rate_per_minute")?,
+            minutes: get_u64(item, "minutes")? as u32,
+            gross: get_money(item, "gross")?,
+            discount: get_money(item, "discount")?,
+            amount: get_money(item, "amount")?,
+        },
+        promo_code: opt_str(item, "promo_code").map(str::to_owned),
+        question: opt_str(item, "question").map(str::to_owned),
+        hold: read_hold(item, "hold")?,
+        status,
+        created_at: get_time(item, "created_at")?,
+        started_at: opt_time("started_at")?,
+        closed_at: opt_time("closed_at")?,
+        closing,
+    })
+}
+
+fn promo_item(p: &PromoCode) -> Item {
+    let mut item = items::key(promo_code_pk(&p.code), PROMO_CODE_SK);
+    item.insert("entity".into(), items::s("promo_code"));
+    item.insert("code".into(), items::s(&p.code));
+    item.insert("discount_type".into(), items::s(p.kind.as_str()));
+    item.insert("discount_value".into(), items::n(p.value));
+    if let Some(cap) = p.max_discount {
+        item.insert("max_discount".into(), items::money(cap));
+    }
+    item.insert("min_order".into(), items::money(p.min_order));
+    item.insert("valid_from".into(), items::time(p.valid_from));
+    if let Some(until) = p.valid_until {
+        item.insert("valid_until".into(), items::time(until));
+    }
+    if let Some(limit) = p.usage_limit {
+        item.insert("usage_limit".into(), items::n(limit));
+    }
+    item.insert("per_user_limit".into(), items::n(p.per_user_limit));
+    if let Some(t) = p.user_type {
+        item.insert("user_type".into(), items::s(t.as_str()));
+    }
+    item.insert("active".into(), AttributeValue::Bool(p.active));
+    item.insert("used_count".into(), items::n(0));
+    item
+}
+
+fn read_promo(item: &Item) -> Result<(PromoCode, u64), StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("promo code: {what}"));
+    let opt_time = |name: &str| item.contains_key(name).then(|| get_time(item, name)).transpose();
+    let code = PromoCode {
+        code: get_str(item, "code")?.to_owned(),
+        kind: DiscountKind::parse(get_str(item, "discount_type")?).ok_or_else(|| corrupt("discount_type"))?,
+        value: item
+            .get("discount_value")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| corrupt("discount_value"))?,
+        max_discount: item.contains_key("max_discount").then(|| get_money(item, "max_discount")).transpose()?,
+        min_order: get_money(item, "min_order")?,
+        valid_from: get_time(item, "valid_from")?,
+        valid_until: opt_time("valid_until")?,
+        usage_limit: get_u64(item, "usage_limit").ok(),
+        per_user_limit: get_u64(item, "per_user_limit")?,
+        user_type: opt_str(item, "user_type")
+            .map(|t| crate::UserType::parse(t).map_err(|_| corrupt("user_type")))
+            .transpose()?,
+        active: item.get("active").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+    };
+    Ok((code, get_u64(item, "used_count").unwrap_or(0)))
+}
+
+// ---------------------------------------------------------------- booking
+
+/// What a booking reads first, in one `BatchGetItem`.
+#[derive(Debug)]
+pub struct BookingState {
+    pub first_response: Option<StoredResponse>,
+    pub wallet: Option<Wallet>,
+    pub astrologer: Option<AstrologerRecord>,
+    /// The code and how often it has been used in all.
+    pub promo: Option<(PromoCode, u64)>,
+    /// How often this customer has used it.
+    pub promo_used_by_customer: u64,
+}
+
+/// Everything a booking writes, decided by the domain.
+#[derive(Debug, Clone)]
+pub struct BookingPlan {
+    pub consultation: Consultation,
+    pub posting: Posting,
+    pub schedule: Vec<Booked>,
+    pub schedule_version_read: u64,
+    pub promo: Option<PromoCode>,
+    pub key: IdempotencyKey,
+    pub first_response: StoredResponse,
+}
+
+/// How a booking transaction ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BookingWrite {
+    Booked,
+    /// Another request with the same `Idempotency-Key` committed first.
+    KeyTaken,
+    /// Something read has moved (wallet, schedule, promo usage, the booking id): read again.
+    Moved,
+}
+
+impl Store {
+    pub async fn booking_state(
+        &self,
+        key: &IdempotencyKey,
+        astrologer: &UserId,
+        promo_code: Option<&str>,
+    ) -> Result<BookingState, StoreError> {
+        let customer = &key.user;
+        let mut keys = vec![
+            record_key(key),
+            items::key(user_pk(customer), WALLET_SK),
+            items::key(user_pk(astrologer), ASTROLOGER_SK),
+        ];
+        if let Some(code) = promo_code {
+            keys.push(items::key(promo_code_pk(code), PROMO_CODE_SK));
+            keys.push(items::key(promo_code_pk(code), promo_usage_sk(customer)));
+        }
+        // Two items share a partition here (the promo code and its usage): read by full key.
+        let found = self.batch_get_all(keys).await?;
+        let by =
+            |pk: &str, sk: &str| found.iter().find(|i| opt_str(i, "PK") == Some(pk) && opt_str(i, "SK") == Some(sk));
+        let idem_pk = idempotency_pk(&key.user, &key.key);
+        let mut state = BookingState {
+            first_response: by(&idem_pk, super::keys::IDEMPOTENCY_SK).map(read_record).transpose()?,
+            wallet: by(&user_pk(customer), WALLET_SK).map(read_wallet).transpose()?,
+            astrologer: by(&user_pk(astrologer), ASTROLOGER_SK).map(read_astrologer).transpose()?,
+            promo: None,
+            promo_used_by_customer: 0,
+        };
+        if let Some(code) = promo_code {
+            state.promo = by(&promo_code_pk(code), PROMO_CODE_SK).map(read_promo).transpose()?;
+            state.promo_used_by_customer = by(&promo_code_pk(code), &promo_usage_sk(customer))
+                .map(|i| get_u64(i, "uses").unwrap_or(0))
+                .unwrap_or(0);
+        }
+        Ok(state)
+    }
+
+    pub async fn book(&self, plan: &BookingPlan, now: DateTime<Utc>) -> Result<BookingWrite, StoreError> {
+        let c = &plan.consultation;
+        let mut tx = self.tx();
+        tx.put_new("consultation", consultation_item(c));
+        tx.posting(&Account::Wallet(c.customer_id.clone()), &plan.posting);
+        schedule_update(&mut tx, &c.astrologer_id, &plan.schedule, plan.schedule_version_read, true, None);
+        if let Some(promo) = &plan.promo {
+            let (condition, mut values) = match promo.usage_limit {
+                Some(limit) => ("active = :yes AND used_count < :limit", vec![(":limit", items::n(limit))]),
+                None => ("active = :yes", vec![]),
+            };
+            values.extend([(":yes", AttributeValue::Bool(true)), (":one", items::n(1))]);
+            tx.update(
+                "promo",
+                items::key(promo_code_pk(&promo.code), PROMO_CODE_SK),
+                "SET used_count = used_count + :one",
+                condition,
+                values,
+            );
+            tx.update(
+                "promo_user",
+                items::key(promo_code_pk(&promo.code), promo_usage_sk(&c.customer_id)),
+                "SET uses = if_not_exists(uses, :zero) + :one, entity = :entity",
+                "attribute_not_exists(uses) OR uses < :per_user",
+                vec![
+                    (":zero", items::n(0)),
+                    (":one", items::n(1)),
+                    (":per_user", items::n(promo.per_user_limit)),
+                    (":entity", items::s("promo_usage")),
+                ],
+            );
+        }
+        tx.idempotency(&plan.key, &plan.first_response, now);
+        tx.outbox(&Envelope::new(
+            format!("consultation-booked-{}", c.booking_id),
+            c.created_at,
+            ConsultationBooked {
+                booking_id: c.booking_id.to_string(),
+                customer_id: c.customer_id.clone(),
+                astrologer_id: c.astrologer_id.clone(),
+                astrologer_name: c.astrologer_name.clone(),
+                mode: c.mode.as_str().to_owned(),
+                scheduled_at: c.scheduled_at,
+                minutes: c.price.minutes,
+                amount: c.price.amount,
+            },
+        ));
+        match self.commit(tx).await {
+            Ok(()) => Ok(BookingWrite::Booked),
+            Err(TxError::Cancelled(c)) if c.failed("idempotency") => Ok(BookingWrite::KeyTaken),
+            Err(TxError::Cancelled(c)) => {
+                tracing::info!(cancelled = ?c, "booking raced; reading again");
+                Ok(BookingWrite::Moved)
+            }
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Creates a promo code (operations and tests); `false` if the code exists.
+    pub async fn create_promo_code(&self, promo: &PromoCode) -> Result<bool, StoreError> {
+        self.put_once(promo_item(promo)).await
+    }
+
+    // ------------------------------------------------------------ reads
+
+    pub async fn consultation(&self, id: &BookingId) -> Result<Option<Consultation>, StoreError> {
+        self.get(items::key(consultation_pk(id.as_str()), CONSULTATION_SK))
+            .await?
+            .as_ref()
+            .map(read_consultation)
+            .transpose()
+    }
+
+    /// A page of `user`'s consultations as customer or astrologer, newest first (one Query).
+    pub async fn consultations_of(
+        &self,
+        user: &UserId,
+        as_astrologer: bool,
+        status: Option<ConsultationStatus>,
+        limit: i32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Consultation>, Option<String>), StoreError> {
+        let (index, pk_attr, sk_attr, pk) = if as_astrologer {
+            (GSI2, "GSI2PK", "GSI2SK", astrologer_consultations_gsi2pk(user))
+        } else {
+            (GSI1, "GSI1PK", "GSI1SK", customer_consultations_gsi1pk(user))
+        };
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(format!("{pk_attr} = :pk"))
+            .expression_attribute_values(":pk", items::s(&pk))
+            .scan_index_forward(false)
+            .limit(limit);
+        if let Some(status) = status {
+            request = request
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", items::s(status.as_str()));
+        }
+        if let Some(sk) = after {
+            // The booking id ends the index's sort key, and names the table key.
+            let id = sk.rsplit('#').next().unwrap_or_default();
+            request = request.set_exclusive_start_key(Some(Item::from([
+                ("PK".to_owned(), items::s(consultation_pk(id))),
+                ("SK".to_owned(), items::s(CONSULTATION_SK)),
+                (pk_attr.to_owned(), items::s(&pk)),
+                (sk_attr.to_owned(), items::s(sk)),
+            ])));
+        }
+        let output = request.send().await.map_err(StoreError::from_sdk)?;
+        let list = output.items().iter().map(read_consultation).collect::<Result<Vec<_>, _>>()?;
+        let next = output.last_evaluated_key().and_then(|k| k.get(sk_attr)).and_then(|v| v.as_s().ok()).cloned();
+        Ok((list, next))
+    }
+
+    /// Scheduled consultations nobody started that were due at or before `cutoff`.
+    pub async fn consultations_due_by(&self, cutoff: DateTime<Utc>) -> Result<Vec<Consultation>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(CONSULTATIONS_DUE)
+                .key_condition_expression(format!("{DUE_PK} = :due AND {DUE_AT} <= :cutoff"))
+                .expression_attribute_values(":due", items::s(DUE_SCHEDULED))
+                .expression_attribute_values(":cutoff", items::time(cutoff))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in page.items() {
+                out.push(read_consultation(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ lifecycle
+
+    /// `scheduled` → `in_progress` (one conditional UpdateItem); `false`: it had moved.
+    pub async fn start_consultation(&self, id: &BookingId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.update_if(
+            items::key(consultation_pk(id.as_str()), CONSULTATION_SK),
+            "SET #status = :started, started_at = :now REMOVE DUE_PK, DUE_AT",
+            "#status = :scheduled",
+            vec![
+                (":started", items::s(ConsultationStatus::InProgress.as_str())),
+                (":scheduled", items::s(ConsultationStatus::Scheduled.as_str())),
+                (":now", items::time(now)),
+            ],
+        )
+        .await
+    }
+
+    /// The customer's wallet, the astrologer's earnings and the astrologer (one BatchGetItem).
+    pub async fn closing_state(
+        &self,
+        c: &Consultation,
+    ) -> Result<(Wallet, Wallet, Option<AstrologerRecord>), StoreError> {
+        let found = self
+            .batch_get(vec![
+                items::key(user_pk(&c.customer_id), WALLET_SK),
+                items::key(earnings_pk(&c.astrologer_id), WALLET_SK),
+                items::key(user_pk(&c.astrologer_id), ASTROLOGER_SK),
+            ])
+            .await?;
+        let wallet = found
+            .get(&user_pk(&c.customer_id))
+            .filter(|i| opt_str(i, "SK") == Some(WALLET_SK))
+            .map(read_wallet)
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt(format!("wallet of {} is missing", c.customer_id)))?;
+        let earnings =
+            found.get(&earnings_pk(&c.astrologer_id)).map(read_wallet).transpose()?.unwrap_or_else(Wallet::empty);
+        let astrologer = found
+            .get(&user_pk(&c.astrologer_id))
+            .filter(|i| opt_str(i, "SK") == Some(ASTROLOGER_SK))
+            .map(read_astrologer)
+            .transpose()?;
+        Ok((wallet, earnings, astrologer))
+    }
+
+    /// Closes a consultation (completed, cancelled or no-show) all at once: its status and
+    /// money, the refund to the customer, the astrologer's earnings, their schedule, and
+    /// the event. `Ok(false)`: something read has moved; read again.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn close_consultation(
+        &self,
+        c: &Consultation,
+        to: ConsultationStatus,
+        closing: &Closing,
+        refund: Option<&Posting>,
+        earnings: Option<&Posting>,
+        schedule: Option<(&[Booked], u64)>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.tx();
+        let mut set = vec![
+            "#status = :to",
+            "closed_at = :now",
+            "charged_real = :charged_real",
+            "charged_bonus = :charged_bonus",
+            "refunded_real = :refunded_real",
+            "refunded_bonus = :refunded_bonus",
+            "astrologer_earnings = :earnings",
+            "platform_share = :platform",
+            "closed_by = :by",
+        ];
+        let mut values = vec![
+            (":to", items::s(to.as_str())),
+            (":from", items::s(c.status.as_str())),
+            (":now", items::time(now)),
+            (":charged_real", items::money(closing.charged.real)),
+            (":charged_bonus", items::money(closing.charged.bonus)),
+            (":refunded_real", items::money(closing.refunded.real)),
+            (":refunded_bonus", items::money(closing.refunded.bonus)),
+            (":earnings", items::money(closing.astrologer_earnings)),
+            (":platform", items::money(closing.platform_share)),
+            (":by", items::s(by)),
+        ];
+        if let Some(m) = closing.actual_minutes {
+            set.push("actual_minutes = :minutes");
+            values.push((":minutes", items::n(m)));
+        }
+        if let Some(p) = closing.refund_percent {
+            set.push("refund_percent = :percent");
+            values.push((":percent", items::n(p)));
+        }
+        tx.update(
+            "consultation",
+            items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK),
+            &format!("SET {} REMOVE DUE_PK, DUE_AT", set.join(", ")),
+            "#status = :from",
+            values,
+        );
+        if let Some(p) = refund {
+            tx.posting(&Account::Wallet(c.customer_id.clone()), p);
+        }
+        if let Some(p) = earnings {
+            tx.posting(&Account::Earnings(c.astrologer_id.clone()), p);
+        }
+        if let Some((booked, version)) = schedule {
+            let completed = (to == ConsultationStatus::Completed).then_some(());
+            schedule_update(&mut tx, &c.astrologer_id, booked, version, false, completed);
+        }
+        let id = c.booking_id.to_string();
+        if to == ConsultationStatus::Completed {
+            tx.outbox(&Envelope::new(
+                format!("consultation-completed-{id}"),
+                now,
+                ConsultationCompleted {
+                    booking_id: id.clone(),
+                    customer_id: c.customer_id.clone(),
+                    astrologer_id: c.astrologer_id.clone(),
+                    astrologer_name: c.astrologer_name.clone(),
+                    actual_minutes: closing.actual_minutes.unwrap_or(0),
+                    charged: closing.charged.total(),
+                    refunded: closing.refunded.total(),
+                    astrologer_earnings: closing.astrologer_earnings,
+                },
+            ));
+        } else {
+            tx.outbox(&Envelope::new(
+                format!("consultation-closed-{id}"),
+                now,
+                ConsultationCancelled {
+                    booking_id: id.clone(),
+                    customer_id: c.customer_id.clone(),
+                    astrologer_id: c.astrologer_id.clone(),
+                    status: to.as_str().to_owned(),
+                    by: by.to_owned(),
+                    refunded: closing.refunded.total(),
+                },
+            ));
+        }
+        match self.commit(tx).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(cancelled)) => {
+                tracing::info!(booking_id = %id, cancelled = ?cancelled, "closing raced; reading again");
+                Ok(false)
+            }
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+}
+
+/// The astrologer's schedule as `booked`, conditioned on the version read (and, for a new
+/// booking, on the astrologer still being listed); a completion also counts the consultation.
+fn schedule_update(
+    tx: &mut Tx,
+    astrologer: &UserId,
+    booked: &[Booked],
+    version: u64,
+    booking: bool,
+    completed: Option<()>,
+) {
+    let mut condition = String::from("(attribute_not_exists(schedule_version) OR schedule_version = :version)");
+    let mut values = vec![
+        (":schedule", items::s(schedule_json(booked))),
+        (":version", items::n(version)),
+        (":next", items::n(version + 1)),
+    ];
+    if booking {
+        condition.push_str(" AND CATALOGUE = :listed");
+        values.push((":listed", items::s(LISTED)));
+    }
+    let mut expression = String::from("SET schedule = :schedule, schedule_version = :next");
+    if completed.is_some() {
+        expression.push_str(", consultation_count = if_not_exists(consultation_count, :zero) + :one");
+        values.extend([(":zero", items::n(0)), (":one", items::n(1))]);
+    }
+    tx.update("astrologer", items::key(user_pk(astrologer), ASTROLOGER_SK), &expression, &condition, values);
+}

@@ -1,0 +1,426 @@
+//! Paid consultations against moto through the local stack: booking holds the price once,
+//! no double booking and no overdraft however requests race, promo limits hold, settlement
+//! and refunds to the paisa, only the state machine's transitions, and nobody reads or
+//! changes what is not theirs. After every test each ledger sums to its wallet.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use infra::LocalStack;
+use infra::functions::Handler;
+use integration_tests::*;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use shared::booking::{DiscountKind, PromoCode};
+use shared::store::Store;
+
+fn key() -> String {
+    format!("book-{}", rand::random::<u64>())
+}
+
+async fn book(stack: &LocalStack, token: &str, key: &str, body: Value) -> (u16, Value) {
+    Api::new(stack).post_as("/consultations", token, &[("idempotency-key", key)], body).await
+}
+
+/// As an app does: a 503 (busy, or a store timeout whose write may have committed) is
+/// retried with the same key until there is an answer.
+async fn book_retrying(stack: &LocalStack, token: &str, body: Value) -> (u16, Value) {
+    let key = key();
+    for _ in 0..30 {
+        let (status, resp) = book(stack, token, &key, body.clone()).await;
+        if status != 503 {
+            return (status, resp);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("still busy after 30 tries")
+}
+
+async fn act(stack: &LocalStack, token: &str, id: &str, action: &str) -> (u16, Value) {
+    Api::new(stack).post_as(&format!("/consultations/{id}/{action}"), token, &[], json!({})).await
+}
+
+async fn wallet(stack: &LocalStack, token: &str) -> Value {
+    Api::new(stack).get("/wallet", Some(token)).await.1
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str().unwrap_or_else(|| panic!("not a money string: {v}")).parse().unwrap()
+}
+
+fn store(stack: &LocalStack) -> Store {
+    Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name())
+}
+
+/// Moves a consultation's start back by `minutes` (the tests cannot wait for real minutes).
+async fn started_minutes_ago(stack: &LocalStack, id: &str, minutes: i64) {
+    let at = (Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.table_name())
+        .key("PK", AttributeValue::S(format!("CONSULTATION#{id}")))
+        .key("SK", AttributeValue::S("CONSULTATION".into()))
+        .update_expression("SET started_at = :at")
+        .expression_attribute_values(":at", AttributeValue::S(at))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn book_start_complete_settles_to_the_paisa_with_a_promo_code() {
+    let stack = stack().await;
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "25").await;
+    store(&stack)
+        .create_promo_code(&PromoCode {
+            code: "WELCOME10".into(),
+            kind: DiscountKind::Percentage,
+            value: Decimal::from(10),
+            max_discount: Some("100".parse().unwrap()),
+            min_order: "100".parse().unwrap(),
+            valid_from: Utc::now() - chrono::Duration::days(1),
+            valid_until: None,
+            usage_limit: Some(100),
+            per_user_limit: 1,
+            user_type: Some(shared::UserType::User),
+            active: true,
+        })
+        .await
+        .unwrap();
+
+    // 20 minutes at 25.00 = 500.00, less 10% = 450.00 held.
+    let k = key();
+    let body = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 20, "promo_code": "welcome10" });
+    let (status, booked) = book(&stack, &customer, &k, body.clone()).await;
+    assert_eq!(status, 201, "{booked}");
+    let id = booked["booking_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("AT") && id.len() == 10, "{id}");
+    assert_eq!(
+        (dec(&booked["price"]["discount"]), dec(&booked["price"]["amount"])),
+        (Decimal::from(50), Decimal::from(450))
+    );
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(550));
+    // A retry with the same key is the same booking; a different body with it is refused.
+    let (status, again) = book(&stack, &customer, &k, body.clone()).await;
+    assert_eq!((status, &again["booking_id"]), (201, &booked["booking_id"]));
+    let (status, reused) =
+        book(&stack, &customer, &k, json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 21 })).await;
+    assert_eq!((status, reused["error"]["code"].as_str()), (422, Some("idempotency_key_reused")));
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(550), "held once");
+
+    let (status, started) = act(&stack, &astro, &id, "start").await;
+    assert_eq!((status, started["status"].as_str()), (200, Some("in_progress")), "{started}");
+    started_minutes_ago(&stack, &id, 7).await;
+    let (status, done) = act(&stack, &astro, &id, "complete").await;
+    assert_eq!(status, 200, "{done}");
+    // 7 minutes (a started minute counts whole, so 7 or 8): 25.00 x m less m/20 of 50.00.
+    let minutes = done["closing"]["actual_minutes"].as_u64().unwrap();
+    assert!((7..=8).contains(&minutes), "{done}");
+    let charged = Decimal::from(25 * minutes) - Decimal::from(50 * minutes) / Decimal::from(20);
+    assert_eq!(dec(&done["closing"]["charged"]["real"]), charged);
+    assert_eq!(dec(&done["closing"]["refunded"]["real"]), Decimal::from(450) - charged);
+    let earnings = (charged * Decimal::from(70) / Decimal::from(100))
+        .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero);
+    assert_eq!(dec(&done["closing"]["astrologer_earnings"]), earnings);
+    assert_eq!(
+        dec(&done["closing"]["astrologer_earnings"]) + dec(&done["closing"]["platform_share"]),
+        charged,
+        "conserved"
+    );
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000) - charged);
+    let (_, earned) = Api::new(&stack).get("/astrologers/me/earnings", Some(&astro)).await;
+    assert_eq!((dec(&earned["balance"]), earned["entries"].as_array().unwrap().len()), (earnings, 1), "{earned}");
+
+    // Completing again changes nothing; other transitions are refused.
+    let (status, again) = act(&stack, &astro, &id, "complete").await;
+    assert_eq!((status, &again["closing"]), (200, &done["closing"]));
+    for (who, action) in [(&astro, "start"), (&customer, "cancel"), (&astro, "cancel")] {
+        let (status, body) = act(&stack, who, &id, action).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("invalid_transition")), "{action}: {body}");
+    }
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000) - charged);
+    assert!(assert_ledger_balances(&stack).await >= 3);
+    let earnings_account = shared::store::Account::Earnings(shared::UserId::parse(&astro_id).unwrap());
+    let (w, ledger) = store(&stack).wallet_with_ledger(&earnings_account).await.unwrap().unwrap();
+    shared::wallet::check_ledger(&w, &ledger).unwrap();
+    assert_eq!(settled_inbox_count(&stack, &astro_id, "ConsultationBooked").await, 0, "not a notification yet");
+}
+
+#[tokio::test]
+async fn fifty_racing_bookings_of_one_slot_make_one_consultation() {
+    let stack = stack().await;
+    let (_, astro_id) = bookable_astrologer(&stack, "10").await;
+    let mut customers = Vec::new();
+    for _ in 0..5 {
+        customers.push(topped_up_customer(&stack, "5000").await.0);
+    }
+    let at = (Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT10:00:00Z").to_string();
+    let body = json!({ "astrologer_id": astro_id, "mode": "video", "minutes": 30, "scheduled_at": at });
+    let requests = (0..50).map(|i| {
+        let (stack, token, body) = (&stack, customers[i % 5].clone(), body.clone());
+        async move { book_retrying(stack, &token, body).await }
+    });
+    let results = futures::future::join_all(requests).await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 1, "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    for (status, body) in &results {
+        assert!(*status == 201 || (*status == 409 && body["error"]["code"] == "slot_taken"), "{status} {body}");
+    }
+    // An overlapping booking later is refused; the one right after it is fine.
+    let token = &customers[0];
+    let overlapping = json!({ "astrologer_id": astro_id, "mode": "video", "minutes": 30, "scheduled_at": at.replace("10:00", "10:29") });
+    assert_eq!(book(&stack, token, &key(), overlapping).await.0, 409);
+    let after = json!({ "astrologer_id": astro_id, "mode": "video", "minutes": 30, "scheduled_at": at.replace("10:00", "10:30") });
+    assert_eq!(book(&stack, token, &key(), after).await.0, 201);
+    let held: Decimal = {
+        let mut total = Decimal::ZERO;
+        for t in &customers {
+            total += Decimal::from(5000) - dec(&wallet(&stack, t).await["real_cash"]);
+        }
+        total
+    };
+    assert_eq!(held, Decimal::from(600), "two bookings of 300.00 held, nothing else");
+    assert_ledger_balances(&stack).await;
+}
+
+#[tokio::test]
+async fn a_hundred_racing_bookings_never_overdraw_one_wallet() {
+    let stack = stack().await;
+    let (customer, _) = topped_up_customer(&stack, "500").await;
+    let mut astrologers = Vec::new();
+    for _ in 0..3 {
+        astrologers.push(bookable_astrologer(&stack, "10").await.1);
+    }
+    // Each booking holds 50.00 (5 minutes at 10.00), at different times: at most 10 fit.
+    let requests = (0..100).map(|i| {
+        let at = (Utc::now() + chrono::Duration::days(2) + chrono::Duration::minutes(10 * i as i64))
+            .format("%Y-%m-%dT%H:%M:00Z")
+            .to_string();
+        let body = json!({ "astrologer_id": astrologers[i % 3], "mode": "chat", "minutes": 5, "scheduled_at": at });
+        let (stack, token) = (&stack, customer.clone());
+        async move { book_retrying(stack, &token, body).await }
+    });
+    let results = futures::future::join_all(requests).await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    for (status, body) in &results {
+        assert!([201, 402].contains(status), "{status} {body}");
+        if *status == 402 {
+            assert_eq!(body["error"]["code"], "insufficient_balance");
+            assert!(dec(&body["error"]["shortfall"]) > Decimal::ZERO, "{body}");
+        }
+    }
+    let w = wallet(&stack, &customer).await;
+    assert!(created <= 10, "{created} bookings from 500.00");
+    assert_eq!(dec(&w["real_cash"]), Decimal::from(500) - Decimal::from(50 * created as u64), "{w}");
+    assert!(dec(&w["real_cash"]) >= Decimal::ZERO);
+    assert_ledger_balances(&stack).await;
+
+    // Not enough left: 402 with exactly the shortfall; top up and retry with the same key.
+    let at = (Utc::now() + chrono::Duration::days(5)).format("%Y-%m-%dT08:00:00Z").to_string();
+    let body = json!({ "astrologer_id": astrologers[0], "mode": "chat", "minutes": 120, "scheduled_at": at });
+    let k = key();
+    let (status, short) = book(&stack, &customer, &k, body.clone()).await;
+    assert_eq!(status, 402, "{short}");
+    assert_eq!(dec(&short["error"]["shortfall"]), Decimal::from(1200) - dec(&w["real_cash"]));
+}
+
+#[tokio::test]
+async fn promo_limits_hold_under_concurrency() {
+    let stack = stack().await;
+    let (_, astro_id) = bookable_astrologer(&stack, "10").await;
+    store(&stack)
+        .create_promo_code(&PromoCode {
+            code: "FIRST3".into(),
+            kind: DiscountKind::Fixed,
+            value: Decimal::from(20),
+            max_discount: None,
+            min_order: "0".parse().unwrap(),
+            valid_from: Utc::now() - chrono::Duration::days(1),
+            valid_until: Some(Utc::now() + chrono::Duration::days(1)),
+            usage_limit: Some(3),
+            per_user_limit: 1,
+            user_type: None,
+            active: true,
+        })
+        .await
+        .unwrap();
+    let mut customers = Vec::new();
+    for _ in 0..6 {
+        customers.push(topped_up_customer(&stack, "1000").await.0);
+    }
+    let astro_id = &astro_id;
+    let requests = customers.iter().enumerate().flat_map(|(i, token)| {
+        (0..2).map(move |j| {
+            let at = (Utc::now() + chrono::Duration::days(3) + chrono::Duration::minutes(20 * (i * 2 + j) as i64))
+                .format("%Y-%m-%dT%H:%M:00Z")
+                .to_string();
+            let body = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "scheduled_at": at, "promo_code": "FIRST3" });
+            (token.clone(), body)
+        })
+    });
+    let results = futures::future::join_all(requests.map(|(token, body)| {
+        let stack = &stack;
+        async move { book_retrying(stack, &token, body).await }
+    }))
+    .await;
+    let discounted = results.iter().filter(|(s, b)| *s == 201 && b["price"]["discount"] == "20.00").count();
+    assert_eq!(
+        discounted,
+        3,
+        "{:?}",
+        results.iter().map(|r| (r.0, r.1["error"]["message"].clone())).collect::<Vec<_>>()
+    );
+    for (status, body) in &results {
+        assert!(
+            *status == 201 || (*status == 422 && body["error"]["field"] == "promo_code") || *status == 503,
+            "{status} {body}"
+        );
+    }
+    assert_ledger_balances(&stack).await;
+}
+
+#[tokio::test]
+async fn cancellations_refund_by_policy_and_no_shows_refund_all() {
+    let stack = stack().await;
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
+    let in_days =
+        |d: i64, h: &str| (Utc::now() + chrono::Duration::days(d)).format(&format!("%Y-%m-%dT{h}:00Z")).to_string();
+    let scheduled =
+        |at: String| json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "scheduled_at": at });
+
+    // The customer, with days of notice: all back.
+    let (_, a) = book(&stack, &customer, &key(), scheduled(in_days(2, "09:00"))).await;
+    let (status, cancelled) = act(&stack, &customer, a["booking_id"].as_str().unwrap(), "cancel").await;
+    assert_eq!((status, cancelled["closing"]["refund_percent"].as_u64()), (200, Some(100)), "{cancelled}");
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000));
+
+    // The astrologer, after it started: all back.
+    let (_, b) =
+        book(&stack, &customer, &key(), json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10 })).await;
+    let b_id = b["booking_id"].as_str().unwrap();
+    act(&stack, &astro, b_id, "start").await;
+    let (status, by_astro) = act(&stack, &astro, b_id, "cancel").await;
+    assert_eq!((status, by_astro["status"].as_str()), (200, Some("cancelled")), "{by_astro}");
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000));
+
+    // Nobody started it by the grace period: the sweep closes it as a no-show, all back.
+    let (_, c) = book(&stack, &customer, &key(), scheduled(in_days(4, "09:00"))).await;
+    let c_id = c["booking_id"].as_str().unwrap().to_owned();
+    let past = (Utc::now() - chrono::Duration::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.table_name())
+        .key("PK", AttributeValue::S(format!("CONSULTATION#{c_id}")))
+        .key("SK", AttributeValue::S("CONSULTATION".into()))
+        .update_expression("SET scheduled_at = :past, DUE_AT = :past")
+        .expression_attribute_values(":past", AttributeValue::S(past))
+        .send()
+        .await
+        .unwrap();
+    let Some(Handler::Scheduled(sweep)) = stack.handler("no-show-sweep") else { panic!("no sweep") };
+    let report = sweep(json!({})).await.unwrap();
+    assert_eq!(report["closed"], 1, "{report}");
+    let report = sweep(json!({})).await.unwrap();
+    assert_eq!(report["closed"], 0, "closed once: {report}");
+    let (_, no_show) = Api::new(&stack).get(&format!("/consultations/{c_id}"), Some(&customer)).await;
+    assert_eq!(no_show["status"], "no_show");
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000));
+    assert_ledger_balances(&stack).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn nobody_reads_or_changes_anothers_consultation_and_bad_input_is_4xx() {
+    let stack = stack().await;
+    let (customer, customer_id) = topped_up_customer(&stack, "1000").await;
+    let (other, _) = integration_tests::customer(&stack).await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
+    let (other_astro, _) = bookable_astrologer(&stack, "10").await;
+    let (_, booked) =
+        book(&stack, &customer, &key(), json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10 })).await;
+    let id = booked["booking_id"].as_str().unwrap();
+    for token in [&other, &other_astro] {
+        let (status, _) = Api::new(&stack).get(&format!("/consultations/{id}"), Some(token)).await;
+        assert_eq!(status, 404);
+        for action in ["cancel", "start", "complete"] {
+            let (status, _) = act(&stack, token, id, action).await;
+            assert!([403, 404].contains(&status), "{action}: {status}");
+        }
+    }
+    let (status, _) = act(&stack, &customer, id, "start").await;
+    assert_eq!(status, 403, "a customer cannot start");
+    let (_, mine) = Api::new(&stack).get("/consultations", Some(&customer)).await;
+    assert_eq!(mine["consultations"][0]["booking_id"], id);
+    let (_, theirs) = Api::new(&stack).get("/consultations", Some(&astro)).await;
+    assert_eq!(theirs["consultations"][0]["customer_id"], customer_id);
+    let (_, none) = Api::new(&stack).get("/consultations", Some(&other)).await;
+    assert_eq!(none["consultations"], json!([]));
+
+    let cases = [
+        (json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 0 }), 400, "minutes"),
+        (json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 121 }), 400, "minutes"),
+        (json!({ "astrologer_id": astro_id, "mode": "fax", "minutes": 10 }), 400, "mode"),
+        (json!({ "astrologer_id": "nope", "mode": "chat", "minutes": 10 }), 400, "astrologer_id"),
+        (json!({ "astrologer_id": astro_id, "mode": "call", "minutes": 10 }), 422, "mode"),
+        (
+            json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "scheduled_at": "2020-01-01T00:00:00Z" }),
+            400,
+            "scheduled_at",
+        ),
+        (
+            json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "promo_code": "NOSUCH" }),
+            422,
+            "promo_code",
+        ),
+        (
+            json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "question": "x".repeat(501) }),
+            400,
+            "question",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let (got, resp) = book(&stack, &customer, &key(), body).await;
+        assert_eq!((got, resp["error"]["field"].as_str()), (status, Some(field)), "{resp}");
+    }
+    let (status, resp) = Api::new(&stack)
+        .send(reqwest::Method::POST, "/consultations", Some(&customer), &[("idempotency-key", "k1")], Some("[]"))
+        .await;
+    assert_eq!(status, 400, "{resp}");
+    let (status, resp) =
+        book(&stack, &astro, &key(), json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10 })).await;
+    assert_eq!(status, 403, "astrologers do not book: {resp}");
+    let (status, _) = Api::new(&stack).get("/consultations/AT00000000", Some(&customer)).await;
+    assert_eq!(status, 404);
+    let (status, _) = Api::new(&stack).get("/consultations?status=lost", Some(&customer)).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn booking_keeps_to_its_store_round_trips() {
+    let stack = stack_with(|o| {
+        o.poll_queues = false;
+        o.poll_streams = false;
+    })
+    .await;
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
+    stack.calls.clear();
+    let (status, booked) =
+        book(&stack, &customer, &key(), json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10 })).await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(stack.calls.dynamodb(), ["BatchGetItem", "TransactWriteItems"], "booking");
+    let id = booked["booking_id"].as_str().unwrap();
+    stack.calls.clear();
+    Api::new(&stack).get(&format!("/consultations/{id}"), Some(&customer)).await;
+    assert_eq!(stack.calls.dynamodb(), ["GetItem"]);
+    stack.calls.clear();
+    act(&stack, &astro, id, "start").await;
+    assert_eq!(stack.calls.dynamodb(), ["GetItem", "UpdateItem"]);
+    stack.calls.clear();
+    let (status, _) = act(&stack, &astro, id, "complete").await;
+    assert_eq!(status, 200);
+    assert_eq!(stack.calls.dynamodb(), ["GetItem", "BatchGetItem", "TransactWriteItems"], "complete");
+}
