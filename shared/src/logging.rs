@@ -21,12 +21,19 @@ pub fn init() {
     let _ = tracing_subscriber::registry().with(fmt).with(filter).try_init();
 }
 
-/// The filter `RUST_LOG` describes; unset or unreadable: `info`.
+/// The filter `RUST_LOG` describes; unset or unreadable: `info`. Like EnvFilter, a value
+/// with any directive that is not `level` or `target=level` is refused as a whole.
 pub fn filter(directives: Option<&str>) -> Targets {
     directives
-        .filter(|d| !d.trim().is_empty())
+        .filter(|d| !d.trim().is_empty() && d.split(',').all(readable))
         .and_then(|d| d.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
+}
+
+fn readable(directive: &str) -> bool {
+    let (target, level) = directive.trim().rsplit_once('=').unwrap_or(("", directive.trim()));
+    target.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'))
+        && level.parse::<LevelFilter>().is_ok()
 }
 
 #[cfg(test)]
