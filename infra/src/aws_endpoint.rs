@@ -60,6 +60,8 @@ impl Outbox {
 #[derive(Default, Debug)]
 pub struct CallLog {
     calls: Mutex<Vec<String>>,
+    /// Every AWS call, DynamoDB included, as `service:Operation` (`sns:PublishBatch`).
+    every: Mutex<Vec<String>>,
 }
 
 impl CallLog {
@@ -72,8 +74,19 @@ impl CallLog {
         self.calls.lock().unwrap().clone()
     }
 
+    /// Every call through the endpoint, `service:Operation`, in order (the benchmark's
+    /// round trips per route).
+    pub fn every(&self) -> Vec<String> {
+        self.every.lock().unwrap().clone()
+    }
+
+    fn record_any(&self, service: &str, operation: &str) {
+        self.every.lock().unwrap().push(format!("{service}:{operation}"));
+    }
+
     pub fn clear(&self) {
         self.calls.lock().unwrap().clear();
+        self.every.lock().unwrap().clear();
     }
 }
 
@@ -127,6 +140,15 @@ impl Faults {
 
 /// The operation of a request: the `X-Amz-Target` suffix (JSON protocols) or the `Action`
 /// form field (query protocol: SNS).
+/// The service a request is signed for (the credential scope of its SigV4 signature).
+fn service_of(headers: &HeaderMap) -> &'static str {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    ["sns", "sqs", "sts", "dynamodb", "cognito-idp"]
+        .into_iter()
+        .find(|svc| auth.contains(&format!("/{svc}/aws4_request")))
+        .unwrap_or("other")
+}
+
 fn operation_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     if let Some(t) = target {
@@ -240,6 +262,16 @@ pub async fn serve(
         return fault_response(&fault, !target.is_empty());
     }
     let operation = target.strip_prefix("AWSCognitoIdentityProviderService.");
+    let service = match target.split_once('.').map(|(prefix, _)| prefix) {
+        Some("DynamoDB_20120810") => "dynamodb",
+        Some("DynamoDBStreams_20120810") => "dynamodbstreams",
+        Some("AWSCognitoIdentityProviderService") => "cognito-idp",
+        Some("AmazonSQS") => "sqs",
+        _ => service_of(&headers),
+    };
+    if let Some(op) = operation_of(&headers, &body) {
+        local.calls.record_any(service, &op);
+    }
     if let Some(dynamodb) = target.strip_prefix("DynamoDB_20120810.") {
         local.calls.record(dynamodb);
         // In a task of its own: a client that times out drops this handler, and with it a
@@ -285,7 +317,7 @@ impl LocalCognito {
                 let mut out = Response::new(Body::from(bytes));
                 *out.status_mut() = status;
                 for (name, value) in &headers {
-                    if name != "content-length" && name != "transfer-encoding" {
+                    if name != "content-length" && name != "transfer-encoding" && name != "connection" {
                         out.headers_mut().insert(name, value.clone());
                     }
                 }

@@ -10,6 +10,8 @@ pub mod gateway;
 pub mod moto;
 pub mod poller;
 pub mod provision;
+pub mod runtime_api;
+pub mod samples;
 pub mod stream_poller;
 pub mod stubs;
 pub mod template;
@@ -112,6 +114,10 @@ pub struct LocalStack {
     /// SDK configuration pointing at [`Self::aws_endpoint`].
     pub sdk: SdkConfig,
     pub functions: Vec<(template::FunctionDef, Handler)>,
+    /// Each function's `Environment.Variables` as the template resolves them here, by binary.
+    pub envs: HashMap<String, HashMap<String, String>>,
+    /// The template parameters this stack was built with (the stand-ins' URLs and secrets).
+    pub parameters: HashMap<String, String>,
     /// The local stand-ins for Digio and Razorpay.
     pub stubs: stubs::Stubs,
     /// The DynamoDB operations the functions made, for round-trip budgets in tests.
@@ -158,7 +164,9 @@ impl LocalStack {
         tasks.push(serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone())));
 
         let sdk = local_sdk_config(&aws_endpoint).await;
+        opts.parameters.entry("AwsEndpointUrl".into()).or_insert_with(|| aws_endpoint.clone());
         let mut functions = Vec::new();
+        let mut envs = HashMap::new();
         for def in template.functions()? {
             let lookup = |id: &str, attr: &str| {
                 provisioned.lookup(id, attr).or_else(|| match (id, attr) {
@@ -173,6 +181,7 @@ impl LocalStack {
                 .with_context(|| format!("environment of {}", def.logical_id))?;
             let handler =
                 functions::build(&def.binary, &sdk, &env).with_context(|| format!("function {}", def.logical_id))?;
+            envs.insert(def.binary.clone(), env);
             functions.push((def, handler));
         }
 
@@ -266,7 +275,61 @@ impl LocalStack {
 
         let calls = cognito.calls.clone();
         let faults = cognito.faults.clone();
-        Ok(Self { api_url, aws_endpoint, provisioned, outbox, sdk, functions, stubs, calls, faults, tasks })
+        let parameters = opts.parameters.clone();
+        Ok(Self {
+            api_url,
+            aws_endpoint,
+            provisioned,
+            outbox,
+            sdk,
+            functions,
+            envs,
+            parameters,
+            stubs,
+            calls,
+            faults,
+            tasks,
+        })
+    }
+
+    /// For `cargo lambda watch` against this stack: `lambda.env`. For `sam local invoke`: `env-vars.json` (every function's
+    /// variables by logical id, `AWS_ENDPOINT_URL` as a container on the host network reaches
+    /// it) and `parameter-overrides` (every parameter the template needs a value for), in `dir`.
+    pub fn write_sam_files(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut vars = serde_json::Map::new();
+        for (def, _) in &self.functions {
+            let mut env = self.envs.get(&def.binary).cloned().unwrap_or_default();
+            env.insert("AWS_ENDPOINT_URL".into(), self.aws_endpoint.clone());
+            vars.insert(def.logical_id.clone(), serde_json::to_value(env)?);
+        }
+        std::fs::write(dir.join("env-vars.json"), serde_json::to_string_pretty(&vars)?)?;
+        // `cargo lambda watch --env-file`: one file for all functions (their variables do not
+        // clash), plus what Lambda itself would set.
+        let mut merged: std::collections::BTreeMap<String, String> =
+            runtime_api::lambda_env("local", 128, &self.aws_endpoint).into_iter().collect();
+        merged.retain(|k, _| k.starts_with("AWS_") && !k.starts_with("AWS_LAMBDA_"));
+        for env in self.envs.values() {
+            merged.extend(env.clone());
+        }
+        merged.insert("AWS_ENDPOINT_URL".into(), self.aws_endpoint.clone());
+        let dotenv: String = merged.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(dir.join("lambda.env"), dotenv)?;
+        let template = Template::load(&repo_root().join("template.yaml"))?;
+        let mut overrides: Vec<String> = template
+            .parameters
+            .iter()
+            .filter_map(|(name, default)| {
+                self.parameters
+                    .get(name)
+                    .cloned()
+                    .or_else(|| default.is_none().then(|| "local".to_owned()))
+                    .map(|v| format!("{name}={v}"))
+            })
+            .collect();
+        overrides.sort();
+        std::fs::write(dir.join("parameter-overrides"), overrides.join(" ") + "\n")?;
+        Ok(())
     }
 
     pub fn table_name(&self) -> String {

@@ -29,6 +29,8 @@ async fn main() -> Result<()> {
     opts.seed_promotion_rules = true;
     let stack = LocalStack::start(opts).await?;
 
+    let sam_dir = infra::repo_root().join(".local-stack");
+    stack.write_sam_files(&sam_dir)?;
     let p = &stack.provisioned;
     println!();
     println!("AstroKiran local stack is up.");
@@ -62,6 +64,7 @@ async fn main() -> Result<()> {
     );
     println!("  Razorpay stand-in: {}  (pay an order: POST /_local/orders/{{order_id}}/pay)", stack.stubs.razorpay_url);
     println!("  promotion rule seeded: {}", infra::default_promotion_rule().name);
+    println!("  sam local invoke files: {0}/env-vars.json, {0}/parameter-overrides", sam_dir.display());
     println!("SMS codes appear below as 'SMS: ...' lines. Stop with Ctrl-C.");
     println!();
 

@@ -5,6 +5,9 @@
 //! configuration ([`config`]), the DynamoDB store ([`store`]), the event envelope and SQS
 //! publisher ([`events`]), and HTTP ([`http`]: caller identity, JSON bodies, and the single
 //! error-to-response mapping).
+//!
+//! `outbound` is a cargo feature (see `Cargo.toml`): only the functions that call third
+//! parties link reqwest.
 
 pub mod astrologer;
 pub mod availability;
@@ -19,12 +22,14 @@ pub mod invoice;
 pub mod kyc;
 pub mod logging;
 pub mod money;
+#[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod phone;
 pub mod promotion;
 pub mod signature;
 mod status;
 pub mod store;
+pub mod tls;
 pub mod topup;
 pub mod user;
 pub mod wallet;

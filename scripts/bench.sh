@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The cold-start and per-request benchmark (README: "Benchmark"). Builds what it measures:
+# the release binaries of every function and of a bare lambda_runtime hello-world (same
+# profile), and their arm64 zips with cargo lambda (pinned into .venv, as
+# scripts/build-lambdas.sh does); then runs each binary through the repo's Runtime API
+# emulator against moto on 127.0.0.1 and prints the table. Options go to the bench binary
+# (--cold N, --warm N, --only a,b; see infra/src/bin/bench.rs). BENCH_SKIP_BUILD=1 measures
+# what is already built. Not a test: times and sizes depend on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+bins=$(sed -n 's/.*BuildProperties: { Binary: \([a-z0-9-]*\) }.*/\1/p' template.yaml)
+packages=(-p bench-hello)
+for b in $bins; do packages+=(-p "$b"); done
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+  if [ ! -x .venv/bin/cargo-lambda ]; then
+    echo "bench: installing cargo-lambda and zig into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check "cargo-lambda==1.9.2" "ziglang==0.13.0.post1"
+  fi
+  echo "bench: release build (host) of ${packages[*]}"
+  cargo build --quiet --release "${packages[@]}"
+  echo "bench: arm64 zips (cargo lambda build --release --arm64)"
+  PATH="$PWD/.venv/bin:$PATH" cargo lambda build --quiet --release --arm64 --output-format zip "${packages[@]}"
+fi
+# The driver itself (emulator, local stack) in the dev profile: its speed is not measured.
+cargo build --quiet -p infra --bin bench
+exec "$CARGO_TARGET_DIR/debug/bench" --bin "$CARGO_TARGET_DIR/release" --zips "$CARGO_TARGET_DIR/lambda" "$@"
