@@ -383,6 +383,17 @@ pub struct RevenueShare {
 }
 
 impl RevenueShare {
+    /// `ASTROLOGER_SHARE_PERCENT` (0 to 100; 70 when unset), as the template gives it.
+    pub fn from_env(vars: &impl crate::config::Vars) -> Result<Self, crate::config::ConfigError> {
+        let name = "ASTROLOGER_SHARE_PERCENT";
+        crate::config::optional(vars, name, "70")
+            .parse::<Decimal>()
+            .ok()
+            .filter(|p| *p >= Decimal::ZERO && *p <= Decimal::ONE_HUNDRED)
+            .map(|astrologer_percent| Self { astrologer_percent })
+            .ok_or(crate::config::ConfigError::Invalid { name, problem: "must be 0 to 100".into() })
+    }
+
     /// The astrologer's part of `charged`, rounded down to the paisa; the platform keeps the rest.
     pub fn split(&self, charged: Money) -> (Money, Money) {
         let share = (charged.decimal() * self.astrologer_percent / Decimal::ONE_HUNDRED)

@@ -7,7 +7,6 @@
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use shared::astrologer::Mode;
 use shared::booking::{
@@ -34,12 +33,7 @@ pub struct App {
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        let percent: Decimal = config::optional(vars, "ASTROLOGER_SHARE_PERCENT", "70")
-            .parse()
-            .ok()
-            .filter(|p| *p >= Decimal::ZERO && *p <= Decimal::ONE_HUNDRED)
-            .ok_or(ConfigError::Invalid { name: "ASTROLOGER_SHARE_PERCENT", problem: "must be 0 to 100".into() })?;
-        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare { astrologer_percent: percent } })
+        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare::from_env(vars)? })
     }
 }
 

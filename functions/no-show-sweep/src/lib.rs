@@ -4,7 +4,6 @@
 //! left alone, and one already closed is not closed again.
 
 use chrono::Utc;
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::booking::{Action, NO_SHOW_GRACE, Party, RevenueShare};
 use shared::closing::{self, CloseError};
@@ -19,10 +18,7 @@ pub struct App {
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        let percent: Decimal = config::optional(vars, "ASTROLOGER_SHARE_PERCENT", "70")
-            .parse()
-            .map_err(|_| ConfigError::Invalid { name: "ASTROLOGER_SHARE_PERCENT", problem: "not a number".into() })?;
-        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare { astrologer_percent: percent } })
+        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare::from_env(vars)? })
     }
 }
 

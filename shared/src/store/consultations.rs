@@ -371,29 +371,10 @@ impl Store {
 
     /// Scheduled consultations nobody started that were due at or before `cutoff`.
     pub async fn consultations_due_by(&self, cutoff: DateTime<Utc>) -> Result<Vec<Consultation>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(CONSULTATIONS_DUE)
-                .key_condition_expression(format!("{DUE_PK} = :due AND {DUE_AT} <= :cutoff"))
-                .expression_attribute_values(":due", items::s(DUE_SCHEDULED))
-                .expression_attribute_values(":cutoff", items::time(cutoff))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            for item in page.items() {
-                out.push(read_consultation(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let due = self
+            .index_items_upto(CONSULTATIONS_DUE, (DUE_PK, DUE_SCHEDULED), (DUE_AT, items::time_text(cutoff)))
+            .await?;
+        due.iter().map(read_consultation).collect()
     }
 
     // ------------------------------------------------------------ lifecycle

@@ -297,29 +297,8 @@ impl Store {
     /// Open requests whose expiry has passed (GSI1, so eventually consistent: the apply
     /// step re-checks the status in its condition).
     pub async fn kyc_requests_expired_by(&self, now: DateTime<Utc>) -> Result<Vec<KycRequestRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("GSI1PK = :open AND GSI1SK <= :now")
-                .expression_attribute_values(":open", items::s(KYC_OPEN_GSI1PK))
-                .expression_attribute_values(":now", items::time(now))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            for item in page.items() {
-                out.push(read_request(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let due = self.index_items_upto(GSI1, ("GSI1PK", KYC_OPEN_GSI1PK), ("GSI1SK", items::time_text(now))).await?;
+        due.iter().map(read_request).collect()
     }
 
     /// Applies a provider event at most once: de-duplication record, audit entries, the

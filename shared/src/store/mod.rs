@@ -190,6 +190,38 @@ impl Store {
         Ok(output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default())
     }
 
+    /// Every item of an index partition whose sort key is at most `upto` (all pages): the
+    /// sweeps' "what is due by now". Indexes are eventually consistent, so callers re-check
+    /// in the condition of whatever they write.
+    async fn index_items_upto(
+        &self,
+        index: &str,
+        (pk_attr, pk): (&str, &str),
+        (sk_attr, upto): (&str, String),
+    ) -> Result<Vec<items::Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(format!("{pk_attr} = :pk AND {sk_attr} <= :upto"))
+                .expression_attribute_values(":pk", items::s(pk))
+                .expression_attribute_values(":upto", items::s(upto.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// One conditional UpdateItem (placeholders as in [`Tx::update`]). `Ok(false)`: the
     /// condition did not hold and nothing changed.
     async fn update_if(
