@@ -125,6 +125,11 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_body", "a JSON body is required"));
     }
+    // serde reads a struct from a JSON array by position (`["online"]` would pass for
+    // `{"status":"online"}`): a body is a JSON object, nothing else.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -273,6 +278,12 @@ mod tests {
         // A base64-encoded body arrives decoded, as Binary: the same bytes, the same errors.
         let err = json_body::<Body>(&req(lambda_http::Body::Binary(br#"{"phone":"12"}"#.to_vec()))).unwrap_err();
         assert_eq!((err.status, err.field.as_deref()), (400, Some("phone")));
+        // Only an object is a body: serde alone would read the struct from an array.
+        for not_an_object in [r#"["+919876543210"]"#, " \"x\"", "42", "null"] {
+            let err = json_body::<Body>(&req(not_an_object.into())).unwrap_err();
+            assert_eq!((err.status, err.code.as_str()), (400, "invalid_body"), "{not_an_object}");
+        }
+        assert!(json_body::<Body>(&req(" \n{\"phone\":\"+919876543210\"}".into())).is_ok());
     }
 
     #[test]
