@@ -22,3 +22,18 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# Swagger UI for the local stack's /docs page, pinned, from the npm registry (served offline
+# by the stack; no CDN). Optional: without npm the stack still serves /openapi.json.
+SWAGGER_UI_VERSION=5.35.0
+swagger_ui=.venv/swagger-ui
+if ! grep -qs "\"version\": \"$SWAGGER_UI_VERSION\"" "$swagger_ui/node_modules/swagger-ui-dist/package.json"; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "setup: installing swagger-ui-dist@$SWAGGER_UI_VERSION (the /docs page) into $swagger_ui"
+    mkdir -p "$swagger_ui"
+    npm install --silent --no-audit --no-fund --no-save --prefix "$swagger_ui" "swagger-ui-dist@$SWAGGER_UI_VERSION" >/dev/null \
+      || echo "setup: npm could not install swagger-ui-dist; /docs will point at /openapi.json instead" >&2
+  else
+    echo "setup: npm not found; the local stack's /docs page needs it (Node.js), /openapi.json does not" >&2
+  fi
+fi

@@ -5,6 +5,7 @@
 //! and stream consumers fed from the table's stream ([`stream_poller`]).
 
 pub mod aws_endpoint;
+pub mod docs;
 pub mod functions;
 pub mod gateway;
 pub mod moto;
@@ -215,7 +216,10 @@ impl LocalStack {
             format!("{}/{pool}/.well-known/jwks.json", opts.moto_endpoint),
         );
         // The listener bound first, whose address the stand-ins send their webhooks to.
-        tasks.push(serve(api_listener, axum::Router::new().fallback(gateway::serve).with_state(Arc::new(gw))));
+        // Plus the API contract at /openapi.json and /docs (local only; API Gateway has neither).
+        let api = docs::router(api_contract::document())
+            .merge(axum::Router::new().fallback(gateway::serve).with_state(Arc::new(gw)));
+        tasks.push(serve(api_listener, api));
 
         if opts.poll_queues {
             let sqs = aws_sdk_sqs::Client::new(&sdk);

@@ -12,6 +12,21 @@ async fn main() -> Result<()> {
     let aws_port = std::env::var("AWS_PORT").unwrap_or_else(|_| "4566".into());
     let razorpay_port = std::env::var("RAZORPAY_PORT").unwrap_or_else(|_| "3100".into());
     let digio_port = std::env::var("DIGIO_PORT").unwrap_or_else(|_| "3200".into());
+    // A port in use is named with the variable that moves it, before anything starts.
+    for (var, port) in [
+        ("API_PORT", &api_port),
+        ("AWS_PORT", &aws_port),
+        ("RAZORPAY_PORT", &razorpay_port),
+        ("DIGIO_PORT", &digio_port),
+    ] {
+        if let Err(e) = std::net::TcpListener::bind(format!("127.0.0.1:{port}")) {
+            eprintln!("local-stack: port {port} ({var}) is not free: {e}.");
+            eprintln!(
+                "  Stop whatever holds it (another local stack?) or choose another: {var}=<port> scripts/local-stack.sh"
+            );
+            std::process::exit(1);
+        }
+    }
 
     let moto = match std::env::var("MOTO_ENDPOINT") {
         Ok(_) => None,
@@ -32,16 +47,13 @@ async fn main() -> Result<()> {
     let sam_dir = infra::repo_root().join(".local-stack");
     stack.write_sam_files(&sam_dir)?;
     let p = &stack.provisioned;
+    let api = &stack.api_url;
     println!();
-    println!("AstroKiran local stack is up.");
-    println!("  API (HTTP API routes from template.yaml): {}", stack.api_url);
-    println!("  AWS endpoint (moto + local Cognito):      {}", stack.aws_endpoint);
-    println!("  moto server:                               {moto_endpoint}");
-    println!("  table {}  user pool {}  app client {}", stack.table_name(), p.user_pool_id, p.user_pool_client_id);
+    println!("  Routes (template.yaml):");
     for (def, _) in &stack.functions {
         for r in &def.http_routes {
             println!(
-                "  {:<7} {:<32} -> {}{}",
+                "    {:<7} {:<32} -> {}{}",
                 r.method,
                 r.path,
                 def.logical_id,
@@ -49,23 +61,40 @@ async fn main() -> Result<()> {
             );
         }
         for q in &def.queues {
-            println!("  SQS     {:<32} -> {}", q, def.logical_id);
+            println!("    SQS     {:<32} -> {}", q, def.logical_id);
         }
         for s in &def.streams {
-            println!("  stream  {:<32} -> {}", format!("{}.StreamArn", s.table), def.logical_id);
+            println!("    stream  {:<32} -> {}", format!("{}.StreamArn", s.table), def.logical_id);
         }
         for schedule in &def.schedules {
-            println!("  every   {:<32} -> {} (locally every {every}s)", schedule, def.logical_id);
+            println!("    every   {:<32} -> {} (locally every {every}s)", schedule, def.logical_id);
         }
     }
-    println!(
-        "  local Digio: {}  (approve a KYC request: curl -XPOST {}/_local/kyc/<KID>/approve)",
-        stack.stubs.digio.url, stack.stubs.digio.url
-    );
-    println!("  Razorpay stand-in: {}  (pay an order: POST /_local/orders/{{order_id}}/pay)", stack.stubs.razorpay_url);
+    println!("  table {}  user pool {}  app client {}", stack.table_name(), p.user_pool_id, p.user_pool_client_id);
     println!("  promotion rule seeded: {}", infra::default_promotion_rule().name);
-    println!("  sam local invoke files: {0}/env-vars.json, {0}/parameter-overrides", sam_dir.display());
-    println!("SMS codes appear below as 'SMS: ...' lines. Stop with Ctrl-C.");
+    println!();
+    println!("================================================================================");
+    println!(" AstroKiran local stack is ready.");
+    println!();
+    println!("   API                  {api}");
+    println!("   API contract (try it) {api}/docs        (OpenAPI 3.1: {api}/openapi.json)");
+    println!("   AWS endpoint         {}   (moto + local Cognito; moto itself at {moto_endpoint})", stack.aws_endpoint);
+    println!("   local Digio          {}   (approve a KYC: POST /_local/kyc/<KID>/approve)", stack.stubs.digio.url);
+    println!(
+        "   Razorpay stand-in    {}   (pay an order: POST /_local/orders/<order_id>/pay)",
+        stack.stubs.razorpay_url
+    );
+    println!("   sam local invoke files {0}/env-vars.json, {0}/parameter-overrides", sam_dir.display());
+    println!();
+    println!(" Sign in (README: \"Walk the sign-up with curl\"):");
+    println!(
+        "   1. POST {api}/auth/signup   {{\"phone\":\"+919876543210\",\"first_name\":\"Asha\",\"last_name\":\"Rao\",\"user_type\":\"user\"}}"
+    );
+    println!("   2. POST {api}/auth/signup/confirm with the code from the 'SMS:' line below");
+    println!("   3. POST {api}/auth/otp, then /auth/otp/verify with the new code: copy access_token");
+    println!("   4. On {api}/docs press Authorize, paste the access_token, and try any route.");
+    println!(" SMS codes appear below as 'SMS: ...' lines. Stop with Ctrl-C.");
+    println!("================================================================================");
     println!();
 
     tokio::signal::ctrl_c().await?;

@@ -22,6 +22,8 @@ pub mod invoice;
 pub mod kyc;
 pub mod logging;
 pub mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod phone;

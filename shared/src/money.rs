@@ -25,7 +25,8 @@ pub enum MoneyError {
 pub struct Money(Decimal);
 
 impl Money {
-    pub const ZERO: Money = Money(Decimal::ZERO);
+    /// `0.00`: at scale 2 like every other `Money`, so it is sent as `"0.00"`, not `"0"`.
+    pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 2));
 
     pub fn new(value: Decimal) -> Result<Self, MoneyError> {
         if value.is_sign_negative() && !value.is_zero() {
@@ -112,7 +113,8 @@ impl<'de> Deserialize<'de> for Money {
 pub struct Amount(Decimal);
 
 impl Amount {
-    pub const ZERO: Amount = Amount(Decimal::ZERO);
+    /// `0.00`, at scale 2 (sent as `"0.00"`).
+    pub const ZERO: Amount = Amount(Decimal::from_parts(0, 0, 0, false, 2));
 
     /// `value` at 2 places; more precision than paise is refused.
     pub fn new(value: Decimal) -> Result<Self, MoneyError> {
@@ -193,6 +195,15 @@ mod tests {
         assert_eq!(Money::new(dec!(500)).unwrap().to_string(), "500.00");
         assert_eq!(Money::new(dec!(100.5)).unwrap(), Money::new(dec!(100.50)).unwrap());
         assert_eq!(Money::new(dec!(1.230)).unwrap().to_string(), "1.23");
+    }
+
+    /// Found by schemathesis: a top-up without a bonus answered `"bonus": "0"`.
+    #[test]
+    fn zero_is_sent_with_two_decimals() {
+        assert_eq!(serde_json::to_value(Money::ZERO).unwrap(), "0.00");
+        assert_eq!(serde_json::to_value(Amount::ZERO).unwrap(), "0.00");
+        assert_eq!(Money::ZERO, Money::from_paise(0));
+        assert_eq!(Amount::ZERO, Amount::credit(Money::ZERO));
     }
 
     #[test]

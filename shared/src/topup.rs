@@ -44,10 +44,12 @@ pub struct CreditRecord {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceView {
     pub invoice_number: String,
     pub financial_year: String,
     pub taxable_value: Money,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, examples("18")))]
     pub gst_rate_percent: Decimal,
     pub gst: Money,
     pub total: Money,

@@ -46,6 +46,7 @@ impl fmt::Debug for UserId {
 
 /// The role a user has. It is also the name of the Cognito group the user is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UserType {
     User,

@@ -39,6 +39,7 @@ pub struct Wallet {
 
 /// What a customer sees of their wallet.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WalletView {
     pub real_cash: Money,
     pub bonus_cash: Money,

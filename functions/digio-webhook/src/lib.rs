@@ -33,6 +33,56 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// This function's part of the API contract (see `shared::openapi`).
+#[cfg(feature = "openapi")]
+pub fn openapi() -> shared::openapi::FunctionDoc {
+    use shared::openapi::{self as doc, FunctionDoc, Operation, Request, STORE_UNAVAILABLE, error, schema, success};
+    FunctionDoc::new("digio-webhook", "Webhooks (called by providers)", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
+        Op::Webhook => Operation {
+            summary: "Digio's KYC events (a callback Digio makes, not for apps)",
+            description: "Digio calls this with `X-Digio-Checksum`: the hex HMAC-SHA256 of the raw body with the \
+                          webhook secret, checked before anything is parsed. Each event id is applied once; \
+                          events for unknown requests and event types we do not act on are acknowledged with 200.",
+            request: Request::Signed {
+                body: doc::body(digio_event_schema),
+                signature_header: "X-Digio-Checksum",
+                description: "hex HMAC-SHA256 of the raw body with the Digio webhook secret",
+            },
+            responses: vec![success(200, "Handled (or recorded, or a duplicate)", schema::<DigioAck>)],
+            errors: vec![
+                error(401, "invalid_signature", "`X-Digio-Checksum` is missing or does not match the body"),
+                error(400, "invalid_body", "the (correctly signed) body is not JSON"),
+                error(503, "busy", "the request kept changing underneath; Digio retries"),
+            ],
+            ..Operation::default()
+        },
+    })
+}
+
+/// The parts of Digio's event this function reads (the body is otherwise kept as sent).
+#[cfg(feature = "openapi")]
+fn digio_event_schema(registry: &mut shared::openapi::Registry) -> Value {
+    registry.insert(
+        "DigioEvent",
+        json!({
+            "type": "object",
+            "description": "A Digio KYC webhook event. Read: `id` (the event id; without it the body's hash is), \
+                            `event` (e.g. `KYC_REQUEST_APPROVED`), and `payload.kyc_request` (`id`, and \
+                            `rejection_reason`/`reason`/`remarks` on a rejection) or `entity_id`.",
+            "properties": {
+                "id": { "type": "string" },
+                "event": { "type": "string", "examples": ["KYC_REQUEST_APPROVED"] },
+                "entity_id": { "type": "string", "examples": ["KID2501011200000001ABCDEFGHIJKLM"] },
+                "payload": {
+                    "type": "object",
+                    "properties": { "kyc_request": { "type": "object", "properties": { "id": { "type": "string" } } } },
+                },
+            },
+        }),
+    );
+    json!({ "$ref": "#/components/schemas/DigioEvent" })
+}
+
 /// What this function does for each of its template routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -60,10 +110,31 @@ async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let event: Value = serde_json::from_slice(&body)
         .map_err(|_| ApiError::bad_request("invalid_body", "the webhook body is not JSON"))?;
     let outcome = apply(app, &event, &body).await?;
-    Ok(http::json(200, &json!({ "status": outcome })))
+    Ok(http::json(200, &DigioAck { status: outcome }))
 }
 
-async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, ApiError> {
+/// The `200` answer: what became of the event.
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct DigioAck {
+    status: DigioOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+enum DigioOutcome {
+    /// The request's status changed.
+    Applied,
+    /// Recorded; the status did not change (a superseded request, or an event that moves nothing).
+    Recorded,
+    /// This event id was handled before.
+    Duplicate,
+    /// No request of ours has this id; recorded and acknowledged.
+    IgnoredUnknownRequest,
+}
+
+async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<DigioOutcome, ApiError> {
     let event_id =
         event.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| hex::encode(Sha256::digest(body)));
     let name = event.get("event").and_then(Value::as_str).unwrap_or_default();
@@ -79,7 +150,7 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, Ap
         let Some(request) = app.store.kyc_request(&request_id).await? else {
             tracing::info!(event_id = %event_id, event = name, "digio event for an unknown request recorded");
             let first = app.store.record_unknown_kyc_event(SOURCE, &event_id, now).await?;
-            return Ok(if first { "ignored_unknown_request" } else { "duplicate" });
+            return Ok(if first { DigioOutcome::IgnoredUnknownRequest } else { DigioOutcome::Duplicate });
         };
         let next = reported.and_then(|s| kyc::next_request_status(request.status, s));
         let mut audit = vec![
@@ -109,9 +180,9 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<&'static str, Ap
             })
             .await;
         return match applied {
-            Ok(Applied::Duplicate) => Ok("duplicate"),
-            Ok(Applied::Recorded) => Ok("recorded"),
-            Ok(Applied::Changed(_)) => Ok("applied"),
+            Ok(Applied::Duplicate) => Ok(DigioOutcome::Duplicate),
+            Ok(Applied::Recorded) => Ok(DigioOutcome::Recorded),
+            Ok(Applied::Changed(_)) => Ok(DigioOutcome::Applied),
             Err(StoreError::ConditionFailed(detail)) => {
                 tracing::info!(%detail, "kyc request changed underneath; retrying");
                 continue;

@@ -45,6 +45,54 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// This function's part of the API contract (see `shared::openapi`).
+#[cfg(feature = "openapi")]
+pub fn openapi() -> shared::openapi::FunctionDoc {
+    use shared::openapi::{Callback, FunctionDoc, NOT_FOUND, Operation, STORE_UNAVAILABLE, error, schema, success};
+    let no_profile = NOT_FOUND;
+    FunctionDoc::new("kyc-initiate", "Astrologer KYC", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
+        Op::Status => Operation {
+            summary: "Where the caller's video KYC stands",
+            description: "`access_token` and `customer_identifier` (for Digio's SDK) are present only while a \
+                          request is live (`kyc_status` = `in_progress`).",
+            responses: vec![success(200, "The KYC state", schema::<KycView>)],
+            errors: vec![no_profile],
+            ..Operation::default()
+        },
+        Op::Start => Operation {
+            summary: "Start a video KYC (or get the live one again)",
+            description: "Creates a Digio KYC request from `not_started`, `failed`, `rejected` or `expired`, at most \
+                          4 attempts in all; a live request is returned again (200). Open Digio's SDK with \
+                          `request_id`, `access_token` and `customer_identifier`; Digio then reports the outcome \
+                          to `POST /webhooks/digio` (see the callback).",
+            responses: vec![
+                success(201, "A new KYC request was created", schema::<KycView>),
+                success(200, "The live request, again", schema::<KycView>),
+            ],
+            errors: [
+                vec![
+                    no_profile,
+                    error(409, "kyc_already_completed", "the KYC is already approved"),
+                    error(409, "kyc_retry_limit_reached", "all 4 attempts are used; contact support"),
+                    error(
+                        409,
+                        "kyc_initiation_in_progress",
+                        "another call is creating the request; retry in a few seconds",
+                    ),
+                ],
+                shared::openapi::provider_errors("digio").to_vec(),
+            ]
+            .concat(),
+            callbacks: vec![Callback {
+                name: "digioKycEvents",
+                route: "POST /webhooks/digio",
+                description: "Digio reports the request's progress (completed, approved, rejected, expired) with a signed webhook",
+            }],
+            ..Operation::default()
+        },
+    })
+}
+
 /// What this function does for each of its template routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -76,6 +124,7 @@ async fn load(app: &App, caller: &Caller) -> Result<AstrologerKyc, ApiError> {
 
 /// What the app shows, and what its Digio SDK needs.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct KycView {
     kyc_status: KycStatus,
     verification_status: shared::user::VerificationStatus,

@@ -12,6 +12,11 @@
 //! challenge that looks the same, and every wrong answer fails the same way.
 
 mod cognito_errors;
+#[cfg(feature = "openapi")]
+mod openapi;
+
+#[cfg(feature = "openapi")]
+pub use openapi::openapi;
 
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, ChallengeNameType};
@@ -73,30 +78,37 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct SignUpBody {
     phone: Phone,
     first_name: PersonName,
     last_name: PersonName,
+    /// `user` (a customer) or `astrologer`; `admin` is refused.
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::self_service_role))]
     user_type: String,
     #[serde(default)]
     email: Option<Email>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct PhoneBody {
     phone: Phone,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", schema(as = SignUpConfirmBody))]
 struct ConfirmBody {
     phone: Phone,
     code: OtpCode,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
     phone: Phone,
@@ -134,10 +146,61 @@ impl TryFrom<String> for Session {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct CodeSent {
-    /// Where the code went, masked.
+    /// Where the code went, masked (`+91******3210`).
     destination: String,
+    /// Always `SMS`.
     delivery_medium: &'static str,
+}
+
+/// `201` of `POST /auth/signup`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct SignedUp<'a> {
+    user_id: &'a str,
+    user_type: UserType,
+    /// `false` until the SMS code is confirmed.
+    confirmed: bool,
+    code: CodeSent,
+}
+
+/// `200` of `POST /auth/signup/confirm`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Confirmed {
+    confirmed: bool,
+}
+
+/// `202` of `POST /auth/signup/resend`: the same whether or not the number is registered.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct CodeResent {
+    code: CodeSent,
+}
+
+/// `200` of `POST /auth/otp`: an unknown number gets one that looks the same.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct SignInChallenge {
+    /// Always `SMS_OTP`.
+    challenge: &'static str,
+    /// Send it back with the code to `POST /auth/otp/verify`.
+    session: String,
+    code: CodeSent,
+}
+
+/// `200` of `POST /auth/otp/verify`: Cognito's tokens. Send `access_token` as
+/// `Authorization: Bearer <access_token>`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Tokens<'a> {
+    id_token: Option<&'a str>,
+    access_token: Option<&'a str>,
+    refresh_token: Option<&'a str>,
+    /// Seconds the access token is valid for.
+    expires_in: i32,
+    token_type: &'a str,
 }
 
 fn attribute(name: &str, value: &str) -> AttributeType {
@@ -167,12 +230,12 @@ async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
     tracing::info!(phone = %body.phone, role = role.as_str(), "sign-up started");
     Ok(json(
         201,
-        &serde_json::json!({
-            "user_id": output.user_sub(),
-            "user_type": role,
-            "confirmed": output.user_confirmed(),
-            "code": CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
-        }),
+        &SignedUp {
+            user_id: output.user_sub(),
+            user_type: role,
+            confirmed: output.user_confirmed(),
+            code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
+        },
     ))
 }
 
@@ -186,16 +249,16 @@ async fn confirm(app: &App, body: ConfirmBody) -> Result<Response, ApiError> {
         .await
         .map_err(|e| map_error(Operation::ConfirmSignUp, e))?;
     tracing::info!(phone = %body.phone, "sign-up confirmed");
-    Ok(json(200, &serde_json::json!({ "confirmed": true })))
+    Ok(json(200, &Confirmed { confirmed: true }))
 }
 
 async fn resend(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
     let sent = CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" };
     match app.cognito.resend_confirmation_code().client_id(&app.client_id).username(body.phone.e164()).send().await {
-        Ok(_) => Ok(json(202, &serde_json::json!({ "code": sent }))),
+        Ok(_) => Ok(json(202, &CodeResent { code: sent })),
         Err(e) => match map_error(Operation::ResendCode, e) {
             // Answer as if sent, so resend cannot be used to probe for numbers.
-            err if err.code == cognito_errors::UNKNOWN_USER => Ok(json(202, &serde_json::json!({ "code": sent }))),
+            err if err.code == cognito_errors::UNKNOWN_USER => Ok(json(202, &CodeResent { code: sent })),
             err => Err(err),
         },
     }
@@ -227,11 +290,11 @@ async fn start_sign_in(app: &App, body: PhoneBody) -> Result<Response, ApiError>
     tracing::info!(phone = %body.phone, "sign-in code requested");
     Ok(json(
         200,
-        &serde_json::json!({
-            "challenge": "SMS_OTP",
-            "session": session,
-            "code": CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
-        }),
+        &SignInChallenge {
+            challenge: "SMS_OTP",
+            session,
+            code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
+        },
     ))
 }
 
@@ -259,12 +322,12 @@ async fn verify_sign_in(app: &App, body: VerifyBody) -> Result<Response, ApiErro
     tracing::info!(phone = %body.phone, "signed in");
     Ok(json(
         200,
-        &serde_json::json!({
-            "id_token": tokens.id_token(),
-            "access_token": tokens.access_token(),
-            "refresh_token": tokens.refresh_token(),
-            "expires_in": tokens.expires_in(),
-            "token_type": tokens.token_type().unwrap_or("Bearer"),
-        }),
+        &Tokens {
+            id_token: tokens.id_token(),
+            access_token: tokens.access_token(),
+            refresh_token: tokens.refresh_token(),
+            expires_in: tokens.expires_in(),
+            token_type: tokens.token_type().unwrap_or("Bearer"),
+        },
     ))
 }

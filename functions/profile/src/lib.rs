@@ -8,6 +8,7 @@ use shared::{ApiError, UserType};
 
 /// The caller's role (from the stored user, never from a client-writable attribute) and overview.
 #[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct Me {
     role: UserType,
     #[serde(flatten)]
@@ -27,6 +28,22 @@ impl App {
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
+}
+
+/// This function's part of the API contract (see `shared::openapi`).
+#[cfg(feature = "openapi")]
+pub fn openapi() -> shared::openapi::FunctionDoc {
+    use shared::openapi::{FunctionDoc, NOT_FOUND, Operation, STORE_UNAVAILABLE, schema, success};
+    FunctionDoc::new("profile", "Profile", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
+        Op::Me => Operation {
+            summary: "The caller's profile, role and wallet summary",
+            description: "`astrologer` is present for astrologers only.",
+            responses: vec![success(200, "The caller", schema::<Me>)],
+            // A token whose account setup never finished has no user record yet.
+            errors: vec![NOT_FOUND],
+            ..Operation::default()
+        },
+    })
 }
 
 /// What this function does for each of its template routes.

@@ -13,8 +13,13 @@
 //! retries (at most [`CREDIT_ATTEMPTS`] times); one that finds the top-up already completed
 //! stops. Exactly-once is carried by the transaction's condition on the top-up's status.
 
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod razorpay;
 mod transactions;
+
+#[cfg(feature = "openapi")]
+pub use openapi::openapi;
 
 use std::str::FromStr;
 
@@ -27,13 +32,16 @@ use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::{IdempotencyKey, StoredResponse};
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
-use shared::topup::{CreditSettings, Source, Status, TopUp, plan_credit};
+use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_credit};
 use shared::wallet::WalletView;
 use shared::{ApiError, Money};
 
 use crate::razorpay::Razorpay;
 
 pub const CREDIT_ATTEMPTS: usize = 5;
+/// `TOPUP_MIN_AMOUNT` and `TOPUP_MAX_AMOUNT` when the template does not set them.
+pub const DEFAULT_MIN_AMOUNT: &str = "10";
+pub const DEFAULT_MAX_AMOUNT: &str = "50000";
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -60,7 +68,8 @@ impl App {
         if gst_rate_percent < Decimal::ZERO || gst_rate_percent > Decimal::ONE_HUNDRED {
             return Err(ConfigError::Invalid { name: "GST_RATE_PERCENT", problem: "must be 0 to 100".into() });
         }
-        let (min_amount, max_amount) = (money("TOPUP_MIN_AMOUNT", "10")?, money("TOPUP_MAX_AMOUNT", "50000")?);
+        let (min_amount, max_amount) =
+            (money("TOPUP_MIN_AMOUNT", DEFAULT_MIN_AMOUNT)?, money("TOPUP_MAX_AMOUNT", DEFAULT_MAX_AMOUNT)?);
         if min_amount < Money::from_paise(100) || max_amount < min_amount {
             return Err(ConfigError::Invalid {
                 name: "TOPUP_MIN_AMOUNT",
@@ -128,17 +137,51 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 // ------------------------------------------------------------------ create
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    /// INR to add, from `TOPUP_MIN_AMOUNT` (10) to `TOPUP_MAX_AMOUNT` (50,000), at most 2 decimals.
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::amount))]
     amount: Money,
 }
 
+/// The promotion rule whose bonus was quoted.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct Promotion<'a> {
     rule_id: &'a str,
     name: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, examples("20")))]
     bonus_percent: Decimal,
     first_recharge_only: bool,
+}
+
+/// What the app hands Razorpay's checkout SDK.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Checkout<'a> {
+    /// Razorpay key id.
+    key: &'a str,
+    order_id: &'a str,
+    /// Integer paise, as Razorpay wants it.
+    amount: u64,
+    currency: &'a str,
+    name: &'static str,
+    description: &'static str,
+}
+
+/// `201` of `POST /wallet/top-ups` (a retry with the same `Idempotency-Key` gets it again).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Created<'a> {
+    top_up_id: &'a str,
+    /// Always `pending`.
+    status: Status,
+    amount: Money,
+    /// Bonus cash the top-up will add when paid.
+    bonus: Money,
+    promotion: Option<Promotion<'a>>,
+    checkout: Checkout<'a>,
 }
 
 async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
@@ -182,26 +225,26 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
     };
     let response = json(
         201,
-        &json!({
-            "top_up_id": id,
-            "status": "pending",
-            "amount": amount,
-            "bonus": bonus,
-            "promotion": rule.map(|r| Promotion {
+        &Created {
+            top_up_id: &id,
+            status: Status::Pending,
+            amount,
+            bonus,
+            promotion: rule.map(|r| Promotion {
                 rule_id: &r.id,
                 name: &r.name,
                 bonus_percent: r.bonus_percent,
                 first_recharge_only: r.first_recharge_only,
             }),
-            "checkout": {
-                "key": app.razorpay.key_id,
-                "order_id": order.id,
-                "amount": order.amount,
-                "currency": order.currency,
-                "name": "AstroKiran",
-                "description": "Wallet recharge",
+            checkout: Checkout {
+                key: &app.razorpay.key_id,
+                order_id: &order.id,
+                amount: order.amount,
+                currency: &order.currency,
+                name: "AstroKiran",
+                description: "Wallet recharge",
             },
-        }),
+        },
     );
     let mut tx = app.store.tx();
     tx.new_topup(&topup).idempotency(&key, &StoredResponse::of(&key, &response, now), now);
@@ -218,8 +261,12 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
 
 // ------------------------------------------------------------------ confirm
 
+/// What Razorpay's checkout SDK hands the app after a payment.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = TopUpConfirmBody))]
 struct ConfirmBody {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^pay_[A-Za-z0-9_]{0,60}$"))]
     razorpay_payment_id: String,
     razorpay_signature: String,
     /// Accepted for the checkout SDK's convenience, never used: the stored order id is.
@@ -288,19 +335,40 @@ fn credit_plan(
         .map_err(|e| ApiError::internal(format!("credit not possible: {e}")))
 }
 
-fn topup_view(t: &TopUp, wallet: Option<&WalletView>) -> serde_json::Value {
-    json!({
-        "top_up_id": t.id,
-        "status": t.status,
-        "amount": t.amount,
-        "bonus": t.credit.as_ref().map_or(t.bonus, |c| c.bonus_credited),
-        "razorpay_order_id": t.razorpay_order_id,
-        "created_at": t.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "payment_id": t.credit.as_ref().map(|c| &c.payment_id),
-        "completed_at": t.credit.as_ref().map(|c| &c.completed_at),
-        "invoice": t.credit.as_ref().map(|c| &c.invoice),
-        "wallet": wallet,
-    })
+/// A top-up as its owner sees it.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct TopUpView<'a> {
+    top_up_id: &'a str,
+    status: Status,
+    amount: Money,
+    /// The bonus credited (once completed) or quoted.
+    bonus: Money,
+    razorpay_order_id: &'a str,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    created_at: String,
+    payment_id: Option<&'a str>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    completed_at: Option<&'a str>,
+    /// Once completed: the GST invoice (the amount paid is GST-inclusive).
+    invoice: Option<&'a InvoiceView>,
+    /// After a confirm: the wallet's balances.
+    wallet: Option<&'a WalletView>,
+}
+
+fn topup_view<'a>(t: &'a TopUp, wallet: Option<&'a WalletView>) -> TopUpView<'a> {
+    TopUpView {
+        top_up_id: &t.id,
+        status: t.status,
+        amount: t.amount,
+        bonus: t.credit.as_ref().map_or(t.bonus, |c| c.bonus_credited),
+        razorpay_order_id: &t.razorpay_order_id,
+        created_at: t.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        payment_id: t.credit.as_ref().map(|c| c.payment_id.as_str()),
+        completed_at: t.credit.as_ref().map(|c| c.completed_at.as_str()),
+        invoice: t.credit.as_ref().map(|c| &c.invoice),
+        wallet,
+    }
 }
 
 fn log_credit(topup: &TopUp) {
@@ -349,14 +417,37 @@ async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
         "payment.failed" => webhook_failed(app, &event).await?,
         other => {
             tracing::info!(event = other, "razorpay event ignored");
-            "ignored"
+            WebhookOutcome::Ignored
         }
     };
-    tracing::info!(event = %event.event, event_id = %event_id, outcome, "razorpay webhook handled");
-    Ok(json(200, &json!({ "status": outcome })))
+    tracing::info!(event = %event.event, event_id = %event_id, outcome = ?outcome, "razorpay webhook handled");
+    Ok(json(200, &WebhookAck { status: outcome }))
 }
 
-async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &str) -> Result<&'static str, ApiError> {
+/// The `200` answer to Razorpay: what became of the event.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct WebhookAck {
+    status: WebhookOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+enum WebhookOutcome {
+    /// The wallet was credited.
+    Credited,
+    /// The top-up was credited before (by the confirm or another event).
+    AlreadyCredited,
+    /// This event id was handled before.
+    Duplicate,
+    /// Not an event we act on, or not one of our orders.
+    Ignored,
+    /// `payment.failed`: the pending top-up is now `failed`.
+    Failed,
+}
+
+async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &str) -> Result<WebhookOutcome, ApiError> {
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
         return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
     };
@@ -364,45 +455,49 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
         // Not one of ours (another integration on the account): acknowledge, or Razorpay
         // would retry for a day and then disable the webhook.
         tracing::warn!(order_id, "webhook for an unknown order");
-        return Ok("ignored");
+        return Ok(WebhookOutcome::Ignored);
     };
     if payment.amount != topup.amount.paise() || payment.currency != "INR" {
         tracing::error!(top_up_id = %topup.id, paid = payment.amount, "payment amount differs from the order; not credited");
-        return Ok("ignored");
+        return Ok(WebhookOutcome::Ignored);
     }
     let source = Source::Webhook { event: event.event.clone(), event_id: event_id.to_owned() };
     for _ in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
         let Some(state) = app.store.credit_state(&topup.id, &topup.user_id, &source, now).await? else {
-            return Ok("ignored");
+            return Ok(WebhookOutcome::Ignored);
         };
         if state.event_seen {
-            return Ok("duplicate");
+            return Ok(WebhookOutcome::Duplicate);
         }
         if state.topup.status == Status::Completed {
-            return Ok("already_credited");
+            return Ok(WebhookOutcome::AlreadyCredited);
         }
         let plan = credit_plan(app, &state, &payment.id, &source, now)?;
         match app.store.credit(&plan, &source, now).await? {
             Credit::Credited => {
                 log_credit(&plan.topup);
-                return Ok("credited");
+                return Ok(WebhookOutcome::Credited);
             }
-            Credit::AlreadyDone => return Ok("already_credited"),
+            Credit::AlreadyDone => return Ok(WebhookOutcome::AlreadyCredited),
             Credit::Conflict => continue,
         }
     }
     Err(ApiError::unavailable("busy", "the wallet is busy; retry"))
 }
 
-async fn webhook_failed(app: &App, event: &razorpay::WebhookEvent) -> Result<&'static str, ApiError> {
+async fn webhook_failed(app: &App, event: &razorpay::WebhookEvent) -> Result<WebhookOutcome, ApiError> {
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
         return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
     };
     let Some(topup) = app.store.topup_by_order(order_id).await? else {
-        return Ok("ignored");
+        return Ok(WebhookOutcome::Ignored);
     };
     let reason = payment.error_description.as_deref().unwrap_or("payment failed");
     // Only a pending top-up fails: after a success this changes nothing.
-    Ok(if app.store.mark_topup_failed(&topup.id, reason, Utc::now()).await? { "failed" } else { "ignored" })
+    Ok(if app.store.mark_topup_failed(&topup.id, reason, Utc::now()).await? {
+        WebhookOutcome::Failed
+    } else {
+        WebhookOutcome::Ignored
+    })
 }

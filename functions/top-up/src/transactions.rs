@@ -47,7 +47,16 @@ pub async fn list(app: &App, req: &Request, caller: Caller) -> Result<Response, 
     let start = http::query_param(req, "cursor").map(decode_cursor).transpose()?;
     let page = app.store.ledger_page(&caller.user_id, limit, start.as_deref()).await?;
     let next_cursor = page.next.as_deref().map(encode_cursor);
-    Ok(json(200, &serde_json::json!({ "transactions": page.entries, "next_cursor": next_cursor })))
+    Ok(json(200, &Page { transactions: &page.entries, next_cursor }))
+}
+
+/// One page of the ledger, newest first.
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct Page<'a> {
+    pub transactions: &'a [shared::wallet::LedgerEntry],
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

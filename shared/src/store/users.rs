@@ -32,6 +32,7 @@ pub enum Registered {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRecord {
     pub user_id: UserId,
     #[serde(serialize_with = "serialize_phone_full")]
@@ -42,6 +43,7 @@ pub struct UserRecord {
     pub email: Option<String>,
     pub user_type: UserType,
     pub profile_status: ProfileStatus,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
 }
 
@@ -51,6 +53,7 @@ fn serialize_phone_full<S: serde::Serializer>(p: &Phone, s: S) -> Result<S::Ok, 
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WalletSummary {
     pub real_cash: Money,
     pub bonus_cash: Money,
@@ -59,6 +62,7 @@ pub struct WalletSummary {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AstrologerSummary {
     pub kyc_status: KycStatus,
     pub verification_status: VerificationStatus,
@@ -66,6 +70,7 @@ pub struct AstrologerSummary {
 
 /// Everything `GET /me` shows, read in one Query.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserOverview {
     pub user: UserRecord,
     pub wallet: WalletSummary,
