@@ -171,3 +171,22 @@ impl Event for ConsultationCancelled {
     const TYPE: &'static str = "ConsultationCancelled";
     const VERSION: u32 = 1;
 }
+
+/// A customer reviewed a completed consultation (for the rating aggregate and the
+/// astrologer's notification). One per consultation: the review's id is the booking id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewSubmitted {
+    pub booking_id: String,
+    pub customer_id: UserId,
+    pub astrologer_id: UserId,
+    /// 1 to 5.
+    pub rating: u8,
+    /// A paid, completed consultation (always true for reviews written through the app).
+    pub verified: bool,
+    pub public: bool,
+}
+
+impl Event for ReviewSubmitted {
+    const TYPE: &'static str = "ReviewSubmitted";
+    const VERSION: u32 = 1;
+}
