@@ -20,6 +20,9 @@ pub fn functions() -> Vec<FunctionDoc> {
         kyc_initiate::openapi(),
         digio_webhook::openapi(),
         top_up::openapi(),
+        astrologer_profile::openapi(),
+        catalogue::openapi(),
+        book::openapi(),
     ]
 }
 
@@ -108,6 +111,10 @@ fn error_schema(codes: Option<&[&str]>) -> Value {
                 "code": code,
                 "message": { "type": "string", "description": "for people; may change" },
                 "field": { "type": "string", "description": "the request field at fault, when there is one" },
+                "shortfall": {
+                    "type": "string", "pattern": shared::openapi::MONEY_PATTERN,
+                    "description": "`insufficient_balance` only: how much more INR the wallet needs",
+                },
             },
         } },
     })

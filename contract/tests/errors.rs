@@ -43,19 +43,19 @@ fn consts(src: &str) -> BTreeMap<String, String> {
 
 /// The first argument after `prefix`, as a code: a literal, or a `const` by (path) name.
 fn code_args(src: &str, prefix: &str, consts: &BTreeMap<String, String>) -> Vec<String> {
-    let mut out = Vec::new();
-    for part in src.split(prefix).skip(1) {
-        let arg = part.trim_start();
-        let code = if let Some(lit) = arg.strip_prefix('"') {
-            lit.split('"').next().unwrap().to_owned()
-        } else {
-            let ident: String = arg.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
-            let name = ident.rsplit("::").next().unwrap();
-            consts.get(name).cloned().unwrap_or_else(|| panic!("cannot read the code in `{prefix}{ident}`"))
-        };
-        out.push(code);
+    src.split(prefix).skip(1).map(|part| code_arg(part, prefix, consts)).collect()
+}
+
+/// The code at the start of `arg`: a literal, or a `const` by (path) name.
+fn code_arg(arg: &str, context: &str, consts: &BTreeMap<String, String>) -> String {
+    let arg = arg.trim_start();
+    if let Some(lit) = arg.strip_prefix('"') {
+        lit.split('"').next().unwrap().to_owned()
+    } else {
+        let ident: String = arg.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+        let name = ident.rsplit("::").next().unwrap();
+        consts.get(name).cloned().unwrap_or_else(|| panic!("cannot read the code in `{context}{ident}`"))
     }
-    out
 }
 
 /// Every (status, code) the function's source can return to a caller.
@@ -76,12 +76,13 @@ pub fn constructed(src: &str) -> Errors {
     }
     for part in src.split("ApiError::new(").skip(1) {
         let (status, rest) = part.split_once(',').unwrap();
-        let code = code_args(&format!("X{rest}"), "X", &consts).remove(0);
+        let code = code_arg(rest, "ApiError::new(..,", &consts);
         out.insert((status.trim().parse().unwrap(), code));
     }
     for (marker, status, code) in [
         ("ApiError::invalid_field(", 400, "invalid_field"),
         ("ApiError::not_found(", 404, "not_found"),
+        ("ApiError::insufficient_balance(", 402, "insufficient_balance"),
         ("ApiError::forbidden(", 403, "forbidden"),
         ("ApiError::internal(", 500, "internal"),
         ("json_body", 400, "invalid_body"),

@@ -56,22 +56,32 @@ pub struct RateBounds {
 }
 
 /// What `PUT /astrologers/me/profile` sends.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileInput {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::display_name))]
     pub display_name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::bio))]
     pub bio: String,
+    #[cfg_attr(feature = "openapi", schema(maximum = 80))]
     pub experience_years: u32,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::languages))]
     pub languages: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::specialisations))]
     pub specialisations: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::rate_per_minute))]
     pub rate_per_minute: Money,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::modes))]
     pub modes: Vec<Mode>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::picture_url))]
     pub picture_url: Option<String>,
 }
 
 /// A profile that keeps every rule.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Profile {
     pub display_name: String,

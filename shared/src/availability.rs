@@ -41,11 +41,15 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, AvailabilityError> {
 
 /// One window as the app sends it: `{"weekday":"mon","start":"09:00","end":"13:30"}`.
 /// `end` may be `"24:00"` (midnight at the end of the day).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowInput {
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::weekday))]
     pub weekday: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::window_start))]
     pub start: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::window_end))]
     pub end: String,
 }
 

@@ -203,6 +203,7 @@ impl PromoCode {
 // ---------------------------------------------------------------- pricing and booking
 
 /// What a booking costs, fixed at booking time.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Price {
     pub rate_per_minute: Money,
@@ -289,6 +290,7 @@ pub fn schedule_without(booked: &[Booked], booking: &BookingId, now: DateTime<Ut
 }
 
 /// A consultation as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Consultation {
     pub booking_id: BookingId,
@@ -318,6 +320,7 @@ pub struct Consultation {
 }
 
 /// How a consultation ended, in money.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Closing {
     #[serde(skip_serializing_if = "Option::is_none")]

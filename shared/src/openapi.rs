@@ -350,6 +350,130 @@ impl utoipa::PartialSchema for crate::Email {
 }
 impl utoipa::ToSchema for crate::Email {}
 
+// ------------------------------------------------------------------ astrologer profile fields
+
+/// `rate_per_minute`: what `Money` parses, within the default `RATE_MIN_PER_MINUTE`..
+/// `RATE_MAX_PER_MINUTE` (5 to 1,000; a deployment may set others).
+pub const RATE_PATTERN: &str =
+    "^\\s*\\+?0*([5-9]|[1-9][0-9]{1,2})(\\.[0-9]{0,2})?\\s*$|^\\s*\\+?0*1000(\\.0{0,2})?\\s*$";
+
+pub fn rate_per_minute() -> RefOr<Schema> {
+    json_schema(json!({
+        "description": "INR per minute, 5 to 1,000 (`RATE_MIN_PER_MINUTE`, `RATE_MAX_PER_MINUTE`), at most two decimals: a string or a JSON number",
+        "anyOf": [
+            { "type": "string", "pattern": RATE_PATTERN },
+            { "type": "number", "minimum": 5, "maximum": 1000, "multipleOf": 0.01 },
+        ],
+        "examples": ["25.00"],
+    }))
+}
+
+fn one_or_more_of(values: &[&str], description: &str) -> RefOr<Schema> {
+    json_schema(json!({
+        "type": "array", "minItems": 1, "description": description,
+        "items": { "type": "string", "enum": values },
+    }))
+}
+
+pub fn languages() -> RefOr<Schema> {
+    one_or_more_of(crate::astrologer::LANGUAGES, "ISO 639-1 codes (the apps show the names); duplicates are dropped")
+}
+
+pub fn specialisations() -> RefOr<Schema> {
+    one_or_more_of(crate::astrologer::SPECIALISATIONS, "duplicates are dropped")
+}
+
+pub fn modes() -> RefOr<Schema> {
+    let modes: Vec<&str> = crate::astrologer::Mode::ALL.iter().map(|m| m.as_str()).collect();
+    one_or_more_of(&modes, "how the astrologer consults; duplicates are dropped")
+}
+
+/// Text without control characters (a line break allowed where `multiline`), not only
+/// white space where `required`.
+fn text(max_chars: usize, required: bool, multiline: bool) -> RefOr<Schema> {
+    let allowed = if multiline { "[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]" } else { "[^\\x00-\\x1f\\x7f-\\x9f]" };
+    let pattern =
+        if required { format!("^{allowed}*[^\\s\\x00-\\x1f\\x7f-\\x9f]{allowed}*$") } else { format!("^{allowed}*$") };
+    json_schema(json!({
+        "type": "string", "maxLength": max_chars, "pattern": pattern,
+        "description": format!("at most {max_chars} characters after trimming, no control characters"),
+    }))
+}
+
+pub fn display_name() -> RefOr<Schema> {
+    text(crate::astrologer::MAX_DISPLAY_NAME_CHARS, true, false)
+}
+
+pub fn bio() -> RefOr<Schema> {
+    text(crate::astrologer::MAX_BIO_CHARS, false, true)
+}
+
+/// `ProfileInput::validate`: https, a host, printable ASCII, at most 500 characters; empty: none.
+pub const PICTURE_URL_PATTERN: &str = "^\\s*(https://[!-.0-~][!-~]{0,491})?\\s*$";
+
+pub fn picture_url() -> RefOr<Schema> {
+    json_schema(json!({
+        "type": ["string", "null"], "pattern": PICTURE_URL_PATTERN,
+        "description": "an https:// URL of at most 500 characters (empty or null: no picture)",
+    }))
+}
+
+/// Every name `parse_time_zone` accepts (IANA, as chrono-tz spells them).
+pub fn time_zone() -> RefOr<Schema> {
+    let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    json_schema(json!({
+        "type": "string", "enum": names, "default": "Asia/Kolkata",
+        "description": "an IANA time zone name",
+    }))
+}
+
+pub fn weekday() -> RefOr<Schema> {
+    json_schema(json!({ "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] }))
+}
+
+pub const WINDOW_START_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]$";
+pub const WINDOW_END_PATTERN: &str = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$";
+
+pub fn window_start() -> RefOr<Schema> {
+    json_schema(
+        json!({ "type": "string", "pattern": WINDOW_START_PATTERN, "description": "local time HH:MM", "examples": ["09:00"] }),
+    )
+}
+
+pub fn window_end() -> RefOr<Schema> {
+    json_schema(
+        json!({ "type": "string", "pattern": WINDOW_END_PATTERN, "description": "local time HH:MM after `start`; 24:00 is the end of the day", "examples": ["13:30"] }),
+    )
+}
+
+/// `BookingId::parse`: `AT` and 8 digits.
+pub const BOOKING_ID_PATTERN: &str = "^AT[0-9]{8}$";
+
+impl utoipa::PartialSchema for crate::booking::BookingId {
+    fn schema() -> RefOr<Schema> {
+        json_schema(json!({
+            "type": "string", "pattern": BOOKING_ID_PATTERN,
+            "description": "the consultation's id: `AT` and 8 digits, what a customer reads out to support",
+            "examples": ["AT01234567"],
+        }))
+    }
+}
+impl utoipa::ToSchema for crate::booking::BookingId {}
+
+impl utoipa::PartialSchema for crate::astrologer::RatingSummary {
+    fn schema() -> RefOr<Schema> {
+        json_schema(json!({
+            "type": "object", "required": ["average", "count"], "additionalProperties": false,
+            "description": "the average rating shown (verified reviews weigh more) and how many reviews make it",
+            "properties": {
+                "average": { "type": "string", "pattern": "^[0-5]\\.[0-9]{2}$", "examples": ["4.57"], "description": "0.00 until the first review" },
+                "count": { "type": "integer", "minimum": 0 },
+            },
+        }))
+    }
+}
+impl utoipa::ToSchema for crate::astrologer::RatingSummary {}
+
 impl utoipa::PartialSchema for crate::wallet::LedgerEntry {
     fn schema() -> RefOr<Schema> {
         json_schema(json!({
@@ -438,6 +562,62 @@ mod tests {
             value["entry_id"].as_str().unwrap()
         ));
         chrono::DateTime::parse_from_rfc3339(value["created_at"].as_str().unwrap()).expect("RFC 3339");
+
+        let id = serde_json::to_value(crate::booking::BookingId::from_number(1234)).unwrap();
+        assert!(matches(BOOKING_ID_PATTERN, id.as_str().unwrap()), "{id}");
+        let rating_schema = serde_json::to_value(crate::astrologer::RatingSummary::schema()).unwrap();
+        for (average_hundredths, count) in [(0, 0), (457, 12), (500, 1)] {
+            let value = serde_json::to_value(crate::astrologer::RatingSummary { average_hundredths, count }).unwrap();
+            let average = value["average"].as_str().unwrap();
+            assert!(matches(rating_schema["properties"]["average"]["pattern"].as_str().unwrap(), average), "{average}");
+            assert_eq!(value.as_object().unwrap().len(), 2);
+        }
+    }
+
+    /// The profile's field schemas accept what `ProfileInput::validate` and
+    /// `WeeklyAvailability::parse` accept (with the default rate bounds), on samples.
+    #[test]
+    fn profile_patterns_follow_the_validation() {
+        use crate::astrologer::{Mode, ProfileInput, RateBounds};
+        let bounds = RateBounds { min: "5".parse().unwrap(), max: "1000".parse().unwrap() };
+        let input = |rate: crate::Money, picture: &str, name: &str| ProfileInput {
+            display_name: name.into(),
+            bio: String::new(),
+            experience_years: 3,
+            languages: vec!["hi".into()],
+            specialisations: vec!["vedic".into()],
+            rate_per_minute: rate,
+            modes: vec![Mode::Chat],
+            picture_url: Some(picture.into()),
+        };
+        let ok_picture = "https://cdn.example.com/a.jpg";
+        for raw in
+            ["5", "5.00", "4.99", "5.5", "010", "999.99", "1000", "1000.00", "1000.01", "1001", "0", " 25 ", "+25"]
+        {
+            let accepted =
+                raw.parse::<crate::Money>().is_ok_and(|m| input(m, ok_picture, "Asha").validate(bounds).is_ok());
+            assert_eq!(simple_regex(RATE_PATTERN, raw), accepted, "rate {raw:?}");
+        }
+        let long = format!("https://{}", "a".repeat(492));
+        for raw in [ok_picture, "", "  ", "http://x.com", "https://", "https:///x", "https://a b", &long, &long[..499]]
+        {
+            let accepted = input("25".parse().unwrap(), raw, "Asha").validate(bounds).is_ok();
+            assert_eq!(simple_regex(PICTURE_URL_PATTERN, raw), accepted, "picture {raw:?}");
+        }
+        let name = |raw: &str| serde_json::to_value(display_name()).unwrap()["pattern"].as_str().unwrap().to_owned();
+        for raw in ["Asha", " Asha ", "", "   ", "A\u{7}"] {
+            let accepted = input("25".parse().unwrap(), ok_picture, raw).validate(bounds).is_ok();
+            assert_eq!(simple_regex(&name(raw), raw), accepted, "display_name {raw:?}");
+        }
+        for (start, end) in
+            [("09:00", "13:30"), ("00:00", "24:00"), ("24:00", "24:00"), ("9:00", "10:00"), ("23:59", "23:60")]
+        {
+            let window =
+                crate::availability::WindowInput { weekday: "mon".into(), start: start.into(), end: end.into() };
+            let accepted = crate::availability::WeeklyAvailability::parse(chrono_tz::Asia::Kolkata, &[window]).is_ok();
+            let matched = simple_regex(WINDOW_START_PATTERN, start) && simple_regex(WINDOW_END_PATTERN, end);
+            assert_eq!(matched, accepted, "window {start}-{end}");
+        }
     }
 
     fn simple_regex(pattern: &str, text: &str) -> bool {

@@ -146,6 +146,7 @@ impl Wallet {
 
 /// What a hold took from each bucket, kept on what it paid for (the consultation), so
 /// whatever comes back goes to the bucket it came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Hold {
     pub real: Money,

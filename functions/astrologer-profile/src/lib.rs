@@ -45,6 +45,51 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// This function's part of the API contract (see `shared::openapi`).
+#[cfg(feature = "openapi")]
+pub fn openapi() -> shared::openapi::FunctionDoc {
+    use shared::openapi::{FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, schema, success};
+    let own =
+        || vec![success(200, "The caller's profile as stored, and whether the catalogue shows it", schema::<OwnView>)];
+    // In the astrologer group but without an astrologer item: the sign-up never finished.
+    let no_item = error(404, "not_found", "the caller has no astrologer profile (account setup did not finish)");
+    FunctionDoc::new("astrologer-profile", "Astrologer profile", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
+        Op::GetProfile => Operation {
+            summary: "The caller's own astrologer profile, availability and presence",
+            responses: own(),
+            errors: vec![no_item],
+            ..Operation::default()
+        },
+        Op::PutProfile => Operation {
+            summary: "Save the profile customers see",
+            description: "Languages and specialisations come from fixed lists; the per-minute rate is within the \
+                          deployment's bounds (`RATE_MIN_PER_MINUTE`..`RATE_MAX_PER_MINUTE`, default 5 to 1,000); \
+                          the picture is an https URL. Saved before approval too; the catalogue shows it once \
+                          KYC approval lists the astrologer.",
+            request: Request::Json(body(schema::<ProfileInput>)),
+            responses: own(),
+            errors: vec![no_item],
+            ..Operation::default()
+        },
+        Op::PutAvailability => Operation {
+            summary: "Replace the weekly availability",
+            description: "Windows are local times (`HH:MM`, 24 h) in `time_zone` (IANA, default Asia/Kolkata) on \
+                          weekdays `mon`..`sun`; windows of one day may not overlap.",
+            request: Request::Json(body(schema::<AvailabilityBody>)),
+            responses: own(),
+            errors: vec![no_item],
+            ..Operation::default()
+        },
+        Op::PutPresence => Operation {
+            summary: "Go online or offline (online is a heartbeat: renew it within 5 minutes)",
+            request: Request::Json(body(schema::<PresenceBody>)),
+            responses: own(),
+            errors: vec![no_item],
+            ..Operation::default()
+        },
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     GetProfile,
@@ -83,12 +128,15 @@ async fn put_profile(app: &App, req: &Request, caller: &Caller) -> Result<Option
     Ok(app.store.save_astrologer_profile(&caller.user_id, &profile, Utc::now()).await?)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AvailabilityBody {
     /// IANA name; Asia/Kolkata when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = shared::openapi::time_zone))]
     time_zone: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_items = 28))]
     windows: Vec<WindowInput>,
 }
 
@@ -100,6 +148,7 @@ async fn put_availability(app: &App, req: &Request, caller: &Caller) -> Result<O
     Ok(app.store.save_astrologer_availability(&caller.user_id, &availability, Utc::now()).await?)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PresenceBody {
@@ -114,6 +163,7 @@ async fn put_presence(app: &App, req: &Request, caller: &Caller) -> Result<Optio
 }
 
 /// What an astrologer sees of their own profile.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 struct OwnView<'a> {
     astrologer_id: &'a str,
@@ -128,6 +178,7 @@ struct OwnView<'a> {
     rating: shared::astrologer::RatingSummary,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 struct AvailabilityView {
     time_zone: String,

@@ -41,6 +41,107 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// This function's part of the API contract (see `shared::openapi`).
+#[cfg(feature = "openapi")]
+pub fn openapi() -> shared::openapi::FunctionDoc {
+    use serde_json::json;
+    use shared::openapi::{FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success};
+    let not_yours = error(404, "not_found", "no such consultation of the caller's (as its customer or astrologer)");
+    let busy = error(503, "busy", "the wallet or the calendar kept changing underneath; retry");
+    let transition = error(409, "invalid_transition", "the consultation's status does not allow this (see `message`)");
+    let consultation = |description| vec![success(200, description, schema::<Consultation>)];
+    let page = || {
+        vec![
+            query("limit", "per page (default 20)", json!({ "type": "integer", "minimum": 1, "maximum": 100 })),
+            query(
+                "cursor",
+                "`next_cursor` of the previous page, as returned (opaque)",
+                json!({ "type": "string", "maxLength": 200 }),
+            ),
+        ]
+    };
+    let bad_page = error(400, "invalid_field", "`limit` is not 1 to 100, or `cursor` is not one we returned");
+    FunctionDoc::new("book", "Consultations", ROUTES, &[STORE_UNAVAILABLE], |op| {
+        match op {
+        Op::Book => Operation {
+            summary: "Book a consultation (the price is held from the wallet)",
+            description: "Instant (no `scheduled_at`: the astrologer must be online) or scheduled (within the \
+                          astrologer's availability, up to 30 days ahead). The price (rate x minutes, less a promo \
+                          code's discount) is held from the wallet, bonus cash first, in the same write that claims \
+                          the astrologer's time: two bookings of one slot cannot both succeed. On 402, top up and \
+                          retry with the same `Idempotency-Key`.",
+            request: Request::Json(body(schema::<BookBody>)),
+            idempotency_key: true,
+            responses: vec![success(201, "The consultation, scheduled, with its price and hold", schema::<Consultation>)],
+            errors: vec![
+                error(402, "insufficient_balance", "the wallet is short by `shortfall`; top up and retry with the same key"),
+                error(404, "not_found", "no such astrologer in the catalogue, or the caller has no wallet"),
+                error(409, "slot_taken", "the astrologer is booked at that time"),
+                error(409, "astrologer_offline", "an instant consultation needs the astrologer online"),
+                error(422, "cannot_book_yourself", "`astrologer_id` is the caller"),
+                error(422, "mode_not_offered", "the astrologer does not offer `mode`"),
+                error(422, "not_available", "`scheduled_at` is outside the astrologer's availability"),
+                error(422, "promo_code_refused", "the promo code is unknown, expired, used up or not for this order"),
+                error(400, "invalid_field", "`minutes` is not 5 to 120, `scheduled_at` is past or over 30 days ahead, or a field is malformed"),
+                busy,
+            ],
+            ..Operation::default()
+        },
+        Op::List => Operation {
+            summary: "The caller's consultations (as customer, or as astrologer), newest first",
+            params: [
+                vec![query(
+                    "status",
+                    "only these",
+                    json!({ "type": "string", "enum": ConsultationStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() }),
+                )],
+                page(),
+            ]
+            .concat(),
+            responses: vec![success(200, "One page", schema::<Page>)],
+            errors: vec![bad_page, error(400, "invalid_field", "`status` is not a consultation status")],
+            ..Operation::default()
+        },
+        Op::Get => Operation {
+            summary: "One of the caller's consultations",
+            responses: consultation("The consultation"),
+            errors: vec![not_yours],
+            ..Operation::default()
+        },
+        Op::Start => Operation {
+            summary: "Start a scheduled consultation (its astrologer, from 5 minutes before the time)",
+            description: "Starting one already in progress answers it again.",
+            responses: consultation("The consultation, in progress"),
+            errors: vec![not_yours, transition, error(409, "too_early", "more than 5 minutes before the scheduled time")],
+            ..Operation::default()
+        },
+        Op::Complete => Operation {
+            summary: "Complete a consultation in progress (its astrologer): settle the minutes used",
+            description: "Charges the minutes used (never more than booked), returns the rest to the buckets it \
+                          came from and credits the astrologer's share. Completing a completed one answers it again.",
+            responses: consultation("The consultation, completed, with `closing`"),
+            errors: vec![not_yours, transition, busy],
+            ..Operation::default()
+        },
+        Op::Cancel => Operation {
+            summary: "Cancel a scheduled consultation (its customer or astrologer), refunding by the policy",
+            description: "An astrologer's cancellation refunds all of it; a customer's refunds by how long before \
+                          the start (`closing.refund_percent`). Cancelling a cancelled one answers it again.",
+            responses: consultation("The consultation, cancelled, with `closing`"),
+            errors: vec![not_yours, transition, busy],
+            ..Operation::default()
+        },
+        Op::Earnings => Operation {
+            summary: "The caller's earnings and their ledger, newest first",
+            params: page(),
+            responses: vec![success(200, "Earnings and one page of entries", schema::<Earnings>)],
+            errors: vec![bad_page],
+            ..Operation::default()
+        },
+    }
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Book,
@@ -87,16 +188,20 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct BookBody {
     astrologer_id: UserId,
     mode: Mode,
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 120))]
     minutes: u32,
     /// Absent: now, which needs the astrologer online.
     #[serde(default)]
     scheduled_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^\\s*[A-Za-z0-9_-]{1,32}\\s*$"))]
     promo_code: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"))]
     question: Option<String>,
 }
 
@@ -270,6 +375,8 @@ fn close_error(e: CloseError) -> ApiError {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsultationPage))]
 struct Page<'a> {
     consultations: &'a [Consultation],
     next_cursor: Option<String>,
@@ -326,11 +433,22 @@ async fn earnings(app: &App, req: &Request, caller: &Caller) -> Result<Response,
     let page = app.store.account_ledger_page(&account, limit(req)?, after.as_deref()).await?;
     Ok(json(
         200,
-        &serde_json::json!({
-            "balance": balance.real_cash,
-            "total_earned": balance.total_credited,
-            "entries": page.entries,
-            "next_cursor": page.next.map(|n| URL_SAFE_NO_PAD.encode(n)),
-        }),
+        &Earnings {
+            balance: balance.real_cash,
+            total_earned: balance.total_credited,
+            entries: page.entries,
+            next_cursor: page.next.map(|n| URL_SAFE_NO_PAD.encode(n)),
+        },
     ))
+}
+
+/// An astrologer's earnings account and a page of its ledger, newest first.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Earnings {
+    /// Earned and not yet paid out.
+    balance: shared::Money,
+    total_earned: shared::Money,
+    entries: Vec<shared::wallet::LedgerEntry>,
+    next_cursor: Option<String>,
 }

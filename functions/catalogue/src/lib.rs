@@ -35,6 +35,67 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
+/// This function's part of the API contract (see `shared::openapi`).
+#[cfg(feature = "openapi")]
+pub fn openapi() -> shared::openapi::FunctionDoc {
+    use serde_json::json;
+    use shared::astrologer::{LANGUAGES, SPECIALISATIONS};
+    use shared::openapi::{FunctionDoc, Operation, STORE_UNAVAILABLE, error, query, schema, success};
+    let names = |values: Vec<&str>| json!({ "type": "string", "enum": values });
+    let time_zone = || {
+        query(
+            "time_zone",
+            "the IANA zone to write the slots in (default Asia/Kolkata)",
+            serde_json::to_value(shared::openapi::time_zone()).expect("a schema serialises"),
+        )
+    };
+    FunctionDoc::new("catalogue", "Catalogue", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
+        Op::List => Operation {
+            summary: "Find astrologers (approved, KYC-completed, not suspended)",
+            description: "Filters combine; `online=true` keeps those who can take an instant consultation now. \
+                          Pass the previous page's `next_cursor` as `cursor` (with the same `sort`) for the next.",
+            params: vec![
+                query(
+                    "sort",
+                    "order (default `rating`, best first)",
+                    names(shared::astrologer::CatalogueSort::ALL.iter().map(|s| s.as_str()).collect()),
+                ),
+                query("language", "speaks this language (ISO 639-1)", names(LANGUAGES.to_vec())),
+                query("specialisation", "has this specialisation", names(SPECIALISATIONS.to_vec())),
+                query("mode", "offers this mode", names(Mode::ALL.iter().map(|m| m.as_str()).collect())),
+                query("online", "only those online now", json!({ "type": "string", "enum": ["true", "false"] })),
+                query(
+                    "limit",
+                    "cards per page (default 20)",
+                    json!({ "type": "integer", "minimum": 1, "maximum": 50 }),
+                ),
+                query(
+                    "cursor",
+                    "`next_cursor` of the previous page with the same `sort`, as returned (opaque)",
+                    json!({ "type": "string", "maxLength": 400 }),
+                ),
+            ],
+            responses: vec![success(200, "One page of catalogue cards", schema::<CataloguePage>)],
+            errors: vec![error(
+                400,
+                "invalid_field",
+                "a filter is not one of its values, `limit` is not 1 to 50, or `cursor` is not one we returned for this sort",
+            )],
+            ..Operation::default()
+        },
+        Op::Get => Operation {
+            summary: "An astrologer's public profile and next free slots",
+            params: vec![time_zone()],
+            responses: vec![success(200, "The profile, and free slots over the next 7 days", schema::<AstrologerPage>)],
+            errors: vec![
+                error(404, "not_found", "no such astrologer in the catalogue"),
+                error(400, "invalid_field", "`time_zone` is not an IANA time zone name"),
+            ],
+            ..Operation::default()
+        },
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     List,
@@ -56,6 +117,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 }
 
 /// A catalogue card: what a customer sees of an astrologer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 struct Card<'a> {
     astrologer_id: &'a str,
@@ -125,9 +187,30 @@ async fn list(app: &App, req: &Request) -> Result<Response, ApiError> {
     let page = app.store.catalogue_page(&query, after.as_ref(), now).await?;
     let cards: Vec<Card> = page.astrologers.iter().filter_map(|r| Card::of(r, false, now)).collect();
     let next_cursor = page.next.as_ref().map(encode_cursor);
-    Ok(json(200, &serde_json::json!({ "astrologers": cards, "next_cursor": next_cursor })))
+    Ok(json(200, &CataloguePage { astrologers: cards, next_cursor }))
 }
 
+/// One page of the catalogue.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct CataloguePage<'a> {
+    astrologers: Vec<Card<'a>>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// An astrologer's public page: the profile and when they can be booked.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct AstrologerPage<'a> {
+    astrologer: Card<'a>,
+    /// The zone the slots are written in (the `time_zone` asked for, or Asia/Kolkata).
+    time_zone: &'a str,
+    /// Free times over the next 7 days of at least 15 minutes, earliest first.
+    next_free_slots: Vec<Slot>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize)]
 struct Slot {
     start: String,
@@ -153,7 +236,7 @@ async fn get(app: &App, req: &Request) -> Result<Response, ApiError> {
             end: e.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         })
         .collect();
-    Ok(json(200, &serde_json::json!({ "astrologer": card, "time_zone": tz.name(), "next_free_slots": slots })))
+    Ok(json(200, &AstrologerPage { astrologer: card, time_zone: tz.name(), next_free_slots: slots }))
 }
 
 #[cfg(test)]
