@@ -7,7 +7,7 @@
 //! error-to-response mapping).
 //!
 //! `outbound` is a cargo feature (see `Cargo.toml`): only the functions that call third
-//! parties link reqwest.
+//! parties link the outbound HTTPS client and its trust roots.
 
 pub mod astrologer;
 pub mod availability;

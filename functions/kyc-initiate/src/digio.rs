@@ -1,18 +1,14 @@
 //! The one Digio call this function makes: create a KYC request from a template.
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::outbound::ProviderError;
+use shared::outbound::{Provider, ProviderError};
 
 const PROVIDER: &str = "digio";
 
 #[derive(Clone, Debug)]
 pub struct Digio {
-    pub http: reqwest::Client,
-    pub base_url: String,
-    pub client_id: String,
-    pub client_secret: String,
+    pub api: Provider,
     pub template_name: String,
 }
 
@@ -35,6 +31,10 @@ pub struct AccessToken {
 }
 
 impl Digio {
+    pub fn new(base_url: &str, client_id: &str, client_secret: &str, template_name: String) -> Self {
+        Self { api: Provider::new(PROVIDER, base_url, client_id, client_secret), template_name }
+    }
+
     /// The request body we send, also recorded (redacted) in the audit log.
     pub fn request_body(&self, phone: &str, name: &str, reference_id: &str) -> Value {
         json!({
@@ -49,36 +49,17 @@ impl Digio {
     }
 
     pub async fn create_request(&self, body: &Value) -> Result<CreatedRequest, ProviderError> {
-        let auth =
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.client_id, self.client_secret));
-        let url = format!("{}/client/kyc/v2/request/with_template", self.base_url.trim_end_matches('/'));
-        let response = self
-            .http
-            .post(url)
-            .header("authorization", format!("Basic {auth}"))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(PROVIDER, e))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| ProviderError::from_reqwest(PROVIDER, e))?;
-        if !status.is_success() {
-            let detail = serde_json::from_str::<Value>(&text)
+        let reply = self.api.post_json("/client/kyc/v2/request/with_template", body).await?;
+        if !reply.is_success() {
+            let detail = serde_json::from_slice::<Value>(&reply.body)
                 .ok()
                 .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_else(|| "no message".into());
-            return Err(ProviderError::Rejected { provider: PROVIDER, status: status.as_u16(), detail });
+            return Err(reply.rejected(detail));
         }
-        let raw: Value = serde_json::from_str(&text).map_err(|e| ProviderError::Rejected {
-            provider: PROVIDER,
-            status: status.as_u16(),
-            detail: format!("unreadable reply: {e}"),
-        })?;
-        let mut created: CreatedRequest = serde_json::from_value(raw.clone()).map_err(|e| ProviderError::Rejected {
-            provider: PROVIDER,
-            status: status.as_u16(),
-            detail: format!("reply without a request id: {e}"),
-        })?;
+        let raw: Value = reply.json()?;
+        let mut created: CreatedRequest = serde_json::from_value(raw.clone())
+            .map_err(|e| reply.rejected(format!("reply without a request id: {e}")))?;
         created.raw = raw;
         Ok(created)
     }

@@ -30,13 +30,12 @@ impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
-            digio: Digio {
-                http: shared::outbound::http_client(),
-                base_url: config::required(vars, "DIGIO_BASE_URL")?,
-                client_id: config::required(vars, "DIGIO_CLIENT_ID")?,
-                client_secret: config::required(vars, "DIGIO_CLIENT_SECRET")?,
-                template_name: config::required(vars, "DIGIO_TEMPLATE_NAME")?,
-            },
+            digio: Digio::new(
+                &config::required(vars, "DIGIO_BASE_URL")?,
+                &config::required(vars, "DIGIO_CLIENT_ID")?,
+                &config::required(vars, "DIGIO_CLIENT_SECRET")?,
+                config::required(vars, "DIGIO_TEMPLATE_NAME")?,
+            ),
         })
     }
 }

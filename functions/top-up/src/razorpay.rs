@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use shared::Money;
-use shared::outbound::ProviderError;
+use shared::outbound::{Provider, ProviderError};
 use shared::signature;
 
 const PROVIDER: &str = "razorpay";
@@ -14,7 +14,7 @@ pub struct Razorpay {
     pub key_id: String,
     pub key_secret: String,
     pub webhook_secret: String,
-    http: reqwest::Client,
+    api: Provider,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,13 +35,8 @@ pub struct Order {
 
 impl Razorpay {
     pub fn new(base_url: &str, key_id: String, key_secret: String, webhook_secret: String) -> Self {
-        Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            key_id,
-            key_secret,
-            webhook_secret,
-            http: shared::outbound::http_client(),
-        }
+        let api = Provider::new(PROVIDER, base_url, &key_id, &key_secret);
+        Self { base_url: base_url.trim_end_matches('/').to_owned(), key_id, key_secret, webhook_secret, api }
     }
 
     /// Creates an order for `amount`; `receipt` is our top-up id, `notes` our ids.
@@ -52,27 +47,17 @@ impl Razorpay {
         notes: serde_json::Value,
     ) -> Result<Order, ProviderError> {
         let body = CreateOrder { amount: amount.paise(), currency: "INR", receipt, notes };
-        let resp = self
-            .http
-            .post(format!("{}/v1/orders", self.base_url))
-            .basic_auth(&self.key_id, Some(&self.key_secret))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(PROVIDER, e))?;
-        let status = resp.status();
-        if !status.is_success() {
+        let reply = self.api.post_json("/v1/orders", &body).await?;
+        if !reply.is_success() {
             // Razorpay's error body: { "error": { "code", "description", ... } }.
-            let detail = resp.text().await.unwrap_or_default().chars().take(300).collect();
-            return Err(ProviderError::Rejected { provider: PROVIDER, status: status.as_u16(), detail });
+            let detail: String = String::from_utf8_lossy(&reply.body).chars().take(300).collect();
+            return Err(reply.rejected(detail));
         }
-        let order: Order = resp.json().await.map_err(|e| ProviderError::from_reqwest(PROVIDER, e))?;
+        let order: Order = reply.json()?;
         if order.amount != amount.paise() || order.currency != "INR" || !order.id.starts_with("order_") {
-            return Err(ProviderError::Rejected {
-                provider: PROVIDER,
-                status: status.as_u16(),
-                detail: format!("unexpected order {} for {} {}", order.id, order.amount, order.currency),
-            });
+            return Err(
+                reply.rejected(format!("unexpected order {} for {} {}", order.id, order.amount, order.currency))
+            );
         }
         Ok(order)
     }
