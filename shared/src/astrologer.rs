@@ -65,6 +65,7 @@ pub struct ProfileInput {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::bio))]
     pub bio: String,
+    #[serde(deserialize_with = "crate::http::whole_number")]
     #[cfg_attr(feature = "openapi", schema(maximum = 80))]
     pub experience_years: u32,
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::languages))]

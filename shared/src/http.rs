@@ -145,6 +145,24 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     })
 }
 
+/// `#[serde(deserialize_with = "shared::http::whole_number")]` on a count in a request
+/// body: a whole number as JSON (and JSON Schema's `integer`) means it, `36` or `36.0`,
+/// since some encoders write every number with a decimal point; `36.5` and strings are refused.
+pub fn whole_number<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n
+        .as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64).map(|f| f as u64));
+    let whole = whole.ok_or_else(|| D::Error::custom(format!("{n} is not a whole number of 0 or more")))?;
+    T::try_from(whole).map_err(|_| D::Error::custom(format!("{n} is too large")))
+}
+
 /// Who is calling: read from the claims API Gateway's JWT authorizer verified.
 ///
 /// The role comes only from the `cognito:groups` claim, which only the post-confirmation
@@ -233,6 +251,23 @@ mod tests {
     use super::*;
 
     const SUB: &str = "5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
+
+    #[test]
+    fn a_whole_number_may_be_written_with_a_decimal_point() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Booking {
+            #[serde(deserialize_with = "whole_number")]
+            minutes: u32,
+        }
+        let minutes = |raw: &str| json_body::<Booking>(&request("POST /x", Body::from(raw), None)).map(|b| b.minutes);
+        assert_eq!(minutes(r#"{"minutes":36}"#).unwrap(), 36);
+        assert_eq!(minutes(r#"{"minutes":36.0}"#).unwrap(), 36);
+        assert_eq!(minutes(r#"{"minutes":3.6e1}"#).unwrap(), 36);
+        for refused in [r#"{"minutes":36.5}"#, r#"{"minutes":-1}"#, r#"{"minutes":"36"}"#, r#"{"minutes":4294967296}"#]
+        {
+            assert_eq!(minutes(refused).unwrap_err().field.as_deref(), Some("minutes"), "{refused}");
+        }
+    }
 
     /// A request as lambda_http builds one from an HTTP API event for `route_key`.
     fn request(route_key: &str, body: Body, claims: Option<&[(&str, &str)]>) -> Request {

@@ -427,6 +427,14 @@ pub fn time_zone() -> RefOr<Schema> {
     }))
 }
 
+/// [`time_zone`] or `null` (the default), in a request body.
+pub fn optional_time_zone() -> RefOr<Schema> {
+    let mut schema = serde_json::to_value(time_zone()).expect("a schema serialises");
+    schema["type"] = json!(["string", "null"]);
+    schema["enum"].as_array_mut().expect("an enum").push(Value::Null);
+    json_schema(schema)
+}
+
 pub fn weekday() -> RefOr<Schema> {
     json_schema(json!({ "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] }))
 }

@@ -134,7 +134,7 @@ async fn put_profile(app: &App, req: &Request, caller: &Caller) -> Result<Option
 struct AvailabilityBody {
     /// IANA name; Asia/Kolkata when absent.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = shared::openapi::time_zone))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = shared::openapi::optional_time_zone))]
     time_zone: Option<String>,
     #[cfg_attr(feature = "openapi", schema(max_items = 28))]
     windows: Vec<WindowInput>,

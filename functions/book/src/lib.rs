@@ -192,6 +192,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 struct BookBody {
     astrologer_id: UserId,
     mode: Mode,
+    #[serde(deserialize_with = "http::whole_number")]
     #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 120))]
     minutes: u32,
     /// Absent: now, which needs the astrologer online.
