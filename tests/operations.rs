@@ -104,7 +104,10 @@ async fn suspension_refunds_every_booking_to_the_paisa_and_reinstating_lists_aga
     assert_eq!((status, resp["error"]["field"].as_str()), (400, Some("reason")), "a suspension needs a reason");
     let (status, suspended) = post(&stack, &staff, &path, json!({ "reason": "fraud reports" })).await;
     assert_eq!(status, 200, "{suspended}");
-    assert_eq!((&suspended["astrologer"]["suspended"], &suspended["astrologer"]["listed"]), (&json!(true), &json!(false)));
+    assert_eq!(
+        (&suspended["astrologer"]["suspended"], &suspended["astrologer"]["listed"]),
+        (&json!(true), &json!(false))
+    );
     assert_eq!(suspended["astrologer"]["suspended_by"], staff_id);
     let mut cancelled: Vec<&str> =
         suspended["cancelled"].as_array().unwrap().iter().map(|c| c["booking_id"].as_str().unwrap()).collect();
@@ -114,7 +117,10 @@ async fn suspension_refunds_every_booking_to_the_paisa_and_reinstating_lists_aga
     for c in suspended["cancelled"].as_array().unwrap() {
         assert_eq!(c["status"], "cancelled");
         assert_eq!(c["closing"]["refund_percent"], 100, "{c}");
-        assert_eq!(dec(&c["closing"]["refunded"]["real"]) + dec(&c["closing"]["refunded"]["bonus"]), dec(&c["price"]["amount"]));
+        assert_eq!(
+            dec(&c["closing"]["refunded"]["real"]) + dec(&c["closing"]["refunded"]["bonus"]),
+            dec(&c["price"]["amount"])
+        );
     }
     // The customer has every paisa back, and sees why.
     let after = Api::new(&stack).get("/wallet", Some(&customer)).await.1;
@@ -201,11 +207,15 @@ async fn kyc_is_decided_by_hand_with_verified_by_and_approval_does_not_list_a_su
     // Suspended before Digio approves: the approval does not list them; reinstating does.
     let (token, id) = astrologer(&stack).await;
     let request = start_kyc(&token).await;
-    let (status, _) = post(&stack, &staff, &format!("/admin/astrologers/{id}/suspend"), json!({ "reason": "checks" })).await;
+    let (status, _) =
+        post(&stack, &staff, &format!("/admin/astrologers/{id}/suspend"), json!({ "reason": "checks" })).await;
     assert_eq!(status, 200);
     stack.stubs.digio.approve(&request).await.unwrap();
     let (_, kyc) = api.get("/astrologers/me/kyc", Some(&token)).await;
     assert_eq!(kyc["verification_status"], "approved", "{kyc}");
+    let item =
+        all_items(&stack).await.into_iter().find(|i| s(i, "PK") == format!("USER#{id}") && s(i, "SK") == "ASTROLOGER");
+    assert_ne!(s(&item.unwrap(), "CATALOGUE"), "LISTED", "approved while suspended: not listed");
     let (status, back) =
         post(&stack, &staff, &format!("/admin/astrologers/{id}/reinstate"), json!({ "reason": "checked" })).await;
     assert_eq!((status, &back["listed"]), (200, &json!(true)), "{back}");
@@ -214,7 +224,8 @@ async fn kyc_is_decided_by_hand_with_verified_by_and_approval_does_not_list_a_su
     let request = start_kyc(&token).await;
     stack.stubs.digio.complete(&request).await.unwrap();
     let decide = format!("/admin/astrologers/{id}/kyc-decision");
-    let (status, rejected) = post(&stack, &staff, &decide, json!({ "decision": "reject", "reason": "face unclear" })).await;
+    let (status, rejected) =
+        post(&stack, &staff, &decide, json!({ "decision": "reject", "reason": "face unclear" })).await;
     assert_eq!((status, &rejected["listed"]), (200, &json!(false)), "{rejected}");
     let (_, kyc) = api.get("/astrologers/me/kyc", Some(&token)).await;
     assert_eq!(kyc["kyc_status"], "rejected", "{kyc}");
@@ -226,8 +237,7 @@ async fn kyc_approval_racing_a_suspension_never_lists_a_suspended_astrologer() {
     let (staff, _) = staff(&stack).await;
     let (customer, _) = customer(&stack).await;
     let (token, id) = astrologer(&stack).await;
-    let (status, started) =
-        Api::new(&stack).send(Method::POST, "/astrologers/me/kyc", Some(&token), &[], None).await;
+    let (status, started) = Api::new(&stack).send(Method::POST, "/astrologers/me/kyc", Some(&token), &[], None).await;
     assert_eq!(status, 201, "{started}");
     let request = started["request_id"].as_str().unwrap().to_owned();
     let put = Api::new(&stack)
@@ -276,7 +286,10 @@ async fn promo_codes_are_unique_whatever_the_case_even_when_creations_race() {
     for (body, field) in [
         (json!({ "code": "BAD", "discount_type": "percentage", "discount_value": "150" }), "discount_value"),
         (json!({ "code": "no spaces", "discount_type": "fixed", "discount_value": "50" }), "code"),
-        (json!({ "code": "CAP", "discount_type": "fixed", "discount_value": "50", "max_discount": "10" }), "max_discount"),
+        (
+            json!({ "code": "CAP", "discount_type": "fixed", "discount_value": "50", "max_discount": "10" }),
+            "max_discount",
+        ),
     ] {
         let (status, resp) = post(&stack, &staff, "/admin/promo-codes", body).await;
         assert_eq!((status, resp["error"]["field"].as_str()), (400, Some(field)), "{resp}");
@@ -287,7 +300,8 @@ async fn promo_codes_are_unique_whatever_the_case_even_when_creations_race() {
     let (_, astro_id) = bookable_astrologer(&stack, "10").await;
     let key = format!("ops-{}", rand::random::<u64>());
     let body = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "promo_code": "diwali50" });
-    let (status, booked) = Api::new(&stack).post_as("/consultations", &customer, &[("idempotency-key", &key)], body).await;
+    let (status, booked) =
+        Api::new(&stack).post_as("/consultations", &customer, &[("idempotency-key", &key)], body).await;
     assert_eq!((status, dec(&booked["price"]["discount"])), (201, Decimal::from(10)), "{booked}");
     let (status, list) = Api::new(&stack).get("/admin/promo-codes", Some(&staff)).await;
     assert_eq!(status, 200, "{list}");
@@ -307,7 +321,8 @@ async fn promo_codes_are_unique_whatever_the_case_even_when_creations_race() {
     let key = format!("ops-{}", rand::random::<u64>());
     let at = (Utc::now() + chrono::Duration::hours(3)).format("%Y-%m-%dT%H:00:00Z").to_string();
     let body = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "promo_code": "DIWALI50", "scheduled_at": at });
-    let (status, refused) = Api::new(&stack).post_as("/consultations", &customer, &[("idempotency-key", &key)], body).await;
+    let (status, refused) =
+        Api::new(&stack).post_as("/consultations", &customer, &[("idempotency-key", &key)], body).await;
     assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("promo_code_refused")), "{refused}");
 }
 
@@ -338,8 +353,9 @@ async fn promotion_rules_never_overlap_even_when_creations_race() {
     // The rules apply to top-ups at once; a deactivated rule frees its range.
     let (customer, _) = customer(&stack).await;
     let key = format!("ops-{}", rand::random::<u64>());
-    let (status, quote) =
-        Api::new(&stack).post_as("/wallet/top-ups", &customer, &[("idempotency-key", &key)], json!({ "amount": "500" })).await;
+    let (status, quote) = Api::new(&stack)
+        .post_as("/wallet/top-ups", &customer, &[("idempotency-key", &key)], json!({ "amount": "500" }))
+        .await;
     assert_eq!((status, dec(&quote["bonus"])), (201, Decimal::from(100)), "{quote}");
     let id = first["rule_id"].as_str().unwrap();
     let path = format!("/admin/promotion-rules/{id}/deactivate");
@@ -365,7 +381,10 @@ async fn support_reads_a_wallet_with_its_ledger_check_and_a_masked_phone() {
     let (status, view) = api.get(&format!("/admin/users/{customer_id}/wallet?limit=5"), Some(&staff)).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(dec(&view["wallet"]["real_cash"]), "750.25".parse::<Decimal>().unwrap());
-    assert_eq!((&view["ledger_check"]["balanced"], &view["ledger_check"]["entries_checked"]), (&json!(true), &json!(1)));
+    assert_eq!(
+        (&view["ledger_check"]["balanced"], &view["ledger_check"]["entries_checked"]),
+        (&json!(true), &json!(1))
+    );
     assert_eq!(view["transactions"].as_array().unwrap().len(), 1);
     let masked = view["user"]["phone_masked"].as_str().unwrap();
     assert!(masked.starts_with("+91") && masked.contains("******") && masked.len() == 13, "{masked}");
@@ -386,4 +405,50 @@ async fn support_reads_a_wallet_with_its_ledger_check_and_a_masked_phone() {
     assert_eq!(status, 200, "{log}");
     let targets: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["target"].as_str().unwrap()).collect();
     assert_eq!(targets, ["promo_code:AUDIT2", "promo_code:AUDIT1"]);
+}
+
+#[tokio::test]
+async fn staff_routes_keep_to_their_store_round_trips() {
+    let stack = stack_with(|o| {
+        o.poll_queues = false;
+        o.poll_streams = false;
+    })
+    .await;
+    let (staff, _) = staff(&stack).await;
+    let (customer, customer_id) = topped_up_customer(&stack, "1000").await;
+    let (_, astro_id) = bookable_astrologer(&stack, "10").await;
+    assert_eq!(book_at(&stack, &customer, &astro_id, 3, 10).await.0, 201);
+    let calls = async |method: Method, path: &str, body: Option<Value>| {
+        stack.calls.clear();
+        let (status, resp) =
+            Api::new(&stack).send(method, path, Some(&staff), &[], body.map(|b| b.to_string()).as_deref()).await;
+        assert!(status < 300, "{path}: {status} {resp}");
+        stack.calls.dynamodb()
+    };
+    let reason = || Some(json!({ "reason": "checks" }));
+    assert_eq!(
+        calls(Method::POST, &format!("/admin/astrologers/{astro_id}/suspend"), reason()).await,
+        ["GetItem", "TransactWriteItems", "GetItem", "Query", "BatchGetItem", "TransactWriteItems"],
+        "suspension with one booking to cancel"
+    );
+    assert_eq!(
+        calls(Method::POST, &format!("/admin/astrologers/{astro_id}/reinstate"), reason()).await,
+        ["GetItem", "TransactWriteItems", "GetItem"]
+    );
+    let code = json!({ "code": "TRIPS", "discount_type": "fixed", "discount_value": "5" });
+    assert_eq!(calls(Method::POST, "/admin/promo-codes", Some(code)).await, ["TransactWriteItems"]);
+    assert_eq!(calls(Method::GET, "/admin/promo-codes", None).await, ["Query"]);
+    assert_eq!(
+        calls(Method::POST, "/admin/promo-codes/TRIPS/deactivate", reason()).await,
+        ["TransactWriteItems", "GetItem"]
+    );
+    let rule = json!({ "name": "r", "min_amount": "100", "max_amount": "200", "bonus_percent": "5" });
+    assert_eq!(calls(Method::POST, "/admin/promotion-rules", Some(rule)).await, ["Query", "TransactWriteItems"]);
+    assert_eq!(calls(Method::GET, "/admin/promotion-rules", None).await, ["Query"]);
+    assert_eq!(
+        calls(Method::GET, &format!("/admin/users/{customer_id}/wallet"), None).await,
+        ["Query", "GetItem", "Query"],
+        "the user partition, the wallet and its whole ledger (one page here)"
+    );
+    assert_eq!(calls(Method::GET, "/admin/audit", None).await, ["Query"]);
 }

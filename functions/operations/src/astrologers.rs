@@ -207,7 +207,10 @@ pub(crate) async fn kyc_decision(app: &App, req: &Request, staff: &UserId) -> Re
                 event_id: &event_id,
                 request: &request,
                 next: Some(decided),
-                rejection_reason: reason.as_ref().filter(|_| decided == RequestStatus::Rejected).map(|r| r.as_str().into()),
+                rejection_reason: reason
+                    .as_ref()
+                    .filter(|_| decided == RequestStatus::Rejected)
+                    .map(|r| r.as_str().into()),
                 documents: None,
                 audit: vec![kyc_audit],
                 staff: Some(&audit),

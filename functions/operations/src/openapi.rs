@@ -11,10 +11,12 @@ use crate::support::{AuditLog, UserWallet};
 use crate::{Op, ROUTES, ReasonBody};
 
 const BUSY: ErrorCase = error(503, "busy", "what this changes kept changing underneath; retry (nothing is done twice)");
-const REASON_MISSING: ErrorCase = error(400, "invalid_field", "`reason` is missing (this action needs one) or malformed");
+const REASON_MISSING: ErrorCase =
+    error(400, "invalid_field", "`reason` is missing (this action needs one) or malformed");
 
 pub fn openapi() -> FunctionDoc {
-    let limit = || vec![query("limit", "how many (default 20)", json!({ "type": "integer", "minimum": 1, "maximum": 100 }))];
+    let limit =
+        || vec![query("limit", "how many (default 20)", json!({ "type": "integer", "minimum": 1, "maximum": 100 }))];
     let reason_body = || Request::Json(body(schema::<ReasonBody>));
     FunctionDoc::new("operations", "Operations (staff only)", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Suspend => Operation {

@@ -110,7 +110,8 @@ fn code_target(code: &str) -> String {
 pub(crate) async fn create_code(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
     let body: PromoCodeBody = http::json_body(req)?;
     let reason = reason(StaffAction::CreatePromoCode, body.reason)?;
-    let code = PromoCode::normalize(&body.code).ok_or_else(|| ApiError::invalid_field("code", "is not a promo code"))?;
+    let code =
+        PromoCode::normalize(&body.code).ok_or_else(|| ApiError::invalid_field("code", "is not a promo code"))?;
     let promo = PromoCode {
         code,
         kind: body.discount_type,
@@ -255,7 +256,8 @@ pub(crate) async fn list_rules(app: &App) -> Result<Response, ApiError> {
 pub(crate) async fn deactivate_rule(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
     let body: ReasonBody = http::json_body(req)?;
     let reason = reason(StaffAction::DeactivatePromotionRule, body.reason)?;
-    let id = Some(http::path_param(req, "id")?).filter(|id| bounded_id(id)).ok_or_else(|| ApiError::not_found("rule"))?;
+    let id =
+        Some(http::path_param(req, "id")?).filter(|id| bounded_id(id)).ok_or_else(|| ApiError::not_found("rule"))?;
     let audit = AuditEntry::new(staff, StaffAction::DeactivatePromotionRule, rule_target(id), reason);
     // Not written: it is missing (404) or already inactive (answered as it is).
     app.store.deactivate_promotion_rule(id, &audit).await?;

@@ -50,8 +50,11 @@ pub(crate) async fn user_wallet(app: &App, req: &Request) -> Result<Response, Ap
     let (wallet, ledger) =
         app.store.wallet_with_ledger(&Account::Wallet(id)).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let check = check_ledger(&wallet, &ledger);
-    let ledger_check =
-        LedgerCheck { balanced: check.is_ok(), problem: check.err().map(|e| e.to_string()), entries_checked: ledger.len() };
+    let ledger_check = LedgerCheck {
+        balanced: check.is_ok(),
+        problem: check.err().map(|e| e.to_string()),
+        entries_checked: ledger.len(),
+    };
     let user = overview.user;
     Ok(json(
         200,
