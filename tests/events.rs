@@ -113,4 +113,13 @@ async fn every_function_has_a_sample_and_every_sample_runs() {
         let resp = invoke(top_up, &serde_json::from_str(&sample).unwrap()).await.unwrap();
         assert_eq!(resp.status_code, status, "{file}: {:?}", resp.body);
     }
+
+    // The operations samples act as staff on that user's wallet and on the rules, where the
+    // sample's rule, created by the run above, now overlaps itself.
+    let Handler::Http(operations) = stack.handler("operations").unwrap() else { panic!() };
+    for (file, status) in [("operations-user-wallet.json", 200), ("operations-create-promotion-rule.json", 409)] {
+        let sample = std::fs::read_to_string(infra::repo_root().join("events").join(file)).unwrap();
+        let resp = invoke(operations, &serde_json::from_str(&sample).unwrap()).await.unwrap();
+        assert_eq!(resp.status_code, status, "{file}: {:?}", resp.body);
+    }
 }

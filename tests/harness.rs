@@ -332,3 +332,15 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
     }
     checked
 }
+
+/// Operations staff: a customer signed up as anyone can, then added to the Cognito group
+/// `admin` as an operator would (`infra::make_staff`), then signed in again so the token
+/// carries the group. Their access token and user id.
+pub async fn staff(stack: &LocalStack) -> (String, String) {
+    let phone = random_phone();
+    let signed_up = sign_up(stack, &phone, "user").await;
+    let parsed = shared::Phone::parse(&phone).unwrap();
+    infra::make_staff(&stack.sdk, &stack.provisioned.user_pool_id, &parsed).await.expect("added to the admin group");
+    let tokens = sign_in(stack, &phone).await;
+    (tokens["access_token"].as_str().unwrap().to_owned(), signed_up["user_id"].as_str().unwrap().to_owned())
+}

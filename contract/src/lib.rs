@@ -23,6 +23,7 @@ pub fn functions() -> Vec<FunctionDoc> {
         astrologer_profile::openapi(),
         catalogue::openapi(),
         book::openapi(),
+        operations::openapi(),
     ]
 }
 

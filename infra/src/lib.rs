@@ -375,5 +375,20 @@ pub fn default_promotion_rule() -> shared::promotion::PromotionRule {
     }
 }
 
+/// Makes the signed-up user with this phone number (their Cognito user name) operations
+/// staff: a member of the group `admin`, as an operator does on AWS with
+/// `aws cognito-idp admin-add-user-to-group`. Sign-up never does this. Their next sign-in's
+/// token carries the group.
+pub async fn make_staff(sdk: &SdkConfig, user_pool_id: &str, phone: &shared::Phone) -> Result<()> {
+    aws_sdk_cognitoidentityprovider::Client::new(sdk)
+        .admin_add_user_to_group()
+        .user_pool_id(user_pool_id)
+        .username(phone.e164())
+        .group_name(shared::UserType::Admin.as_str())
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// `Value` is re-exported for callers that inspect the template.
 pub type YamlValue = Value;

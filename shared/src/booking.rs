@@ -6,7 +6,7 @@
 //!             start (astrologer)            complete (astrologer)
 //! scheduled ───────────────────> in_progress ─────────────────────> completed
 //!     │  │                           │
-//!     │  └── cancel (customer: notice policy; astrologer: all back) ─> cancelled
+//!     │  └── cancel (customer: notice policy; astrologer, staff: all back) ─> cancelled
 //!     │                              └── cancel (astrologer: all back) ─> cancelled
 //!     └── nobody started it by the grace period (sweep: all back) ─────> no_show
 //! ```
@@ -40,6 +40,8 @@ pub enum Party {
     Astrologer,
     /// The no-show sweep.
     System,
+    /// Operations staff (suspending an astrologer cancels their bookings): all back.
+    Staff,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,7 @@ pub fn transition(from: ConsultationStatus, action: Action, by: Party) -> Option
     match (from, action, by) {
         (Scheduled, Action::Start, Party::Astrologer) => Some(InProgress),
         (InProgress, Action::Complete, Party::Astrologer) => Some(Completed),
-        (Scheduled, Action::Cancel, Party::Customer | Party::Astrologer) => Some(Cancelled),
+        (Scheduled, Action::Cancel, Party::Customer | Party::Astrologer | Party::Staff) => Some(Cancelled),
         (InProgress, Action::Cancel, Party::Astrologer) => Some(Cancelled),
         (Scheduled, Action::NoShow, Party::System) => Some(NoShow),
         _ => None,
@@ -457,7 +459,7 @@ pub const LATE_CANCEL_REFUND_PERCENT: u32 = 50;
 
 pub fn refund_percent(by: Party, booked_at: DateTime<Utc>, scheduled_at: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
     match by {
-        Party::Astrologer | Party::System => 100,
+        Party::Astrologer | Party::System | Party::Staff => 100,
         Party::Customer if scheduled_at - now >= FULL_REFUND_NOTICE || now - booked_at <= CHANGE_OF_MIND => 100,
         Party::Customer => LATE_CANCEL_REFUND_PERCENT,
     }
@@ -489,7 +491,7 @@ mod tests {
     fn only_the_state_machines_transitions_are_allowed() {
         use ConsultationStatus::*;
         let actions = [Action::Start, Action::Complete, Action::Cancel, Action::NoShow];
-        let parties = [Party::Customer, Party::Astrologer, Party::System];
+        let parties = [Party::Customer, Party::Astrologer, Party::System, Party::Staff];
         let mut allowed = Vec::new();
         for from in ConsultationStatus::ALL {
             for action in actions {
@@ -506,6 +508,7 @@ mod tests {
                 (Scheduled, Action::Start, Party::Astrologer, InProgress),
                 (Scheduled, Action::Cancel, Party::Customer, Cancelled),
                 (Scheduled, Action::Cancel, Party::Astrologer, Cancelled),
+                (Scheduled, Action::Cancel, Party::Staff, Cancelled),
                 (Scheduled, Action::NoShow, Party::System, NoShow),
                 (InProgress, Action::Complete, Party::Astrologer, Completed),
                 (InProgress, Action::Cancel, Party::Astrologer, Cancelled),
@@ -610,6 +613,7 @@ mod tests {
             (Party::Customer, utc("2026-11-22T08:05:00Z"), 100), // changed their mind at once
             (Party::Astrologer, utc("2026-11-22T11:59:00Z"), 100),
             (Party::System, utc("2026-11-22T12:20:00Z"), 100),
+            (Party::Staff, utc("2026-11-22T11:59:00Z"), 100),
         ];
         for (by, now, pct) in cases {
             assert_eq!(refund_percent(by, booked, at, now), pct, "{by:?} at {now}");

@@ -47,6 +47,7 @@ fn party_name(by: Party) -> &'static str {
         Party::Customer => "customer",
         Party::Astrologer => "astrologer",
         Party::System => "system",
+        Party::Staff => "staff",
     }
 }
 

@@ -237,6 +237,19 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
     }
 }
 
+/// `limit` from the query string: a whole number from 1 to `max`, `default` when absent;
+/// anything else is `400 invalid_field`.
+pub fn limit_param(req: &Request, default: i32, max: i32) -> Result<i32, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", format!("must be a whole number from 1 to {max}"))),
+    }
+}
+
 /// The route is not one this function serves.
 pub fn no_route(req: &Request) -> ApiError {
     ApiError::new(404, "no_route", format!("no route {}", route_key(req)))

@@ -29,6 +29,7 @@ pub mod outbound;
 pub mod phone;
 pub mod promotion;
 pub mod signature;
+pub mod staff;
 mod status;
 pub mod store;
 pub mod tls;

@@ -176,6 +176,7 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<DigioOutcome, Ap
                 rejection_reason,
                 documents,
                 audit,
+                staff: None,
                 now,
             })
             .await;

@@ -40,6 +40,7 @@ pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {
             rejection_reason: None,
             documents: None,
             audit,
+            staff: None,
             now,
         };
         match app.store.apply_kyc_event(event).await {

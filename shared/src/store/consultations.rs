@@ -126,7 +126,7 @@ fn read_consultation(item: &Item) -> Result<Consultation, StoreError> {
     })
 }
 
-fn promo_item(p: &PromoCode) -> Item {
+pub(crate) fn promo_item(p: &PromoCode) -> Item {
     let mut item = items::key(promo_code_pk(&p.code), PROMO_CODE_SK);
     item.insert("entity".into(), items::s("promo_code"));
     item.insert("code".into(), items::s(&p.code));
@@ -149,10 +149,12 @@ fn promo_item(p: &PromoCode) -> Item {
     }
     item.insert("active".into(), AttributeValue::Bool(p.active));
     item.insert("used_count".into(), items::n(0));
+    item.insert("GSI1PK".into(), items::s(super::keys::PROMO_CODES_GSI1PK));
+    item.insert("GSI1SK".into(), items::s(&p.code));
     item
 }
 
-fn read_promo(item: &Item) -> Result<(PromoCode, u64), StoreError> {
+pub(crate) fn read_promo(item: &Item) -> Result<(PromoCode, u64), StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("promo code: {what}"));
     let opt_time = |name: &str| item.contains_key(name).then(|| get_time(item, name)).transpose();
     let code = PromoCode {

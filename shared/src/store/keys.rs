@@ -148,6 +148,23 @@ pub fn promo_rule_sk(id: &str) -> String {
     format!("RULE#{id}")
 }
 
+// ---- operations staff
+/// GSI1 partition of every promo code, by code, for staff to list them with their usage.
+pub const PROMO_CODES_GSI1PK: &str = "PROMO_CODES";
+/// The promotion rules' version: every staff create or deactivation of a rule conditions on
+/// it and bumps it, so two racing changes cannot both pass the overlap check.
+pub const PROMO_RULES_SET_SK: &str = "SET";
+/// Astrologer attribute present while suspended; its value stands in for `CATALOGUE` when a
+/// KYC approval lands during a suspension (see `Store::apply_kyc_event`).
+pub const SUSPENDED: &str = "SUSPENDED";
+/// A staff audit entry: written once, by its own id, in the change's transaction.
+pub fn staff_audit_pk(audit_id: &str) -> String {
+    format!("STAFFAUDIT#{audit_id}")
+}
+pub const STAFF_AUDIT_SK: &str = "STAFFAUDIT";
+/// GSI1 partition of the staff audit log, by time.
+pub const STAFF_AUDIT_GSI1PK: &str = "STAFF_AUDIT";
+
 // ---- idempotency records and the outbox
 pub fn idempotency_pk(user: &UserId, key: &str) -> String {
     format!("IDEMPOTENCY#{user}#{key}")

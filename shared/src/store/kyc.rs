@@ -78,6 +78,9 @@ pub struct KycAuditEntry {
     pub ip_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The staff member who decided by hand (`None`: Digio decided).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<UserId>,
 }
 
 impl KycAuditEntry {
@@ -91,7 +94,12 @@ impl KycAuditEntry {
             error_message: None,
             ip_address: None,
             user_agent: None,
+            verified_by: None,
         }
+    }
+    pub fn verified_by(mut self, staff: &UserId) -> Self {
+        self.verified_by = Some(staff.clone());
+        self
     }
     pub fn data(mut self, redacted: Value) -> Self {
         self.data = Some(redacted);
@@ -121,6 +129,7 @@ impl KycAuditEntry {
             ("error_message", self.error_message.clone()),
             ("ip_address", self.ip_address.clone()),
             ("user_agent", self.user_agent.clone()),
+            ("verified_by", self.verified_by.as_ref().map(|s| s.as_str().to_owned())),
         ];
         for (name, value) in optional {
             if let Some(v) = value {
@@ -152,6 +161,9 @@ pub struct KycEvent<'a> {
     pub rejection_reason: Option<String>,
     pub documents: Option<MaskedDocuments>,
     pub audit: Vec<KycAuditEntry>,
+    /// A decision staff made by hand: its staff audit entry, written in the same
+    /// transaction, and `verified_by` on the astrologer. `None` for Digio's own events.
+    pub staff: Option<&'a crate::staff::AuditEntry>,
     pub now: DateTime<Utc>,
 }
 
@@ -336,12 +348,15 @@ impl Store {
                 (":kid", items::s(&request.request_id)),
             ];
             if next == RequestStatus::Approved {
-                // Approval lists the astrologer in the catalogue (shown once a profile is saved).
+                // Approval lists the astrologer in the catalogue (shown once a profile is saved),
+                // unless staff suspended them: then `CATALOGUE` takes the `suspended` value, a
+                // partition no catalogue query reads, and reinstating lists them. One
+                // expression, so a suspension racing the approval still wins.
                 set.extend([
                     "verification_status = :approved",
                     "verified_at = :now",
                     "kyc_completed_at = :now",
-                    "CATALOGUE = :listed",
+                    "CATALOGUE = if_not_exists(suspended, :listed)",
                 ]);
                 values.push((":approved", items::s(VerificationStatus::Approved.as_str())));
                 values.push((":listed", items::s(super::keys::LISTED)));
@@ -349,6 +364,10 @@ impl Store {
             if let Some(reason) = &event.rejection_reason {
                 set.push("kyc_rejection_reason = :reason");
                 values.push((":reason", items::s(reason)));
+            }
+            if let Some(staff) = event.staff {
+                set.push("verified_by = :staff");
+                values.push((":staff", items::s(staff.staff_id.as_str())));
             }
             if let Some(docs) = &event.documents {
                 set.push("kyc_documents = :docs");
@@ -376,6 +395,9 @@ impl Store {
         }
         for a in &event.audit {
             tx.put_new("audit", a.item(astrologer));
+        }
+        if let Some(staff) = event.staff {
+            tx.staff_audit(staff);
         }
 
         match self.commit(tx).await {

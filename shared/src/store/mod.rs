@@ -20,6 +20,8 @@
 //! | promotion rule | `PROMO_RULES` | `RULE#{id}` | min, max, percent, first-recharge-only, active |
 //! | idempotency record | `IDEMPOTENCY#{sub}#{key}` | `IDEMPOTENCY` | request hash, first response, TTL 24h |
 //! | outbox event | `OUTBOX#{event id}` | `OUTBOX` | the envelope; the stream carries it out; TTL 7 days |
+//! | staff audit entry | `STAFFAUDIT#{id}` | `STAFFAUDIT` | who, what, target, why, when; GSI1 `STAFF_AUDIT` / time; created only |
+//! | promotion rules' version | `PROMO_RULES` | `SET` | `version`, bumped by every staff rule creation |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
@@ -43,6 +45,7 @@
 //! | `GET /wallet/top-ups/{id}` | 1 GetItem |
 //! | `GET /wallet` | 1 GetItem |
 //! | `GET /wallet/transactions` | 1 Query on `LEDGER#{sub}`, newest first, `Limit` + `ExclusiveStartKey` from the cursor |
+//! | operations (`/admin/...`) | see [`staff`] |
 //!
 //! The credit transaction ([`topups`]) is what makes a payment credit exactly once; a credit
 //! that loses a race on the wallet version or the invoice sequence reads again and retries
@@ -57,6 +60,7 @@ pub(crate) mod items;
 pub mod keys;
 mod kyc;
 pub mod outbox;
+pub mod staff;
 pub mod topups;
 pub mod tx;
 mod users;

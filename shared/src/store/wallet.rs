@@ -247,8 +247,9 @@ impl Store {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
+            .key_condition_expression("PK = :pk AND begins_with(SK, :rule)")
             .expression_attribute_values(":pk", items::s(PROMO_RULES_PK))
+            .expression_attribute_values(":rule", items::s(keys::promo_rule_sk("")))
             .send()
             .await
             .map_err(StoreError::from_sdk)?;
@@ -256,7 +257,7 @@ impl Store {
     }
 }
 
-fn promo_rule_item(rule: &PromotionRule) -> Item {
+pub(crate) fn promo_rule_item(rule: &PromotionRule) -> Item {
     let mut item = items::key(PROMO_RULES_PK, keys::promo_rule_sk(&rule.id));
     item.insert("entity".into(), items::s("promotion_rule"));
     item.insert("rule_id".into(), items::s(&rule.id));
@@ -271,7 +272,7 @@ fn promo_rule_item(rule: &PromotionRule) -> Item {
     item
 }
 
-fn read_promo_rule(item: &Item) -> Result<PromotionRule, StoreError> {
+pub(crate) fn read_promo_rule(item: &Item) -> Result<PromotionRule, StoreError> {
     let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
     let percent = item
         .get("bonus_percent")

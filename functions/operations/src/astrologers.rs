@@ -1,0 +1,229 @@
+//! Suspending and reinstating astrologers, and KYC decisions made by hand.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::booking::{Action, BookingId, Consultation, ConsultationStatus, Party};
+use shared::closing::{self, CloseError};
+use shared::http::{self, Request, Response, json};
+use shared::kyc::RequestStatus;
+use shared::staff::{AuditEntry, Reason, StaffAction};
+use shared::store::staff::Standing;
+use shared::store::{Applied, KycAuditEntry, KycEvent, StoreError};
+use shared::user::VerificationStatus;
+use shared::{ApiError, KycStatus, UserId};
+
+use crate::{App, ReasonBody, reason, user_in_path};
+
+/// How often a reinstatement re-reads when the astrologer's KYC moved underneath.
+const ATTEMPTS: usize = 3;
+
+/// An astrologer as staff see them.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct AstrologerStanding {
+    astrologer_id: UserId,
+    /// In the catalogue (approved by KYC and not suspended).
+    listed: bool,
+    suspended: bool,
+    suspended_at: Option<DateTime<Utc>>,
+    suspended_by: Option<UserId>,
+    suspension_reason: Option<String>,
+    kyc_status: KycStatus,
+    verification_status: VerificationStatus,
+}
+
+impl From<Standing> for AstrologerStanding {
+    fn from(s: Standing) -> Self {
+        let suspension = s.suspension;
+        Self {
+            astrologer_id: s.astrologer.id,
+            listed: s.astrologer.listed,
+            suspended: suspension.is_some(),
+            suspended_at: suspension.as_ref().map(|x| x.at),
+            suspended_by: suspension.as_ref().map(|x| x.by.clone()),
+            suspension_reason: suspension.map(|x| x.reason),
+            kyc_status: s.astrologer.kyc_status,
+            verification_status: s.astrologer.verification_status,
+        }
+    }
+}
+
+/// A suspension and the bookings it cancelled (fully refunded).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct Suspended {
+    astrologer: AstrologerStanding,
+    /// Cancelled by this request (a retry lists only what was still left to cancel).
+    cancelled: Vec<Consultation>,
+}
+
+async fn standing(app: &App, id: &UserId) -> Result<Standing, ApiError> {
+    app.store.astrologer_standing(id).await?.ok_or_else(|| ApiError::not_found("astrologer"))
+}
+
+fn target(id: &UserId) -> String {
+    format!("astrologer:{id}")
+}
+
+/// Suspends (once) and then cancels every scheduled consultation of the astrologer. A retry
+/// after a partial failure finds the suspension done and cancels what is left.
+pub(crate) async fn suspend(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
+    let body: ReasonBody = http::json_body(req)?;
+    let reason = reason(StaffAction::SuspendAstrologer, body.reason)?;
+    let id = user_in_path(req, "astrologer")?;
+    if standing(app, &id).await?.suspension.is_none() {
+        let audit = AuditEntry::new(staff, StaffAction::SuspendAstrologer, target(&id), reason);
+        // `false`: suspended by someone else a moment ago; either way it is suspended now.
+        app.store.suspend_astrologer(&id, &audit).await?;
+    }
+    let after = standing(app, &id).await?;
+    let cancelled = cancel_scheduled(app, &after).await?;
+    tracing::info!(astrologer = %id, cancelled = cancelled.len(), "astrologer suspended");
+    Ok(json(200, &Suspended { astrologer: after.into(), cancelled }))
+}
+
+/// The astrologer's scheduled consultations: from the schedule on their item (strongly
+/// consistent: a booking committed just before the suspension is there) and from their
+/// consultations index (GSI2, which also has any the schedule has dropped).
+async fn scheduled(app: &App, s: &Standing) -> Result<Vec<Consultation>, StoreError> {
+    let id = &s.astrologer.id;
+    let mut found: Vec<Consultation> = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) =
+            app.store.consultations_of(id, true, Some(ConsultationStatus::Scheduled), 100, after.as_deref()).await?;
+        found.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    for (_, _, booking) in &s.astrologer.booked {
+        let Some(booking) = BookingId::parse(booking) else { continue };
+        if found.iter().any(|c| c.booking_id == booking) {
+            continue;
+        }
+        found.extend(app.store.consultation(&booking).await?);
+    }
+    found.retain(|c| c.status == ConsultationStatus::Scheduled && &c.astrologer_id == id);
+    Ok(found)
+}
+
+/// Cancels each through the one closing path, as staff: everything back to the customer.
+async fn cancel_scheduled(app: &App, s: &Standing) -> Result<Vec<Consultation>, ApiError> {
+    let mut cancelled = Vec::new();
+    let mut failed = 0;
+    for c in scheduled(app, s).await? {
+        let id = c.booking_id.clone();
+        match closing::close(&app.store, c, Action::Cancel, Party::Staff, app.share).await {
+            Ok(closed) => cancelled.push(closed),
+            // Started or closed a moment ago (the index lags the table): not ours to cancel.
+            Err(CloseError::NotAllowed(..)) => {}
+            Err(e) => {
+                tracing::warn!(booking_id = %id, error = %e, "suspension could not cancel a consultation");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(ApiError::unavailable(
+            "busy",
+            format!("suspended, but {failed} consultation(s) could not be cancelled yet; retry"),
+        ));
+    }
+    Ok(cancelled)
+}
+
+/// Lifts a suspension: listed again if KYC approved them, still unlisted otherwise.
+pub(crate) async fn reinstate(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
+    let body: ReasonBody = http::json_body(req)?;
+    let reason = reason(StaffAction::ReinstateAstrologer, body.reason)?;
+    let id = user_in_path(req, "astrologer")?;
+    for _ in 0..ATTEMPTS {
+        let seen = standing(app, &id).await?;
+        if seen.suspension.is_none() {
+            return Ok(json(200, &AstrologerStanding::from(seen)));
+        }
+        let audit = AuditEntry::new(staff, StaffAction::ReinstateAstrologer, target(&id), reason.clone());
+        if app.store.reinstate_astrologer(&seen, &audit).await? {
+            tracing::info!(astrologer = %id, "astrologer reinstated");
+            return Ok(json(200, &AstrologerStanding::from(standing(app, &id).await?)));
+        }
+    }
+    Err(ApiError::unavailable("busy", "the astrologer kept changing; retry"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) enum Decision {
+    Approve,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct KycDecisionBody {
+    decision: Decision,
+    /// Required to reject (the astrologer is told it); kept in the audit logs.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 500))]
+    reason: Option<Reason>,
+}
+
+const NOT_AWAITING_REVIEW: &str = "kyc_not_awaiting_review";
+
+/// Approves or rejects the astrologer's current KYC request, which the astrologer completed
+/// and Digio has not decided: through the webhook's own path (`apply_kyc_event`), with the
+/// staff member as `verified_by` and the staff audit entry in the same transaction.
+pub(crate) async fn kyc_decision(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
+    let body: KycDecisionBody = http::json_body(req)?;
+    let (action, decided) = match body.decision {
+        Decision::Approve => (StaffAction::ApproveKyc, RequestStatus::Approved),
+        Decision::Reject => (StaffAction::RejectKyc, RequestStatus::Rejected),
+    };
+    let reason = reason(action, body.reason)?;
+    let id = user_in_path(req, "astrologer")?;
+    let kyc = app.store.astrologer_kyc(&id).await?.ok_or_else(|| ApiError::not_found("astrologer"))?;
+    let not_awaiting = || ApiError::conflict(NOT_AWAITING_REVIEW, "the astrologer has no KYC request awaiting review");
+    let request_id = kyc.request_id.ok_or_else(not_awaiting)?;
+    let request = app.store.kyc_request(&request_id).await?.ok_or_else(not_awaiting)?;
+    // The same decision again (a retry) is answered, not applied twice.
+    if request.status != decided {
+        if request.status != RequestStatus::Completed || request.superseded {
+            return Err(not_awaiting());
+        }
+        let audit = AuditEntry::new(staff, action, target(&id), reason.clone());
+        let kyc_audit = KycAuditEntry::new("staff_decision", decided.as_str(), Some(&request_id))
+            .verified_by(staff)
+            .data(json!({ "reason": reason, "staff_audit_id": audit.audit_id }));
+        let event_id = format!("{request_id}:{}", decided.as_str());
+        let applied = app
+            .store
+            .apply_kyc_event(KycEvent {
+                source: "staff",
+                event_id: &event_id,
+                request: &request,
+                next: Some(decided),
+                rejection_reason: reason
+                    .as_ref()
+                    .filter(|_| decided == RequestStatus::Rejected)
+                    .map(|r| r.as_str().into()),
+                documents: None,
+                audit: vec![kyc_audit],
+                staff: Some(&audit),
+                now: Utc::now(),
+            })
+            .await;
+        match applied {
+            Ok(Applied::Changed(_) | Applied::Duplicate | Applied::Recorded) => {}
+            // Digio decided (or the request moved) in the meantime.
+            Err(StoreError::ConditionFailed(_)) => return Err(not_awaiting()),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(astrologer = %id, decision = decided.as_str(), "KYC decided by staff");
+    }
+    Ok(json(200, &AstrologerStanding::from(standing(app, &id).await?)))
+}

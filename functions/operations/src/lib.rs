@@ -1,0 +1,115 @@
+//! Operations staff (Cognito group `admin`; everyone else 403): suspend and reinstate
+//! astrologers, decide a KYC by hand, manage promo codes and promotion rules, look up a
+//! customer's money. Every change is one transaction with its staff audit entry
+//! (`shared::store::staff`); a change that already happened (a retry) writes nothing and
+//! answers the state as it is.
+
+mod astrologers;
+#[cfg(feature = "openapi")]
+mod openapi;
+mod promotions;
+mod support;
+
+#[cfg(feature = "openapi")]
+pub use openapi::openapi;
+use serde::Deserialize;
+use shared::booking::RevenueShare;
+use shared::config::{self, ConfigError};
+use shared::http::{self, Access, Request, Response, Route};
+use shared::staff::{Reason, StaffAction, reason_for};
+use shared::store::Store;
+use shared::{ApiError, UserId, UserType};
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+    /// Cancelling a suspended astrologer's bookings goes through the one closing path, which needs it.
+    pub share: RevenueShare,
+}
+
+impl App {
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare::from_env(vars)? })
+    }
+}
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    http::respond(route(app, &req).await)
+}
+
+/// What this function does for each of its template routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Suspend,
+    Reinstate,
+    KycDecision,
+    CreatePromoCode,
+    ListPromoCodes,
+    DeactivatePromoCode,
+    CreatePromotionRule,
+    ListPromotionRules,
+    DeactivatePromotionRule,
+    UserWallet,
+    AuditLog,
+}
+
+const STAFF: Access = Access::Role(UserType::Admin);
+
+/// Every route of this function in `template.yaml`: staff only, all of them.
+pub const ROUTES: &[Route<Op>] = &[
+    Route { key: "POST /admin/astrologers/{id}/suspend", access: STAFF, handler: Op::Suspend },
+    Route { key: "POST /admin/astrologers/{id}/reinstate", access: STAFF, handler: Op::Reinstate },
+    Route { key: "POST /admin/astrologers/{id}/kyc-decision", access: STAFF, handler: Op::KycDecision },
+    Route { key: "POST /admin/promo-codes", access: STAFF, handler: Op::CreatePromoCode },
+    Route { key: "GET /admin/promo-codes", access: STAFF, handler: Op::ListPromoCodes },
+    Route { key: "POST /admin/promo-codes/{code}/deactivate", access: STAFF, handler: Op::DeactivatePromoCode },
+    Route { key: "POST /admin/promotion-rules", access: STAFF, handler: Op::CreatePromotionRule },
+    Route { key: "GET /admin/promotion-rules", access: STAFF, handler: Op::ListPromotionRules },
+    Route { key: "POST /admin/promotion-rules/{id}/deactivate", access: STAFF, handler: Op::DeactivatePromotionRule },
+    Route { key: "GET /admin/users/{id}/wallet", access: STAFF, handler: Op::UserWallet },
+    Route { key: "GET /admin/audit", access: STAFF, handler: Op::AuditLog },
+];
+
+async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let (op, caller) = http::dispatch(ROUTES, req)?;
+    let staff = http::signed_in(caller)?.user_id;
+    match op {
+        Op::Suspend => astrologers::suspend(app, req, &staff).await,
+        Op::Reinstate => astrologers::reinstate(app, req, &staff).await,
+        Op::KycDecision => astrologers::kyc_decision(app, req, &staff).await,
+        Op::CreatePromoCode => promotions::create_code(app, req, &staff).await,
+        Op::ListPromoCodes => promotions::list_codes(app).await,
+        Op::DeactivatePromoCode => promotions::deactivate_code(app, req, &staff).await,
+        Op::CreatePromotionRule => promotions::create_rule(app, req, &staff).await,
+        Op::ListPromotionRules => promotions::list_rules(app).await,
+        Op::DeactivatePromotionRule => promotions::deactivate_rule(app, req, &staff).await,
+        Op::UserWallet => support::user_wallet(app, req).await,
+        Op::AuditLog => support::audit_log(app, req).await,
+    }
+}
+
+/// The body of an action that only needs its reason.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct ReasonBody {
+    /// Why (1 to 500 characters); kept in the staff audit log.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 500))]
+    reason: Option<Reason>,
+}
+
+/// The reason `action` needs, or `400 invalid_field` on `reason`.
+fn reason(action: StaffAction, given: Option<Reason>) -> Result<Option<Reason>, ApiError> {
+    reason_for(action, given).map_err(|problem| ApiError::invalid_field("reason", problem))
+}
+
+/// A user id from the path; anything else names nobody (404).
+fn user_in_path(req: &Request, what: &str) -> Result<UserId, ApiError> {
+    UserId::parse(http::path_param(req, "id")?).map_err(|_| ApiError::not_found(what))
+}
+
+/// `limit` from the query string: 1 to 100, 20 by default.
+fn limit(req: &Request) -> Result<i32, ApiError> {
+    http::limit_param(req, 20, 100)
+}

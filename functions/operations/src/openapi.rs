@@ -1,0 +1,110 @@
+//! This function's part of the API contract (see `shared::openapi`).
+
+use serde_json::json;
+use shared::openapi::{
+    ErrorCase, FunctionDoc, NOT_FOUND, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success,
+};
+
+use crate::astrologers::{AstrologerStanding, KycDecisionBody, Suspended};
+use crate::promotions::{PromoCodeBody, PromoCodeList, PromoCodeView, RuleBody, RuleList, RuleView};
+use crate::support::{AuditLog, UserWallet};
+use crate::{Op, ROUTES, ReasonBody};
+
+const BUSY: ErrorCase = error(503, "busy", "what this changes kept changing underneath; retry (nothing is done twice)");
+const REASON_MISSING: ErrorCase =
+    error(400, "invalid_field", "`reason` is missing (this action needs one) or malformed");
+
+pub fn openapi() -> FunctionDoc {
+    let limit =
+        || vec![query("limit", "how many (default 20)", json!({ "type": "integer", "minimum": 1, "maximum": 100 }))];
+    let reason_body = || Request::Json(body(schema::<ReasonBody>));
+    FunctionDoc::new("operations", "Operations (staff only)", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
+        Op::Suspend => Operation {
+            summary: "Suspend an astrologer: out of the catalogue, unbookable, scheduled consultations cancelled",
+            description: "Cancels each scheduled consultation with a full refund (`closed_by: staff`). Suspending a \
+                          suspended astrologer writes nothing and cancels anything still left; a 503 means some \
+                          are left: retry.",
+            request: reason_body(),
+            responses: vec![success(200, "Suspended, with the consultations this call cancelled", schema::<Suspended>)],
+            errors: vec![NOT_FOUND, REASON_MISSING, BUSY],
+            ..Operation::default()
+        },
+        Op::Reinstate => Operation {
+            summary: "Lift a suspension (listed again if KYC approved them)",
+            description: "Reinstating one who is not suspended changes nothing.",
+            request: reason_body(),
+            responses: vec![success(200, "The astrologer", schema::<AstrologerStanding>)],
+            errors: vec![NOT_FOUND, REASON_MISSING, BUSY],
+            ..Operation::default()
+        },
+        Op::KycDecision => Operation {
+            summary: "Approve or reject an astrologer's completed KYC by hand",
+            description: "For a request the astrologer completed and Digio has not decided. Recorded in the KYC audit \
+                          log with `verified_by`. The same decision again answers without writing; approval does not \
+                          list a suspended astrologer.",
+            request: Request::Json(body(schema::<KycDecisionBody>)),
+            responses: vec![success(200, "The astrologer after the decision", schema::<AstrologerStanding>)],
+            errors: vec![
+                NOT_FOUND,
+                error(400, "invalid_field", "`reason` is missing (a rejection needs one) or malformed"),
+                error(409, "kyc_not_awaiting_review", "no KYC request of theirs is completed and undecided"),
+            ],
+            ..Operation::default()
+        },
+        Op::CreatePromoCode => Operation {
+            summary: "Create a promo code",
+            request: Request::Json(body(schema::<PromoCodeBody>)),
+            responses: vec![success(201, "The code", schema::<PromoCodeView>)],
+            errors: vec![error(409, "code_taken", "a code with these letters exists (codes ignore case)")],
+            ..Operation::default()
+        },
+        Op::ListPromoCodes => Operation {
+            summary: "Every promo code with its usage",
+            responses: vec![success(200, "The codes, by code", schema::<PromoCodeList>)],
+            ..Operation::default()
+        },
+        Op::DeactivatePromoCode => Operation {
+            summary: "Deactivate a promo code (bookings stop accepting it)",
+            description: "Deactivating an inactive code changes nothing.",
+            request: reason_body(),
+            responses: vec![success(200, "The code", schema::<PromoCodeView>)],
+            errors: vec![NOT_FOUND, REASON_MISSING],
+            ..Operation::default()
+        },
+        Op::CreatePromotionRule => Operation {
+            summary: "Create a top-up bonus rule",
+            description: "Its amount range may not share an amount with an active rule's (both ends inclusive).",
+            request: Request::Json(body(schema::<RuleBody>)),
+            responses: vec![success(201, "The rule", schema::<RuleView>)],
+            errors: vec![error(409, "rule_overlaps", "the range overlaps an active rule (named in `message`)"), BUSY],
+            ..Operation::default()
+        },
+        Op::ListPromotionRules => Operation {
+            summary: "Every top-up bonus rule",
+            responses: vec![success(200, "The rules", schema::<RuleList>)],
+            ..Operation::default()
+        },
+        Op::DeactivatePromotionRule => Operation {
+            summary: "Deactivate a top-up bonus rule",
+            description: "Deactivating an inactive rule changes nothing.",
+            request: reason_body(),
+            responses: vec![success(200, "The rule", schema::<RuleView>)],
+            errors: vec![NOT_FOUND, REASON_MISSING],
+            ..Operation::default()
+        },
+        Op::UserWallet => Operation {
+            summary: "A user's balances, newest ledger entries and the ledger check (support)",
+            params: limit(),
+            responses: vec![success(200, "The wallet", schema::<UserWallet>)],
+            errors: vec![NOT_FOUND, error(400, "invalid_field", "`limit` is not 1 to 100")],
+            ..Operation::default()
+        },
+        Op::AuditLog => Operation {
+            summary: "The staff audit log, newest first",
+            params: limit(),
+            responses: vec![success(200, "The newest entries", schema::<AuditLog>)],
+            errors: vec![error(400, "invalid_field", "`limit` is not 1 to 100")],
+            ..Operation::default()
+        },
+    })
+}
