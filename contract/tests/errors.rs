@@ -88,6 +88,7 @@ pub fn constructed(src: &str) -> Errors {
         ("json_body", 400, "invalid_body"),
         ("json_body", 400, "invalid_field"),
         ("path_param(", 400, "invalid_field"),
+        ("limit_param(", 400, "invalid_field"),
         ("IdempotencyKey::required(", 400, "missing_idempotency_key"),
         ("IdempotencyKey::required(", 400, "invalid_field"),
         ("IdempotencyKey::required(", 422, "idempotency_key_reused"),

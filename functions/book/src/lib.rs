@@ -383,15 +383,9 @@ struct Page<'a> {
     next_cursor: Option<String>,
 }
 
+/// `limit` from the query string: 1 to 100, 20 by default.
 fn limit(req: &Request) -> Result<i32, ApiError> {
-    match http::query_param(req, "limit") {
-        None => Ok(20),
-        Some(raw) => raw
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid_field("limit", "must be a whole number from 1 to 100")),
-    }
+    http::limit_param(req, 20, 100)
 }
 
 use base64::Engine;

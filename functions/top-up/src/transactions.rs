@@ -32,14 +32,7 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 }
 
 fn limit(req: &Request) -> Result<i32, ApiError> {
-    match http::query_param(req, "limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(raw) => {
-            raw.parse::<i32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-                ApiError::invalid_field("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))
-            })
-        }
-    }
+    http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)
 }
 
 pub async fn list(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
