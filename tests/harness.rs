@@ -154,6 +154,7 @@ pub async fn settled_inbox_count(stack: &LocalStack, user: &str, event_type: &st
             .await
             .iter()
             .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| *pk == format!("INBOX#{user}")))
+            .filter(|i| is_notification(i))
             .filter(|i| i.get("event_type").and_then(|v| v.as_s().ok()).is_some_and(|t| t == event_type))
             .count()
     };
@@ -331,4 +332,22 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
         checked += entries.len();
     }
     checked
+}
+
+// ---- issue 10: notifications
+
+/// What a producer's transaction adds: the outbox item, written straight to the table.
+pub async fn write_outbox<P: shared::events::Event>(stack: &LocalStack, envelope: &shared::events::Envelope<P>) {
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .put_item()
+        .table_name(stack.table_name())
+        .set_item(Some(shared::store::outbox::outbox_item(envelope)))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Whether an item is a notification (its inbox partition also holds the unread counter).
+pub fn is_notification(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+    item.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("NOTIF#"))
 }

@@ -14,7 +14,6 @@ use integration_tests::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::events::{Envelope, Event, KycStatusChanged, UserRegistered};
-use shared::store::outbox::outbox_item;
 use shared::{KycStatus, UserId, UserType};
 
 type Item = HashMap<String, AttributeValue>;
@@ -34,20 +33,9 @@ fn welcome(user: &UserId) -> Envelope<UserRegistered> {
     Envelope::new(format!("user-registered-{user}"), at, payload)
 }
 
-/// What a producer's transaction adds: the outbox item, written straight to the table.
-async fn write_outbox<P: Event>(stack: &LocalStack, envelope: &Envelope<P>) {
-    aws_sdk_dynamodb::Client::new(&stack.sdk)
-        .put_item()
-        .table_name(stack.table_name())
-        .set_item(Some(outbox_item(envelope)))
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
     let pk = format!("INBOX#{user}");
-    all_items(stack).await.into_iter().filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk)).collect()
+    all_items(stack).await.into_iter().filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i)).collect()
 }
 
 /// The user's inbox once something arrived and nothing more did for [`SETTLE`].

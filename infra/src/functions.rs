@@ -84,6 +84,7 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
             handler!(Stream, outbox_relay::App::from_env(sdk, env)?, |app, event| outbox_relay::handle(&app, event)
                 .await)
         }
+        "inbox" => handler!(Http, inbox::App::from_env(sdk, env)?, |app, req| inbox::handle(&app, req).await),
         other => bail!("template function binary {other:?} has no handler in infra/src/functions.rs"),
     })
 }
