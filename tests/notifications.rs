@@ -373,7 +373,7 @@ async fn devices_register_once_and_bad_tokens_are_refused() {
     let long = "a".repeat(513);
     let short_apns = "ab".repeat(31);
     for (body, field) in [
-        (r#"{}"#.to_owned(), Some("platform")),
+        (r#"{}"#.to_owned(), None),
         (json!({ "platform": "sms", "token": fcm }).to_string(), Some("platform")),
         (json!({ "platform": "fcm", "token": "has space" }).to_string(), Some("token")),
         (json!({ "platform": "fcm", "token": long }).to_string(), Some("token")),
