@@ -123,7 +123,11 @@ fn every_event(customer: &UserId, astrologer: &UserId) -> Vec<Item> {
 
 async fn inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
     let pk = format!("INBOX#{user}");
-    all_items(stack).await.into_iter().filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i)).collect()
+    all_items(stack)
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i))
+        .collect()
 }
 
 /// `user`'s notifications by event type, once `expected` arrived and nothing more did for [`SETTLE`].
@@ -144,7 +148,10 @@ async fn settled(stack: &LocalStack, user: &UserId, expected: usize) -> BTreeMap
 /// The unread count as stored (the counter item of the inbox).
 async fn stored_unread(stack: &LocalStack, user: &UserId) -> i64 {
     let pk = format!("INBOX#{user}");
-    let counter = all_items(stack).await.into_iter().find(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && i["SK"].as_s().is_ok_and(|s| s == "UNREAD"));
+    let counter = all_items(stack)
+        .await
+        .into_iter()
+        .find(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && i["SK"].as_s().is_ok_and(|s| s == "UNREAD"));
     counter.map_or(0, |c| c["unread"].as_n().unwrap().parse().unwrap())
 }
 
@@ -303,13 +310,24 @@ async fn the_inbox_pages_newest_first_counts_unread_and_marks_read() {
     assert_eq!(stack.calls.dynamodb(), ["Query"], "a page and the unread count in one call");
     assert_eq!(invoices(&first), ["AK/2026-27/000005", "AK/2026-27/000004"]);
     assert_eq!(first["unread_count"], 5);
-    assert!(first["notifications"].as_array().unwrap().iter().all(|n| n["read"] == false && n["event_type"] == "WalletCredited"));
+    assert!(
+        first["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["read"] == false && n["event_type"] == "WalletCredited")
+    );
     let cursor = first["next_cursor"].as_str().unwrap();
     stack.calls.clear();
     let (_, second) = api.get(&format!("/notifications?limit=2&cursor={cursor}"), Some(&token)).await;
     assert_eq!(stack.calls.dynamodb(), ["Query"]);
-    assert_eq!((invoices(&second), &second["unread_count"]), (vec!["AK/2026-27/000003".into(), "AK/2026-27/000002".into()], &json!(5)));
-    let (_, last) = api.get(&format!("/notifications?limit=2&cursor={}", second["next_cursor"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(
+        (invoices(&second), &second["unread_count"]),
+        (vec!["AK/2026-27/000003".into(), "AK/2026-27/000002".into()], &json!(5))
+    );
+    let (_, last) = api
+        .get(&format!("/notifications?limit=2&cursor={}", second["next_cursor"].as_str().unwrap()), Some(&token))
+        .await;
     assert_eq!(invoices(&last), ["AK/2026-27/000001"]);
     assert!(last["next_cursor"].is_null(), "{last}");
 
@@ -323,7 +341,8 @@ async fn the_inbox_pages_newest_first_counts_unread_and_marks_read() {
     assert_eq!(stack.calls.dynamodb(), ["TransactWriteItems", "GetItem"], "already read: the flag, then a look");
     let (_, page) = api.get("/notifications", Some(&token)).await;
     assert_eq!(page["unread_count"], 4);
-    let read: Vec<bool> = page["notifications"].as_array().unwrap().iter().map(|n| n["read"].as_bool().unwrap()).collect();
+    let read: Vec<bool> =
+        page["notifications"].as_array().unwrap().iter().map(|n| n["read"].as_bool().unwrap()).collect();
     assert_eq!(read, [false, true, false, false, false]);
 
     // Nobody else reaches it, and ids we never issued name nothing.
@@ -351,7 +370,14 @@ async fn the_inbox_pages_newest_first_counts_unread_and_marks_read() {
     assert_eq!(page["unread_count"], 0);
     assert!(page["notifications"].as_array().unwrap().iter().all(|n| n["read"] == true), "{page}");
     // Marking one of them read again changes nothing.
-    let (status, _) = api.post_as(&format!("/notifications/{}/read", page["notifications"][4]["id"].as_str().unwrap()), &token, &[], json!({})).await;
+    let (status, _) = api
+        .post_as(
+            &format!("/notifications/{}/read", page["notifications"][4]["id"].as_str().unwrap()),
+            &token,
+            &[],
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 200);
 
     // What happens later arrives unread; what happened before "read all" but arrived late, read.
@@ -397,11 +423,20 @@ async fn devices_register_once_and_bad_tokens_are_refused() {
     let apns = "AB".repeat(32);
     let (status, _) = api.post_as("/me/devices", &token, &[], json!({ "platform": "apns", "token": apns })).await;
     assert_eq!(status, 201);
-    let (status, _) = api.post_as("/me/devices", &token, &[], json!({ "platform": "apns", "token": apns.to_lowercase() })).await;
+    let (status, _) =
+        api.post_as("/me/devices", &token, &[], json!({ "platform": "apns", "token": apns.to_lowercase() })).await;
     assert_eq!(status, 200);
     let devices = store(&stack).devices(&me).await.unwrap();
     assert_eq!(devices.len(), 2, "{devices:?}");
-    let (status, _) = api.send(reqwest::Method::POST, "/me/devices", None, &[], Some(&json!({ "platform": "fcm", "token": fcm }).to_string())).await;
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            "/me/devices",
+            None,
+            &[],
+            Some(&json!({ "platform": "fcm", "token": fcm }).to_string()),
+        )
+        .await;
     assert_eq!(status, 401);
 }
 
@@ -441,7 +476,8 @@ async fn a_failed_push_keeps_the_notification_and_the_batch() {
 #[tokio::test]
 async fn push_goes_through_sns_to_each_registered_device_once() {
     // The platform application exists before the stack, as it would on AWS.
-    let sns = aws_sdk_sns::Client::new(&infra::local_sdk_config(tokio::task::spawn_blocking(moto).await.unwrap()).await);
+    let sns =
+        aws_sdk_sns::Client::new(&infra::local_sdk_config(tokio::task::spawn_blocking(moto).await.unwrap()).await);
     let application = sns
         .create_platform_application()
         .name(format!("astrokiran-{}", uuid::Uuid::new_v4().simple()))
@@ -460,7 +496,8 @@ async fn push_goes_through_sns_to_each_registered_device_once() {
     .await;
     let (token, me) = quiet_customer(&stack).await;
     let device = "fcm-device-token-1";
-    let (status, _) = Api::new(&stack).post_as("/me/devices", &token, &[], json!({ "platform": "fcm", "token": device })).await;
+    let (status, _) =
+        Api::new(&stack).post_as("/me/devices", &token, &[], json!({ "platform": "fcm", "token": device })).await;
     assert_eq!(status, 201);
 
     let handler = consumer(&stack);
@@ -469,7 +506,8 @@ async fn push_goes_through_sns_to_each_registered_device_once() {
         assert!(handler(event).await.batch_item_failures.is_empty());
     }
     // One endpoint for the device, made once and remembered on it.
-    let endpoints = sns.list_endpoints_by_platform_application().platform_application_arn(&application).send().await.unwrap();
+    let endpoints =
+        sns.list_endpoints_by_platform_application().platform_application_arn(&application).send().await.unwrap();
     let tokens: Vec<_> = endpoints.endpoints().iter().filter_map(|e| e.attributes()?.get("Token").cloned()).collect();
     assert_eq!(tokens, [device]);
     let remembered = store(&stack).devices(&me).await.unwrap();
@@ -485,4 +523,7 @@ async fn push_goes_through_sns_to_each_registered_device_once() {
     let event = sqs_event(&[("m", serde_json::to_string(&credited(&me, 3, at(3))).unwrap())]);
     assert!(handler(event).await.batch_item_failures.is_empty());
     assert_eq!(inbox(&stack, &me).await.len(), 3);
+    let refused =
+        captured_logs().lines().filter(|l| l.contains("push failed") && l.contains("EndpointDisabled")).count();
+    assert_eq!(refused, 1, "SNS refused the disabled endpoint, and it was logged");
 }

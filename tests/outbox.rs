@@ -35,7 +35,11 @@ fn welcome(user: &UserId) -> Envelope<UserRegistered> {
 
 async fn inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
     let pk = format!("INBOX#{user}");
-    all_items(stack).await.into_iter().filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i)).collect()
+    all_items(stack)
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i))
+        .collect()
 }
 
 /// The user's inbox once something arrived and nothing more did for [`SETTLE`].

@@ -151,9 +151,10 @@ fn english(event: &Notifiable, to: Recipient) -> Message {
                         p.astrologer_name, p.amount, p.booking_id
                     ),
                 ),
-                Astrologer => {
-                    msg("New booking", format!("A customer booked a {what} with you for {when}. Booking {}.", p.booking_id))
-                }
+                Astrologer => msg(
+                    "New booking",
+                    format!("A customer booked a {what} with you for {when}. Booking {}.", p.booking_id),
+                ),
             }
         }
         Notifiable::Cancelled(p) => cancelled(p, to),
@@ -209,14 +210,17 @@ fn cancelled(p: &ConsultationCancelled, to: Recipient) -> Message {
         "No refund is due under the cancellation policy.".to_owned()
     };
     match (ConsultationStatus::parse(&p.status), by, to) {
-        (Some(ConsultationStatus::NoShow), _, Customer) => {
-            msg("Consultation not held", format!("Consultation {id} was not started in time, so it was closed. {refund}"))
-        }
+        (Some(ConsultationStatus::NoShow), _, Customer) => msg(
+            "Consultation not held",
+            format!("Consultation {id} was not started in time, so it was closed. {refund}"),
+        ),
         (Some(ConsultationStatus::NoShow), _, Astrologer) => msg(
             "Missed consultation",
             format!("Consultation {id} was not started in time, so it was closed and the customer refunded."),
         ),
-        (_, ClosedBy::Customer, Customer) => msg("Consultation cancelled", format!("You cancelled consultation {id}. {refund}")),
+        (_, ClosedBy::Customer, Customer) => {
+            msg("Consultation cancelled", format!("You cancelled consultation {id}. {refund}"))
+        }
         (_, ClosedBy::Customer, Astrologer) => {
             msg("Booking cancelled", format!("The customer cancelled consultation {id}. Your time is free again."))
         }
@@ -227,10 +231,10 @@ fn cancelled(p: &ConsultationCancelled, to: Recipient) -> Message {
             "Consultation cancelled",
             format!("You cancelled consultation {id}. The customer gets back everything they paid."),
         ),
-        (_, ClosedBy::Other, Customer) => msg("Consultation cancelled", format!("Consultation {id} was cancelled. {refund}")),
-        (_, ClosedBy::Other, Astrologer) => {
-            msg("Consultation cancelled", format!("Consultation {id} was cancelled."))
+        (_, ClosedBy::Other, Customer) => {
+            msg("Consultation cancelled", format!("Consultation {id} was cancelled. {refund}"))
         }
+        (_, ClosedBy::Other, Astrologer) => msg("Consultation cancelled", format!("Consultation {id} was cancelled.")),
     }
 }
 
@@ -287,7 +291,7 @@ mod tests {
             amount: rupees(450),
         }
     }
-    fn cancelled_by(status: &str, by: &str, refunded: i64) -> ConsultationCancelled {
+    fn cancelled_by(status: &str, by: &str, refunded: u64) -> ConsultationCancelled {
         ConsultationCancelled {
             booking_id: "AT00000042".into(),
             customer_id: id(CUSTOMER),

@@ -102,9 +102,8 @@ impl DeviceToken {
                     .ok_or("an FCM token is 1 to 512 characters of letters, digits and - _ : .")
             }
             DevicePlatform::Apns => {
-                let ok = APNS_TOKEN_HEX_DIGITS.contains(&raw.len())
-                    && raw.len() % 2 == 0
-                    && raw.bytes().all(|b| b.is_ascii_hexdigit());
+                // Whole bytes of hex: what `hex::decode` reads.
+                let ok = APNS_TOKEN_HEX_DIGITS.contains(&raw.len()) && hex::decode(raw).is_ok();
                 ok.then(|| Self(raw.to_ascii_lowercase())).ok_or("an APNs token is 64 to 200 hex digits")
             }
         }

@@ -8,11 +8,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::ApiError;
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::notification::{DevicePlatform, DeviceToken, InboxCursor, NotificationId};
 use shared::store::{MarkRead, Store, StoredNotification};
-use shared::ApiError;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 50;
@@ -127,7 +127,8 @@ async fn list(app: &App, req: &Request, caller: &Caller) -> Result<Response, Api
     let limit = limit(req)?;
     let cursor = http::query_param(req, "cursor")
         .map(|raw| {
-            InboxCursor::parse(raw).ok_or_else(|| ApiError::invalid_field("cursor", "is not a cursor this API returned"))
+            InboxCursor::parse(raw)
+                .ok_or_else(|| ApiError::invalid_field("cursor", "is not a cursor this API returned"))
         })
         .transpose()?;
     let page = app.store.inbox_page(&caller.user_id, cursor.as_ref(), limit).await?;

@@ -95,10 +95,12 @@ async fn push_to_devices(store: &Store, channel: &dyn PushChannel, user: &UserId
         match channel.send(device, text).await {
             Ok(made) => {
                 tracing::info!(user_id = %user, platform = device.platform.as_str(), "push sent");
-                if let Some(arn) = made {
-                    if let Err(error) = store.set_device_endpoint(user, device, &arn).await {
-                        tracing::warn!(user_id = %user, %error, "push endpoint not remembered; made again next time");
-                    }
+                let remembered = match made {
+                    Some(arn) => store.set_device_endpoint(user, device, &arn).await,
+                    None => Ok(()),
+                };
+                if let Err(error) = remembered {
+                    tracing::warn!(user_id = %user, %error, "push endpoint not remembered; made again next time");
                 }
             }
             Err(error) => tracing::warn!(user_id = %user, platform = device.platform.as_str(), %error, "push failed"),

@@ -27,7 +27,11 @@ pub enum PushError {
 pub trait PushChannel: Send + Sync + std::fmt::Debug {
     /// Sends `message` to `device`. `Ok(Some(arn))`: an endpoint was made for the device,
     /// for the caller to remember.
-    fn send<'a>(&'a self, device: &'a DeviceRecord, message: &'a Message) -> BoxFuture<'a, Result<Option<String>, PushError>>;
+    fn send<'a>(
+        &'a self,
+        device: &'a DeviceRecord,
+        message: &'a Message,
+    ) -> BoxFuture<'a, Result<Option<String>, PushError>>;
 }
 
 /// SNS mobile push through one platform application (FCM as SNS's `GCM`, or APNs).
@@ -73,7 +77,11 @@ impl SnsPush {
 }
 
 impl PushChannel for SnsPush {
-    fn send<'a>(&'a self, device: &'a DeviceRecord, message: &'a Message) -> BoxFuture<'a, Result<Option<String>, PushError>> {
+    fn send<'a>(
+        &'a self,
+        device: &'a DeviceRecord,
+        message: &'a Message,
+    ) -> BoxFuture<'a, Result<Option<String>, PushError>> {
         Box::pin(async move {
             if device.platform != self.platform {
                 return Err(PushError::Unsupported(device.platform.as_str()));
@@ -101,7 +109,7 @@ fn service_error<E: ProvideErrorMetadata + std::fmt::Debug, R>(err: aws_sdk_sns:
 
 /// `arn:aws:sns:{region}:{account}:app/{GCM|APNS|APNS_SANDBOX}/{name}`.
 fn application_platform(arn: &str) -> Option<DevicePlatform> {
-    let resource = arn.strip_prefix("arn:")?.splitn(6, ':').nth(4)?;
+    let resource = arn.strip_prefix("arn:")?.split(':').nth(4)?;
     match resource.strip_prefix("app/")?.split('/').next()? {
         "GCM" => Some(DevicePlatform::Fcm),
         "APNS" | "APNS_SANDBOX" => Some(DevicePlatform::Apns),

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::items;
-use super::keys::{devices_pk, device_sk};
+use super::keys::{device_sk, devices_pk};
 use super::{Store, StoreError};
 use crate::notification::{DevicePlatform, DeviceToken};
 use crate::user::UserId;

@@ -57,9 +57,9 @@
 
 mod astrologers;
 pub mod consultations;
+mod devices;
 pub mod idempotency;
 mod inbox;
-mod devices;
 pub(crate) mod items;
 pub mod keys;
 mod kyc;
@@ -75,13 +75,13 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 pub use astrologers::{CatalogueCursor, CataloguePage};
+pub use devices::DeviceRecord;
+pub use inbox::{InboxPage, MarkRead, StoredNotification};
 pub use keys::{PK, SK};
 pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
 pub use tx::{Cancelled, Tx, TxError};
 pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
 pub use wallet::Account;
-pub use devices::DeviceRecord;
-pub use inbox::{InboxPage, MarkRead, StoredNotification};
 
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
