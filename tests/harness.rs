@@ -351,3 +351,16 @@ pub async fn write_outbox<P: shared::events::Event>(stack: &LocalStack, envelope
 pub fn is_notification(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
     item.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("NOTIF#"))
 }
+
+/// `user`'s notifications (not the unread counter beside them).
+pub async fn notifications_of(
+    stack: &LocalStack,
+    user: &impl std::fmt::Display,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let pk = format!("INBOX#{user}");
+    all_items(stack)
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i))
+        .collect()
+}

@@ -121,25 +121,16 @@ fn every_event(customer: &UserId, astrologer: &UserId) -> Vec<Item> {
     ]
 }
 
-async fn inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
-    let pk = format!("INBOX#{user}");
-    all_items(stack)
-        .await
-        .into_iter()
-        .filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i))
-        .collect()
-}
-
 /// `user`'s notifications by event type, once `expected` arrived and nothing more did for [`SETTLE`].
 async fn settled(stack: &LocalStack, user: &UserId, expected: usize) -> BTreeMap<String, usize> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while inbox(stack, user).await.len() < expected {
-        assert!(Instant::now() < deadline, "{user}: {:?}", inbox(stack, user).await);
+    while notifications_of(stack, user).await.len() < expected {
+        assert!(Instant::now() < deadline, "{user}: {:?}", notifications_of(stack, user).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(SETTLE).await;
     let mut by_type = BTreeMap::new();
-    for item in inbox(stack, user).await {
+    for item in notifications_of(stack, user).await {
         *by_type.entry(item["event_type"].as_s().unwrap().clone()).or_default() += 1;
     }
     by_type
@@ -194,7 +185,7 @@ async fn every_event_reaches_the_right_inboxes_once_through_the_topic() {
     let title = |items: &[Item], kind: &str| {
         items.iter().find(|i| i["event_type"].as_s().unwrap() == kind).map(|i| i["title"].as_s().unwrap().clone())
     };
-    let (c, a) = (inbox(&stack, &customer).await, inbox(&stack, &astrologer).await);
+    let (c, a) = (notifications_of(&stack, &customer).await, notifications_of(&stack, &astrologer).await);
     assert_eq!(title(&c, "ConsultationBooked").as_deref(), Some("Consultation booked"));
     assert_eq!(title(&a, "ConsultationBooked").as_deref(), Some("New booking"));
     assert_eq!(title(&c, "ConsultationCompleted").as_deref(), Some("How was your consultation?"));
@@ -468,7 +459,7 @@ async fn a_failed_push_keeps_the_notification_and_the_batch() {
     let app = notifications::App { store: store(&stack), push: Some(Arc::new(PushDown)) };
     let event = sqs_event(&[("m1", serde_json::to_string(&credited(&me, 1, at(1))).unwrap())]);
     assert!(notifications::handle(&app, event).await.batch_item_failures.is_empty(), "a push failure is not retried");
-    assert_eq!(inbox(&stack, &me).await.len(), 1, "the in-app notification is kept");
+    assert_eq!(notifications_of(&stack, &me).await.len(), 1, "the in-app notification is kept");
     assert!(captured_logs().contains("push failed"));
     assert!(captured_logs().contains("push is off"), "the stacks without a platform application say so at init");
 }
@@ -522,7 +513,7 @@ async fn push_goes_through_sns_to_each_registered_device_once() {
         .unwrap();
     let event = sqs_event(&[("m", serde_json::to_string(&credited(&me, 3, at(3))).unwrap())]);
     assert!(handler(event).await.batch_item_failures.is_empty());
-    assert_eq!(inbox(&stack, &me).await.len(), 3);
+    assert_eq!(notifications_of(&stack, &me).await.len(), 3);
     let refused =
         captured_logs().lines().filter(|l| l.contains("push failed") && l.contains("EndpointDisabled")).count();
     assert_eq!(refused, 1, "SNS refused the disabled endpoint, and it was logged");

@@ -33,24 +33,15 @@ fn welcome(user: &UserId) -> Envelope<UserRegistered> {
     Envelope::new(format!("user-registered-{user}"), at, payload)
 }
 
-async fn inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
-    let pk = format!("INBOX#{user}");
-    all_items(stack)
-        .await
-        .into_iter()
-        .filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i))
-        .collect()
-}
-
 /// The user's inbox once something arrived and nothing more did for [`SETTLE`].
 async fn settled_inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while inbox(stack, user).await.is_empty() {
+    while notifications_of(stack, user).await.is_empty() {
         assert!(Instant::now() < deadline, "no notification for {user} within 20 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(SETTLE).await;
-    inbox(stack, user).await
+    notifications_of(stack, user).await
 }
 
 fn queue_url(stack: &LocalStack, id: &str) -> String {
@@ -238,5 +229,5 @@ async fn a_batch_past_its_retries_goes_to_the_failure_queue_and_later_events_flo
     // The shard is unblocked: the next event goes out; the given-up one stays in the report.
     write_outbox(&stack, &welcome(&next)).await;
     assert_eq!(settled_inbox(&stack, &next).await.len(), 1);
-    assert!(inbox(&stack, &lost).await.is_empty());
+    assert!(notifications_of(&stack, &lost).await.is_empty());
 }
