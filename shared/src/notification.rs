@@ -90,6 +90,9 @@ pub struct DeviceToken(String);
 
 pub const MAX_FCM_TOKEN_CHARS: usize = 512;
 pub const APNS_TOKEN_HEX_DIGITS: std::ops::RangeInclusive<usize> = 64..=200;
+/// [`DeviceToken::parse`] as the API contract states it, per platform (a test holds them together).
+pub const FCM_TOKEN_PATTERN: &str = "^[A-Za-z0-9_:.-]{1,512}$";
+pub const APNS_TOKEN_PATTERN: &str = "^([0-9A-Fa-f]{2}){32,100}$";
 
 impl DeviceToken {
     pub fn parse(platform: DevicePlatform, raw: &str) -> Result<Self, &'static str> {
@@ -163,6 +166,14 @@ mod tests {
         ];
         for (platform, raw) in cases {
             assert!(DeviceToken::parse(*platform, raw).is_err(), "{platform:?} {raw:?}");
+        }
+        // The contract's patterns say the same as the parser.
+        let fcm_pattern = regex::Regex::new(FCM_TOKEN_PATTERN).unwrap();
+        let apns_pattern = regex::Regex::new(APNS_TOKEN_PATTERN).unwrap();
+        let good: &[(DevicePlatform, &str)] = &[(DevicePlatform::Fcm, fcm), (DevicePlatform::Apns, &apns)];
+        for (platform, raw) in cases.iter().chain(good) {
+            let pattern = if *platform == DevicePlatform::Fcm { &fcm_pattern } else { &apns_pattern };
+            assert_eq!(pattern.is_match(raw), DeviceToken::parse(*platform, raw).is_ok(), "{platform:?} {raw:?}");
         }
     }
 }

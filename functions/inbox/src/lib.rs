@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::notification::{DevicePlatform, DeviceToken, InboxCursor, NotificationId};
+use shared::notification::{self, DevicePlatform, DeviceToken, InboxCursor, NotificationId};
 use shared::store::{MarkRead, Store, StoredNotification};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -150,15 +150,36 @@ async fn mark_read(app: &App, req: &Request, caller: &Caller) -> Result<Response
 }
 
 #[derive(Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceBody {
     platform: DevicePlatform,
-    /// The FCM registration token (up to 512 characters of `A-Z a-z 0-9 - _ : .`) or the
-    /// APNs device token (64 to 200 hex digits).
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 512))]
     token: String,
 }
+
+/// Which tokens `DeviceToken::parse` takes depends on the platform: one schema per platform.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for DeviceBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let body = |platform: &str, pattern: &str, description: &str| {
+            serde_json::json!({
+                "type": "object", "additionalProperties": false, "required": ["platform", "token"],
+                "properties": {
+                    "platform": { "type": "string", "enum": [platform] },
+                    "token": { "type": "string", "pattern": pattern, "description": description },
+                },
+            })
+        };
+        shared::openapi::json_schema(serde_json::json!({
+            "description": "A push token for the caller's device, as FCM or APNs issued it",
+            "oneOf": [
+                body("fcm", notification::FCM_TOKEN_PATTERN, "the FCM registration token"),
+                body("apns", notification::APNS_TOKEN_PATTERN, "the APNs device token, hex"),
+            ],
+        }))
+    }
+}
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for DeviceBody {}
 
 /// A registered device.
 #[derive(Serialize)]
