@@ -517,4 +517,5 @@ async fn push_goes_through_sns_to_each_registered_device_once() {
     let refused =
         captured_logs().lines().filter(|l| l.contains("push failed") && l.contains("EndpointDisabled")).count();
     assert_eq!(refused, 1, "SNS refused the disabled endpoint, and it was logged");
+    assert!(store(&stack).devices(&me).await.unwrap().is_empty(), "a device SNS no longer reaches is forgotten");
 }

@@ -30,7 +30,7 @@ use shared::events::{Envelope, process_batch};
 use shared::messages::{Language, Message, Notifiable, message};
 use shared::store::{Store, StoreError};
 
-use crate::push::{PushChannel, SnsPush};
+use crate::push::{PushChannel, PushError, SnsPush};
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -101,6 +101,12 @@ async fn push_to_devices(store: &Store, channel: &dyn PushChannel, user: &UserId
                 };
                 if let Err(error) = remembered {
                     tracing::warn!(user_id = %user, %error, "push endpoint not remembered; made again next time");
+                }
+            }
+            Err(error @ PushError::Gone(_)) => {
+                tracing::info!(user_id = %user, platform = device.platform.as_str(), %error, "push failed; device removed");
+                if let Err(error) = store.remove_device(user, device).await {
+                    tracing::warn!(user_id = %user, %error, "unreachable device not removed; tried again next time");
                 }
             }
             Err(error) => tracing::warn!(user_id = %user, platform = device.platform.as_str(), %error, "push failed"),

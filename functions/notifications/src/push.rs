@@ -19,6 +19,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum PushError {
     #[error("no platform application for {0} devices")]
     Unsupported(&'static str),
+    /// The push service says the token is no longer valid (the app was uninstalled).
+    #[error("device no longer reachable: {0}")]
+    Gone(String),
     #[error("push service refused or failed: {0}")]
     Service(String),
 }
@@ -102,7 +105,11 @@ impl PushChannel for SnsPush {
 
 fn service_error<E: ProvideErrorMetadata + std::fmt::Debug, R>(err: aws_sdk_sns::error::SdkError<E, R>) -> PushError {
     match err.as_service_error() {
-        Some(e) => PushError::Service(format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or(""))),
+        Some(e) => {
+            let detail = format!("{}: {}", e.code().unwrap_or("?"), e.message().unwrap_or(""));
+            // SNS disables an endpoint when FCM or APNs report its token invalid.
+            if e.code() == Some("EndpointDisabled") { PushError::Gone(detail) } else { PushError::Service(detail) }
+        }
         None => PushError::Service("push service unreachable".into()),
     }
 }

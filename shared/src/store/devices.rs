@@ -79,4 +79,17 @@ impl Store {
         .await
         .map(|_| ())
     }
+
+    /// Forgets a device whose token the push service no longer takes (the app was
+    /// uninstalled): 1 DeleteItem.
+    pub async fn remove_device(&self, user: &UserId, device: &DeviceRecord) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(devices_pk(user), device_sk(device.platform.as_str(), &device.token))))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)
+            .map(|_| ())
+    }
 }

@@ -34,7 +34,7 @@
 //! |---|---|
 //! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists` |
 //! | `GET /me` | 1 Query on `PK = USER#{sub}` |
-//! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint) |
+//! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 DeleteItem |
 //! | `GET /notifications` | 1 Query on `INBOX#{sub}`, newest first (the counter comes first on page one) |
 //! | `POST /notifications/{id}/read` | 1 TransactWriteItems (flag + count); +1 GetItem when it was not unread |
 //! | `POST /notifications/read-all` | 1 UpdateItem (count 0, watermark now) |
