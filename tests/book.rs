@@ -145,7 +145,9 @@ async fn book_start_complete_settles_to_the_paisa_with_a_promo_code() {
     let earnings_account = shared::store::Account::Earnings(shared::UserId::parse(&astro_id).unwrap());
     let (w, ledger) = store(&stack).wallet_with_ledger(&earnings_account).await.unwrap().unwrap();
     shared::wallet::check_ledger(&w, &ledger).unwrap();
-    assert_eq!(settled_inbox_count(&stack, &astro_id, "ConsultationBooked").await, 0, "not a notification yet");
+    // Both parties hear about it, once.
+    assert_eq!(settled_inbox_count(&stack, &astro_id, "ConsultationBooked").await, 1);
+    assert_eq!(settled_inbox_count(&stack, &astro_id, "ConsultationCompleted").await, 1);
 }
 
 #[tokio::test]

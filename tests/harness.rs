@@ -154,6 +154,7 @@ pub async fn settled_inbox_count(stack: &LocalStack, user: &str, event_type: &st
             .await
             .iter()
             .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| *pk == format!("INBOX#{user}")))
+            .filter(|i| is_notification(i))
             .filter(|i| i.get("event_type").and_then(|v| v.as_s().ok()).is_some_and(|t| t == event_type))
             .count()
     };
@@ -343,4 +344,35 @@ pub async fn staff(stack: &LocalStack) -> (String, String) {
     infra::make_staff(&stack.sdk, &stack.provisioned.user_pool_id, &parsed).await.expect("added to the admin group");
     let tokens = sign_in(stack, &phone).await;
     (tokens["access_token"].as_str().unwrap().to_owned(), signed_up["user_id"].as_str().unwrap().to_owned())
+}
+
+// ---- issue 10: notifications
+
+/// What a producer's transaction adds: the outbox item, written straight to the table.
+pub async fn write_outbox<P: shared::events::Event>(stack: &LocalStack, envelope: &shared::events::Envelope<P>) {
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .put_item()
+        .table_name(stack.table_name())
+        .set_item(Some(shared::store::outbox::outbox_item(envelope)))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Whether an item is a notification (its inbox partition also holds the unread counter).
+pub fn is_notification(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+    item.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("NOTIF#"))
+}
+
+/// `user`'s notifications (not the unread counter beside them).
+pub async fn notifications_of(
+    stack: &LocalStack,
+    user: &impl std::fmt::Display,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let pk = format!("INBOX#{user}");
+    all_items(stack)
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i))
+        .collect()
 }

@@ -93,7 +93,7 @@ async fn astrologer_is_approved_and_becomes_bookable() {
         titles = all_items(&stack)
             .await
             .into_iter()
-            .filter(|i| i["PK"].as_s().unwrap() == &inbox)
+            .filter(|i| i["PK"].as_s().unwrap() == &inbox && is_notification(i))
             .map(|i| i["title"].as_s().unwrap().clone())
             .collect::<Vec<_>>();
         if titles.contains(&"KYC approved".to_owned()) {

@@ -14,7 +14,6 @@ use integration_tests::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::events::{Envelope, Event, KycStatusChanged, UserRegistered};
-use shared::store::outbox::outbox_item;
 use shared::{KycStatus, UserId, UserType};
 
 type Item = HashMap<String, AttributeValue>;
@@ -34,31 +33,15 @@ fn welcome(user: &UserId) -> Envelope<UserRegistered> {
     Envelope::new(format!("user-registered-{user}"), at, payload)
 }
 
-/// What a producer's transaction adds: the outbox item, written straight to the table.
-async fn write_outbox<P: Event>(stack: &LocalStack, envelope: &Envelope<P>) {
-    aws_sdk_dynamodb::Client::new(&stack.sdk)
-        .put_item()
-        .table_name(stack.table_name())
-        .set_item(Some(outbox_item(envelope)))
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
-    let pk = format!("INBOX#{user}");
-    all_items(stack).await.into_iter().filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk)).collect()
-}
-
 /// The user's inbox once something arrived and nothing more did for [`SETTLE`].
 async fn settled_inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while inbox(stack, user).await.is_empty() {
+    while notifications_of(stack, user).await.is_empty() {
         assert!(Instant::now() < deadline, "no notification for {user} within 20 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(SETTLE).await;
-    inbox(stack, user).await
+    notifications_of(stack, user).await
 }
 
 fn queue_url(stack: &LocalStack, id: &str) -> String {
@@ -246,5 +229,5 @@ async fn a_batch_past_its_retries_goes_to_the_failure_queue_and_later_events_flo
     // The shard is unblocked: the next event goes out; the given-up one stays in the report.
     write_outbox(&stack, &welcome(&next)).await;
     assert_eq!(settled_inbox(&stack, &next).await.len(), 1);
-    assert!(inbox(&stack, &lost).await.is_empty());
+    assert!(notifications_of(&stack, &lost).await.is_empty());
 }

@@ -25,6 +25,7 @@ fn tables() -> BTreeMap<&'static str, Vec<(&'static str, Access)>> {
         ("catalogue", table(catalogue::ROUTES)),
         ("book", table(book::ROUTES)),
         ("operations", table(operations::ROUTES)),
+        ("inbox", table(inbox::ROUTES)),
     ])
 }
 

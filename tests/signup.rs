@@ -245,7 +245,7 @@ async fn welcome_notification_arrives_once() {
     let pk = format!("INBOX#{}", user["user_id"].as_str().unwrap());
     let mut found = 0;
     for _ in 0..50 {
-        found = all_items(&stack).await.iter().filter(|i| i["PK"].as_s().unwrap() == &pk).count();
+        found = all_items(&stack).await.iter().filter(|i| i["PK"].as_s().unwrap() == &pk && is_notification(i)).count();
         if found > 0 {
             break;
         }

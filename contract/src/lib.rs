@@ -24,6 +24,7 @@ pub fn functions() -> Vec<FunctionDoc> {
         catalogue::openapi(),
         book::openapi(),
         operations::openapi(),
+        inbox::openapi(),
     ]
 }
 

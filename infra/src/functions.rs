@@ -87,6 +87,7 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
         "operations" => {
             handler!(Http, operations::App::from_env(sdk, env)?, |app, req| operations::handle(&app, req).await)
         }
+        "inbox" => handler!(Http, inbox::App::from_env(sdk, env)?, |app, req| inbox::handle(&app, req).await),
         other => bail!("template function binary {other:?} has no handler in infra/src/functions.rs"),
     })
 }

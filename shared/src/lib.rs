@@ -37,6 +37,10 @@ pub mod topup;
 pub mod user;
 pub mod wallet;
 
+// issue 10: notifications
+pub mod messages;
+pub mod notification;
+
 pub use error::ApiError;
 pub use money::Money;
 pub use phone::Phone;

@@ -1,27 +1,54 @@
-//! Queue consumer: turns domain events (`UserRegistered`, `WalletCredited`) into in-app
-//! notifications in the user's inbox.
+//! Queue consumer: turns every domain event a person should hear about into one in-app
+//! notification per recipient (both parties of a booking, a cancellation, a completion),
+//! with the texts of `shared::messages`, and pushes it to the recipient's devices when push
+//! is on.
 //!
-//! Idempotent: the inbox item's key holds the event id and the time of the change the event
-//! reports (`occurred_at`, never the time of sending), and is written with
-//! `attribute_not_exists`, so a message delivered twice (the outbox relay, SNS and SQS all
-//! deliver at least once) notifies once and the redelivery succeeds. Failures are reported
-//! per message (`ReportBatchItemFailures`); SQS moves poison messages to the DLQ.
+//! Idempotent per (event, recipient): the inbox item's key holds the recipient, the event id
+//! and the time of the change the event reports (`occurred_at`, never the time of sending),
+//! and is written with `attribute_not_exists`, so a message delivered twice (the outbox
+//! relay, SNS and SQS all deliver at least once) notifies once and the redelivery succeeds.
+//! A message whose second recipient could not be written fails and comes back; the first
+//! recipient's notification is then found, not written again.
+//!
+//! Push is best effort, after the in-app notification is stored: a push failure is logged and
+//! never fails the message (the notification is already in the inbox, and retrying the
+//! message would not push again: only a first write pushes). So a device gets a push at most
+//! once per notification, and may miss one.
+//!
+//! Failures are reported per message (`ReportBatchItemFailures`); SQS moves poison messages
+//! to the DLQ.
+
+pub mod push;
+
+use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use shared::KycStatus;
+use shared::UserId;
 use shared::config::{self, ConfigError};
-use shared::events::{Envelope, KycStatusChanged, UserRegistered, WalletCredited, process_batch};
+use shared::events::{Envelope, process_batch};
+use shared::messages::{Language, Message, Notifiable, message};
 use shared::store::{Store, StoreError};
+
+use crate::push::{PushChannel, PushError, SnsPush};
 
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
+    /// `None`: push is off (no platform application configured).
+    pub push: Option<Arc<dyn PushChannel>>,
 }
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)? })
+        let push = SnsPush::from_env(sdk, vars)?;
+        if push.is_none() {
+            tracing::info!(
+                "push is off ({} is empty): notifications go to the in-app inbox only",
+                push::APPLICATION_VAR
+            );
+        }
+        Ok(Self { store: Store::from_env(sdk, vars)?, push: push.map(|p| Arc::new(p) as Arc<dyn PushChannel>) })
     }
 }
 
@@ -38,37 +65,51 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 }
 
 async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
-    let malformed =
-        |e: serde_json::Error| NotifyError::Malformed { kind: envelope.kind.clone(), detail: e.to_string() };
-    let (user, title, body) = if let Some(payload) = envelope.payload_as::<UserRegistered>() {
-        let p = payload.map_err(malformed)?;
-        (p.user_id, "Welcome to AstroKiran".to_owned(), format!("Namaste {}, your account is ready.", p.first_name))
-    } else if let Some(payload) = envelope.payload_as::<KycStatusChanged>() {
-        let p = payload.map_err(malformed)?;
-        let (title, body) = match p.kyc_status {
-            KycStatus::Completed => {
-                ("KYC approved".to_owned(), "Your profile is live: customers can now book you.".to_owned())
-            }
-            KycStatus::Rejected => (
-                "KYC needs another try".to_owned(),
-                format!("Reason: {}. You can start KYC again.", p.rejection_reason.as_deref().unwrap_or("not given")),
-            ),
-            KycStatus::Expired => ("KYC expired".to_owned(), "Your KYC link expired; you can start again.".to_owned()),
-            other => ("KYC update".to_owned(), format!("Your KYC is now {}.", other.as_str())),
-        };
-        (p.astrologer_id, title, body)
-    } else if let Some(payload) = envelope.payload_as::<WalletCredited>() {
-        let p = payload.map_err(malformed)?;
-        let bonus =
-            if p.bonus > shared::Money::ZERO { format!(" plus ₹{} bonus cash", p.bonus) } else { String::new() };
-        let body = format!("₹{} added to your wallet{bonus}. Invoice {}.", p.amount, p.invoice_number);
-        (p.user_id, "Wallet recharged".to_owned(), body)
-    } else {
+    let Some(event) = Notifiable::from_envelope(&envelope) else {
         // Not ours to act on: acknowledge, so it does not clog the queue or the DLQ.
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");
         return Ok(());
     };
-    let written = app.store.add_notification(&user, &envelope, &title, &body, Utc::now()).await?;
-    tracing::info!(event_id = %envelope.id, user_id = %user, first_delivery = written, "notification stored");
+    let event = event.map_err(|e| NotifyError::Malformed { kind: envelope.kind.clone(), detail: e.to_string() })?;
+    for (user, to) in event.recipients() {
+        let text = message(&event, to, Language::English);
+        let first = app.store.add_notification(&user, &envelope, &text.title, &text.body, Utc::now()).await?;
+        tracing::info!(event_id = %envelope.id, user_id = %user, recipient = to.as_str(), first_delivery = first, "notification stored");
+        if let (true, Some(channel)) = (first, &app.push) {
+            push_to_devices(&app.store, channel.as_ref(), &user, &text).await;
+        }
+    }
     Ok(())
+}
+
+/// Pushes `text` to every device of `user`; failures are logged, never returned.
+async fn push_to_devices(store: &Store, channel: &dyn PushChannel, user: &UserId, text: &Message) {
+    let devices = match store.devices(user).await {
+        Ok(devices) => devices,
+        Err(error) => {
+            tracing::warn!(user_id = %user, %error, "push skipped: devices could not be read");
+            return;
+        }
+    };
+    for device in &devices {
+        match channel.send(device, text).await {
+            Ok(made) => {
+                tracing::info!(user_id = %user, platform = device.platform.as_str(), "push sent");
+                let remembered = match made {
+                    Some(arn) => store.set_device_endpoint(user, device, &arn).await,
+                    None => Ok(()),
+                };
+                if let Err(error) = remembered {
+                    tracing::warn!(user_id = %user, %error, "push endpoint not remembered; made again next time");
+                }
+            }
+            Err(error @ PushError::Gone(_)) => {
+                tracing::info!(user_id = %user, platform = device.platform.as_str(), %error, "push failed; device removed");
+                if let Err(error) = store.remove_device(user, device).await {
+                    tracing::warn!(user_id = %user, %error, "unreachable device not removed; tried again next time");
+                }
+            }
+            Err(error) => tracing::warn!(user_id = %user, platform = device.platform.as_str(), %error, "push failed"),
+        }
+    }
 }

@@ -172,6 +172,21 @@ pub fn idempotency_pk(user: &UserId, key: &str) -> String {
 pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 pub use super::outbox::{OUTBOX_SK, outbox_pk};
 
+// ---- the inbox's unread counter and read-all watermark, and push devices (issue 10)
+/// Sorts after every `NOTIF#` key, so a newest-first Query of an inbox meets it first.
+pub const INBOX_COUNTER_SK: &str = "UNREAD";
+/// The read-all watermark at `now` (a time as in [`notification_sk`]): `~` sorts after every
+/// event id, so it covers everything that happened up to `now`.
+pub fn inbox_read_upto(now: &str) -> String {
+    notification_sk(now, "~")
+}
+pub fn devices_pk(user: &UserId) -> String {
+    format!("DEVICES#{user}")
+}
+pub fn device_sk(platform: &str, token: &str) -> String {
+    format!("DEVICE#{platform}#{token}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,9 @@
 //! | astrologer profile | `USER#{sub}` | `ASTROLOGER` | KYC and verification status |
 //! | phone claim | `PHONE#{e164}` | `PHONE` | makes a phone number unique |
 //! | ledger entry | `LEDGER#{sub}` | `TXN#{wallet version:012}#{n:02}` | deltas and balances after (Numbers), in posting order |
-//! | notification | `INBOX#{sub}` | `NOTIF#{occurred_at}#{event id}` | written once per event |
+//! | notification | `INBOX#{sub}` | `NOTIF#{occurred_at}#{event id}` | written once per event and recipient |
+//! | inbox counter | `INBOX#{sub}` | `UNREAD` | unread count and read-all watermark (see [`inbox`]) |
+//! | push device | `DEVICES#{sub}` | `DEVICE#{platform}#{token}` | registered token; SNS endpoint ARN once made |
 //! | KYC request | `KYCREQ#{digio id}` | `KYCREQ` | status; `GSI1PK = KYC_OPEN`, `GSI1SK = expiry` while open |
 //! | KYC audit entry | `KYCAUDIT#{sub}` | `{created_at}#{random}` | time-ordered per astrologer, redacted |
 //! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
@@ -34,7 +36,11 @@
 //! |---|---|
 //! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists` |
 //! | `GET /me` | 1 Query on `PK = USER#{sub}` |
-//! | notifications consumer | 1 conditional PutItem per event (the condition is the de-duplication) |
+//! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 DeleteItem |
+//! | `GET /notifications` | 1 Query on `INBOX#{sub}`, newest first (the counter comes first on page one) |
+//! | `POST /notifications/{id}/read` | 1 TransactWriteItems (flag + count); +1 GetItem when it was not unread |
+//! | `POST /notifications/read-all` | 1 UpdateItem (count 0, watermark now) |
+//! | `POST /me/devices` | 1 conditional PutItem |
 //! | `POST /astrologers/me/kyc` | 1 Query (user + astrologer), 1 conditional UpdateItem (claim), 1 TransactWriteItems (request, astrologer, superseded request, audit) |
 //! | `GET /astrologers/me/kyc` | 1 Query |
 //! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit, `KycStatusChanged`) |
@@ -54,6 +60,7 @@
 
 mod astrologers;
 pub mod consultations;
+mod devices;
 pub mod idempotency;
 mod inbox;
 pub(crate) mod items;
@@ -72,6 +79,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 pub use astrologers::{CatalogueCursor, CataloguePage};
+pub use devices::DeviceRecord;
+pub use inbox::{InboxPage, MarkRead, StoredNotification};
 pub use keys::{PK, SK};
 pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
 pub use tx::{Cancelled, Tx, TxError};
