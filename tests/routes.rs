@@ -24,6 +24,7 @@ fn tables() -> BTreeMap<&'static str, Vec<(&'static str, Access)>> {
         ("astrologer-profile", table(astrologer_profile::ROUTES)),
         ("catalogue", table(catalogue::ROUTES)),
         ("book", table(book::ROUTES)),
+        ("review", table(review::ROUTES)),
     ])
 }
 

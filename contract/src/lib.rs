@@ -20,6 +20,7 @@ pub fn functions() -> Vec<FunctionDoc> {
         kyc_initiate::openapi(),
         digio_webhook::openapi(),
         top_up::openapi(),
+        review::openapi(),
     ]
 }
 

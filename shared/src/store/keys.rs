@@ -155,6 +155,22 @@ pub fn idempotency_pk(user: &UserId, key: &str) -> String {
 pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
 pub use super::outbox::{OUTBOX_SK, outbox_pk};
 
+// ---- reviews and the rating aggregate
+/// One review per consultation: keyed by the booking id, so a second is refused by condition.
+pub fn review_pk(booking_id: &str) -> String {
+    format!("REVIEW#{booking_id}")
+}
+pub const REVIEW_SK: &str = "REVIEW";
+/// GSI1: an astrologer's public reviews, newest first (`GSI1SK` = created_at#booking id).
+pub fn astrologer_reviews_gsi1pk(astrologer: &UserId) -> String {
+    format!("ASTROREVIEWS#{astrologer}")
+}
+/// The rating consumer's record that a review is in the astrologer's aggregate.
+pub fn rating_counted_pk(booking_id: &str) -> String {
+    format!("RATING_COUNTED#{booking_id}")
+}
+pub const RATING_COUNTED_SK: &str = "RATING_COUNTED";
+
 #[cfg(test)]
 mod tests {
     use super::*;
