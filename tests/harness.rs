@@ -332,3 +332,34 @@ pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
     }
     checked
 }
+
+/// A consultation `customer` booked with `astrologer` (chat, 10 minutes), started and
+/// completed by the astrologer after 3 charged minutes: what a customer may review.
+/// Returns the booking id.
+pub async fn completed_consultation(stack: &LocalStack, customer: &str, astrologer: (&str, &str)) -> String {
+    let api = Api::new(stack);
+    let (token, astrologer_id) = astrologer;
+    let key = format!("book-{}", rand::random::<u64>());
+    let body = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": 10 });
+    let (status, booked) = api.post_as("/consultations", customer, &[("idempotency-key", &key)], body).await;
+    assert_eq!(status, 201, "{booked}");
+    let id = booked["booking_id"].as_str().unwrap().to_owned();
+    let (status, started) = api.post_as(&format!("/consultations/{id}/start"), token, &[], json!({})).await;
+    assert_eq!(status, 200, "{started}");
+    // Started three minutes ago, so minutes are charged (the tests cannot wait for real ones).
+    let three_minutes_ago =
+        (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.table_name())
+        .key("PK", AttributeValue::S(format!("CONSULTATION#{id}")))
+        .key("SK", AttributeValue::S("CONSULTATION".into()))
+        .update_expression("SET started_at = :at")
+        .expression_attribute_values(":at", AttributeValue::S(three_minutes_ago))
+        .send()
+        .await
+        .unwrap();
+    let (status, done) = api.post_as(&format!("/consultations/{id}/complete"), token, &[], json!({})).await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("completed")), "{done}");
+    id
+}

@@ -207,7 +207,11 @@ mod tests {
         ];
         for (raw, expected) in cases {
             let parsed = ReviewText::parse(raw);
-            assert_eq!(parsed.as_ref().map(|t| t.as_ref().map(ReviewText::as_str)), expected.as_ref().copied(), "{raw:?}");
+            assert_eq!(
+                parsed.as_ref().map(|t| t.as_ref().map(ReviewText::as_str)),
+                expected.as_ref().copied(),
+                "{raw:?}"
+            );
         }
     }
 

@@ -71,7 +71,11 @@ async fn count(app: &App, envelope: Envelope) -> Result<(), RatingError> {
             .ok_or_else(|| RatingError::UnknownAstrologer(review.booking_id.clone()))?;
         let totals = state.totals.with(rating, review.verified);
         let now = Utc::now();
-        match app.store.count_rating(&review.astrologer_id, &review.booking_id, &envelope.id, &state, totals, now).await? {
+        match app
+            .store
+            .count_rating(&review.astrologer_id, &review.booking_id, &envelope.id, &state, totals, now)
+            .await?
+        {
             RatingWrite::Counted => {
                 tracing::info!(event_id = %envelope.id, count = totals.count, "review counted");
                 return Ok(());

@@ -254,7 +254,8 @@ impl Store {
         // setting it on an astrologer without a profile would list them by rating.
         if read.sortable {
             set.push_str(&format!(", {CAT_RATING} = :sort_key"));
-            values.push((":sort_key", items::s(rating_sort_key(summary.average_hundredths, summary.count, astrologer))));
+            values
+                .push((":sort_key", items::s(rating_sort_key(summary.average_hundredths, summary.count, astrologer))));
             condition.push_str(&format!(" AND attribute_exists({CAT_RATING})"));
         } else {
             condition.push_str(&format!(" AND attribute_not_exists({CAT_RATING})"));
