@@ -88,23 +88,6 @@ fn consumer(stack: &LocalStack) -> infra::functions::SqsHandler {
     h.clone()
 }
 
-fn queue_url(stack: &LocalStack, id: &str) -> String {
-    stack.provisioned.lookup(id, "Ref").unwrap_or_else(|| panic!("queue {id}"))
-}
-
-/// Messages in a queue, visible or in flight.
-async fn queue_depth(stack: &LocalStack, id: &str) -> u64 {
-    let attrs = aws_sdk_sqs::Client::new(&stack.sdk)
-        .get_queue_attributes()
-        .queue_url(queue_url(stack, id))
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    attrs.attributes().unwrap().values().filter_map(|v| v.parse::<u64>().ok()).sum()
-}
-
 /// Waits (up to 20 s) until `check` holds.
 async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -179,7 +179,8 @@ async fn submit(app: &App, req: &Request, caller: &Caller) -> Result<Response, A
         text,
         public: body.public,
         verified,
-        created_at: Utc::now(),
+        // To the millisecond, as stored, so this answer and later reads agree.
+        created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now),
     };
     for _ in 0..WRITE_ATTEMPTS {
         match app.store.submit_review(&review).await? {
