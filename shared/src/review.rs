@@ -219,7 +219,8 @@ mod tests {
     fn verified_reviews_weigh_twice_and_the_average_rounds_half_up() {
         let r = |s| Rating::new(s).unwrap();
         // (reviews as (stars, verified), average in hundredths, count)
-        let cases: &[(&[(u8, bool)], u32, u64)] = &[
+        type Case = (&'static [(u8, bool)], u32, u64);
+        let cases: &[Case] = &[
             (&[], 0, 0),
             (&[(5, true)], 500, 1),
             (&[(1, false)], 100, 1),
