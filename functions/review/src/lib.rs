@@ -93,7 +93,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
                 query(
                     "cursor",
                     "`next_cursor` of the previous page, as returned (opaque)",
-                    json!({ "type": "string", "maxLength": 128 }),
+                    json!({ "type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$" }),
                 ),
             ],
             responses: vec![success(200, "One page", schema::<ReviewPage>)],
