@@ -128,7 +128,11 @@ struct ReviewBody {
     rating: Rating,
     /// Trimmed; at most 1,000 characters, no control characters but line breaks.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    // The pattern: what `ReviewText::parse` accepts, no control characters but line breaks.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 1000, pattern = "^[^\\x00-\\x09\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$")
+    )]
     text: Option<String>,
     /// Shown on the astrologer's public reviews (default `true`).
     #[serde(default = "public_by_default")]
