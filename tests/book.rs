@@ -53,21 +53,6 @@ fn store(stack: &LocalStack) -> Store {
     Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name())
 }
 
-/// Moves a consultation's start back by `minutes` (the tests cannot wait for real minutes).
-async fn started_minutes_ago(stack: &LocalStack, id: &str, minutes: i64) {
-    let at = (Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    aws_sdk_dynamodb::Client::new(&stack.sdk)
-        .update_item()
-        .table_name(stack.table_name())
-        .key("PK", AttributeValue::S(format!("CONSULTATION#{id}")))
-        .key("SK", AttributeValue::S("CONSULTATION".into()))
-        .update_expression("SET started_at = :at")
-        .expression_attribute_values(":at", AttributeValue::S(at))
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn book_start_complete_settles_to_the_paisa_with_a_promo_code() {
     let stack = stack().await;

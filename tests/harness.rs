@@ -359,6 +359,41 @@ pub async fn write_outbox<P: shared::events::Event>(stack: &LocalStack, envelope
         .unwrap();
 }
 
+/// A consultation `customer` booked with `astrologer` (chat, 10 minutes), started and
+/// completed by the astrologer after 3 charged minutes: what a customer may review.
+/// Returns the booking id.
+pub async fn completed_consultation(stack: &LocalStack, customer: &str, astrologer: (&str, &str)) -> String {
+    let api = Api::new(stack);
+    let (token, astrologer_id) = astrologer;
+    let key = format!("book-{}", rand::random::<u64>());
+    let body = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": 10 });
+    let (status, booked) = api.post_as("/consultations", customer, &[("idempotency-key", &key)], body).await;
+    assert_eq!(status, 201, "{booked}");
+    let id = booked["booking_id"].as_str().unwrap().to_owned();
+    let (status, started) = api.post_as(&format!("/consultations/{id}/start"), token, &[], json!({})).await;
+    assert_eq!(status, 200, "{started}");
+    started_minutes_ago(stack, &id, 3).await;
+    let (status, done) = api.post_as(&format!("/consultations/{id}/complete"), token, &[], json!({})).await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("completed")), "{done}");
+    id
+}
+
+/// Moves a consultation's start back by `minutes` (the tests cannot wait for real minutes).
+pub async fn started_minutes_ago(stack: &LocalStack, id: &str, minutes: i64) {
+    let at =
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.table_name())
+        .key("PK", AttributeValue::S(format!("CONSULTATION#{id}")))
+        .key("SK", AttributeValue::S("CONSULTATION".into()))
+        .update_expression("SET started_at = :at")
+        .expression_attribute_values(":at", AttributeValue::S(at))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// Whether an item is a notification (its inbox partition also holds the unread counter).
 pub fn is_notification(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
     item.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("NOTIF#"))
@@ -375,4 +410,27 @@ pub async fn notifications_of(
         .into_iter()
         .filter(|i| i["PK"].as_s().is_ok_and(|s| *s == pk) && is_notification(i))
         .collect()
+}
+
+/// The URL of the template queue `id` (its logical id) in this stack.
+pub fn queue_url(stack: &LocalStack, id: &str) -> String {
+    stack.provisioned.lookup(id, "Ref").unwrap_or_else(|| panic!("queue {id}"))
+}
+
+/// Messages in a queue, visible or in flight.
+pub async fn queue_depth(stack: &LocalStack, id: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attrs = aws_sdk_sqs::Client::new(&stack.sdk)
+        .get_queue_attributes()
+        .queue_url(queue_url(stack, id))
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attrs = attrs.attributes().unwrap();
+    [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+        .iter()
+        .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
 }

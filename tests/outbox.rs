@@ -44,27 +44,6 @@ async fn settled_inbox(stack: &LocalStack, user: &UserId) -> Vec<Item> {
     notifications_of(stack, user).await
 }
 
-fn queue_url(stack: &LocalStack, id: &str) -> String {
-    stack.provisioned.lookup(id, "Ref").unwrap_or_else(|| panic!("queue {id}"))
-}
-
-/// Messages in a queue, visible or in flight.
-async fn queue_depth(stack: &LocalStack, id: &str) -> u64 {
-    let attrs = aws_sdk_sqs::Client::new(&stack.sdk)
-        .get_queue_attributes()
-        .queue_url(queue_url(stack, id))
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    let attrs = attrs.attributes().unwrap();
-    [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
-        .iter()
-        .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-        .sum()
-}
-
 #[tokio::test]
 async fn an_outbox_item_becomes_exactly_one_notification() {
     let stack = stack().await;

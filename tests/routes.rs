@@ -26,6 +26,7 @@ fn tables() -> BTreeMap<&'static str, Vec<(&'static str, Access)>> {
         ("book", table(book::ROUTES)),
         ("operations", table(operations::ROUTES)),
         ("inbox", table(inbox::ROUTES)),
+        ("review", table(review::ROUTES)),
     ])
 }
 

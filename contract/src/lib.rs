@@ -25,6 +25,7 @@ pub fn functions() -> Vec<FunctionDoc> {
         book::openapi(),
         operations::openapi(),
         inbox::openapi(),
+        review::openapi(),
     ]
 }
 

@@ -88,6 +88,10 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
             handler!(Http, operations::App::from_env(sdk, env)?, |app, req| operations::handle(&app, req).await)
         }
         "inbox" => handler!(Http, inbox::App::from_env(sdk, env)?, |app, req| inbox::handle(&app, req).await),
+        "review" => handler!(Http, review::App::from_env(sdk, env)?, |app, req| review::handle(&app, req).await),
+        "rating-aggregator" => handler!(Sqs, rating_aggregator::App::from_env(sdk, env)?, |app, event| {
+            rating_aggregator::handle(&app, event).await
+        }),
         other => bail!("template function binary {other:?} has no handler in infra/src/functions.rs"),
     })
 }

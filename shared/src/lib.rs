@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod outbound;
 pub mod phone;
 pub mod promotion;
+pub mod review;
 pub mod signature;
 pub mod staff;
 mod status;

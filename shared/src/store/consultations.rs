@@ -83,7 +83,7 @@ fn consultation_item(c: &Consultation) -> Item {
     item
 }
 
-fn read_consultation(item: &Item) -> Result<Consultation, StoreError> {
+pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("consultation: {what}"));
     let opt_time = |name: &str| item.contains_key(name).then(|| get_time(item, name)).transpose();
     let status = ConsultationStatus::parse(get_str(item, "status")?).ok_or_else(|| corrupt("status"))?;

@@ -186,6 +186,21 @@ pub fn devices_pk(user: &UserId) -> String {
 pub fn device_sk(platform: &str, token: &str) -> String {
     format!("DEVICE#{platform}#{token}")
 }
+// ---- reviews and the rating aggregate
+/// One review per consultation: keyed by the booking id, so a second is refused by condition.
+pub fn review_pk(booking_id: &str) -> String {
+    format!("REVIEW#{booking_id}")
+}
+pub const REVIEW_SK: &str = "REVIEW";
+/// GSI1: an astrologer's public reviews, newest first (`GSI1SK` = created_at#booking id).
+pub fn astrologer_reviews_gsi1pk(astrologer: &UserId) -> String {
+    format!("ASTROREVIEWS#{astrologer}")
+}
+/// The rating consumer's record that a review is in the astrologer's aggregate.
+pub fn rating_counted_pk(booking_id: &str) -> String {
+    format!("RATING_COUNTED#{booking_id}")
+}
+pub const RATING_COUNTED_SK: &str = "RATING_COUNTED";
 
 #[cfg(test)]
 mod tests {

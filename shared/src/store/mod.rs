@@ -57,6 +57,10 @@
 //! that loses a race on the wallet version or the invoice sequence reads again and retries
 //! (each retry: 1 BatchGetItem + 1 TransactWriteItems). Every wallet change goes through
 //! [`wallet`]: the wallet update conditioned on its version plus the ledger entries.
+//!
+//! Reviews (`REVIEW#{booking id}`, public ones listed through GSI1 `ASTROREVIEWS#{astrologer}`)
+//! and the rating aggregate's de-duplication (`RATING_COUNTED#{booking id}`): keys and calls
+//! in [`reviews`].
 
 mod astrologers;
 pub mod consultations;
@@ -67,6 +71,7 @@ pub(crate) mod items;
 pub mod keys;
 mod kyc;
 pub mod outbox;
+pub mod reviews;
 pub mod staff;
 pub mod topups;
 pub mod tx;

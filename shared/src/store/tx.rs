@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 
 use super::items::Item;
 use super::{Store, StoreError};
@@ -129,6 +129,28 @@ impl Tx {
     /// The labels, in order (for tests of what a transaction holds).
     pub fn labels(&self) -> &[&'static str] {
         &self.labels
+    }
+}
+
+impl Tx {
+    /// Holds the transaction to `condition` on the item at `key` without writing it.
+    pub(crate) fn check(
+        &mut self,
+        label: &'static str,
+        key: Item,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> &mut Self {
+        let mut b =
+            ConditionCheck::builder().table_name(&self.table).set_key(Some(key)).condition_expression(condition);
+        for name in placeholder_names(&[condition]) {
+            b = b.expression_attribute_names(format!("#{name}"), name);
+        }
+        for (k, v) in values {
+            b = b.expression_attribute_values(k, v);
+        }
+        let check = b.build().expect("key and condition are set");
+        self.push(label, TransactWriteItem::builder().condition_check(check).build())
     }
 }
 

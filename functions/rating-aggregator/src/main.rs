@@ -1,0 +1,12 @@
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::logging::init();
+    let app = rating_aggregator::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
+    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, Error>(rating_aggregator::handle(&app, event.payload).await)
+    }))
+    .await
+}
