@@ -40,8 +40,10 @@ impl From<Rating> for u8 {
 
 impl<'de> Deserialize<'de> for Rating {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = i64::deserialize(d)?;
-        u8::try_from(raw)
+        // `4.0` is 4 stars, as for every whole number in a body (`http::whole_number`).
+        let stars: u64 = crate::http::whole_number(d)
+            .map_err(|_: D::Error| serde::de::Error::custom("must be a whole number from 1 to 5"))?;
+        u8::try_from(stars)
             .ok()
             .and_then(Rating::new)
             .ok_or_else(|| serde::de::Error::custom("must be a whole number from 1 to 5"))
@@ -182,9 +184,17 @@ mod tests {
 
     #[test]
     fn a_rating_is_one_to_five_stars() {
-        for (json, stars) in
-            [("1", Some(1)), ("5", Some(5)), ("0", None), ("6", None), ("-1", None), ("300", None), ("4.5", None)]
-        {
+        for (json, stars) in [
+            ("1", Some(1)),
+            ("5", Some(5)),
+            ("4.0", Some(4)),
+            ("0", None),
+            ("6", None),
+            ("-1", None),
+            ("300", None),
+            ("4.5", None),
+            ("\"4\"", None),
+        ] {
             let parsed = serde_json::from_str::<Rating>(json).ok().map(Rating::stars);
             assert_eq!(parsed, stars, "{json}");
         }
