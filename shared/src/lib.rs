@@ -9,6 +9,7 @@
 //! `outbound` is a cargo feature (see `Cargo.toml`): only the functions that call third
 //! parties link the outbound HTTPS client and its trust roots.
 
+pub mod app;
 pub mod astrologer;
 pub mod availability;
 pub mod booking;

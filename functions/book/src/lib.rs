@@ -9,15 +9,12 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use shared::astrologer::Mode;
-use shared::booking::{
-    self, Action, BookingId, Consultation, ConsultationStatus, NotBookable, Party, PromoCode, RevenueShare,
-};
+use shared::booking::{self, Action, BookingId, Consultation, ConsultationStatus, NotBookable, Party, PromoCode};
 use shared::closing::{self, CloseError};
-use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::{IdempotencyKey, StoredResponse};
+use shared::store::Account;
 use shared::store::consultations::{BookingPlan, BookingWrite};
-use shared::store::{Account, Store};
 use shared::wallet::{Movement, Reference, WalletError};
 use shared::{ApiError, UserId, UserType};
 
@@ -25,17 +22,7 @@ use shared::{ApiError, UserId, UserType};
 const BOOKING_ATTEMPTS: usize = 5;
 const MAX_QUESTION_CHARS: usize = 500;
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-    pub share: RevenueShare,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare::from_env(vars)? })
-    }
-}
+pub use shared::app::ClosingApp as App;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)

@@ -11,25 +11,15 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use shared::astrologer::{AstrologerRecord, CatalogueQuery, CatalogueSort, Mode, RatingSummary};
 use shared::availability::{DEFAULT_TIME_ZONE, Presence, free_slots, parse_time_zone};
-use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route, json};
-use shared::store::{CatalogueCursor, Store};
+use shared::store::CatalogueCursor;
 use shared::{ApiError, Money, UserId};
 
 /// How far ahead free slots are shown, and the shortest slot worth showing.
 const SLOT_HORIZON: Duration = Duration::days(7);
 const MIN_SLOT_MINUTES: i64 = 15;
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)? })
-    }
-}
+pub use shared::app::StoreApp as App;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)

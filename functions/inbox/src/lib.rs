@@ -9,24 +9,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
-use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::notification::{self, DevicePlatform, DeviceToken, InboxCursor, NotificationId};
-use shared::store::{MarkRead, Store, StoredNotification};
+use shared::store::{MarkRead, StoredNotification};
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 50;
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)? })
-    }
-}
+pub use shared::app::StoreApp as App;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)

@@ -6,20 +6,10 @@
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use shared::config::{self, ConfigError};
 use shared::kyc::{self, RequestStatus};
-use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
+use shared::store::{Applied, KycAuditEntry, KycEvent, StoreError};
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)? })
-    }
-}
+pub use shared::app::StoreApp as App;
 
 /// Handles the EventBridge schedule event (its content is not needed) and reports counts.
 pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {

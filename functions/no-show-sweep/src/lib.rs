@@ -5,22 +5,11 @@
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use shared::booking::{Action, NO_SHOW_GRACE, Party, RevenueShare};
+use shared::booking::{Action, NO_SHOW_GRACE, Party};
 use shared::closing::{self, CloseError};
-use shared::config::{self, ConfigError};
-use shared::store::{Store, StoreError};
+use shared::store::StoreError;
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-    pub share: RevenueShare,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare::from_env(vars)? })
-    }
-}
+pub use shared::app::ClosingApp as App;
 
 /// Handles the EventBridge schedule event (its content is not needed) and reports counts.
 pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {

@@ -13,25 +13,11 @@ mod support;
 #[cfg(feature = "openapi")]
 pub use openapi::openapi;
 use serde::Deserialize;
-use shared::booking::RevenueShare;
-use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route};
 use shared::staff::{Reason, StaffAction, reason_for};
-use shared::store::Store;
 use shared::{ApiError, UserId, UserType};
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-    /// Cancelling a suspended astrologer's bookings goes through the one closing path, which needs it.
-    pub share: RevenueShare,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)?, share: RevenueShare::from_env(vars)? })
-    }
-}
+pub use shared::app::ClosingApp as App;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)

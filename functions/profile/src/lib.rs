@@ -1,8 +1,6 @@
 //! `GET /me`: the caller's user record, role and wallet summary, in one store call.
 
-use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::store::Store;
 use shared::store::UserOverview;
 use shared::{ApiError, UserType};
 
@@ -15,16 +13,7 @@ struct Me {
     overview: UserOverview,
 }
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)? })
-    }
-}
+pub use shared::app::StoreApp as App;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)

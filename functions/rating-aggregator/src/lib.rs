@@ -11,26 +11,16 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use rand::Rng;
-use shared::config::{self, ConfigError};
 use shared::events::{Envelope, ReviewSubmitted, process_batch};
 use shared::review::Rating;
+use shared::store::StoreError;
 use shared::store::reviews::RatingWrite;
-use shared::store::{Store, StoreError};
 
 /// Reads and writes again this many times while other consumers move the same aggregate;
 /// past it the message goes back to the queue and comes again later.
 const ATTEMPTS: u32 = 12;
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)? })
-    }
-}
+pub use shared::app::StoreApp as App;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RatingError {

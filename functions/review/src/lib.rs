@@ -12,10 +12,8 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use shared::booking::BookingId;
-use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::review::{self, NotReviewable, Rating, Review, ReviewText};
-use shared::store::Store;
 use shared::store::reviews::ReviewWrite;
 use shared::{ApiError, UserId, UserType};
 
@@ -28,16 +26,7 @@ const MAX_CURSOR_CHARS: usize = 64;
 const NOT_COMPLETED: &str = "not_completed";
 const ALREADY_REVIEWED: &str = "already_reviewed";
 
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-}
-
-impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)? })
-    }
-}
+pub use shared::app::StoreApp as App;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
