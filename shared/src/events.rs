@@ -77,6 +77,12 @@ impl Event for WalletCredited {
     const VERSION: u32 = 1;
 }
 
+/// Why a message did not parse, for the logs: what kind of error and where, never the text
+/// around it (serde's own message quotes the offending value: a phone number, a name).
+pub fn parse_problem(e: &serde_json::Error) -> String {
+    format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+}
+
 /// Runs `handle` on every message of a batch and reports the ones that failed, so SQS
 /// redelivers only those (`ReportBatchItemFailures`). A message that is not an envelope
 /// fails too, and after `maxReceiveCount` goes to the dead-letter queue.
@@ -91,7 +97,7 @@ where
         let id = message.message_id.clone().unwrap_or_default();
         let outcome = match serde_json::from_str::<Envelope>(message.body.as_deref().unwrap_or("")) {
             Ok(envelope) => handle(envelope).await.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("not an event envelope: {e}")),
+            Err(e) => Err(format!("not an event envelope: {}", parse_problem(&e))),
         };
         if let Err(error) = outcome {
             tracing::warn!(message_id = %id, %error, "message failed; SQS will redeliver it");
@@ -189,4 +195,26 @@ pub struct ReviewSubmitted {
 impl Event for ReviewSubmitted {
     const TYPE: &'static str = "ReviewSubmitted";
     const VERSION: u32 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message that is not an envelope is described without quoting what it holds.
+    #[test]
+    fn parse_problems_never_quote_the_message() {
+        for body in [
+            r#"{"id": 919876543210, "type": "UserRegistered"}"#,
+            r#"{"id":"e1","type":"X","version":"+919876543210","occurred_at":"2026-01-01T00:00:00Z","payload":{}}"#,
+            r#"{"id":"e1","type":919876543210,"version":1,"occurred_at":"2026-01-01T00:00:00Z","payload":{}}"#,
+            "+919876543210",
+        ] {
+            let e = serde_json::from_str::<Envelope>(body).unwrap_err();
+            assert!(e.to_string().contains("9876543210") || body.starts_with('+'), "serde quotes it: {e}");
+            let problem = parse_problem(&e);
+            assert!(!problem.contains("9876543210"), "{problem}");
+            assert!(problem.contains("line 1"), "{problem}");
+        }
+    }
 }

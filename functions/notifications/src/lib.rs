@@ -70,7 +70,10 @@ async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");
         return Ok(());
     };
-    let event = event.map_err(|e| NotifyError::Malformed { kind: envelope.kind.clone(), detail: e.to_string() })?;
+    let event = event.map_err(|e| NotifyError::Malformed {
+        kind: envelope.kind.clone(),
+        detail: shared::events::parse_problem(&e),
+    })?;
     for (user, to) in event.recipients() {
         let text = message(&event, to, Language::English);
         let first = app.store.add_notification(&user, &envelope, &text.title, &text.body, Utc::now()).await?;

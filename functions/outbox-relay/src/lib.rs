@@ -84,7 +84,9 @@ pub fn select(record: &EventRecord) -> Selection {
     // Consumers fail on anything that is not an envelope; better to stop it here.
     let parsed = match serde_json::from_str::<Envelope>(envelope) {
         Ok(parsed) => parsed,
-        Err(e) => return malformed(format!("the envelope is not an event envelope: {e}")),
+        Err(e) => {
+            return malformed(format!("the envelope is not an event envelope: {}", shared::events::parse_problem(&e)));
+        }
     };
     if event_type.is_empty() || parsed.kind != event_type {
         return malformed(format!("event_type {event_type:?} is not the envelope's type {:?}", parsed.kind));

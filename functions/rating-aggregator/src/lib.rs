@@ -49,9 +49,7 @@ async fn count(app: &App, envelope: Envelope) -> Result<(), RatingError> {
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");
         return Ok(());
     };
-    let review = payload.map_err(|e| {
-        malformed(&envelope.kind, format!("{:?} at line {} column {}", e.classify(), e.line(), e.column()))
-    })?;
+    let review = payload.map_err(|e| malformed(&envelope.kind, shared::events::parse_problem(&e)))?;
     let rating = Rating::new(review.rating).ok_or_else(|| malformed(&envelope.kind, "rating out of range".into()))?;
     for attempt in 0..ATTEMPTS {
         let state = app
