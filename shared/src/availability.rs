@@ -185,9 +185,19 @@ impl WeeklyAvailability {
         out
     }
 
-    /// Whether `[start, end)` lies inside one window occurrence.
+    /// Whether `[start, end)` lies inside the windows. Windows that touch (one day's 24:00
+    /// and the next day's 00:00) are one stretch of time: a consultation may run past midnight.
     pub fn covers(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
-        self.occurrences(start, end).iter().any(|&(s, e)| s <= start && e >= end)
+        let mut occurrences = self.occurrences(start, end);
+        occurrences.sort_unstable();
+        let mut covered_until = start;
+        for (s, e) in occurrences {
+            if s > covered_until {
+                break;
+            }
+            covered_until = covered_until.max(e);
+        }
+        covered_until >= end
     }
 }
 
@@ -303,6 +313,25 @@ mod tests {
         for (start, end, expected) in cases {
             assert_eq!(a.covers(utc(start), utc(end)), expected, "{start}..{end}");
         }
+    }
+
+    /// A consultation may run past midnight when the next day's window starts at 00:00, and
+    /// across touching windows of one day; a gap of a minute is not availability.
+    #[test]
+    fn touching_windows_are_one_stretch_of_time() {
+        let utc_tz = chrono_tz::UTC;
+        let nights =
+            WeeklyAvailability::parse(utc_tz, &[w("sun", "20:00", "24:00"), w("mon", "00:00", "02:00")]).unwrap();
+        // 2026-11-29 is a Sunday.
+        assert!(nights.covers(utc("2026-11-29T23:55:00Z"), utc("2026-11-30T00:05:00Z")));
+        assert!(nights.covers(utc("2026-11-29T20:00:00Z"), utc("2026-11-30T02:00:00Z")));
+        assert!(!nights.covers(utc("2026-11-30T01:55:00Z"), utc("2026-11-30T02:05:00Z")));
+        let split =
+            WeeklyAvailability::parse(utc_tz, &[w("tue", "09:00", "12:00"), w("tue", "12:00", "13:00")]).unwrap();
+        assert!(split.covers(utc("2026-12-01T11:30:00Z"), utc("2026-12-01T12:30:00Z")));
+        let gap = WeeklyAvailability::parse(utc_tz, &[w("sun", "20:00", "23:59"), w("mon", "00:00", "02:00")]).unwrap();
+        assert!(!gap.covers(utc("2026-11-29T23:55:00Z"), utc("2026-11-30T00:05:00Z")));
+        assert!(gap.covers(utc("2026-11-30T00:00:00Z"), utc("2026-11-30T00:05:00Z")));
     }
 
     #[test]
