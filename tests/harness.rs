@@ -434,3 +434,20 @@ pub async fn queue_depth(stack: &LocalStack, id: &str) -> u64 {
         .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
         .sum()
 }
+
+/// An SQS batch of `(message id, body)`, as Lambda hands a consumer.
+pub fn sqs_event(messages: &[(&str, String)]) -> aws_lambda_events::sqs::SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({ "messageId": id, "body": body, "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {} })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// The stack's handler for the queue consumer `binary`, to call with [`sqs_event`]s.
+pub fn sqs_consumer(stack: &LocalStack, binary: &str) -> infra::functions::SqsHandler {
+    let Some(infra::functions::Handler::Sqs(h)) = stack.handler(binary) else { panic!("{binary} is no SQS consumer") };
+    h.clone()
+}

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
 use infra::LocalStack;
-use infra::functions::Handler;
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::events::{
@@ -213,21 +212,6 @@ async fn the_same_message_delivered_twice_notifies_each_party_once() {
     assert_eq!((stored_unread(&stack, &customer).await, stored_unread(&stack, &astrologer).await), (1, 1));
 }
 
-fn sqs_event(messages: &[(&str, String)]) -> aws_lambda_events::sqs::SqsEvent {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|(id, body)| {
-            json!({ "messageId": id, "body": body, "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {} })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
-}
-
-fn consumer(stack: &LocalStack) -> infra::functions::SqsHandler {
-    let Handler::Sqs(h) = stack.handler("notifications").unwrap() else { panic!("notifications is an SQS consumer") };
-    h.clone()
-}
-
 #[tokio::test]
 async fn poison_messages_fail_alone_and_the_rest_of_the_batch_is_notified() {
     let stack = stack_with(|o| o.poll_queues = false).await;
@@ -257,7 +241,7 @@ async fn poison_messages_fail_alone_and_the_rest_of_the_batch_is_notified() {
         ("m4", unknown.to_string()),
         ("m5", serde_json::to_string(&review).unwrap()),
     ]);
-    let response = consumer(&stack)(batch).await;
+    let response = sqs_consumer(&stack, "notifications")(batch).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["m2", "m3"], "only the poison messages come back");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -275,7 +259,7 @@ async fn deliver(stack: &LocalStack, envelopes: &[Envelope<WalletCredited>]) {
     let messages: Vec<_> =
         envelopes.iter().enumerate().map(|(i, e)| (format!("m{i}"), serde_json::to_string(e).unwrap())).collect();
     let refs: Vec<_> = messages.iter().map(|(id, body)| (id.as_str(), body.clone())).collect();
-    assert!(consumer(stack)(sqs_event(&refs)).await.batch_item_failures.is_empty());
+    assert!(sqs_consumer(stack, "notifications")(sqs_event(&refs)).await.batch_item_failures.is_empty());
 }
 
 fn invoices(page: &Value) -> Vec<String> {
@@ -491,7 +475,7 @@ async fn push_goes_through_sns_to_each_registered_device_once() {
         Api::new(&stack).post_as("/me/devices", &token, &[], json!({ "platform": "fcm", "token": device })).await;
     assert_eq!(status, 201);
 
-    let handler = consumer(&stack);
+    let handler = sqs_consumer(&stack, "notifications");
     for n in 1..=2 {
         let event = sqs_event(&[("m", serde_json::to_string(&credited(&me, n, at(n))).unwrap())]);
         assert!(handler(event).await.batch_item_failures.is_empty());

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
-use infra::functions::Handler;
 use infra::{LocalStack, Options};
 use integration_tests::*;
 use serde_json::{Value, json};
@@ -71,21 +70,6 @@ fn envelope(
         public: true,
     };
     Envelope::new(format!("review-submitted-{booking}"), Utc::now(), payload)
-}
-
-fn sqs_event(messages: &[(&str, String)]) -> aws_lambda_events::sqs::SqsEvent {
-    let records: Vec<Value> = messages
-        .iter()
-        .map(|(id, body)| {
-            json!({ "messageId": id, "body": body, "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {} })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).unwrap()
-}
-
-fn consumer(stack: &LocalStack) -> infra::functions::SqsHandler {
-    let Some(Handler::Sqs(h)) = stack.handler("rating-aggregator") else { panic!("no rating consumer") };
-    h.clone()
 }
 
 /// Waits (up to 20 s) until `check` holds.
@@ -285,7 +269,7 @@ async fn a_review_moves_the_rating_once_and_the_catalogue_sorts_by_it() {
     let again = serde_json::to_string(&envelope(&on_a, &customer_id, &a_id, 5, true)).unwrap();
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
     sqs.send_message().queue_url(queue_url(&stack, "RatingQueue")).message_body(&again).send().await.unwrap();
-    let response = consumer(&stack)(sqs_event(&[("redelivery", again)])).await;
+    let response = sqs_consumer(&stack, "rating-aggregator")(sqs_event(&[("redelivery", again)])).await;
     assert!(response.batch_item_failures.is_empty(), "a redelivery is a success");
     eventually("the redelivery consumed", async || queue_depth(&stack, "RatingQueue").await == 0).await;
     tokio::time::sleep(SETTLE).await;
@@ -323,7 +307,7 @@ async fn racing_consumers_count_every_review_once_with_verified_ones_weighing_mo
         .collect();
     // Every review delivered twice, all twenty deliveries at once, each its own batch (as
     // concurrent Lambda invocations get them).
-    let handler = consumer(&stack);
+    let handler = sqs_consumer(&stack, "rating-aggregator");
     let mut pending: Vec<(String, String)> = bodies.iter().chain(bodies.iter()).cloned().collect();
     for _ in 0..5 {
         let runs = pending.iter().map(|(id, body)| {
@@ -380,7 +364,7 @@ async fn a_poison_message_fails_alone_and_ends_in_the_dead_letter_queue() {
     let other_type = json!({ "id": "x-1", "type": "SomethingElse", "version": 1, "occurred_at": "2026-11-22T10:00:00Z", "payload": {} });
     let out_of_range = serde_json::to_string(&envelope("AT30000003", &customer, &astro_id, 9, true)).unwrap();
 
-    let response = consumer(&stack)(sqs_event(&[
+    let response = sqs_consumer(&stack, "rating-aggregator")(sqs_event(&[
         ("good", good),
         ("bad-payload", bad_payload.to_string()),
         ("not-an-envelope", not_an_envelope.clone()),
