@@ -343,6 +343,48 @@ async fn bad_amounts_and_idempotency_misuse_are_refused_naming_the_field() {
     assert_eq!(count(&all_items(&stack).await, "TOPUP#"), 3);
 }
 
+/// A key stands for what was asked, however it was spelt; once its record has expired
+/// (TTL deletes items days late) it is a new request, not a 409 on every retry.
+#[tokio::test]
+async fn an_idempotency_key_means_the_amount_not_its_spelling_and_expires_after_24_hours() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, user) = customer(&stack).await;
+    let k = key();
+    let (status, first) = create(&api, &token, &k, json!({ "amount": "500" })).await;
+    assert_eq!(status, 201, "{first}");
+    for same in [json!(500), json!("500.00"), json!(500.0)] {
+        let (status, again) = create(&api, &token, &k, json!({ "amount": same })).await;
+        assert_eq!((status, &again["top_up_id"]), (201, &first["top_up_id"]), "{same}: {again}");
+    }
+    assert_eq!(stack.stubs.razorpay.order_count(), 1);
+
+    // The record's 24 hours are over, but TTL has not deleted it yet.
+    let pk = shared::store::keys::idempotency_pk(&shared::UserId::parse(&user).unwrap(), &k);
+    let past = (chrono::Utc::now() - chrono::Duration::seconds(10)).timestamp();
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.table_name())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::IDEMPOTENCY_SK.into()))
+        .update_expression("SET expires_at = :past")
+        .expression_attribute_values(":past", aws_sdk_dynamodb::types::AttributeValue::N(past.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let (status, fresh) = create(&api, &token, &k, json!({ "amount": "600" })).await;
+    assert_eq!(status, 201, "an expired key starts afresh: {fresh}");
+    assert_ne!(fresh["top_up_id"], first["top_up_id"]);
+    assert_eq!(fresh["amount"], "600.00");
+    // ... and is a live key again from then on.
+    let (status, again) = create(&api, &token, &k, json!({ "amount": 600 })).await;
+    assert_eq!((status, &again["top_up_id"]), (201, &fresh["top_up_id"]), "{again}");
+    let (status, body) = create(&api, &token, &k, json!({ "amount": "500" })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("idempotency_key_reused")), "{body}");
+    assert_eq!(stack.stubs.razorpay.order_count(), 2);
+    assert_eq!(count(&all_items(&stack).await, "TOPUP#"), 2);
+}
+
 #[tokio::test]
 async fn someone_elses_top_up_is_not_found() {
     let stack = stack().await;

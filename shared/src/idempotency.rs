@@ -1,5 +1,7 @@
-//! `Idempotency-Key` for money-moving POSTs: a retry with the same key and the same body
-//! gets the first response; the same key with a different body is refused.
+//! `Idempotency-Key` for money-moving POSTs: a retry with the same key and the same request
+//! gets the first response; the same key with a different request is refused. "The same
+//! request" is what the parsed body means, not how it was spelt: `"500"`, `500` and
+//! `"500.00"` are one amount.
 //!
 //! One mechanism for every route that needs it, designed so it costs no extra round trip:
 //! 1. the route reads the record together with whatever else it reads first (e.g.
@@ -17,6 +19,7 @@
 //! response status and body, and `expires_at` (TTL) 24 hours on.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -33,13 +36,14 @@ const MAX_KEY_LEN: usize = 128;
 pub struct IdempotencyKey {
     pub user: UserId,
     pub key: String,
-    /// SHA-256 of the route key and the request body (canonical JSON when it is JSON).
+    /// SHA-256 of the route key and the parsed request (see [`request_hash`]).
     pub request_hash: String,
 }
 
 impl IdempotencyKey {
-    /// The caller's key from the `Idempotency-Key` header. `Ok(None)`: no header.
-    pub fn from_request(req: &Request, user: &UserId) -> Result<Option<Self>, ApiError> {
+    /// The caller's key from the `Idempotency-Key` header, for `request` (the body as the
+    /// route parsed it). `Ok(None)`: no header.
+    pub fn from_request<T: Serialize>(req: &Request, user: &UserId, request: &T) -> Result<Option<Self>, ApiError> {
         let Some(raw) = req.headers().get(HEADER) else {
             return Ok(None);
         };
@@ -53,17 +57,16 @@ impl IdempotencyKey {
                 format!("must be 1 to {MAX_KEY_LEN} characters of letters, digits, '-', '_', '.' or ':'"),
             ));
         }
-        let body = http::raw_body(req)?;
         Ok(Some(Self {
             user: user.clone(),
             key: key.to_owned(),
-            request_hash: request_hash(http::route_key(req), &body),
+            request_hash: request_hash(http::route_key(req), request),
         }))
     }
 
     /// Like [`Self::from_request`], but the header is required.
-    pub fn required(req: &Request, user: &UserId) -> Result<Self, ApiError> {
-        Self::from_request(req, user)?.ok_or_else(|| {
+    pub fn required<T: Serialize>(req: &Request, user: &UserId, request: &T) -> Result<Self, ApiError> {
+        Self::from_request(req, user, request)?.ok_or_else(|| {
             ApiError::bad_request(
                 "missing_idempotency_key",
                 "send an Idempotency-Key header (e.g. a UUID) with this request",
@@ -133,17 +136,22 @@ impl StoredResponse {
     }
 }
 
-/// Hash of the route and body. A JSON body is hashed in canonical form (keys sorted, no
-/// whitespace), so a client re-serialising the same request is not refused.
-pub fn request_hash(route_key: &str, body: &[u8]) -> String {
-    let canonical = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| serde_json::to_vec(&sorted(v)).ok())
-        .unwrap_or_else(|| body.to_vec());
+/// Hash of the route and the parsed request, serialised in canonical form (keys sorted, no
+/// whitespace, each value as its type writes it: `Money` always `"500.00"`), so a client
+/// that spells the same request differently is not refused, and one that changes what it
+/// asks for is.
+pub fn request_hash<T: Serialize>(route_key: &str, request: &T) -> String {
+    // Serialising our own request types cannot fail (no maps with non-string keys).
+    let canonical = serde_json::to_value(request).map(sorted).and_then(|v| serde_json::to_vec(&v)).unwrap_or_default();
+    bytes_hash(route_key, &canonical)
+}
+
+/// SHA-256 of a context (e.g. the route key) and bytes, hex.
+pub fn bytes_hash(context: &str, bytes: &[u8]) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(route_key.as_bytes());
+    hasher.update(context.as_bytes());
     hasher.update(b"\n");
-    hasher.update(&canonical);
+    hasher.update(bytes);
     hex::encode(hasher.finalize())
 }
 
@@ -183,34 +191,53 @@ mod tests {
         UserId::parse("5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f").unwrap()
     }
 
+    /// What a top-up route parses its body into.
+    #[derive(Serialize, serde::Deserialize)]
+    struct Amount {
+        amount: crate::money::Money,
+    }
+
+    fn parsed(body: &str) -> Amount {
+        serde_json::from_str(body).unwrap()
+    }
+
     #[test]
     fn key_is_validated_and_scoped_to_the_caller() {
-        assert!(IdempotencyKey::from_request(&request(None, "{}"), &user()).unwrap().is_none());
+        let body = parsed(r#"{"amount":"1"}"#);
+        assert!(IdempotencyKey::from_request(&request(None, "{}"), &user(), &body).unwrap().is_none());
         assert_eq!(
-            IdempotencyKey::required(&request(None, "{}"), &user()).unwrap_err().code,
+            IdempotencyKey::required(&request(None, "{}"), &user(), &body).unwrap_err().code,
             "missing_idempotency_key"
         );
         for bad in ["", "   ", "has space", "é", &"x".repeat(129)] {
-            let err = IdempotencyKey::from_request(&request(Some(bad), "{}"), &user());
+            let err = IdempotencyKey::from_request(&request(Some(bad), "{}"), &user(), &body);
             assert!(err.is_err(), "{bad:?}");
         }
-        let key = IdempotencyKey::required(&request(Some("abc-123"), "{}"), &user()).unwrap();
+        let key = IdempotencyKey::required(&request(Some("abc-123"), "{}"), &user(), &body).unwrap();
         assert_eq!((key.key.as_str(), &key.user), ("abc-123", &user()));
     }
 
     #[test]
-    fn same_json_hashes_the_same_and_different_bodies_or_routes_do_not() {
-        let a = request_hash("POST /x", br#"{"amount": 500, "b": 1}"#);
-        assert_eq!(a, request_hash("POST /x", br#"{"b":1,"amount":500}"#));
-        assert_ne!(a, request_hash("POST /x", br#"{"b":1,"amount":501}"#));
-        assert_ne!(a, request_hash("POST /y", br#"{"b":1,"amount":500}"#));
-        assert_ne!(request_hash("POST /x", b"not json"), request_hash("POST /x", b"not json!"));
+    fn the_same_request_however_spelt_hashes_the_same_and_a_different_one_does_not() {
+        let a = request_hash("POST /x", &parsed(r#"{"amount": "500"}"#));
+        for same in [r#"{"amount":500}"#, r#"{"amount":"500.00"}"#, r#"{"amount":500.0}"#, r#"{ "amount" : "500.0" }"#]
+        {
+            assert_eq!(a, request_hash("POST /x", &parsed(same)), "{same}");
+        }
+        assert_ne!(a, request_hash("POST /x", &parsed(r#"{"amount":501}"#)));
+        assert_ne!(a, request_hash("POST /x", &parsed(r#"{"amount":"500.01"}"#)));
+        assert_ne!(a, request_hash("POST /y", &parsed(r#"{"amount":500}"#)));
+        // Canonical whatever order a map keeps its keys in.
+        let (x, y) =
+            (serde_json::json!({"a": 1, "b": {"d": 2, "c": 3}}), serde_json::json!({"b": {"c": 3, "d": 2}, "a": 1}));
+        assert_eq!(request_hash("POST /x", &x), request_hash("POST /x", &y));
     }
 
     #[test]
-    fn replays_the_first_response_and_refuses_a_different_body() {
+    fn replays_the_first_response_and_refuses_a_different_request() {
         let now = Utc::now();
-        let key = IdempotencyKey::required(&request(Some("k1"), r#"{"amount":"500"}"#), &user()).unwrap();
+        let key =
+            IdempotencyKey::required(&request(Some("k1"), "{}"), &user(), &parsed(r#"{"amount":"500"}"#)).unwrap();
         let first = http::json(201, &serde_json::json!({ "id": "t1" }));
         let stored = StoredResponse::of(&key, &first, now);
         let replayed = key.replay(Some(&stored), now).unwrap().unwrap();
@@ -220,7 +247,8 @@ mod tests {
         assert_eq!(text(&replayed), text(&first));
         assert!(key.replay(None, now).unwrap().is_none());
 
-        let other = IdempotencyKey::required(&request(Some("k1"), r#"{"amount":"600"}"#), &user()).unwrap();
+        let other =
+            IdempotencyKey::required(&request(Some("k1"), "{}"), &user(), &parsed(r#"{"amount":"600"}"#)).unwrap();
         let err = other.replay(Some(&stored), now).unwrap_err();
         assert_eq!((err.status, err.code.as_str()), (422, "idempotency_key_reused"));
 

@@ -173,7 +173,8 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 // ---------------------------------------------------------------- booking
 
-#[derive(Deserialize)]
+/// Serialize: the idempotency key's request hash is of the parsed body.
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct BookBody {
@@ -221,7 +222,7 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
         .as_deref()
         .map(|c| PromoCode::normalize(c).ok_or_else(|| ApiError::invalid_field("promo_code", "is not a promo code")))
         .transpose()?;
-    let key = IdempotencyKey::required(req, &caller.user_id)?;
+    let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
 
     for _ in 0..BOOKING_ATTEMPTS {
         let now = Utc::now();

@@ -136,7 +136,9 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 // ------------------------------------------------------------------ create
 
-#[derive(Deserialize)]
+/// Serialize: the idempotency key's request hash is of the parsed body (`"500"` and `500`
+/// are one amount).
+#[derive(Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
@@ -193,7 +195,7 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
             format!("must be between {} and {} INR", app.min_amount, app.max_amount),
         ));
     }
-    let key = IdempotencyKey::required(req, &caller.user_id)?;
+    let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
     let now = Utc::now();
 
     let (record, wallet) = app.store.idempotency_record_and_wallet(&key).await?;
@@ -411,7 +413,7 @@ async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let event_id = http::header(req, "x-razorpay-event-id")
         .map(str::to_owned)
         .filter(|id| !id.is_empty() && id.len() <= 128)
-        .unwrap_or_else(|| shared::idempotency::request_hash("razorpay", &raw));
+        .unwrap_or_else(|| shared::idempotency::bytes_hash("razorpay", &raw));
     let outcome = match event.event.as_str() {
         "payment.captured" | "order.paid" => webhook_credit(app, &event, &event_id).await?,
         "payment.failed" => webhook_failed(app, &event).await?,

@@ -23,7 +23,8 @@ pub(crate) fn read_record(item: &Item) -> Result<StoredResponse, StoreError> {
 
 impl Tx {
     /// The record of `key`'s first response; fails as `idempotency` when another request
-    /// with the key got there first.
+    /// with the key got there first. An expired record is replaced: it no longer counts
+    /// ([`IdempotencyKey::replay`] ignores it), so it must not block the new first response.
     pub fn idempotency(&mut self, key: &IdempotencyKey, first: &StoredResponse, now: DateTime<Utc>) -> &mut Self {
         let mut item = record_key(key);
         item.insert("entity".into(), items::s("idempotency"));
@@ -35,7 +36,7 @@ impl Tx {
             super::TTL_ATTRIBUTE.into(),
             items::n(first.expires_at.unwrap_or_else(|| (now + TTL).timestamp().max(0) as u64)),
         );
-        self.put_new("idempotency", item)
+        self.put_new_or_expired("idempotency", item, now)
     }
 }
 

@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
 
 use super::items::Item;
 use super::{Store, StoreError};
@@ -82,6 +83,20 @@ impl Tx {
         let put = Put::builder()
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(PK)")
+            .table_name(&self.table)
+            .build()
+            .expect("item and table are set");
+        self.push(label, TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Creates `item`, or replaces one whose TTL has passed but which DynamoDB has not yet
+    /// deleted (that can take days); fails (as `label`) if a live item has its key.
+    pub(crate) fn put_new_or_expired(&mut self, label: &'static str, item: Item, now: DateTime<Utc>) -> &mut Self {
+        let put = Put::builder()
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR #ttl < :now")
+            .expression_attribute_names("#ttl", super::TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", super::items::n(now.timestamp().max(0)))
             .table_name(&self.table)
             .build()
             .expect("item and table are set");
