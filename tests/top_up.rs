@@ -73,6 +73,30 @@ fn top_up_calls(stack: &LocalStack) -> Vec<String> {
     stack.calls.dynamodb()
 }
 
+/// `count` invoices, each number at most 16 characters (GST rule 46(b)), numbered 1, 2, 3...
+/// within its series (`AK2627-7-000042`: financial year 2026-27, series 7, number 42).
+async fn assert_gapless_invoice_series(stack: &LocalStack, count: usize) {
+    let fy: String =
+        shared::invoice::financial_year(chrono::Utc::now()).chars().filter(char::is_ascii_digit).skip(2).collect();
+    let numbers: Vec<String> = all_items(stack)
+        .await
+        .iter()
+        .filter(|i| i["SK"].as_s().is_ok_and(|s| s == "INVOICE"))
+        .map(|i| i["invoice_number"].as_s().unwrap().clone())
+        .collect();
+    assert_eq!(numbers.len(), count, "{numbers:?}");
+    let mut series: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for n in &numbers {
+        assert!(n.len() <= 16 && n.starts_with(&format!("AK{fy}-")), "{n}");
+        let (head, seq) = n.rsplit_once('-').unwrap();
+        series.entry(head.to_owned()).or_default().push(seq.parse().unwrap());
+    }
+    for (head, mut seqs) in series {
+        seqs.sort();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "series {head} has a gap or a duplicate");
+    }
+}
+
 #[tokio::test]
 async fn customer_tops_up_500_with_a_20_percent_rule_and_replays_change_nothing() {
     let stack = stack().await;
@@ -142,17 +166,36 @@ async fn customer_tops_up_500_with_a_20_percent_rule_and_replays_change_nothing(
     assert!(entries.iter().all(|e| e["reference_id"] == id));
     assert!(ledger["next_cursor"].is_null());
 
-    // The invoice: sequential within the financial year, GST shown inside the ₹500.
+    // The invoice: the first of its series this financial year, GST shown inside the ₹500,
+    // split into CGST and SGST (the place of supply is the supplier's state), and what else
+    // a GST invoice must carry.
     let (status, topup) = api.get(&format!("/wallet/top-ups/{id}"), Some(&token)).await;
     assert_eq!(status, 200, "{topup}");
     let invoice = &topup["invoice"];
-    let fy = shared::invoice::financial_year(chrono::Utc::now());
-    assert_eq!(invoice["invoice_number"], format!("AK/{fy}/000001"));
+    let number = invoice["invoice_number"].as_str().unwrap();
+    assert!(number.len() <= 16 && number.ends_with("-000001"), "{number}");
     assert_eq!(
-        [&invoice["taxable_value"], &invoice["gst"], &invoice["total"]].map(dec),
-        [Decimal::new(42373, 2), Decimal::new(7627, 2), Decimal::from(500)]
+        [
+            &invoice["taxable_value"],
+            &invoice["gst"],
+            &invoice["cgst"],
+            &invoice["sgst"],
+            &invoice["igst"],
+            &invoice["total"]
+        ]
+        .map(dec),
+        [
+            Decimal::new(42373, 2),
+            Decimal::new(7627, 2),
+            Decimal::new(3813, 2),
+            Decimal::new(3814, 2),
+            Decimal::ZERO,
+            Decimal::from(500)
+        ]
     );
     assert_eq!(invoice["gst_rate_percent"], "18");
+    assert_eq!(invoice["supplier_gstin"], "29ABCDE1234F1ZW");
+    assert_eq!((&invoice["place_of_supply"], &invoice["sac_code"]), (&json!("29"), &json!("999799")));
     assert_eq!(entries[1]["invoice_number"], invoice["invoice_number"]);
 
     // Replaying the webhooks (same event ids, and new ones) and the confirm changes nothing.
@@ -240,20 +283,34 @@ async fn invoice_numbers_are_sequential_without_gaps_across_customers() {
     let credited: Vec<_> = paid.iter().map(|p| p.as_ref().unwrap().webhooks[0].response["status"].clone()).collect();
     assert_eq!(credited, vec![json!("credited"); 4], "{paid:?}");
 
-    let items = all_items(&stack).await;
-    let mut numbers: Vec<String> = items
-        .iter()
-        .filter(|i| i["SK"].as_s().is_ok_and(|s| s == "INVOICE"))
-        .map(|i| i["invoice_number"].as_s().unwrap().clone())
-        .collect();
-    numbers.sort();
-    let fy = shared::invoice::financial_year(chrono::Utc::now());
-    assert_eq!(numbers, (1..=4).map(|n| format!("AK/{fy}/{n:06}")).collect::<Vec<_>>());
+    assert_gapless_invoice_series(&stack, 4).await;
     assert_eq!(
         [&wallet(&api, &a).await["real_cash"], &wallet(&api, &b).await["real_cash"]].map(dec),
         [Decimal::from(400), Decimal::from(600)]
     );
     assert_eq!(assert_ledger_balances(&stack).await, 4, "no rule: no bonus entries");
+}
+
+/// Fifty customers paying at the same moment: every first webhook credits (no 503 for
+/// Razorpay to retry), and no invoice number is given twice or skipped within its series.
+#[tokio::test]
+async fn fifty_concurrent_credits_all_succeed_with_gapless_invoice_series() {
+    const CUSTOMERS: usize = 50;
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let customers = futures::future::join_all((0..CUSTOMERS).map(|_| customer(&stack))).await;
+    let orders = futures::future::join_all(customers.iter().map(|(token, _)| new_topup(&api, token, "100"))).await;
+    let rzp = stack.stubs.razorpay.clone();
+    let paid =
+        futures::future::join_all(orders.iter().map(|o| rzp.pay(o["checkout"]["order_id"].as_str().unwrap(), true)))
+            .await;
+    let statuses: Vec<u16> = paid.iter().map(|p| p.as_ref().unwrap().webhooks[0].status).collect();
+    let refused = statuses.iter().filter(|s| **s != 200).count();
+    println!("{CUSTOMERS} concurrent credits: {refused} first deliveries refused ({statuses:?})");
+    assert_eq!(refused, 0, "every first delivery credits: {statuses:?}");
+
+    assert_gapless_invoice_series(&stack, CUSTOMERS).await;
+    assert_eq!(assert_ledger_balances(&stack).await, CUSTOMERS);
 }
 
 #[tokio::test]

@@ -353,7 +353,7 @@ mod tests {
                 bonus: rupees(100),
                 real_cash: rupees(500),
                 bonus_cash: rupees(100),
-                invoice_number: "AK/2026-27/000001".into(),
+                invoice_number: "AK2627-0-000001".into(),
             }),
             Notifiable::Booked(booked()),
             Notifiable::Completed(completed()),

@@ -553,7 +553,7 @@ mod tests {
             bonus_balance_after: crate::Money::ZERO,
             reference: crate::wallet::Reference::top_up("tu_1"),
             description: "Wallet recharge".into(),
-            invoice_number: Some("AK/2026-27/000001".into()),
+            invoice_number: Some("AK2627-0-000001".into()),
             created_at: chrono::Utc::now(),
         };
         let value = serde_json::to_value(&entry).unwrap();

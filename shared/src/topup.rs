@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::events::{Envelope, WalletCredited};
-use crate::invoice::{GstSplit, gst_inclusive_split, invoice_number};
+use crate::invoice::{GstSplit, Gstin, TaxLines, gst_inclusive_split, invoice_number, tax_lines};
 use crate::money::Money;
 use crate::status::string_enum;
 use crate::user::UserId;
@@ -46,12 +46,26 @@ pub struct CreditRecord {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceView {
+    /// At most 16 characters (GST rule 46(b)): prefix, financial year, series, number.
+    #[cfg_attr(feature = "openapi", schema(examples("AK2627-7-000042")))]
     pub invoice_number: String,
     pub financial_year: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, examples("29ABCDE1234F1ZW")))]
+    pub supplier_gstin: Gstin,
+    /// Services Accounting Code of the supply.
+    #[cfg_attr(feature = "openapi", schema(examples("999799")))]
+    pub sac_code: String,
+    /// GST state code of the place of supply: the customer's address is not on record, so
+    /// it is the supplier's state (IGST Act, section 12(2)(b)(ii)).
+    #[cfg_attr(feature = "openapi", schema(examples("29")))]
+    pub place_of_supply: String,
     pub taxable_value: Money,
     #[cfg_attr(feature = "openapi", schema(value_type = String, examples("18")))]
     pub gst_rate_percent: Decimal,
     pub gst: Money,
+    /// `gst` split as charged: CGST + SGST within the state, IGST across states.
+    #[serde(flatten)]
+    pub tax: TaxLines,
     pub total: Money,
     pub gst_inclusive: bool,
 }
@@ -75,6 +89,8 @@ impl Source {
 pub struct CreditSettings<'a> {
     pub gst_rate_percent: Decimal,
     pub invoice_prefix: &'a str,
+    pub supplier_gstin: &'a Gstin,
+    pub sac_code: &'a str,
 }
 
 /// Everything one credit writes, decided before anything is written.
@@ -83,7 +99,9 @@ pub struct CreditPlan {
     /// The top-up as it will be once credited.
     pub topup: TopUp,
     pub posting: Posting,
-    /// The invoice sequence read (`None`: this is the year's first) and the one taken.
+    /// The invoice series drawn, the sequence read in it (`None`: the series' first this
+    /// year) and the one taken.
+    pub invoice_series: u8,
     pub invoice_seq_read: Option<u64>,
     pub invoice_seq: u64,
     pub event: Envelope<WalletCredited>,
@@ -93,7 +111,10 @@ pub struct CreditPlan {
 pub struct CreditState {
     pub topup: TopUp,
     pub wallet: Wallet,
-    /// The last invoice number given this financial year; `None`: none yet.
+    /// The invoice series this attempt numbers in (drawn at random, see
+    /// [`crate::invoice::INVOICE_SERIES`]) and its last number this financial year; `None`:
+    /// none yet.
+    pub invoice_series: u8,
     pub invoice_seq: Option<u64>,
     pub financial_year: String,
     /// The webhook event was already processed.
@@ -108,13 +129,16 @@ pub fn plan_credit(
     settings: &CreditSettings<'_>,
     now: DateTime<Utc>,
 ) -> Result<CreditPlan, WalletError> {
-    let CreditState { topup, wallet, invoice_seq: invoice_seq_read, financial_year, .. } = state;
-    let invoice_seq_read = *invoice_seq_read;
+    let CreditState { topup, wallet, invoice_series, invoice_seq: invoice_seq_read, financial_year, .. } = state;
+    let (invoice_series, invoice_seq_read) = (*invoice_series, *invoice_seq_read);
     // A first-recharge-only bonus is void if another recharge got in first.
     let bonus = if topup.first_recharge_only && wallet.recharge_count > 0 { Money::ZERO } else { topup.bonus };
     let invoice_seq = invoice_seq_read.unwrap_or(0) + 1;
-    let number = invoice_number(settings.invoice_prefix, financial_year, invoice_seq);
+    // A series past 999,999 this year: refuse rather than issue a number GST does not allow.
+    let number = invoice_number(settings.invoice_prefix, financial_year, invoice_series, invoice_seq)
+        .ok_or(WalletError::Overflow)?;
     let GstSplit { taxable_value, gst, total } = gst_inclusive_split(topup.amount, settings.gst_rate_percent);
+    let place_of_supply = settings.supplier_gstin.state_code();
     let mut movements = vec![Movement::top_up(topup.amount, &topup.id, &number)];
     if bonus > Money::ZERO {
         movements.push(Movement::top_up_bonus(bonus, &topup.id));
@@ -130,9 +154,13 @@ pub fn plan_credit(
         invoice: InvoiceView {
             invoice_number: number.clone(),
             financial_year: financial_year.to_owned(),
+            supplier_gstin: settings.supplier_gstin.clone(),
+            sac_code: settings.sac_code.to_owned(),
+            place_of_supply: place_of_supply.to_owned(),
             taxable_value,
             gst_rate_percent: settings.gst_rate_percent,
             gst,
+            tax: tax_lines(gst, settings.supplier_gstin.state_code(), place_of_supply),
             total,
             gst_inclusive: true,
         },
@@ -151,7 +179,7 @@ pub fn plan_credit(
             invoice_number: number,
         },
     );
-    Ok(CreditPlan { topup: credited, posting, invoice_seq_read, invoice_seq, event })
+    Ok(CreditPlan { topup: credited, posting, invoice_series, invoice_seq_read, invoice_seq, event })
 }
 
 #[cfg(test)]
@@ -176,10 +204,17 @@ mod tests {
 
     #[test]
     fn a_credit_posts_real_and_bonus_numbers_the_invoice_and_names_its_event() {
-        let settings = CreditSettings { gst_rate_percent: dec!(18), invoice_prefix: "AK" };
+        let gstin = Gstin::parse("29AAGCB7383J1Z4").unwrap();
+        let settings = CreditSettings {
+            gst_rate_percent: dec!(18),
+            invoice_prefix: "AK",
+            supplier_gstin: &gstin,
+            sac_code: "999799",
+        };
         let state = |wallet: Wallet, seq| CreditState {
             topup: topup(true),
             wallet,
+            invoice_series: 10,
             invoice_seq: seq,
             financial_year: "2026-27".into(),
             event_seen: false,
@@ -187,7 +222,14 @@ mod tests {
         let plan =
             plan_credit(&state(Wallet::empty(), Some(41)), "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
         assert_eq!(plan.invoice_seq, 42);
-        assert_eq!(plan.topup.credit.as_ref().unwrap().invoice.invoice_number, "AK/2026-27/000042");
+        let invoice = &plan.topup.credit.as_ref().unwrap().invoice;
+        assert_eq!(invoice.invoice_number, "AK2627-A-000042");
+        assert_eq!((invoice.supplier_gstin.as_str(), invoice.place_of_supply.as_str()), ("29AAGCB7383J1Z4", "29"));
+        let lines = serde_json::to_value(invoice).unwrap();
+        assert_eq!(
+            (&lines["cgst"], &lines["sgst"], &lines["igst"]),
+            (&"38.13".into(), &"38.14".into(), &"0.00".into())
+        );
         assert_eq!(
             (plan.posting.after.real_cash.to_string(), plan.posting.after.bonus_cash.to_string()),
             ("500.00".into(), "100.00".into())

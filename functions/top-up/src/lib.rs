@@ -30,6 +30,7 @@ use serde_json::json;
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::{IdempotencyKey, StoredResponse};
+use shared::invoice::{Gstin, valid_invoice_prefix};
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
 use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_credit};
@@ -51,6 +52,8 @@ pub struct App {
     pub min_amount: Money,
     pub max_amount: Money,
     pub invoice_prefix: String,
+    pub supplier_gstin: Gstin,
+    pub sac_code: String,
 }
 
 impl App {
@@ -76,6 +79,17 @@ impl App {
                 problem: "must be at least 1.00 (Razorpay's minimum) and at most TOPUP_MAX_AMOUNT".into(),
             });
         }
+        let invoice_prefix = config::optional(vars, "INVOICE_PREFIX", "AK");
+        if !valid_invoice_prefix(&invoice_prefix) {
+            let problem = "must be 1 to 3 capital letters or digits (an invoice number has at most 16 characters)";
+            return Err(ConfigError::Invalid { name: "INVOICE_PREFIX", problem: problem.into() });
+        }
+        let supplier_gstin = Gstin::parse(&config::required(vars, "SUPPLIER_GSTIN")?)
+            .ok_or_else(|| ConfigError::Invalid { name: "SUPPLIER_GSTIN", problem: "is not a valid GSTIN".into() })?;
+        let sac_code = config::optional(vars, "SAC_CODE", "999799");
+        if sac_code.len() != 6 || !sac_code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid { name: "SAC_CODE", problem: "must be a 6-digit SAC code".into() });
+        }
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
             razorpay: Razorpay::new(
@@ -87,12 +101,19 @@ impl App {
             gst_rate_percent,
             min_amount,
             max_amount,
-            invoice_prefix: config::optional(vars, "INVOICE_PREFIX", "AK"),
+            invoice_prefix,
+            supplier_gstin,
+            sac_code,
         })
     }
 
     fn settings(&self) -> CreditSettings<'_> {
-        CreditSettings { gst_rate_percent: self.gst_rate_percent, invoice_prefix: &self.invoice_prefix }
+        CreditSettings {
+            gst_rate_percent: self.gst_rate_percent,
+            invoice_prefix: &self.invoice_prefix,
+            supplier_gstin: &self.supplier_gstin,
+            sac_code: &self.sac_code,
+        }
     }
 }
 

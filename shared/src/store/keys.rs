@@ -139,8 +139,8 @@ pub fn razorpay_order_gsi1pk(order_id: &str) -> String {
 pub fn invoices_gsi1pk(financial_year: &str) -> String {
     format!("INVOICES#{financial_year}")
 }
-pub fn invoice_counter_pk(financial_year: &str) -> String {
-    format!("COUNTER#INVOICE#{financial_year}")
+pub fn invoice_counter_pk(financial_year: &str, series: u8) -> String {
+    format!("COUNTER#INVOICE#{financial_year}#{series:X}")
 }
 pub const COUNTER_SK: &str = "COUNTER";
 pub const PROMO_RULES_PK: &str = "PROMO_RULES";

@@ -18,7 +18,7 @@
 //! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
 //! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP` |
 //! | invoice | `TOPUP#{id}` | `INVOICE` | GSI1 `INVOICES#{fy}` / invoice number |
-//! | invoice sequence | `COUNTER#INVOICE#{fy}` | `COUNTER` | `seq`: last number of the financial year |
+//! | invoice sequence | `COUNTER#INVOICE#{fy}#{series}` | `COUNTER` | `seq`: last number of that series (0 to F) in the financial year |
 //! | promotion rule | `PROMO_RULES` | `RULE#{id}` | min, max, percent, first-recharge-only, active |
 //! | idempotency record | `IDEMPOTENCY#{sub}#{key}` | `IDEMPOTENCY` | request hash, first response, TTL 24h |
 //! | outbox event | `OUTBOX#{event id}` | `OUTBOX` | the envelope; the stream carries it out; TTL 7 days |

@@ -11,7 +11,7 @@ use super::keys::{
 use super::wallet::{Account, read_wallet};
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, Tx, TxError};
-use crate::invoice::financial_year;
+use crate::invoice::{Gstin, INVOICE_SERIES, TaxLines, financial_year};
 use crate::topup::{CreditPlan, CreditRecord, CreditState, InvoiceView, Source, Status, TopUp};
 use crate::user::UserId;
 
@@ -46,6 +46,10 @@ fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
             invoice: InvoiceView {
                 invoice_number: get_str(item, "invoice_number")?.to_owned(),
                 financial_year: get_str(item, "financial_year")?.to_owned(),
+                supplier_gstin: Gstin::parse(get_str(item, "supplier_gstin")?)
+                    .ok_or_else(|| corrupt("supplier_gstin"))?,
+                sac_code: get_str(item, "sac_code")?.to_owned(),
+                place_of_supply: get_str(item, "place_of_supply")?.to_owned(),
                 taxable_value: get_money(item, "taxable_value")?,
                 gst_rate_percent: item
                     .get("gst_rate_percent")
@@ -53,6 +57,11 @@ fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
                     .and_then(|n| n.parse().ok())
                     .ok_or_else(|| corrupt("gst_rate_percent"))?,
                 gst: get_money(item, "gst")?,
+                tax: TaxLines {
+                    cgst: get_money(item, "cgst")?,
+                    sgst: get_money(item, "sgst")?,
+                    igst: get_money(item, "igst")?,
+                },
                 total: get_money(item, "amount")?,
                 gst_inclusive: true,
             },
@@ -114,8 +123,9 @@ impl Store {
         output.items().first().map(read_topup).transpose()
     }
 
-    /// Reads the top-up, the wallet, the invoice sequence and (for a webhook) the event
-    /// record in one `BatchGetItem`. `None`: no such top-up of `user`'s.
+    /// Reads the top-up, the wallet, the sequence of an invoice series drawn at random and
+    /// (for a webhook) the event record in one `BatchGetItem`. `None`: no such top-up of
+    /// `user`'s.
     pub async fn credit_state(
         &self,
         topup_id: &str,
@@ -124,10 +134,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<CreditState>, StoreError> {
         let fy = financial_year(now);
+        let series = rand::random::<u8>() % INVOICE_SERIES;
         let mut keys = vec![
             items::key(topup_pk(topup_id), TOPUP_SK),
             items::key(user_pk(user), WALLET_SK),
-            items::key(invoice_counter_pk(&fy), COUNTER_SK),
+            items::key(invoice_counter_pk(&fy, series), COUNTER_SK),
         ];
         if let Source::Webhook { event_id, .. } = source {
             keys.push(items::key(webhook_event_pk("razorpay", event_id), super::keys::WEBHOOK_EVENT_SK));
@@ -142,22 +153,22 @@ impl Store {
             .map(read_wallet)
             .transpose()?
             .ok_or_else(|| StoreError::Corrupt(format!("wallet of {user} is missing")))?;
-        let invoice_seq = found.get(&invoice_counter_pk(&fy)).map(|c| get_u64(c, "seq")).transpose()?;
+        let invoice_seq = found.get(&invoice_counter_pk(&fy, series)).map(|c| get_u64(c, "seq")).transpose()?;
         let event_seen = match source {
             Source::Webhook { event_id, .. } => found.contains_key(&webhook_event_pk("razorpay", event_id)),
             Source::Confirm => false,
         };
-        Ok(Some(CreditState { topup, wallet, invoice_seq, financial_year: fy, event_seen }))
+        Ok(Some(CreditState { topup, wallet, invoice_series: series, invoice_seq, financial_year: fy, event_seen }))
     }
 
     /// The one `TransactWriteItems` that credits a payment, all or nothing:
     /// - `top_up`: `pending`/`failed` → `completed` (the exactly-once guard);
     /// - `wallet` + `ledger`: the posting, conditioned on the wallet version read;
     /// - `invoice_seq`: conditioned on the number read, so numbers have no gaps and no
-    ///   duplicates, which GST invoices need. (An `ADD` outside the transaction would return
-    ///   the number but leave a gap whenever the credit then failed or was a duplicate, and
-    ///   an `ADD` inside cannot return it.) The price is contention on one item per year,
-    ///   resolved by retrying; fine at this volume;
+    ///   duplicates within a series, which GST invoices need. (An `ADD` outside the
+    ///   transaction would return the number but leave a gap whenever the credit then failed
+    ///   or was a duplicate, and an `ADD` inside cannot return it.) The price is contention
+    ///   on the counter, spread over [`INVOICE_SERIES`] series and resolved by retrying;
     /// - `invoice`; for a webhook, `webhook_event` (its seen-event record, with a TTL);
     /// - `outbox`: `WalletCredited`.
     pub async fn credit(&self, plan: &CreditPlan, source: &Source, now: DateTime<Utc>) -> Result<Credit, StoreError> {
@@ -170,8 +181,9 @@ impl Store {
             "top_up",
             items::key(topup_pk(&t.id), TOPUP_SK),
             "SET #status = :completed, payment_id = :pay, bonus_credited = :bonus, credited_by = :by, \
-             completed_at = :at, invoice_number = :inv, financial_year = :fy, taxable_value = :taxable, \
-             gst = :gst, gst_rate_percent = :rate REMOVE failure_reason",
+             completed_at = :at, invoice_number = :inv, financial_year = :fy, supplier_gstin = :gstin, \
+             sac_code = :sac, place_of_supply = :pos, taxable_value = :taxable, gst = :gst, cgst = :cgst, \
+             sgst = :sgst, igst = :igst, gst_rate_percent = :rate REMOVE failure_reason",
             "#status IN (:pending, :failed)",
             vec![
                 (":completed", items::s(Status::Completed.as_str())),
@@ -185,6 +197,12 @@ impl Store {
                 (":fy", items::s(&inv.financial_year)),
                 (":taxable", items::money(inv.taxable_value)),
                 (":gst", items::money(inv.gst)),
+                (":gstin", items::s(inv.supplier_gstin.as_str())),
+                (":sac", items::s(&inv.sac_code)),
+                (":pos", items::s(&inv.place_of_supply)),
+                (":cgst", items::money(inv.tax.cgst)),
+                (":sgst", items::money(inv.tax.sgst)),
+                (":igst", items::money(inv.tax.igst)),
                 (":rate", items::n(inv.gst_rate_percent)),
             ],
         );
@@ -196,7 +214,7 @@ impl Store {
         counter_values.extend([(":seq", items::n(plan.invoice_seq)), (":at", at.clone())]);
         tx.update(
             "invoice_seq",
-            items::key(invoice_counter_pk(&inv.financial_year), COUNTER_SK),
+            items::key(invoice_counter_pk(&inv.financial_year, plan.invoice_series), COUNTER_SK),
             "SET seq = :seq, updated_at = :at",
             counter_cond,
             counter_values,
@@ -213,6 +231,12 @@ impl Store {
         invoice.insert("taxable_value".into(), items::money(inv.taxable_value));
         invoice.insert("gst_rate_percent".into(), items::n(inv.gst_rate_percent));
         invoice.insert("gst".into(), items::money(inv.gst));
+        invoice.insert("cgst".into(), items::money(inv.tax.cgst));
+        invoice.insert("sgst".into(), items::money(inv.tax.sgst));
+        invoice.insert("igst".into(), items::money(inv.tax.igst));
+        invoice.insert("supplier_gstin".into(), items::s(inv.supplier_gstin.as_str()));
+        invoice.insert("sac_code".into(), items::s(&inv.sac_code));
+        invoice.insert("place_of_supply".into(), items::s(&inv.place_of_supply));
         invoice.insert("total".into(), items::money(inv.total));
         invoice.insert("gst_inclusive".into(), AttributeValue::Bool(true));
         invoice.insert("issued_at".into(), at.clone());
@@ -235,6 +259,8 @@ impl Store {
             }
             Err(TxError::Cancelled(c)) => {
                 tracing::info!(top_up_id = %t.id, cancelled = ?c, "credit raced; retrying");
+                // A random pause, so the credits that collided do not collide again.
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % 40)).await;
                 Ok(Credit::Conflict)
             }
             Err(TxError::Store(e)) => Err(e),
