@@ -140,7 +140,13 @@ async fn a_live_request_is_handed_out_again_even_to_racing_calls() {
     assert_eq!(results.iter().filter(|(s, _)| *s == 201).count(), 1, "one of them created it");
     let (status, again) = post_kyc(&stack, &token).await;
     assert_eq!((status, request_id(&again)), (200, ids.into_iter().next().unwrap()));
-    assert_eq!(get_kyc(&stack, &token).await["attempts_used"], 1);
+    let read = get_kyc(&stack, &token).await;
+    assert_eq!(read["attempts_used"], 1);
+    // One timestamp format, whether the time was just made or read back.
+    let created = &results.iter().find(|(s, _)| *s == 201).unwrap().1;
+    let expires = created["expires_at"].as_str().unwrap();
+    assert!(expires.len() == "2026-11-22T09:30:00.000Z".len() && expires.ends_with('Z'), "{expires}");
+    assert_eq!((&again["expires_at"], &read["expires_at"]), (&created["expires_at"], &created["expires_at"]));
 }
 
 #[tokio::test]

@@ -376,6 +376,9 @@ async fn bad_amounts_and_idempotency_misuse_are_refused_naming_the_field() {
     }
     let (status, body) = create(&api, &token, &key(), json!({})).await;
     assert_eq!(status, 400, "{body}");
+    // serde would read `{"amount": "500.00"}` from `["500.00"]`: only an object is a body.
+    let (status, body) = create(&api, &token, &key(), json!(["500.00"])).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_body")), "{body}");
     let (status, body) = api.post_as("/wallet/top-ups", &token, &[], json!({ "amount": "500" })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_idempotency_key")), "{body}");
     assert_eq!(written_items(&stack).await, before, "nothing written");

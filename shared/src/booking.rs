@@ -118,7 +118,9 @@ pub struct PromoCode {
     /// For a percentage: the most it takes off.
     pub max_discount: Option<Money>,
     pub min_order: Money,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub valid_from: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub valid_until: Option<DateTime<Utc>>,
     /// Uses across all customers; `None`: unlimited.
     pub usage_limit: Option<u64>,
@@ -300,7 +302,9 @@ pub struct Consultation {
     pub astrologer_id: UserId,
     pub astrologer_name: String,
     pub mode: Mode,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub scheduled_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub ends_at: DateTime<Utc>,
     /// Booked for now (the astrologer was online), not for a weekly window.
     pub instant: bool,
@@ -312,10 +316,13 @@ pub struct Consultation {
     /// What the booking took from each bucket of the customer's wallet.
     pub hold: Hold,
     pub status: ConsultationStatus,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::time::rfc3339_opt")]
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closing: Option<Closing>,

@@ -34,6 +34,7 @@ pub mod signature;
 pub mod staff;
 mod status;
 pub mod store;
+pub mod time;
 pub mod tls;
 pub mod topup;
 pub mod user;

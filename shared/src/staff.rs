@@ -132,6 +132,7 @@ pub struct AuditEntry {
     pub target: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub reason: Option<Reason>,
+    #[serde(serialize_with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
 }
 

@@ -329,7 +329,7 @@ impl Serialize for LedgerEntry {
         }
         out.serialize_field("promotional", &self.kind.promotional())?;
         out.serialize_field("description", &self.description)?;
-        out.serialize_field("created_at", &self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?;
+        out.serialize_field("created_at", &crate::time::text(self.created_at))?;
         out.end()
     }
 }

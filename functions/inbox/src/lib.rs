@@ -65,6 +65,7 @@ pub struct NotificationView {
     body: String,
     read: bool,
     /// When it arrived in the inbox.
+    #[serde(serialize_with = "shared::time::rfc3339")]
     created_at: DateTime<Utc>,
 }
 

@@ -136,10 +136,12 @@ struct KycView {
     #[serde(skip_serializing_if = "Option::is_none")]
     access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "shared::time::rfc3339_opt")]
     expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rejection_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "shared::time::rfc3339_opt")]
     verified_at: Option<DateTime<Utc>>,
 }
 

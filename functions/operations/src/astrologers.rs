@@ -26,6 +26,7 @@ pub(crate) struct AstrologerStanding {
     /// In the catalogue (approved by KYC and not suspended).
     listed: bool,
     suspended: bool,
+    #[serde(serialize_with = "shared::time::rfc3339_opt")]
     suspended_at: Option<DateTime<Utc>>,
     suspended_by: Option<UserId>,
     suspension_reason: Option<String>,

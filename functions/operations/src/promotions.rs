@@ -68,7 +68,9 @@ pub(crate) struct PromoCodeView {
     discount_value: Decimal,
     max_discount: Option<Money>,
     min_order: Money,
+    #[serde(serialize_with = "shared::time::rfc3339")]
     valid_from: DateTime<Utc>,
+    #[serde(serialize_with = "shared::time::rfc3339_opt")]
     valid_until: Option<DateTime<Utc>>,
     usage_limit: Option<u64>,
     per_user_limit: u64,

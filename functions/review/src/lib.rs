@@ -141,6 +141,7 @@ struct SubmittedReview {
     public: bool,
     /// Of a paid, completed consultation: weighs more in the rating.
     verified: bool,
+    #[serde(serialize_with = "shared::time::rfc3339")]
     created_at: DateTime<Utc>,
 }
 
@@ -221,6 +222,7 @@ struct PublicReview {
     text: Option<String>,
     reviewer_first_name: String,
     verified: bool,
+    #[serde(serialize_with = "shared::time::rfc3339")]
     created_at: DateTime<Utc>,
 }
 

@@ -29,7 +29,7 @@ pub fn time(value: DateTime<Utc>) -> AttributeValue {
 
 /// RFC 3339 in UTC to the millisecond: one width, so text order is time order in keys.
 pub fn time_text(value: DateTime<Utc>) -> String {
-    value.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::time::text(value)
 }
 
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
