@@ -300,6 +300,7 @@ async fn fifty_concurrent_credits_all_succeed_with_gapless_invoice_series() {
     let api = Api::new(&stack);
     let customers = futures::future::join_all((0..CUSTOMERS).map(|_| customer(&stack))).await;
     let orders = futures::future::join_all(customers.iter().map(|(token, _)| new_topup(&api, token, "100"))).await;
+    assert!(orders.iter().all(|o| o["bonus"] == "0.00"), "no bonus is \"0.00\" like every other amount");
     let rzp = stack.stubs.razorpay.clone();
     let paid =
         futures::future::join_all(orders.iter().map(|o| rzp.pay(o["checkout"]["order_id"].as_str().unwrap(), true)))
