@@ -344,6 +344,45 @@ async fn bad_amounts_and_idempotency_misuse_are_refused_naming_the_field() {
 }
 
 #[tokio::test]
+async fn confirm_credits_only_what_razorpay_captured_for_the_order() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let rzp = &stack.stubs.razorpay;
+
+    // Razorpay has only authorised the payment: the checkout signature is right, nothing is credited.
+    let created = new_topup(&api, &token, "500").await;
+    let (id, order) = (created["top_up_id"].as_str().unwrap(), created["checkout"]["order_id"].as_str().unwrap());
+    assert!(rzp.order(order).unwrap().auto_capture, "orders are created with payment_capture");
+    let authorized = rzp.authorize(order).unwrap();
+    let before = written_items(&stack).await;
+    let (status, body) = confirm(&api, &token, id, &authorized).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_not_captured")), "{body}");
+
+    // Razorpay's record of the payment says another amount, or another currency: not credited.
+    let other = new_topup(&api, &token, "500").await;
+    let other_id = other["top_up_id"].as_str().unwrap();
+    let paid = rzp.pay(other["checkout"]["order_id"].as_str().unwrap(), false).await.unwrap();
+    rzp.update_payment(&paid.razorpay_payment_id, |p| p.amount = 100);
+    let (status, body) = confirm(&api, &token, other_id, &paid).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_mismatch")), "{body}");
+    rzp.update_payment(&paid.razorpay_payment_id, |p| (p.amount, p.currency) = (50_000, "USD".into()));
+    let (status, body) = confirm(&api, &token, other_id, &paid).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_mismatch")), "{body}");
+    assert_eq!(written_items(&stack).await, before + 2, "only the second top-up and its idempotency record");
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
+
+    // Once Razorpay has captured it, the same confirm credits it, once.
+    rzp.update_payment(&authorized.razorpay_payment_id, |p| p.status = "captured".into());
+    let (status, body) = confirm(&api, &token, id, &authorized).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("completed")), "{body}");
+    let (status, _) = confirm(&api, &token, id, &authorized).await;
+    assert_eq!(status, 200);
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::from(500));
+    assert_eq!(assert_ledger_balances(&stack).await, 1);
+}
+
+#[tokio::test]
 async fn someone_elses_top_up_is_not_found() {
     let stack = stack().await;
     let api = Api::new(&stack);

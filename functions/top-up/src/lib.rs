@@ -36,7 +36,7 @@ use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_cre
 use shared::wallet::WalletView;
 use shared::{ApiError, Money};
 
-use crate::razorpay::Razorpay;
+use crate::razorpay::{PaymentCheck, Razorpay};
 
 pub const CREDIT_ATTEMPTS: usize = 5;
 /// `TOPUP_MIN_AMOUNT` and `TOPUP_MAX_AMOUNT` when the template does not set them.
@@ -288,6 +288,7 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
     if !valid_payment_id(&body.razorpay_payment_id) {
         return Err(ApiError::invalid_field("razorpay_payment_id", "must be a Razorpay payment id (pay_...)"));
     }
+    let mut captured = false;
     for _ in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
         let state = app
@@ -310,6 +311,10 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
         if state.topup.status == Status::Completed {
             return Ok(json(200, &topup_view(&state.topup, Some(&state.wallet.view()))));
         }
+        if !captured {
+            require_captured(app, &state.topup, &body.razorpay_payment_id).await?;
+            captured = true;
+        }
         let plan = credit_plan(app, &state, &body.razorpay_payment_id, &Source::Confirm, now)?;
         match app.store.credit(&plan, &Source::Confirm, now).await? {
             Credit::Credited => {
@@ -321,6 +326,33 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
         }
     }
     Err(ApiError::unavailable("busy", "the wallet is busy; try again"))
+}
+
+/// The checkout signature proves the checkout finished, not that money moved: only
+/// Razorpay's own record of a captured payment for this order, amount and currency credits.
+async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<(), ApiError> {
+    let payment = app.razorpay.payment(payment_id).await?;
+    match payment.check(&topup.razorpay_order_id, topup.amount) {
+        PaymentCheck::Captured => Ok(()),
+        PaymentCheck::NotCaptured => {
+            tracing::warn!(top_up_id = %topup.id, status = %payment.status, "confirm of a payment not captured");
+            Err(ApiError::conflict(
+                "payment_not_captured",
+                format!(
+                    "Razorpay reports this payment {}; the wallet is credited once Razorpay captures it",
+                    payment.status
+                ),
+            ))
+        }
+        PaymentCheck::Mismatch => {
+            tracing::error!(top_up_id = %topup.id, paid = payment.amount, currency = %payment.currency,
+                "confirm of a payment for another order, amount or currency; not credited");
+            Err(ApiError::conflict(
+                "payment_mismatch",
+                "Razorpay's record of this payment is not for this top-up's order, amount and currency",
+            ))
+        }
+    }
 }
 
 /// The credit `state` calls for, decided by the domain.

@@ -37,15 +37,28 @@ pub fn openapi() -> FunctionDoc {
         },
         Op::Confirm => Operation {
             summary: "Confirm a payment with what the checkout returned",
-            description: "Checks `razorpay_signature` against the stored order and credits the wallet exactly once \
-                          (a repeat, or a confirm after the webhook, changes nothing and answers the same).",
+            description: "Checks `razorpay_signature` against the stored order, asks Razorpay for the payment \
+                          (orders are created with auto-capture: it must be `captured`, for this order's amount \
+                          in INR) and credits the wallet exactly once (a repeat, or a confirm after the webhook, \
+                          changes nothing and answers the same).",
             request: Request::Json(doc::body(schema::<ConfirmBody>)),
             responses: vec![success(200, "The completed top-up and the wallet", schema::<TopUpView>)],
-            errors: vec![
-                error(404, "not_found", "no such top-up of the caller's"),
-                error(400, "invalid_signature", "`razorpay_signature` does not match the order and payment"),
-                BUSY,
-            ],
+            errors: [
+                vec![
+                    error(404, "not_found", "no such top-up of the caller's"),
+                    error(400, "invalid_signature", "`razorpay_signature` does not match the order and payment"),
+                    error(
+                        409,
+                        "payment_not_captured",
+                        "Razorpay has not captured the payment (yet): nothing credited; the webhook or the \
+                     reconciliation credits it once captured, or confirm again",
+                    ),
+                    error(409, "payment_mismatch", "Razorpay's payment is for another order, amount or currency"),
+                    BUSY,
+                ],
+                doc::provider_errors("razorpay").to_vec(),
+            ]
+            .concat(),
             ..Operation::default()
         },
         Op::GetTopUp => Operation {
