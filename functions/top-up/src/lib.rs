@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
 //! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit); a replay stops after the first |
-//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem |
+//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: + Razorpay `GET /v1/orders/{id}` (ours: 503, retried) |
 //! | `GET /wallet/top-ups/{id}` | GetItem |
 //! | `GET /wallet` | GetItem |
 //! | `GET /wallet/transactions` | Query on `LEDGER#{sub}`, newest first |
@@ -13,6 +13,7 @@
 //! retries (at most [`CREDIT_ATTEMPTS`] times); one that finds the top-up already completed
 //! stops. Exactly-once is carried by the transaction's condition on the top-up's status.
 
+pub mod credit;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod razorpay;
@@ -481,46 +482,55 @@ enum WebhookOutcome {
 
 async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &str) -> Result<WebhookOutcome, ApiError> {
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
-        return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
-    };
-    let Some(topup) = app.store.topup_by_order(order_id).await? else {
-        // Not one of ours (another integration on the account): acknowledge, or Razorpay
-        // would retry for a day and then disable the webhook.
-        tracing::warn!(order_id, "webhook for an unknown order");
+        // A payment not made against an order (a payment link, another integration on the
+        // account) is not ours: acknowledged, or Razorpay retries it for a day and then
+        // disables the webhook.
+        tracing::info!(event = %event.event, "razorpay event without an order; not ours");
         return Ok(WebhookOutcome::Ignored);
     };
-    if payment.amount != topup.amount.paise() || payment.currency != "INR" {
-        tracing::error!(top_up_id = %topup.id, paid = payment.amount, "payment amount differs from the order; not credited");
+    let Some(topup) = topup_of_order(app, order_id).await? else {
+        return Ok(WebhookOutcome::Ignored);
+    };
+    if payment.check(order_id, topup.amount) != PaymentCheck::Captured {
+        tracing::error!(top_up_id = %topup.id, paid = payment.amount, status = %payment.status,
+            "payment not captured, or not for the order's amount in INR; not credited");
         return Ok(WebhookOutcome::Ignored);
     }
     let source = Source::Webhook { event: event.event.clone(), event_id: event_id.to_owned() };
-    for _ in 0..CREDIT_ATTEMPTS {
-        let now = Utc::now();
-        let Some(state) = app.store.credit_state(&topup.id, &topup.user_id, &source, now).await? else {
-            return Ok(WebhookOutcome::Ignored);
-        };
-        if state.event_seen {
-            return Ok(WebhookOutcome::Duplicate);
+    Ok(match credit::credit_captured(app, &topup, &payment.id, &source).await? {
+        credit::Credited::Now => WebhookOutcome::Credited,
+        credit::Credited::Before => WebhookOutcome::AlreadyCredited,
+        credit::Credited::DuplicateEvent => WebhookOutcome::Duplicate,
+        credit::Credited::NoTopUp => WebhookOutcome::Ignored,
+    })
+}
+
+/// The top-up paid through `order_id`; `None`: not one of our orders. An order Razorpay says
+/// we made (its notes name a top-up) that the index does not show yet (GSI1 lags the table
+/// by a moment) is a 503, so Razorpay retries the event rather than it being dropped.
+async fn topup_of_order(app: &App, order_id: &str) -> Result<Option<TopUp>, ApiError> {
+    if !shared::store::keys::bounded_id(order_id) {
+        return Ok(None);
+    }
+    if let Some(topup) = app.store.topup_by_order(order_id).await? {
+        return Ok(Some(topup));
+    }
+    match app.razorpay.order_top_up_id(order_id).await? {
+        None => {
+            // Another integration on the account: acknowledged and left alone.
+            tracing::warn!(order_id, "webhook for an order that is not ours");
+            Ok(None)
         }
-        if state.topup.status == Status::Completed {
-            return Ok(WebhookOutcome::AlreadyCredited);
-        }
-        let plan = credit_plan(app, &state, &payment.id, &source, now)?;
-        match app.store.credit(&plan, &source, now).await? {
-            Credit::Credited => {
-                log_credit(&plan.topup);
-                return Ok(WebhookOutcome::Credited);
-            }
-            Credit::AlreadyDone => return Ok(WebhookOutcome::AlreadyCredited),
-            Credit::Conflict => continue,
+        Some(top_up_id) => {
+            tracing::warn!(order_id, top_up_id, "webhook for our order before its top-up is visible; retry");
+            Err(ApiError::unavailable("top_up_not_found_yet", "the top-up of this order is not visible yet; retry"))
         }
     }
-    Err(ApiError::unavailable("busy", "the wallet is busy; retry"))
 }
 
 async fn webhook_failed(app: &App, event: &razorpay::WebhookEvent) -> Result<WebhookOutcome, ApiError> {
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
-        return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
+        return Ok(WebhookOutcome::Ignored);
     };
     let Some(topup) = app.store.topup_by_order(order_id).await? else {
         return Ok(WebhookOutcome::Ignored);

@@ -97,7 +97,8 @@ pub fn openapi() -> FunctionDoc {
             description: "Razorpay calls this with `X-Razorpay-Signature`: the hex HMAC-SHA256 of the raw body with \
                           the webhook secret, checked before anything is parsed. `X-Razorpay-Event-Id` (the same on \
                           every retry of one event) makes retries change nothing. Events for orders that are not \
-                          ours, and other event types, are acknowledged with 200 `ignored`.",
+                          ours (or for no order), and other event types, are acknowledged with 200 `ignored`; \
+                          an order of ours whose top-up is not visible yet gets a 503, so Razorpay retries it.",
             request: Request::Signed {
                 body: doc::body(razorpay_event_schema),
                 signature_header: "X-Razorpay-Signature",
@@ -110,16 +111,21 @@ pub fn openapi() -> FunctionDoc {
                 json!({ "type": "string", "maxLength": 128 }),
             )],
             responses: vec![success(200, "Handled", schema::<WebhookAck>)],
-            errors: vec![
-                error(400, "missing_signature", "`X-Razorpay-Signature` is missing"),
-                error(401, "invalid_signature", "`X-Razorpay-Signature` does not match the body"),
-                error(
-                    400,
-                    "invalid_body",
-                    "the (correctly signed) body is not a Razorpay event, or has no payment or order",
-                ),
-                BUSY,
-            ],
+            errors: [
+                vec![
+                    error(400, "missing_signature", "`X-Razorpay-Signature` is missing"),
+                    error(401, "invalid_signature", "`X-Razorpay-Signature` does not match the body"),
+                    error(400, "invalid_body", "the (correctly signed) body is not a Razorpay event"),
+                    error(
+                        503,
+                        "top_up_not_found_yet",
+                        "Razorpay says the order is ours but its top-up is not visible yet: retry",
+                    ),
+                    BUSY,
+                ],
+                doc::provider_errors("razorpay").to_vec(),
+            ]
+            .concat(),
             ..Operation::default()
         },
     })
