@@ -666,6 +666,10 @@ async fn a_killed_app_and_a_lost_webhook_end_credited_once_by_the_reconciliation
         report,
         json!({ "due": 4, "credited": 1, "already_credited": 0, "waiting": 1, "failed": 2, "errors": 0 })
     );
+    // One Query of the open top-ups (no Scan), then per top-up the credit or the give-up.
+    let calls = top_up_calls(&stack);
+    assert_eq!(calls.iter().filter(|c| c.contains("Query")).count(), 1, "{calls:?}");
+    assert!(!calls.iter().any(|c| c.contains("Scan")), "{calls:?}");
     let credited = status_of(paid_id.clone()).await;
     assert_eq!(
         (credited["status"].as_str(), credited["payment_id"].as_str()),
@@ -710,4 +714,56 @@ async fn a_killed_app_and_a_lost_webhook_end_credited_once_by_the_reconciliation
     assert_eq!(w["recharge_count"], 3);
     assert_eq!(assert_ledger_balances(&stack).await, 6);
     assert_eq!(settled_inbox_count(&stack, &user, "WalletCredited").await, 3);
+}
+
+#[tokio::test]
+async fn razorpay_down_on_confirm_or_reconciliation_credits_nothing_and_leaves_it_open() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let razorpay = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/orders"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({ "id": "order_down0000000001", "entity": "order", "amount": 50_000, "currency": "INR" }),
+        ))
+        .mount(&razorpay)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v1/payments/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(shared::outbound::REQUEST_TIMEOUT + Duration::from_secs(1)))
+        .mount(&razorpay)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v1/orders/.*/payments$"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&razorpay)
+        .await;
+    let uri = razorpay.uri();
+    let stack = stack_with(|o| {
+        o.parameters.insert("RazorpayBaseUrl".into(), uri);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let created = new_topup(&api, &token, "500").await;
+    let id = created["top_up_id"].as_str().unwrap();
+    let payment_id = "pay_down000000000001";
+    let paid = infra::stubs::razorpay::Paid {
+        razorpay_order_id: "order_down0000000001".into(),
+        razorpay_payment_id: payment_id.into(),
+        razorpay_signature: stack.stubs.razorpay.checkout_signature("order_down0000000001", payment_id),
+        webhooks: Vec::new(),
+    };
+    let (status, body) = confirm(&api, &token, id, &paid).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("razorpay_unavailable")), "{body}");
+
+    let at = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    set_topup_attributes(&stack, id, "SET created_at = :at, GSI2SK = :at", &[(":at", &at)]).await;
+    let Some(infra::functions::Handler::Scheduled(reconcile)) = stack.handler("top-up-reconcile") else { panic!() };
+    let report = reconcile(json!({})).await.unwrap();
+    assert_eq!((report["due"].as_u64(), report["errors"].as_u64()), (Some(1), Some(1)), "{report}");
+    let (_, topup) = api.get(&format!("/wallet/top-ups/{id}"), Some(&token)).await;
+    assert_eq!(topup["status"], "pending", "left for the next run");
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
+    assert_eq!(assert_ledger_balances(&stack).await, 0);
 }

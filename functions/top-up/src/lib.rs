@@ -3,7 +3,7 @@
 //! | route | DynamoDB calls |
 //! |---|---|
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
-//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit); a replay stops after the first |
+//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), Razorpay `GET /v1/payments/{id}` (captured?), TransactWriteItems (the credit); a replay stops after the first |
 //! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: + Razorpay `GET /v1/orders/{id}` (ours: 503, retried) |
 //! | `GET /wallet/top-ups/{id}` | GetItem |
 //! | `GET /wallet` | GetItem |

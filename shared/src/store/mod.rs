@@ -46,7 +46,7 @@
 //! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit, `KycStatusChanged`) |
 //! | KYC expiry sweep | 1 Query on GSI1 (`KYC_OPEN`, expiry <= now), then per request the webhook's transaction |
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query `PROMO_RULES`, TransactWriteItems (top-up + idempotency record) |
-//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit) |
+//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit); Razorpay is asked between the two |
 //! | `POST /webhooks/razorpay` | Query GSI1 `RZP_ORDER#{id}`, BatchGetItem (+ event record), TransactWriteItems; `payment.failed`: Query + conditional UpdateItem |
 //! | top-up reconciliation (every 5 min) | 1 Query on GSI2 (`TOPUP_OPEN`, created_at <= now - 5 min), then per top-up the webhook's credit (BatchGetItem + TransactWriteItems) or 1 conditional UpdateItem (given up) |
 //! | `GET /wallet/top-ups/{id}` | 1 GetItem |
