@@ -583,7 +583,7 @@ async fn set_topup_attributes(stack: &LocalStack, id: &str, expression: &str, va
 async fn webhooks_not_ours_are_acknowledged_and_ours_not_found_yet_are_retried() {
     let stack = stack().await;
     let api = Api::new(&stack);
-    let (token, _) = customer(&stack).await;
+    let (token, user) = customer(&stack).await;
     let rzp = &stack.stubs.razorpay;
     let before = written_items(&stack).await;
 
@@ -595,6 +595,22 @@ async fn webhooks_not_ours_are_acknowledged_and_ours_not_found_yet_are_retried()
         let (status, body) = signed_webhook(&api, &no_order).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("ignored")), "{event}: {body}");
     }
+    // An order of another deployment on the same Razorpay account (its notes name a top-up
+    // this table does not have): acknowledged too, not retried for a day.
+    let foreign: Value = reqwest::Client::new()
+        .post(format!("{}/v1/orders", stack.stubs.razorpay_url))
+        .basic_auth(infra::stubs::razorpay::KEY_ID, Some(infra::stubs::razorpay::KEY_SECRET))
+        .json(&json!({ "amount": 50_000, "currency": "INR", "receipt": "tu_elsewhere", "payment_capture": 1,
+            "notes": { "top_up_id": "tu_elsewhere", "user_id": user } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paid = rzp.pay(foreign["id"].as_str().unwrap(), true).await.unwrap();
+    let outcomes: Vec<_> = paid.webhooks.iter().map(|d| (d.status, d.response["status"].clone())).collect();
+    assert_eq!(outcomes, vec![(200, json!("ignored")); 2]);
     assert_eq!(written_items(&stack).await, before, "nothing changed");
 
     // One of our orders whose top-up the index does not show yet (GSI1 is eventually
@@ -611,7 +627,8 @@ async fn webhooks_not_ours_are_acknowledged_and_ours_not_found_yet_are_retried()
     set_topup_attributes(&stack, id, "SET GSI1PK = :pk, GSI1SK = :sk", &[(":pk", &order_key), (":sk", "TOPUP")]).await;
     let retried = rzp.replay().await.unwrap();
     let outcomes: Vec<_> = retried.iter().map(|d| (d.status, d.response["status"].clone())).collect();
-    assert_eq!(outcomes, vec![(200, json!("credited")), (200, json!("already_credited"))]);
+    // Every webhook so far: the foreign order's two, then ours.
+    assert_eq!(outcomes[2..], [(200, json!("credited")), (200, json!("already_credited"))]);
     assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::from(500));
     assert_eq!(assert_ledger_balances(&stack).await, 1);
 }

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
 //! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), Razorpay `GET /v1/payments/{id}` (captured?), TransactWriteItems (the credit); a replay stops after the first |
-//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: + Razorpay `GET /v1/orders/{id}` (ours: 503, retried) |
+//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: Query, Razorpay `GET /v1/orders/{id}` (its notes), GetItem (the top-up they name: found, 503 to be retried) |
 //! | `GET /wallet/top-ups/{id}` | GetItem |
 //! | `GET /wallet` | GetItem |
 //! | `GET /wallet/transactions` | Query on `LEDGER#{sub}`, newest first |
@@ -34,6 +34,7 @@ use shared::idempotency::{IdempotencyKey, StoredResponse};
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
 use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_credit};
+use shared::user::UserId;
 use shared::wallet::WalletView;
 use shared::{ApiError, Money};
 
@@ -505,9 +506,10 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
     })
 }
 
-/// The top-up paid through `order_id`; `None`: not one of our orders. An order Razorpay says
-/// we made (its notes name a top-up) that the index does not show yet (GSI1 lags the table
-/// by a moment) is a 503, so Razorpay retries the event rather than it being dropped.
+/// The top-up paid through `order_id`; `None`: not one of our orders. An order whose top-up
+/// the index does not show yet (GSI1 lags the table by a moment) is a 503, so Razorpay
+/// retries the event rather than it being dropped: Razorpay's notes on the order name the
+/// top-up, and a consistent read finds it.
 async fn topup_of_order(app: &App, order_id: &str) -> Result<Option<TopUp>, ApiError> {
     if !shared::store::keys::bounded_id(order_id) {
         return Ok(None);
@@ -515,15 +517,23 @@ async fn topup_of_order(app: &App, order_id: &str) -> Result<Option<TopUp>, ApiE
     if let Some(topup) = app.store.topup_by_order(order_id).await? {
         return Ok(Some(topup));
     }
-    match app.razorpay.order_top_up_id(order_id).await? {
+    let notes = app.razorpay.order_notes(order_id).await?;
+    let owner = notes.as_ref().and_then(|n| UserId::parse(&n.user_id).ok().map(|user| (&n.top_up_id, user)));
+    let ours = match owner {
+        Some((top_up_id, user)) if shared::store::keys::bounded_id(top_up_id) => {
+            app.store.topup(top_up_id, &user).await?.filter(|t| t.razorpay_order_id == order_id)
+        }
+        _ => None,
+    };
+    match ours {
+        Some(topup) => {
+            tracing::warn!(order_id, top_up_id = %topup.id, "webhook for our order before the index shows it; retry");
+            Err(ApiError::unavailable("top_up_not_found_yet", "the top-up of this order is not visible yet; retry"))
+        }
         None => {
-            // Another integration on the account: acknowledged and left alone.
+            // Another integration on the account, or another deployment sharing it: acknowledged.
             tracing::warn!(order_id, "webhook for an order that is not ours");
             Ok(None)
-        }
-        Some(top_up_id) => {
-            tracing::warn!(order_id, top_up_id, "webhook for our order before its top-up is visible; retry");
-            Err(ApiError::unavailable("top_up_not_found_yet", "the top-up of this order is not visible yet; retry"))
         }
     }
 }

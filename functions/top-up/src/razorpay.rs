@@ -91,18 +91,13 @@ impl Razorpay {
         Ok(reply.json::<Collection>()?.items)
     }
 
-    /// The top-up an order of this account was created for (its `notes.top_up_id`), asked of
-    /// Razorpay (`GET /v1/orders/{id}`): `None` when Razorpay does not know the order or
-    /// another integration on the account made it.
-    pub async fn order_top_up_id(&self, order_id: &str) -> Result<Option<String>, ProviderError> {
-        #[derive(Deserialize)]
-        struct Notes {
-            top_up_id: Option<String>,
-        }
+    /// Our notes on order `order_id` (the top-up it was created for), asked of Razorpay
+    /// (`GET /v1/orders/{id}`): `None` when Razorpay does not know the order or another
+    /// integration on the account made it.
+    pub async fn order_notes(&self, order_id: &str) -> Result<Option<OrderNotes>, ProviderError> {
         #[derive(Deserialize)]
         struct FetchedOrder {
-            #[serde(default)]
-            notes: Option<Notes>,
+            notes: Option<OrderNotes>,
         }
         let reply = self.api.get(&format!("/v1/orders/{order_id}")).await?;
         // Razorpay answers an unknown id with 400 BAD_REQUEST_ERROR.
@@ -112,9 +107,8 @@ impl Razorpay {
         if !reply.is_success() {
             return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
         }
-        // `notes` is `[]` when an order has none; anything but our object is not ours.
-        let order: FetchedOrder = serde_json::from_slice(&reply.body).unwrap_or(FetchedOrder { notes: None });
-        Ok(order.notes.and_then(|n| n.top_up_id))
+        // `notes` is `[]` on an order without notes: not one of ours.
+        Ok(serde_json::from_slice::<FetchedOrder>(&reply.body).ok().and_then(|o| o.notes))
     }
 
     /// The checkout signature: HMAC-SHA256 of `order_id|payment_id` with the key secret,
@@ -128,6 +122,13 @@ impl Razorpay {
     pub fn webhook_signature_valid(&self, raw_body: &[u8], signature_hex: &str) -> bool {
         signature::verify_hmac_sha256_hex(self.webhook_secret.as_bytes(), raw_body, signature_hex)
     }
+}
+
+/// The notes `create_order` puts on our orders.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderNotes {
+    pub top_up_id: String,
+    pub user_id: String,
 }
 
 /// A webhook event, as much of it as we act on.
