@@ -447,6 +447,45 @@ async fn an_idempotency_key_means_the_amount_not_its_spelling_and_expires_after_
 }
 
 #[tokio::test]
+async fn confirm_credits_only_what_razorpay_captured_for_the_order() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let rzp = &stack.stubs.razorpay;
+
+    // Razorpay has only authorised the payment: the checkout signature is right, nothing is credited.
+    let created = new_topup(&api, &token, "500").await;
+    let (id, order) = (created["top_up_id"].as_str().unwrap(), created["checkout"]["order_id"].as_str().unwrap());
+    assert!(rzp.order(order).unwrap().auto_capture, "orders are created with payment_capture");
+    let authorized = rzp.authorize(order).unwrap();
+    let before = written_items(&stack).await;
+    let (status, body) = confirm(&api, &token, id, &authorized).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_not_captured")), "{body}");
+
+    // Razorpay's record of the payment says another amount, or another currency: not credited.
+    let other = new_topup(&api, &token, "500").await;
+    let other_id = other["top_up_id"].as_str().unwrap();
+    let paid = rzp.pay(other["checkout"]["order_id"].as_str().unwrap(), false).await.unwrap();
+    rzp.update_payment(&paid.razorpay_payment_id, |p| p.amount = 100);
+    let (status, body) = confirm(&api, &token, other_id, &paid).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_mismatch")), "{body}");
+    rzp.update_payment(&paid.razorpay_payment_id, |p| (p.amount, p.currency) = (50_000, "USD".into()));
+    let (status, body) = confirm(&api, &token, other_id, &paid).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_mismatch")), "{body}");
+    assert_eq!(written_items(&stack).await, before + 2, "only the second top-up and its idempotency record");
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
+
+    // Once Razorpay has captured it, the same confirm credits it, once.
+    rzp.update_payment(&authorized.razorpay_payment_id, |p| p.status = "captured".into());
+    let (status, body) = confirm(&api, &token, id, &authorized).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("completed")), "{body}");
+    let (status, _) = confirm(&api, &token, id, &authorized).await;
+    assert_eq!(status, 200);
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::from(500));
+    assert_eq!(assert_ledger_balances(&stack).await, 1);
+}
+
+#[tokio::test]
 async fn someone_elses_top_up_is_not_found() {
     let stack = stack().await;
     let api = Api::new(&stack);
@@ -619,4 +658,232 @@ async fn razorpay_down_or_slow_gives_502_or_503_and_writes_nothing() {
     assert_eq!(written_items(&stack).await, before, "no top-up and no idempotency record");
     assert_eq!(assert_ledger_balances(&stack).await, 0);
     let _ = Money::ZERO;
+}
+
+/// POSTs `body` to the webhook, signed as Razorpay signs it.
+async fn signed_webhook(api: &Api, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let sig = shared::signature::hmac_sha256_hex(infra::stubs::razorpay::WEBHOOK_SECRET.as_bytes(), body.as_bytes());
+    api.send(Method::POST, "/webhooks/razorpay", None, &[("x-razorpay-signature", &sig)], Some(&body)).await
+}
+
+/// Sets attributes of a top-up item as time or a lagging index would have them.
+async fn set_topup_attributes(stack: &LocalStack, id: &str, expression: &str, values: &[(&str, &str)]) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut update = aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.table_name())
+        .key("PK", AttributeValue::S(format!("TOPUP#{id}")))
+        .key("SK", AttributeValue::S("TOPUP".into()))
+        .update_expression(expression);
+    for (name, value) in values {
+        update = update.expression_attribute_values(*name, AttributeValue::S((*value).to_owned()));
+    }
+    update.send().await.unwrap();
+}
+
+#[tokio::test]
+async fn webhooks_not_ours_are_acknowledged_and_ours_not_found_yet_are_retried() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, user) = customer(&stack).await;
+    let rzp = &stack.stubs.razorpay;
+    let before = written_items(&stack).await;
+
+    // A payment not made against an order (a payment link, another integration on the
+    // account): acknowledged, or Razorpay would retry it for a day and disable the webhook.
+    for event in ["payment.captured", "payment.failed"] {
+        let no_order = json!({ "event": event, "payload": { "payment": { "entity": {
+            "id": "pay_noorder000001", "amount": 50000, "currency": "INR", "status": "captured" } } } });
+        let (status, body) = signed_webhook(&api, &no_order).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("ignored")), "{event}: {body}");
+    }
+    // An order of another deployment on the same Razorpay account (its notes name a top-up
+    // this table does not have): acknowledged too, not retried for a day.
+    let foreign: Value = reqwest::Client::new()
+        .post(format!("{}/v1/orders", stack.stubs.razorpay_url))
+        .basic_auth(infra::stubs::razorpay::KEY_ID, Some(infra::stubs::razorpay::KEY_SECRET))
+        .json(&json!({ "amount": 50_000, "currency": "INR", "receipt": "tu_elsewhere", "payment_capture": 1,
+            "notes": { "top_up_id": "tu_elsewhere", "user_id": user } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paid = rzp.pay(foreign["id"].as_str().unwrap(), true).await.unwrap();
+    let outcomes: Vec<_> = paid.webhooks.iter().map(|d| (d.status, d.response["status"].clone())).collect();
+    assert_eq!(outcomes, vec![(200, json!("ignored")); 2]);
+    assert_eq!(written_items(&stack).await, before, "nothing changed");
+
+    // One of our orders whose top-up the index does not show yet (GSI1 is eventually
+    // consistent): not acknowledged, so Razorpay retries it instead of it being lost.
+    let created = new_topup(&api, &token, "500").await;
+    let (id, order) = (created["top_up_id"].as_str().unwrap(), created["checkout"]["order_id"].as_str().unwrap());
+    set_topup_attributes(&stack, id, "REMOVE GSI1PK, GSI1SK", &[]).await;
+    let paid = rzp.pay(order, true).await.unwrap();
+    assert!(paid.webhooks.iter().all(|d| d.status >= 500), "{:?}", paid.webhooks);
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
+
+    // The index catches up; Razorpay's retries credit it, once.
+    let order_key = format!("RZP_ORDER#{order}");
+    set_topup_attributes(&stack, id, "SET GSI1PK = :pk, GSI1SK = :sk", &[(":pk", &order_key), (":sk", "TOPUP")]).await;
+    let retried = rzp.replay().await.unwrap();
+    let outcomes: Vec<_> = retried.iter().map(|d| (d.status, d.response["status"].clone())).collect();
+    // Every webhook so far: the foreign order's two, then ours.
+    assert_eq!(outcomes[2..], [(200, json!("credited")), (200, json!("already_credited"))]);
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::from(500));
+    assert_eq!(assert_ledger_balances(&stack).await, 1);
+}
+
+#[tokio::test]
+async fn a_killed_app_and_a_lost_webhook_end_credited_once_by_the_reconciliation() {
+    let stack = stack().await;
+    seed_rule(&stack, "r20", "100", Some("10000"), 20, false).await;
+    let api = Api::new(&stack);
+    let (token, user) = customer(&stack).await;
+    let rzp = &stack.stubs.razorpay;
+    let Some(infra::functions::Handler::Scheduled(reconcile)) = stack.handler("top-up-reconcile") else {
+        panic!("no top-up-reconcile function")
+    };
+    let ago = |minutes: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let topup = |amount: &'static str| {
+        let (api, token) = (&api, &token);
+        async move {
+            let t = new_topup(api, token, amount).await;
+            (t["top_up_id"].as_str().unwrap().to_owned(), t["checkout"]["order_id"].as_str().unwrap().to_owned())
+        }
+    };
+    let status_of = |id: String| {
+        let (api, token) = (&api, &token);
+        async move { api.get(&format!("/wallet/top-ups/{id}"), Some(token)).await.1 }
+    };
+
+    // Paid and captured, but the app was killed before confirming and every webhook was lost.
+    let (paid_id, paid_order) = topup("500").await;
+    let paid = rzp.pay(&paid_order, false).await.unwrap();
+    // Authorised, not captured yet: Razorpay captures it itself, so it waits.
+    let (authorized_id, authorized_order) = topup("200").await;
+    let authorized = rzp.authorize(&authorized_order).unwrap();
+    // Abandoned: no payment an hour and more after it was made; and one whose attempt failed.
+    let (abandoned_id, _) = topup("300").await;
+    let (failed_id, failed_order) = topup("400").await;
+    rzp.fail(&failed_order).await.unwrap();
+    // Made a minute ago: the customer may still be paying; not asked about yet.
+    let (recent_id, recent_order) = topup("600").await;
+    let recent = rzp.pay(&recent_order, false).await.unwrap();
+    for (id, minutes) in [(&paid_id, 6), (&authorized_id, 6), (&abandoned_id, 61), (&failed_id, 90), (&recent_id, 1)] {
+        // As if created that long ago (the reconciliation finds top-ups by creation time).
+        let at = ago(minutes);
+        set_topup_attributes(&stack, id, "SET created_at = :at, GSI2SK = :at", &[(":at", &at)]).await;
+    }
+
+    stack.calls.clear();
+    let report = reconcile(json!({})).await.unwrap();
+    assert_eq!(
+        report,
+        json!({ "due": 4, "credited": 1, "already_credited": 0, "waiting": 1, "failed": 2, "errors": 0 })
+    );
+    // One Query of the open top-ups (no Scan), then per top-up the credit or the give-up.
+    let calls = top_up_calls(&stack);
+    assert_eq!(calls.iter().filter(|c| c.contains("Query")).count(), 1, "{calls:?}");
+    assert!(!calls.iter().any(|c| c.contains("Scan")), "{calls:?}");
+    let credited = status_of(paid_id.clone()).await;
+    assert_eq!(
+        (credited["status"].as_str(), credited["payment_id"].as_str()),
+        (Some("completed"), Some(paid.razorpay_payment_id.as_str()))
+    );
+    for (id, status) in
+        [(&authorized_id, "pending"), (&abandoned_id, "failed"), (&failed_id, "failed"), (&recent_id, "pending")]
+    {
+        assert_eq!(status_of(id.clone()).await["status"], status, "{id}");
+    }
+    let w = wallet(&api, &token).await;
+    assert_eq!([&w["real_cash"], &w["bonus_cash"]].map(dec), [500, 100].map(Decimal::from));
+
+    // The late webhook, the confirm and another run change nothing.
+    let late =
+        rzp.deliver(&rzp.webhook("payment.captured", &paid_order, &paid.razorpay_payment_id).unwrap()).await.unwrap();
+    assert_eq!((late.status, late.response["status"].as_str()), (200, Some("already_credited")));
+    let (status, _) = confirm(&api, &token, &paid_id, &paid).await;
+    assert_eq!(status, 200);
+    let report = reconcile(json!({})).await.unwrap();
+    assert_eq!(
+        report,
+        json!({ "due": 1, "credited": 0, "already_credited": 0, "waiting": 1, "failed": 0, "errors": 0 })
+    );
+    assert_eq!(wallet(&api, &token).await, w);
+
+    // Razorpay captures the authorised payment (its webhooks lost too): the next run credits it.
+    rzp.update_payment(&authorized.razorpay_payment_id, |p| p.status = "captured".into());
+    let report = reconcile(json!({})).await.unwrap();
+    assert_eq!(report["credited"], 1, "{report}");
+    // The recent one, once old enough.
+    let at = ago(6);
+    set_topup_attributes(&stack, &recent_id, "SET created_at = :at, GSI2SK = :at", &[(":at", &at)]).await;
+    let report = reconcile(json!({})).await.unwrap();
+    assert_eq!(
+        report,
+        json!({ "due": 1, "credited": 1, "already_credited": 0, "waiting": 0, "failed": 0, "errors": 0 })
+    );
+    let _ = recent;
+    let w = wallet(&api, &token).await;
+    assert_eq!([&w["real_cash"], &w["bonus_cash"]].map(dec), [1300, 260].map(Decimal::from));
+    assert_eq!(w["recharge_count"], 3);
+    assert_eq!(assert_ledger_balances(&stack).await, 6);
+    assert_eq!(settled_inbox_count(&stack, &user, "WalletCredited").await, 3);
+}
+
+#[tokio::test]
+async fn razorpay_down_on_confirm_or_reconciliation_credits_nothing_and_leaves_it_open() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let razorpay = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/orders"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({ "id": "order_down0000000001", "entity": "order", "amount": 50_000, "currency": "INR" }),
+        ))
+        .mount(&razorpay)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v1/payments/"))
+        .respond_with(ResponseTemplate::new(200).set_delay(shared::outbound::REQUEST_TIMEOUT + Duration::from_secs(1)))
+        .mount(&razorpay)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v1/orders/.*/payments$"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&razorpay)
+        .await;
+    let uri = razorpay.uri();
+    let stack = stack_with(|o| {
+        o.parameters.insert("RazorpayBaseUrl".into(), uri);
+    })
+    .await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let created = new_topup(&api, &token, "500").await;
+    let id = created["top_up_id"].as_str().unwrap();
+    let payment_id = "pay_down000000000001";
+    let paid = infra::stubs::razorpay::Paid {
+        razorpay_order_id: "order_down0000000001".into(),
+        razorpay_payment_id: payment_id.into(),
+        razorpay_signature: stack.stubs.razorpay.checkout_signature("order_down0000000001", payment_id),
+        webhooks: Vec::new(),
+    };
+    let (status, body) = confirm(&api, &token, id, &paid).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("razorpay_unavailable")), "{body}");
+
+    let at = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    set_topup_attributes(&stack, id, "SET created_at = :at, GSI2SK = :at", &[(":at", &at)]).await;
+    let Some(infra::functions::Handler::Scheduled(reconcile)) = stack.handler("top-up-reconcile") else { panic!() };
+    let report = reconcile(json!({})).await.unwrap();
+    assert_eq!((report["due"].as_u64(), report["errors"].as_u64()), (Some(1), Some(1)), "{report}");
+    let (_, topup) = api.get(&format!("/wallet/top-ups/{id}"), Some(&token)).await;
+    assert_eq!(topup["status"], "pending", "left for the next run");
+    assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
+    assert_eq!(assert_ledger_balances(&stack).await, 0);
 }

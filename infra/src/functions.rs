@@ -54,6 +54,9 @@ pub fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Re
         }
         "profile" => handler!(Http, profile::App::from_env(sdk, env)?, |app, req| profile::handle(&app, req).await),
         "top-up" => handler!(Http, top_up::App::from_env(sdk, env)?, |app, req| top_up::handle(&app, req).await),
+        "top-up-reconcile" => handler!(Scheduled, top_up_reconcile::App::from_env(sdk, env)?, |app, event| {
+            top_up_reconcile::handle(&app, event).await.map_err(|e| e.to_string())
+        }),
         "astrologer-profile" => handler!(Http, astrologer_profile::App::from_env(sdk, env)?, |app, req| {
             astrologer_profile::handle(&app, req).await
         }),

@@ -74,7 +74,12 @@ pub struct InvoiceView {
 #[derive(Debug, Clone)]
 pub enum Source {
     Confirm,
-    Webhook { event: String, event_id: String },
+    Webhook {
+        event: String,
+        event_id: String,
+    },
+    /// The scheduled reconciliation, from Razorpay's own record of the order's payments.
+    Reconciliation,
 }
 
 impl Source {
@@ -82,6 +87,7 @@ impl Source {
         match self {
             Source::Confirm => "confirm",
             Source::Webhook { event, .. } => event,
+            Source::Reconciliation => "reconciliation",
         }
     }
 }

@@ -3,8 +3,8 @@
 //! | route | DynamoDB calls |
 //! |---|---|
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
-//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit); a replay stops after the first |
-//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem |
+//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), Razorpay `GET /v1/payments/{id}` (captured?), TransactWriteItems (the credit); a replay stops after the first |
+//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: Query, Razorpay `GET /v1/orders/{id}` (its notes), GetItem (the top-up they name: found, 503 to be retried) |
 //! | `GET /wallet/top-ups/{id}` | GetItem |
 //! | `GET /wallet` | GetItem |
 //! | `GET /wallet/transactions` | Query on `LEDGER#{sub}`, newest first |
@@ -13,6 +13,7 @@
 //! retries (at most [`CREDIT_ATTEMPTS`] times); one that finds the top-up already completed
 //! stops. Exactly-once is carried by the transaction's condition on the top-up's status.
 
+pub mod credit;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod razorpay;
@@ -34,10 +35,11 @@ use shared::invoice::{Gstin, valid_invoice_prefix};
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
 use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_credit};
+use shared::user::UserId;
 use shared::wallet::WalletView;
 use shared::{ApiError, Money};
 
-use crate::razorpay::Razorpay;
+use crate::razorpay::{PaymentCheck, Razorpay};
 
 pub const CREDIT_ATTEMPTS: usize = 5;
 /// `TOPUP_MIN_AMOUNT` and `TOPUP_MAX_AMOUNT` when the template does not set them.
@@ -311,6 +313,7 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
     if !valid_payment_id(&body.razorpay_payment_id) {
         return Err(ApiError::invalid_field("razorpay_payment_id", "must be a Razorpay payment id (pay_...)"));
     }
+    let mut captured = false;
     for _ in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
         let state = app
@@ -333,6 +336,10 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
         if state.topup.status == Status::Completed {
             return Ok(json(200, &topup_view(&state.topup, Some(&state.wallet.view()))));
         }
+        if !captured {
+            require_captured(app, &state.topup, &body.razorpay_payment_id).await?;
+            captured = true;
+        }
         let plan = credit_plan(app, &state, &body.razorpay_payment_id, &Source::Confirm, now)?;
         match app.store.credit(&plan, &Source::Confirm, now).await? {
             Credit::Credited => {
@@ -344,6 +351,33 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
         }
     }
     Err(ApiError::unavailable("busy", "the wallet is busy; try again"))
+}
+
+/// The checkout signature proves the checkout finished, not that money moved: only
+/// Razorpay's own record of a captured payment for this order, amount and currency credits.
+async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<(), ApiError> {
+    let payment = app.razorpay.payment(payment_id).await?;
+    match payment.check(&topup.razorpay_order_id, topup.amount) {
+        PaymentCheck::Captured => Ok(()),
+        PaymentCheck::NotCaptured => {
+            tracing::warn!(top_up_id = %topup.id, status = %payment.status, "confirm of a payment not captured");
+            Err(ApiError::conflict(
+                "payment_not_captured",
+                format!(
+                    "Razorpay reports this payment {}; the wallet is credited once Razorpay captures it",
+                    payment.status
+                ),
+            ))
+        }
+        PaymentCheck::Mismatch => {
+            tracing::error!(top_up_id = %topup.id, paid = payment.amount, currency = %payment.currency,
+                "confirm of a payment for another order, amount or currency; not credited");
+            Err(ApiError::conflict(
+                "payment_mismatch",
+                "Razorpay's record of this payment is not for this top-up's order, amount and currency",
+            ))
+        }
+    }
 }
 
 /// The credit `state` calls for, decided by the domain.
@@ -472,46 +506,64 @@ enum WebhookOutcome {
 
 async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &str) -> Result<WebhookOutcome, ApiError> {
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
-        return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
-    };
-    let Some(topup) = app.store.topup_by_order(order_id).await? else {
-        // Not one of ours (another integration on the account): acknowledge, or Razorpay
-        // would retry for a day and then disable the webhook.
-        tracing::warn!(order_id, "webhook for an unknown order");
+        // A payment not made against an order (a payment link, another integration on the
+        // account) is not ours: acknowledged, or Razorpay retries it for a day and then
+        // disables the webhook.
+        tracing::info!(event = %event.event, "razorpay event without an order; not ours");
         return Ok(WebhookOutcome::Ignored);
     };
-    if payment.amount != topup.amount.paise() || payment.currency != "INR" {
-        tracing::error!(top_up_id = %topup.id, paid = payment.amount, "payment amount differs from the order; not credited");
+    let Some(topup) = topup_of_order(app, order_id).await? else {
+        return Ok(WebhookOutcome::Ignored);
+    };
+    if payment.check(order_id, topup.amount) != PaymentCheck::Captured {
+        tracing::error!(top_up_id = %topup.id, paid = payment.amount, status = %payment.status,
+            "payment not captured, or not for the order's amount in INR; not credited");
         return Ok(WebhookOutcome::Ignored);
     }
     let source = Source::Webhook { event: event.event.clone(), event_id: event_id.to_owned() };
-    for _ in 0..CREDIT_ATTEMPTS {
-        let now = Utc::now();
-        let Some(state) = app.store.credit_state(&topup.id, &topup.user_id, &source, now).await? else {
-            return Ok(WebhookOutcome::Ignored);
-        };
-        if state.event_seen {
-            return Ok(WebhookOutcome::Duplicate);
+    Ok(match credit::credit_captured(app, &topup, &payment.id, &source).await? {
+        credit::Credited::Now => WebhookOutcome::Credited,
+        credit::Credited::Before => WebhookOutcome::AlreadyCredited,
+        credit::Credited::DuplicateEvent => WebhookOutcome::Duplicate,
+        credit::Credited::NoTopUp => WebhookOutcome::Ignored,
+    })
+}
+
+/// The top-up paid through `order_id`; `None`: not one of our orders. An order whose top-up
+/// the index does not show yet (GSI1 lags the table by a moment) is a 503, so Razorpay
+/// retries the event rather than it being dropped: Razorpay's notes on the order name the
+/// top-up, and a consistent read finds it.
+async fn topup_of_order(app: &App, order_id: &str) -> Result<Option<TopUp>, ApiError> {
+    if !shared::store::keys::bounded_id(order_id) {
+        return Ok(None);
+    }
+    if let Some(topup) = app.store.topup_by_order(order_id).await? {
+        return Ok(Some(topup));
+    }
+    let notes = app.razorpay.order_notes(order_id).await?;
+    let owner = notes.as_ref().and_then(|n| UserId::parse(&n.user_id).ok().map(|user| (&n.top_up_id, user)));
+    let ours = match owner {
+        Some((top_up_id, user)) if shared::store::keys::bounded_id(top_up_id) => {
+            app.store.topup(top_up_id, &user).await?.filter(|t| t.razorpay_order_id == order_id)
         }
-        if state.topup.status == Status::Completed {
-            return Ok(WebhookOutcome::AlreadyCredited);
+        _ => None,
+    };
+    match ours {
+        Some(topup) => {
+            tracing::warn!(order_id, top_up_id = %topup.id, "webhook for our order before the index shows it; retry");
+            Err(ApiError::unavailable("top_up_not_found_yet", "the top-up of this order is not visible yet; retry"))
         }
-        let plan = credit_plan(app, &state, &payment.id, &source, now)?;
-        match app.store.credit(&plan, &source, now).await? {
-            Credit::Credited => {
-                log_credit(&plan.topup);
-                return Ok(WebhookOutcome::Credited);
-            }
-            Credit::AlreadyDone => return Ok(WebhookOutcome::AlreadyCredited),
-            Credit::Conflict => continue,
+        None => {
+            // Another integration on the account, or another deployment sharing it: acknowledged.
+            tracing::warn!(order_id, "webhook for an order that is not ours");
+            Ok(None)
         }
     }
-    Err(ApiError::unavailable("busy", "the wallet is busy; retry"))
 }
 
 async fn webhook_failed(app: &App, event: &razorpay::WebhookEvent) -> Result<WebhookOutcome, ApiError> {
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
-        return Err(ApiError::bad_request("invalid_body", "the event has no payment or order id"));
+        return Ok(WebhookOutcome::Ignored);
     };
     let Some(topup) = app.store.topup_by_order(order_id).await? else {
         return Ok(WebhookOutcome::Ignored);

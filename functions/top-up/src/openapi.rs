@@ -37,15 +37,28 @@ pub fn openapi() -> FunctionDoc {
         },
         Op::Confirm => Operation {
             summary: "Confirm a payment with what the checkout returned",
-            description: "Checks `razorpay_signature` against the stored order and credits the wallet exactly once \
-                          (a repeat, or a confirm after the webhook, changes nothing and answers the same).",
+            description: "Checks `razorpay_signature` against the stored order, asks Razorpay for the payment \
+                          (orders are created with auto-capture: it must be `captured`, for this order's amount \
+                          in INR) and credits the wallet exactly once (a repeat, or a confirm after the webhook, \
+                          changes nothing and answers the same).",
             request: Request::Json(doc::body(schema::<ConfirmBody>)),
             responses: vec![success(200, "The completed top-up and the wallet", schema::<TopUpView>)],
-            errors: vec![
-                error(404, "not_found", "no such top-up of the caller's"),
-                error(400, "invalid_signature", "`razorpay_signature` does not match the order and payment"),
-                BUSY,
-            ],
+            errors: [
+                vec![
+                    error(404, "not_found", "no such top-up of the caller's"),
+                    error(400, "invalid_signature", "`razorpay_signature` does not match the order and payment"),
+                    error(
+                        409,
+                        "payment_not_captured",
+                        "Razorpay has not captured the payment (yet): nothing credited; the webhook or the \
+                     reconciliation credits it once captured, or confirm again",
+                    ),
+                    error(409, "payment_mismatch", "Razorpay's payment is for another order, amount or currency"),
+                    BUSY,
+                ],
+                doc::provider_errors("razorpay").to_vec(),
+            ]
+            .concat(),
             ..Operation::default()
         },
         Op::GetTopUp => Operation {
@@ -84,7 +97,8 @@ pub fn openapi() -> FunctionDoc {
             description: "Razorpay calls this with `X-Razorpay-Signature`: the hex HMAC-SHA256 of the raw body with \
                           the webhook secret, checked before anything is parsed. `X-Razorpay-Event-Id` (the same on \
                           every retry of one event) makes retries change nothing. Events for orders that are not \
-                          ours, and other event types, are acknowledged with 200 `ignored`.",
+                          ours (or for no order), and other event types, are acknowledged with 200 `ignored`; \
+                          an order of ours whose top-up is not visible yet gets a 503, so Razorpay retries it.",
             request: Request::Signed {
                 body: doc::body(razorpay_event_schema),
                 signature_header: "X-Razorpay-Signature",
@@ -97,16 +111,21 @@ pub fn openapi() -> FunctionDoc {
                 json!({ "type": "string", "maxLength": 128 }),
             )],
             responses: vec![success(200, "Handled", schema::<WebhookAck>)],
-            errors: vec![
-                error(400, "missing_signature", "`X-Razorpay-Signature` is missing"),
-                error(401, "invalid_signature", "`X-Razorpay-Signature` does not match the body"),
-                error(
-                    400,
-                    "invalid_body",
-                    "the (correctly signed) body is not a Razorpay event, or has no payment or order",
-                ),
-                BUSY,
-            ],
+            errors: [
+                vec![
+                    error(400, "missing_signature", "`X-Razorpay-Signature` is missing"),
+                    error(401, "invalid_signature", "`X-Razorpay-Signature` does not match the body"),
+                    error(400, "invalid_body", "the (correctly signed) body is not a Razorpay event"),
+                    error(
+                        503,
+                        "top_up_not_found_yet",
+                        "Razorpay says the order is ours but its top-up is not visible yet: retry",
+                    ),
+                    BUSY,
+                ],
+                doc::provider_errors("razorpay").to_vec(),
+            ]
+            .concat(),
             ..Operation::default()
         },
     })

@@ -1,5 +1,10 @@
-//! Razorpay: the Orders API (`POST /v1/orders`, Basic auth with the key id and secret,
-//! amounts in integer paise), the checkout signature and the webhook payload.
+//! Razorpay: the Orders and Payments APIs (Basic auth with the key id and secret, amounts in
+//! integer paise), the checkout signature and the webhook payload.
+//!
+//! Orders are created with `payment_capture` (auto-capture): Razorpay captures a payment as
+//! soon as it is authorised, so we never capture one ourselves. A wallet is credited only for
+//! a payment Razorpay reports `captured`, for the top-up's order, amount and currency
+//! ([`PaymentEntity::check`]).
 
 use serde::{Deserialize, Serialize};
 use shared::Money;
@@ -23,6 +28,8 @@ struct CreateOrder<'a> {
     currency: &'a str,
     receipt: &'a str,
     notes: serde_json::Value,
+    /// 1: Razorpay captures each payment once authorised (see the module doc).
+    payment_capture: u8,
 }
 
 /// The part of Razorpay's order entity we keep.
@@ -46,7 +53,7 @@ impl Razorpay {
         receipt: &str,
         notes: serde_json::Value,
     ) -> Result<Order, ProviderError> {
-        let body = CreateOrder { amount: amount.paise(), currency: "INR", receipt, notes };
+        let body = CreateOrder { amount: amount.paise(), currency: "INR", receipt, notes, payment_capture: 1 };
         let reply = self.api.post_json("/v1/orders", &body).await?;
         if !reply.is_success() {
             // Razorpay's error body: { "error": { "code", "description", ... } }.
@@ -62,6 +69,48 @@ impl Razorpay {
         Ok(order)
     }
 
+    /// Razorpay's record of payment `id` (`GET /v1/payments/{id}`); `id` is a checked `pay_...`.
+    pub async fn payment(&self, id: &str) -> Result<PaymentEntity, ProviderError> {
+        let reply = self.api.get(&format!("/v1/payments/{id}")).await?;
+        if !reply.is_success() {
+            return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
+        }
+        reply.json()
+    }
+
+    /// Every payment attempt on order `order_id` (`GET /v1/orders/{id}/payments`).
+    pub async fn order_payments(&self, order_id: &str) -> Result<Vec<PaymentEntity>, ProviderError> {
+        #[derive(Deserialize)]
+        struct Collection {
+            items: Vec<PaymentEntity>,
+        }
+        let reply = self.api.get(&format!("/v1/orders/{order_id}/payments")).await?;
+        if !reply.is_success() {
+            return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
+        }
+        Ok(reply.json::<Collection>()?.items)
+    }
+
+    /// Our notes on order `order_id` (the top-up it was created for), asked of Razorpay
+    /// (`GET /v1/orders/{id}`): `None` when Razorpay does not know the order or another
+    /// integration on the account made it.
+    pub async fn order_notes(&self, order_id: &str) -> Result<Option<OrderNotes>, ProviderError> {
+        #[derive(Deserialize)]
+        struct FetchedOrder {
+            notes: Option<OrderNotes>,
+        }
+        let reply = self.api.get(&format!("/v1/orders/{order_id}")).await?;
+        // Razorpay answers an unknown id with 400 BAD_REQUEST_ERROR.
+        if reply.status == 400 || reply.status == 404 {
+            return Ok(None);
+        }
+        if !reply.is_success() {
+            return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
+        }
+        // `notes` is `[]` on an order without notes: not one of ours.
+        Ok(serde_json::from_slice::<FetchedOrder>(&reply.body).ok().and_then(|o| o.notes))
+    }
+
     /// The checkout signature: HMAC-SHA256 of `order_id|payment_id` with the key secret,
     /// where the order id is the one we stored, never one the client sends.
     pub fn checkout_signature_valid(&self, stored_order_id: &str, payment_id: &str, signature_hex: &str) -> bool {
@@ -73,6 +122,13 @@ impl Razorpay {
     pub fn webhook_signature_valid(&self, raw_body: &[u8], signature_hex: &str) -> bool {
         signature::verify_hmac_sha256_hex(self.webhook_secret.as_bytes(), raw_body, signature_hex)
     }
+}
+
+/// The notes `create_order` puts on our orders.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderNotes {
+    pub top_up_id: String,
+    pub user_id: String,
 }
 
 /// A webhook event, as much of it as we act on.
@@ -94,14 +150,40 @@ pub struct Wrapped<T> {
     pub entity: T,
 }
 
-#[derive(Debug, Deserialize)]
+/// A payment, as a webhook carries it and as the Payments API answers.
+#[derive(Debug, Clone, Deserialize)]
 pub struct PaymentEntity {
     pub id: String,
     pub order_id: Option<String>,
     pub amount: u64,
     pub currency: String,
     pub status: String,
+    #[serde(default)]
     pub error_description: Option<String>,
+}
+
+/// What a payment means for a top-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentCheck {
+    /// Captured, for the top-up's order, amount and currency: the wallet may be credited.
+    Captured,
+    /// For the top-up, but not (or not yet) captured: `created`, `authorized`, `failed`, `refunded`.
+    NotCaptured,
+    /// For another order, amount or currency: never credits.
+    Mismatch,
+}
+
+impl PaymentEntity {
+    /// Whether this payment pays the top-up made as `order_id` for `amount` INR.
+    pub fn check(&self, order_id: &str, amount: Money) -> PaymentCheck {
+        if self.order_id.as_deref() != Some(order_id) || self.amount != amount.paise() || self.currency != "INR" {
+            PaymentCheck::Mismatch
+        } else if self.status == "captured" {
+            PaymentCheck::Captured
+        } else {
+            PaymentCheck::NotCaptured
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +236,30 @@ mod tests {
         assert!(c.webhook_signature_valid(br#"{"event":"payment.captured"}"#, WEBHOOK_SIG));
         assert!(!c.webhook_signature_valid(br#"{"event":"payment.captured" }"#, WEBHOOK_SIG));
         assert!(!c.webhook_signature_valid(br#"{"event":"payment.captured"}"#, CHECKOUT_SIG));
+    }
+
+    #[test]
+    fn only_a_captured_payment_for_the_order_amount_and_currency_pays() {
+        let payment = |order: &str, amount: u64, currency: &str, status: &str| PaymentEntity {
+            id: "pay_1".into(),
+            order_id: Some(order.into()),
+            amount,
+            currency: currency.into(),
+            status: status.into(),
+            error_description: None,
+        };
+        let amount: Money = "500".parse().unwrap();
+        assert_eq!(payment("order_1", 50_000, "INR", "captured").check("order_1", amount), PaymentCheck::Captured);
+        for status in ["created", "authorized", "failed", "refunded"] {
+            assert_eq!(payment("order_1", 50_000, "INR", status).check("order_1", amount), PaymentCheck::NotCaptured);
+        }
+        for other in [payment("order_2", 50_000, "INR", "captured"), payment("order_1", 49_999, "INR", "captured")] {
+            assert_eq!(other.check("order_1", amount), PaymentCheck::Mismatch);
+        }
+        assert_eq!(payment("order_1", 50_000, "USD", "captured").check("order_1", amount), PaymentCheck::Mismatch);
+        let mut no_order = payment("order_1", 50_000, "INR", "captured");
+        no_order.order_id = None;
+        assert_eq!(no_order.check("order_1", amount), PaymentCheck::Mismatch);
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! The Razorpay stand-in: the Orders API (`POST /v1/orders`, `GET /v1/orders/{id}`, Basic
-//! auth with the key id and secret, integer paise), and a "customer" who pays or fails an
-//! order: `POST /_local/orders/{id}/pay` (add `?webhooks=false` to only get the checkout
+//! The Razorpay stand-in: the Orders API (`POST /v1/orders`, `GET /v1/orders/{id}`,
+//! `GET /v1/orders/{id}/payments`), the Payments API (`GET /v1/payments/{id}`), Basic auth with
+//! the key id and secret, integer paise; and a "customer" who pays or fails an order. A payment
+//! is `captured` when its order was created with `payment_capture` (auto-capture), else only
+//! `authorized` (with no webhooks), as on an account that captures by hand.
+//! Local routes: `POST /_local/orders/{id}/pay` (add `?webhooks=false` to only get the checkout
 //! response) and `POST /_local/orders/{id}/fail`; `POST /_local/webhooks/replay` sends every
 //! webhook again with its event id, as Razorpay's retries do. Paying returns what the checkout SDK
 //! hands the app (`razorpay_order_id`, `razorpay_payment_id`, `razorpay_signature`) and
@@ -32,6 +35,20 @@ pub struct StubOrder {
     pub currency: String,
     pub receipt: Option<String>,
     pub notes: Value,
+    pub status: String,
+    pub created_at: i64,
+    /// Created with `payment_capture`: Razorpay captures its payments as soon as authorised.
+    pub auto_capture: bool,
+}
+
+/// A payment as Razorpay records it (tests may change it: [`RazorpayStub::update_payment`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct StubPayment {
+    pub id: String,
+    pub order_id: String,
+    pub amount: u64,
+    pub currency: String,
+    /// `authorized`, `captured` or `failed`.
     pub status: String,
     pub created_at: i64,
 }
@@ -74,6 +91,7 @@ struct Inner {
     webhook_secret: String,
     webhook_url: String,
     orders: Mutex<HashMap<String, StubOrder>>,
+    payments: Mutex<Vec<StubPayment>>,
     /// Every webhook delivered, for replays.
     sent: Mutex<Vec<Webhook>>,
     http: reqwest::Client,
@@ -93,6 +111,7 @@ impl RazorpayStub {
                 webhook_secret,
                 webhook_url: format!("{}/webhooks/razorpay", api_url.trim_end_matches('/')),
                 orders: Mutex::default(),
+                payments: Mutex::default(),
                 sent: Mutex::default(),
                 http: reqwest::Client::new(),
             }),
@@ -103,6 +122,8 @@ impl RazorpayStub {
         axum::Router::new()
             .route("/v1/orders", post(create_order))
             .route("/v1/orders/{id}", get(fetch_order))
+            .route("/v1/orders/{id}/payments", get(order_payments))
+            .route("/v1/payments/{id}", get(fetch_payment))
             .route("/_local/orders/{id}/pay", post(pay_order))
             .route("/_local/orders/{id}/fail", post(fail_order))
             .route("/_local/webhooks/replay", post(replay_webhooks))
@@ -115,6 +136,32 @@ impl RazorpayStub {
 
     pub fn order_count(&self) -> usize {
         self.inner.orders.lock().unwrap().len()
+    }
+
+    pub fn payment(&self, id: &str) -> Option<StubPayment> {
+        self.inner.payments.lock().unwrap().iter().find(|p| p.id == id).cloned()
+    }
+
+    /// Changes Razorpay's record of a payment (a capture, another amount...).
+    pub fn update_payment(&self, id: &str, change: impl FnOnce(&mut StubPayment)) {
+        let mut payments = self.inner.payments.lock().unwrap();
+        change(payments.iter_mut().find(|p| p.id == id).expect("a payment of this stub"));
+    }
+
+    /// Records a payment attempt on `order_id` with `status`; its id.
+    fn record_payment(&self, order_id: &str, status: &str) -> Result<String> {
+        let order = self.order(order_id).ok_or_else(|| anyhow!("no order {order_id}"))?;
+        let payment = StubPayment {
+            id: random_id("pay_"),
+            order_id: order.id,
+            amount: order.amount,
+            currency: order.currency,
+            status: status.into(),
+            created_at: chrono::Utc::now().timestamp(),
+        };
+        let id = payment.id.clone();
+        self.inner.payments.lock().unwrap().push(payment);
+        Ok(id)
     }
 
     /// The checkout signature Razorpay gives the app: HMAC-SHA256 of `order_id|payment_id`.
@@ -197,32 +244,43 @@ impl RazorpayStub {
         })
     }
 
-    /// The customer pays `order_id`: the checkout response, and (if `send_webhooks`) the
-    /// `payment.captured` and `order.paid` webhooks delivered.
+    /// The customer pays `order_id`: the checkout response, and (if `send_webhooks`, and the
+    /// order captures automatically) the `payment.captured` and `order.paid` webhooks delivered.
     pub async fn pay(&self, order_id: &str, send_webhooks: bool) -> Result<Paid> {
-        {
-            let mut orders = self.inner.orders.lock().unwrap();
-            let order = orders.get_mut(order_id).ok_or_else(|| anyhow!("no order {order_id}"))?;
-            order.status = "paid".into();
+        let auto_capture = self.order(order_id).ok_or_else(|| anyhow!("no order {order_id}"))?.auto_capture;
+        let payment_id = self.record_payment(order_id, if auto_capture { "captured" } else { "authorized" })?;
+        if auto_capture {
+            self.inner.orders.lock().unwrap().get_mut(order_id).expect("found above").status = "paid".into();
         }
-        let payment_id = random_id("pay_");
         let mut webhooks = Vec::new();
-        if send_webhooks {
+        if send_webhooks && auto_capture {
             for event in ["payment.captured", "order.paid"] {
                 webhooks.push(self.deliver(&self.webhook(event, order_id, &payment_id)?).await?);
             }
         }
-        Ok(Paid {
+        Ok(self.checkout_response(order_id, payment_id, webhooks))
+    }
+
+    /// The customer pays `order_id` but Razorpay has only authorised the payment so far
+    /// (auto-capture has not happened yet): the checkout response, no webhooks.
+    pub fn authorize(&self, order_id: &str) -> Result<Paid> {
+        let payment_id = self.record_payment(order_id, "authorized")?;
+        Ok(self.checkout_response(order_id, payment_id, Vec::new()))
+    }
+
+    fn checkout_response(&self, order_id: &str, payment_id: String, webhooks: Vec<Delivery>) -> Paid {
+        Paid {
             razorpay_order_id: order_id.to_owned(),
             razorpay_signature: self.checkout_signature(order_id, &payment_id),
             razorpay_payment_id: payment_id,
             webhooks,
-        })
+        }
     }
 
     /// A failed payment attempt on `order_id`, announced by a `payment.failed` webhook.
     pub async fn fail(&self, order_id: &str) -> Result<Delivery> {
-        let hook = self.webhook("payment.failed", order_id, &random_id("pay_"))?;
+        let payment_id = self.record_payment(order_id, "failed")?;
+        let hook = self.webhook("payment.failed", order_id, &payment_id)?;
         self.deliver(&hook).await
     }
 
@@ -274,6 +332,8 @@ async fn create_order(State(stub): State<RazorpayStub>, headers: HeaderMap, body
         notes: request.get("notes").cloned().unwrap_or(json!([])),
         status: "created".into(),
         created_at: chrono::Utc::now().timestamp(),
+        auto_capture: matches!(&request["payment_capture"], Value::Bool(true))
+            || request["payment_capture"].as_u64() == Some(1),
     };
     stub.inner.orders.lock().unwrap().insert(order.id.clone(), order.clone());
     Json(order_entity(&order)).into_response()
@@ -296,6 +356,38 @@ async fn fetch_order(State(stub): State<RazorpayStub>, headers: HeaderMap, Path(
         Some(o) => Json(order_entity(&o)).into_response(),
         None => razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "The id provided does not exist"),
     }
+}
+
+fn payment_entity(p: &StubPayment) -> Value {
+    json!({
+        "id": p.id, "entity": "payment", "amount": p.amount, "currency": p.currency, "status": p.status,
+        "order_id": p.order_id, "method": "upi", "captured": p.status == "captured", "amount_refunded": 0,
+        "error_code": if p.status == "failed" { json!("BAD_REQUEST_ERROR") } else { Value::Null },
+        "error_description": if p.status == "failed" { json!("Payment failed due to incorrect PIN") } else { Value::Null },
+        "created_at": p.created_at,
+    })
+}
+
+async fn fetch_payment(State(stub): State<RazorpayStub>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !stub.authorised(&headers) {
+        return razorpay_error(StatusCode::UNAUTHORIZED, "BAD_REQUEST_ERROR", "Authentication failed");
+    }
+    match stub.payment(&id) {
+        Some(p) => Json(payment_entity(&p)).into_response(),
+        None => razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "The id provided does not exist"),
+    }
+}
+
+async fn order_payments(State(stub): State<RazorpayStub>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !stub.authorised(&headers) {
+        return razorpay_error(StatusCode::UNAUTHORIZED, "BAD_REQUEST_ERROR", "Authentication failed");
+    }
+    if stub.order(&id).is_none() {
+        return razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "The id provided does not exist");
+    }
+    let items: Vec<Value> =
+        stub.inner.payments.lock().unwrap().iter().filter(|p| p.order_id == id).map(payment_entity).collect();
+    Json(json!({ "entity": "collection", "count": items.len(), "items": items })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -135,6 +135,9 @@ pub const INVOICE_SK: &str = "INVOICE";
 pub fn razorpay_order_gsi1pk(order_id: &str) -> String {
     format!("RZP_ORDER#{order_id}")
 }
+/// GSI2 partition of top-ups not yet credited (pending, or failed by an attempt), by creation
+/// time (`GSI2SK`), for the reconciliation; they leave it when credited or given up.
+pub const OPEN_TOPUPS_GSI2PK: &str = "TOPUP_OPEN";
 /// GSI1 partition of a financial year's invoices, sorted by number, for the accountants.
 pub fn invoices_gsi1pk(financial_year: &str) -> String {
     format!("INVOICES#{financial_year}")

@@ -16,7 +16,7 @@
 //! | KYC request | `KYCREQ#{digio id}` | `KYCREQ` | status; `GSI1PK = KYC_OPEN`, `GSI1SK = expiry` while open |
 //! | KYC audit entry | `KYCAUDIT#{sub}` | `{created_at}#{random}` | time-ordered per astrologer, redacted |
 //! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
-//! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP` |
+//! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP`; until credited or given up, GSI2 `TOPUP_OPEN` / created_at |
 //! | invoice | `TOPUP#{id}` | `INVOICE` | GSI1 `INVOICES#{fy}` / invoice number |
 //! | invoice sequence | `COUNTER#INVOICE#{fy}#{series}` | `COUNTER` | `seq`: last number of that series (0 to F) in the financial year |
 //! | promotion rule | `PROMO_RULES` | `RULE#{id}` | min, max, percent, first-recharge-only, active |
@@ -46,8 +46,9 @@
 //! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit, `KycStatusChanged`) |
 //! | KYC expiry sweep | 1 Query on GSI1 (`KYC_OPEN`, expiry <= now), then per request the webhook's transaction |
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query `PROMO_RULES`, TransactWriteItems (top-up + idempotency record) |
-//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit) |
+//! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit); Razorpay is asked between the two |
 //! | `POST /webhooks/razorpay` | Query GSI1 `RZP_ORDER#{id}`, BatchGetItem (+ event record), TransactWriteItems; `payment.failed`: Query + conditional UpdateItem |
+//! | top-up reconciliation (every 5 min) | 1 Query on GSI2 (`TOPUP_OPEN`, created_at <= now - 5 min), then per top-up the webhook's credit (BatchGetItem + TransactWriteItems) or 1 conditional UpdateItem (given up) |
 //! | `GET /wallet/top-ups/{id}` | 1 GetItem |
 //! | `GET /wallet` | 1 GetItem |
 //! | `GET /wallet/transactions` | 1 Query on `LEDGER#{sub}`, newest first, `Limit` + `ExclusiveStartKey` from the cursor |

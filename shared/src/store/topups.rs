@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::items::{self, Item, get_money, get_str, get_u64, opt_str};
 use super::keys::{
-    COUNTER_SK, GSI1, INVOICE_SK, TOPUP_SK, WALLET_SK, invoice_counter_pk, invoices_gsi1pk, razorpay_order_gsi1pk,
-    topup_pk, user_pk, webhook_event_pk,
+    COUNTER_SK, GSI1, GSI2, INVOICE_SK, OPEN_TOPUPS_GSI2PK, TOPUP_SK, WALLET_SK, invoice_counter_pk, invoices_gsi1pk,
+    razorpay_order_gsi1pk, topup_pk, user_pk, webhook_event_pk,
 };
 use super::wallet::{Account, read_wallet};
 use super::webhooks::seen_event_item;
@@ -31,6 +31,10 @@ fn topup_item(t: &TopUp) -> Item {
     item.insert("created_at".into(), items::time(t.created_at));
     item.insert("GSI1PK".into(), items::s(razorpay_order_gsi1pk(&t.razorpay_order_id)));
     item.insert("GSI1SK".into(), items::s(TOPUP_SK));
+    if t.status != Status::Completed {
+        item.insert("GSI2PK".into(), items::s(OPEN_TOPUPS_GSI2PK));
+        item.insert("GSI2SK".into(), items::time(t.created_at));
+    }
     item
 }
 
@@ -156,7 +160,7 @@ impl Store {
         let invoice_seq = found.get(&invoice_counter_pk(&fy, series)).map(|c| get_u64(c, "seq")).transpose()?;
         let event_seen = match source {
             Source::Webhook { event_id, .. } => found.contains_key(&webhook_event_pk("razorpay", event_id)),
-            Source::Confirm => false,
+            Source::Confirm | Source::Reconciliation => false,
         };
         Ok(Some(CreditState { topup, wallet, invoice_series: series, invoice_seq, financial_year: fy, event_seen }))
     }
@@ -183,7 +187,7 @@ impl Store {
             "SET #status = :completed, payment_id = :pay, bonus_credited = :bonus, credited_by = :by, \
              completed_at = :at, invoice_number = :inv, financial_year = :fy, supplier_gstin = :gstin, \
              sac_code = :sac, place_of_supply = :pos, taxable_value = :taxable, gst = :gst, cgst = :cgst, \
-             sgst = :sgst, igst = :igst, gst_rate_percent = :rate REMOVE failure_reason",
+             sgst = :sgst, igst = :igst, gst_rate_percent = :rate REMOVE failure_reason, GSI2PK, GSI2SK",
             "#status IN (:pending, :failed)",
             vec![
                 (":completed", items::s(Status::Completed.as_str())),
@@ -267,7 +271,39 @@ impl Store {
         }
     }
 
-    /// `payment.failed`: a pending top-up becomes failed; a completed one is left alone.
+    /// Top-ups still open (pending, or failed by an attempt) created at or before `cutoff`,
+    /// oldest first: one Query of GSI2 `TOPUP_OPEN` (all pages), for the reconciliation.
+    pub async fn open_topups_created_by(&self, cutoff: DateTime<Utc>) -> Result<Vec<TopUp>, StoreError> {
+        let open =
+            self.index_items_upto(GSI2, ("GSI2PK", OPEN_TOPUPS_GSI2PK), ("GSI2SK", items::time_text(cutoff))).await?;
+        open.iter().map(read_topup).collect()
+    }
+
+    /// The reconciliation gives up on a top-up nobody paid: `failed`, and out of the open
+    /// top-ups (a capture after this still credits it, through the webhook or the confirm).
+    /// `false`: it was completed meanwhile.
+    pub async fn close_unpaid_topup(
+        &self,
+        topup_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.update_if(
+            items::key(topup_pk(topup_id), TOPUP_SK),
+            "SET #status = :failed, failure_reason = :reason, failed_at = :at REMOVE GSI2PK, GSI2SK",
+            "#status IN (:pending, :failed)",
+            vec![
+                (":failed", items::s(Status::Failed.as_str())),
+                (":pending", items::s(Status::Pending.as_str())),
+                (":reason", items::s(reason.chars().take(200).collect::<String>())),
+                (":at", items::time(now)),
+            ],
+        )
+        .await
+    }
+
+    /// `payment.failed`: a pending top-up becomes failed; a completed one is left alone. It
+    /// stays open: the customer may pay the order on another attempt.
     pub async fn mark_topup_failed(
         &self,
         topup_id: &str,
