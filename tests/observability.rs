@@ -91,7 +91,7 @@ fn every_function_alarms_on_errors_and_throttles_and_keeps_logs_for_a_bounded_ti
         let Some((_, p)) = group else {
             panic!("{id}: no log group /aws/lambda/${{{id}}} (its implicit one keeps logs forever)")
         };
-        assert!(text(p.get("RetentionInDays")).len() > 0, "{id}: log group without RetentionInDays");
+        assert!(!text(p.get("RetentionInDays")).is_empty(), "{id}: log group without RetentionInDays");
     }
 }
 
