@@ -4,7 +4,8 @@
 //! What a crate can call is derived from its code: the DynamoDB store methods it calls
 //! (`store.<method>(`, directly or through `shared::closing` / `shared::idempotency`), each
 //! closed over the store's own calls down to the SDK operations and transaction items it
-//! builds (TransactWriteItems and TransactGetItems are authorised item by item); the SDK
+//! builds (TransactWriteItems and TransactGetItems are authorised item by item), each Query
+//! with its target (the table, or the index whose constant the code names); the SDK
 //! calls of other services it makes (`SDK_CALLS`); and `shared::secrets` (one
 //! `ssm:GetParameters`). Grants come from the function's `Policies` (both branches of an
 //! `!If`, SAM policy templates expanded) and any `AWS::IAM::Policy` attached to its role.
@@ -55,12 +56,19 @@ fn rust_fns(path: &Path) -> Vec<(String, String)> {
     let source = std::fs::read_to_string(path).unwrap();
     let source = source.split("#[cfg(test)]").next().unwrap();
     let start = Regex::new(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?(?:const\s+)?fn\s+(\w+)").unwrap();
+    // Another item (a const, a type, an impl) ends a function's body.
+    let item =
+        Regex::new(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const|static|struct|enum|impl|mod|use|type|trait)\b").unwrap();
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut in_fn = false;
     for line in source.lines() {
         if let Some(c) = start.captures(line) {
             out.push((c[1].to_owned(), String::new()));
+            in_fn = true;
+        } else if item.is_match(line) {
+            in_fn = false;
         }
-        if let Some((_, body)) = out.last_mut() {
+        if let (Some((_, body)), true) = (out.last_mut(), in_fn) {
             body.push_str(line);
             body.push('\n');
         }
@@ -81,9 +89,33 @@ fn rs_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Every store function, with the DynamoDB actions it (and the store functions it calls) needs.
-fn store_actions() -> HashMap<String, BTreeSet<String>> {
+/// The table's indexes (`IndexName`s of `AppTable`) by the store's constant naming each.
+fn index_constants(t: &Template) -> Vec<(String, String)> {
+    let indexes: Vec<String> = t.resources["AppTable"]
+        .properties
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.get("IndexName").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let keys = std::fs::read_to_string(infra::repo_root().join("shared/src/store/keys.rs")).unwrap();
+    // `pub const GSI1: &str = "GSI1";` and `pub const CATALOGUE_BY_PRICE: (&str, &str) = ("CatalogueByPrice", ...`
+    let constant = Regex::new(r#"pub const (\w+): (?:&str|\(&str, &str\)) = \(?"([^"]+)""#).unwrap();
+    constant
+        .captures_iter(&keys)
+        .map(|c| (c[1].to_owned(), c[2].to_owned()))
+        .filter(|(_, value)| indexes.contains(value))
+        .collect()
+}
+
+/// Every store function, with the DynamoDB actions it (and the store functions it calls)
+/// needs. A Query is also recorded with its target, `dynamodb:Query on table` or
+/// `dynamodb:Query on index/<name>`: an index is one whose constant the function (or a
+/// function it calls, methods or not) names, when it reaches an `.index_name(` query.
+fn store_actions(t: &Template) -> HashMap<String, BTreeSet<String>> {
     let root = infra::repo_root();
+    let index_constants = index_constants(t);
     let mut fns: HashMap<String, Vec<String>> = HashMap::new();
     for path in rs_files(&root.join("shared/src/store")) {
         for (name, body) in rust_fns(&path) {
@@ -93,30 +125,64 @@ fn store_actions() -> HashMap<String, BTreeSet<String>> {
     let leaves: Vec<(Regex, &str)> = DYNAMODB_CALLS.iter().map(|(re, a)| (Regex::new(re).unwrap(), *a)).collect();
     // Inside the store, calls to its own functions go through `self`, a `tx` or a chain.
     let call = Regex::new(r"(?:\bself|\btx|store|\))\s*\.\s*(\w+)\s*(?:::<[^>]*>)?\(").unwrap();
-    let direct: HashMap<&String, (BTreeSet<String>, BTreeSet<String>)> = fns
+    let plain_call = Regex::new(r"\b(\w+)\s*(?:::<[^>]*>)?\(").unwrap();
+    let word = |name: &str| Regex::new(&format!(r"\b{name}\b")).unwrap();
+    let index_words: Vec<(Regex, &String)> = index_constants.iter().map(|(c, index)| (word(c), index)).collect();
+    struct Direct {
+        actions: BTreeSet<String>,
+        callees: BTreeSet<String>,
+        /// Any call to another store function, method or not (where an index name may come from).
+        plain_callees: BTreeSet<String>,
+        indexes: BTreeSet<String>,
+        queries_an_index: bool,
+    }
+    let direct: HashMap<&String, Direct> = fns
         .iter()
         .map(|(name, bodies)| {
-            let mut actions = BTreeSet::new();
-            let mut callees = BTreeSet::new();
+            let mut d = Direct {
+                actions: BTreeSet::new(),
+                callees: BTreeSet::new(),
+                plain_callees: BTreeSet::new(),
+                indexes: BTreeSet::new(),
+                queries_an_index: false,
+            };
             for body in bodies {
-                actions.extend(leaves.iter().filter(|(re, _)| re.is_match(body)).map(|(_, a)| format!("dynamodb:{a}")));
-                callees.extend(
-                    call.captures_iter(body).map(|c| c[1].to_owned()).filter(|c| fns.contains_key(c) && c != name),
-                );
+                let code: String =
+                    body.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+                d.actions
+                    .extend(leaves.iter().filter(|(re, _)| re.is_match(&code)).map(|(_, a)| format!("dynamodb:{a}")));
+                if code.contains(".query()") {
+                    if code.contains(".index_name(") {
+                        d.queries_an_index = true;
+                    } else {
+                        d.actions.insert("dynamodb:Query on table".into());
+                    }
+                }
+                d.indexes.extend(index_words.iter().filter(|(re, _)| re.is_match(&code)).map(|(_, i)| (*i).clone()));
+                let known = |c: &String| fns.contains_key(c) && c != name;
+                d.callees.extend(call.captures_iter(&code).map(|c| c[1].to_owned()).filter(known));
+                d.plain_callees.extend(plain_call.captures_iter(&code).map(|c| c[1].to_owned()).filter(known));
             }
-            (name, (actions, callees))
+            (name, d)
         })
         .collect();
+    let closure = |start: &String, next: &dyn Fn(&Direct) -> &BTreeSet<String>| {
+        let (mut seen, mut todo) = (BTreeSet::new(), vec![start.clone()]);
+        while let Some(n) = todo.pop() {
+            if seen.insert(n.clone()) {
+                todo.extend(next(&direct[&n]).iter().cloned());
+            }
+        }
+        seen
+    };
     let mut out = HashMap::new();
     for name in fns.keys() {
-        let (mut seen, mut todo, mut actions) = (BTreeSet::new(), vec![name.clone()], BTreeSet::new());
-        while let Some(n) = todo.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            let (a, callees) = &direct[&n];
-            actions.extend(a.iter().cloned());
-            todo.extend(callees.iter().cloned());
+        let reached = closure(name, &|d| &d.callees);
+        let mut actions: BTreeSet<String> = reached.iter().flat_map(|n| direct[n].actions.iter().cloned()).collect();
+        if reached.iter().any(|n| direct[n].queries_an_index) {
+            let named = closure(name, &|d| &d.plain_callees);
+            actions
+                .extend(named.iter().flat_map(|n| &direct[n].indexes).map(|i| format!("dynamodb:Query on index/{i}")));
         }
         out.insert(name.clone(), actions);
     }
@@ -222,6 +288,16 @@ fn granted(t: &Template, function: &str) -> BTreeSet<String> {
         .flat_map(|s| strings(s.get("Action")))
         .filter_map(|a| a.as_str().map(str::to_owned))
         .collect();
+    // Where it may Query: the table (`!GetAtt AppTable.Arn`) or an index (`${AppTable.Arn}/index/X`).
+    let queries = |s: &&Value| strings(s.get("Action")).iter().any(|a| a.as_str() == Some("dynamodb:Query"));
+    for resource in statements.iter().filter(queries).flat_map(|s| strings(s.get("Resource"))) {
+        let (tag, target) = intrinsic(&resource).unwrap_or_default();
+        match target.split_once("/index/") {
+            Some((_, index)) => actions.insert(format!("dynamodb:Query on index/{index}")),
+            None if tag == "GetAtt" => actions.insert("dynamodb:Query on table".into()),
+            None => panic!("{function}: Query on {target}"),
+        };
+    }
     for name in templates {
         let (_, grants) = SAM_POLICY_TEMPLATES
             .iter()
@@ -235,7 +311,7 @@ fn granted(t: &Template, function: &str) -> BTreeSet<String> {
 #[test]
 fn each_function_is_granted_exactly_the_actions_its_code_calls() {
     let t = Template::load(&infra::repo_root().join("template.yaml")).unwrap();
-    let store = store_actions();
+    let store = store_actions(&t);
     let mut wrong = BTreeMap::new();
     for f in t.functions().unwrap() {
         let (granted, used) = (granted(&t, &f.logical_id), crate_actions(&f.binary, &store));
