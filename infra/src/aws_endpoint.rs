@@ -267,6 +267,7 @@ pub async fn serve(
         Some("DynamoDBStreams_20120810") => "dynamodbstreams",
         Some("AWSCognitoIdentityProviderService") => "cognito-idp",
         Some("AmazonSQS") => "sqs",
+        Some("AmazonSSM") => "ssm",
         _ => service_of(&headers),
     };
     if let Some(op) = operation_of(&headers, &body) {

@@ -153,6 +153,7 @@ impl LocalStack {
             stubs::start(&api_url, &mut opts.parameters, &opts.digio_addr, &opts.razorpay_addr).await?;
         let moto_sdk = local_sdk_config(&opts.moto_endpoint).await;
         let provisioned = provision::provision(&moto_sdk, &template, &opts.prefix).await?;
+        store_secrets(&moto_sdk, &stubs.secrets, &mut opts).await?;
 
         let outbox = Arc::new(Outbox::default());
         let cognito = Arc::new(aws_endpoint::LocalCognito::new(opts.moto_endpoint.clone(), &moto_sdk, outbox.clone()));
@@ -180,8 +181,9 @@ impl LocalStack {
             };
             let env = template::resolve_env(&def.env, &lookup)
                 .with_context(|| format!("environment of {}", def.logical_id))?;
-            let handler =
-                functions::build(&def.binary, &sdk, &env).with_context(|| format!("function {}", def.logical_id))?;
+            let handler = functions::build(&def.binary, &sdk, &env)
+                .await
+                .with_context(|| format!("function {}", def.logical_id))?;
             envs.insert(def.binary.clone(), env);
             functions.push((def, handler));
         }
@@ -343,6 +345,26 @@ impl LocalStack {
     pub fn handler(&self, binary: &str) -> Option<&Handler> {
         self.functions.iter().find(|(d, _)| d.binary == binary).map(|(_, h)| h)
     }
+}
+
+/// The stand-ins' secrets as a deployer stores them: SecureString parameters, named by the
+/// template parameters the functions' `*_PARAMETER` variables come from (under the stack's
+/// prefix, as stacks share one moto), unless the caller named them already.
+async fn store_secrets(moto: &SdkConfig, secrets: &[(String, String)], opts: &mut Options) -> Result<()> {
+    let ssm = aws_sdk_ssm::Client::new(moto);
+    for (parameter, value) in secrets {
+        let name =
+            opts.parameters.entry(parameter.clone()).or_insert_with(|| format!("/{}/{parameter}", opts.prefix)).clone();
+        ssm.put_parameter()
+            .name(&name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .with_context(|| format!("storing the secret {name}"))?;
+    }
+    Ok(())
 }
 
 /// Plays EventBridge: invokes a scheduled function every `every`, with a scheduled event.

@@ -30,6 +30,8 @@ pub mod outbound;
 pub mod phone;
 pub mod promotion;
 pub mod review;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod signature;
 pub mod staff;
 mod status;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route};
 use shared::kyc::{self, RequestStatus};
+use shared::secrets::Secrets;
 use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
 use shared::{ApiError, signature};
 
@@ -23,9 +24,17 @@ pub struct App {
     pub webhook_secret: String,
 }
 
+/// The variables naming this function's SecureString parameters (see `shared::secrets`).
+pub const SECRETS: &[&str] = &["DIGIO_WEBHOOK_SECRET_PARAMETER"];
+
 impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { store: Store::from_env(sdk, vars)?, webhook_secret: config::required(vars, "DIGIO_WEBHOOK_SECRET")? })
+    /// Cold start: the variables, and the secret in one SSM call.
+    pub async fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        let secrets = Secrets::load(sdk, vars, SECRETS).await?;
+        Ok(Self {
+            store: Store::from_env(sdk, vars)?,
+            webhook_secret: secrets.required("DIGIO_WEBHOOK_SECRET_PARAMETER")?,
+        })
     }
 }
 

@@ -15,6 +15,7 @@ use serde::Serialize;
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::kyc::{self, MAX_ATTEMPTS, StartDecision};
+use shared::secrets::Secrets;
 use shared::store::{AstrologerKyc, KycAuditEntry, StartedRequest, Store};
 use shared::{ApiError, KycStatus, UserType};
 
@@ -26,14 +27,19 @@ pub struct App {
     pub digio: Digio,
 }
 
+/// The variables naming this function's SecureString parameters (see `shared::secrets`).
+pub const SECRETS: &[&str] = &["DIGIO_CLIENT_SECRET_PARAMETER"];
+
 impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+    /// Cold start: the variables, and the secrets in one SSM call.
+    pub async fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        let secrets = Secrets::load(sdk, vars, SECRETS).await?;
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
             digio: Digio::new(
                 &config::required(vars, "DIGIO_BASE_URL")?,
                 &config::required(vars, "DIGIO_CLIENT_ID")?,
-                &config::required(vars, "DIGIO_CLIENT_SECRET")?,
+                &secrets.required("DIGIO_CLIENT_SECRET_PARAMETER")?,
                 config::required(vars, "DIGIO_TEMPLATE_NAME")?,
             ),
         })

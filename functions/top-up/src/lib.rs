@@ -32,6 +32,7 @@ use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::{IdempotencyKey, StoredResponse};
 use shared::invoice::{Gstin, valid_invoice_prefix};
+use shared::secrets::Secrets;
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
 use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_credit};
@@ -58,8 +59,13 @@ pub struct App {
     pub sac_code: String,
 }
 
+/// The variables naming this function's SecureString parameters (see `shared::secrets`).
+pub const SECRETS: &[&str] = &["RAZORPAY_KEY_SECRET_PARAMETER", "RAZORPAY_WEBHOOK_SECRET_PARAMETER"];
+
 impl App {
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+    /// Cold start: the variables, and the secrets in one SSM call.
+    pub async fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        let secrets = Secrets::load(sdk, vars, SECRETS).await?;
         let decimal = |name: &'static str, default: &str| {
             Decimal::from_str(&config::optional(vars, name, default))
                 .map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })
@@ -97,8 +103,8 @@ impl App {
             razorpay: Razorpay::new(
                 &config::optional(vars, "RAZORPAY_BASE_URL", "https://api.razorpay.com"),
                 config::required(vars, "RAZORPAY_KEY_ID")?,
-                config::required(vars, "RAZORPAY_KEY_SECRET")?,
-                config::required(vars, "RAZORPAY_WEBHOOK_SECRET")?,
+                secrets.required("RAZORPAY_KEY_SECRET_PARAMETER")?,
+                secrets.required("RAZORPAY_WEBHOOK_SECRET_PARAMETER")?,
             ),
             gst_rate_percent,
             min_amount,

@@ -22,6 +22,9 @@ pub struct Stubs {
     pub razorpay: razorpay::RazorpayStub,
     /// Where the Razorpay stand-in listens.
     pub razorpay_url: String,
+    /// The secrets the functions share with the stand-ins, by the template parameter that
+    /// names each one's SSM parameter (the local stack stores them there).
+    pub secrets: Vec<(String, String)>,
 }
 
 async fn listen(addr: &str) -> Result<(TcpListener, String)> {
@@ -34,13 +37,19 @@ fn param(parameters: &mut HashMap<String, String>, name: &str, value: impl Into<
     parameters.entry(name.to_owned()).or_insert_with(|| value.into()).clone()
 }
 
+fn secret(secrets: &mut Vec<(String, String)>, parameter: &str, value: &str) -> String {
+    secrets.push((parameter.to_owned(), value.to_owned()));
+    value.to_owned()
+}
+
 fn serve(listener: TcpListener, router: Router) -> JoinHandle<()> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     })
 }
 
-/// Starts every stand-in; `parameters` receives their URLs and the local secrets. The
+/// Starts every stand-in; `parameters` receives their URLs and ids, [`Stubs::secrets`] the
+/// local secrets. The
 /// Digio and Razorpay stand-ins listen on `digio_addr` and `razorpay_addr` (port 0: any free port).
 pub async fn start(
     api_url: &str,
@@ -48,14 +57,15 @@ pub async fn start(
     digio_addr: &str,
     razorpay_addr: &str,
 ) -> Result<(Stubs, Vec<JoinHandle<()>>)> {
+    let mut secrets = Vec::new();
     let (listener, url) = listen(digio_addr).await?;
     param(parameters, "DigioBaseUrl", url.clone());
     let digio = Arc::new(digio::DigioStub::new(
         url,
         api_url,
         param(parameters, "DigioClientId", "local-digio-client"),
-        param(parameters, "DigioClientSecret", "local-digio-secret"),
-        param(parameters, "DigioWebhookSecret", "local-digio-webhook-secret"),
+        secret(&mut secrets, "DigioClientSecretParameter", "local-digio-secret"),
+        secret(&mut secrets, "DigioWebhookSecretParameter", "local-digio-webhook-secret"),
     ));
     let router = Router::new()
         .route("/client/kyc/v2/request/with_template", post(digio::create_request))
@@ -68,9 +78,9 @@ pub async fn start(
     let razorpay = razorpay::RazorpayStub::new(
         api_url,
         param(parameters, "RazorpayKeyId", razorpay::KEY_ID),
-        param(parameters, "RazorpayKeySecret", razorpay::KEY_SECRET),
-        param(parameters, "RazorpayWebhookSecret", razorpay::WEBHOOK_SECRET),
+        secret(&mut secrets, "RazorpayKeySecretParameter", razorpay::KEY_SECRET),
+        secret(&mut secrets, "RazorpayWebhookSecretParameter", razorpay::WEBHOOK_SECRET),
     );
     tasks.push(serve(listener, razorpay.router()));
-    Ok((Stubs { digio, razorpay, razorpay_url }, tasks))
+    Ok((Stubs { digio, razorpay, razorpay_url, secrets }, tasks))
 }
