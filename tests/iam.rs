@@ -193,11 +193,20 @@ fn store_actions(t: &Template) -> HashMap<String, BTreeSet<String>> {
 fn crate_actions(binary: &str, store: &HashMap<String, BTreeSet<String>>) -> BTreeSet<String> {
     let root = infra::repo_root();
     let store_call = Regex::new(r"(?:store|\btx)\s*\.\s*(\w+)\s*(?:::<[^>]*>)?\(").unwrap();
-    let any_call = Regex::new(r"\b(\w+)\s*(?:::<[^>]*>)?\(").unwrap();
-    let sdk_call = Regex::new(r"\.\s*(\w+)\(\)").unwrap();
-    // The shared helpers that can reach the store, by function name.
-    let helpers: HashMap<String, String> =
+    // A call, or a definition (group 1 set), which is not one: `handle` defined here must not
+    // pull in the `handle` of a linked crate.
+    let any_call = Regex::new(r"(\bfn\s+)?\b(\w+)\s*(?:::<[^>]*>)?\(").unwrap();
+    let calls = |body: &str| -> Vec<String> {
+        any_call.captures_iter(body).filter(|c| c.get(1).is_none()).map(|c| c[2].to_owned()).collect()
+    };
+    // The shared helpers that can reach the store, by function name, and the functions of
+    // any function crate this one links (the reconciliation runs top-up's credit path).
+    let mut helpers: HashMap<String, String> =
         ["closing.rs", "idempotency.rs"].iter().flat_map(|f| rust_fns(&root.join("shared/src").join(f))).collect();
+    for linked in linked_function_crates(binary) {
+        let files = rs_files(&root.join("functions").join(linked).join("src"));
+        helpers.extend(files.iter().filter(|p| !p.ends_with("openapi.rs")).flat_map(|p| rust_fns(p)));
+    }
     let add_store_calls = |body: &str, actions: &mut BTreeSet<String>| {
         for c in store_call.captures_iter(body) {
             actions.extend(store.get(&c[1]).into_iter().flatten().cloned());
@@ -209,11 +218,16 @@ fn crate_actions(binary: &str, store: &HashMap<String, BTreeSet<String>>) -> BTr
         while let Some(n) = todo.pop() {
             let Some(body) = helpers.get(&n).filter(|_| seen.insert(n.clone())) else { continue };
             add_store_calls(body, actions);
-            todo.extend(any_call.captures_iter(body).map(|c| c[1].to_owned()));
+            add_other_calls(body, actions);
+            todo.extend(calls(body));
         }
     };
+    // Its own functions are scanned as its source, never looked up in a linked crate (its
+    // main.rs calls its own `handle`, not top-up's).
+    let own_files = rs_files(&root.join("functions").join(binary).join("src"));
+    let own: BTreeSet<String> = own_files.iter().flat_map(|p| rust_fns(p)).map(|(name, _)| name).collect();
     let mut actions = BTreeSet::new();
-    for path in rs_files(&root.join("functions").join(binary).join("src")) {
+    for path in own_files {
         // The API contract (openapi.rs) is never in the Lambda binary.
         if path.file_name().is_some_and(|f| f == "openapi.rs") {
             continue;
@@ -221,17 +235,38 @@ fn crate_actions(binary: &str, store: &HashMap<String, BTreeSet<String>>) -> BTr
         let source = std::fs::read_to_string(&path).unwrap();
         let source = source.split("#[cfg(test)]").next().unwrap();
         add_store_calls(source, &mut actions);
-        for c in any_call.captures_iter(source) {
-            helper_actions(&c[1], &mut actions);
+        for name in calls(source).into_iter().filter(|n| !own.contains(n)) {
+            helper_actions(&name, &mut actions);
         }
-        for c in sdk_call.captures_iter(source) {
-            actions.extend(SDK_CALLS.iter().filter(|(op, _)| *op == &c[1]).map(|(_, a)| (*a).to_owned()));
-        }
-        if source.contains("Secrets::load(") {
-            actions.insert("ssm:GetParameters".into());
-        }
+        add_other_calls(source, &mut actions);
     }
     actions
+}
+
+/// Calls to AWS other than through the store: SDK operations and the secrets' one read.
+fn add_other_calls(source: &str, actions: &mut BTreeSet<String>) {
+    let sdk_call = Regex::new(r"\.\s*(\w+)\(\)").unwrap();
+    for c in sdk_call.captures_iter(source) {
+        actions.extend(SDK_CALLS.iter().filter(|(op, _)| *op == &c[1]).map(|(_, a)| (*a).to_owned()));
+    }
+    if source.contains("Secrets::load(") {
+        actions.insert("ssm:GetParameters".into());
+    }
+}
+
+/// The function crates (directories under `functions/`) that `binary`'s Cargo.toml links.
+fn linked_function_crates(binary: &str) -> Vec<String> {
+    let root = infra::repo_root().join("functions");
+    let manifest = std::fs::read_to_string(root.join(binary).join("Cargo.toml")).unwrap();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let linked = manifest.lines().any(|l| l.starts_with(&format!("{name}.")) || l.starts_with(&format!("{name} ")));
+        if name != binary && linked {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// Every statement a function's role gets from the template: its `Policies` (both branches
