@@ -359,6 +359,13 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
     Err(ApiError::unavailable("busy", "the wallet is busy; try again"))
 }
 
+/// A payment Razorpay reports for another order, amount or currency than the top-up's: never
+/// credited, and an alarm (the template's metric filter matches this exact message).
+fn log_amount_differs(topup: &TopUp, payment: &razorpay::PaymentEntity, via: &str) {
+    let (paid, currency) = (payment.amount, payment.currency.as_str());
+    tracing::error!(top_up_id = %topup.id, paid, currency, via, "payment amount differs from the order; not credited");
+}
+
 /// The checkout signature proves the checkout finished, not that money moved: only
 /// Razorpay's own record of a captured payment for this order, amount and currency credits.
 async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<(), ApiError> {
@@ -376,8 +383,7 @@ async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<
             ))
         }
         PaymentCheck::Mismatch => {
-            tracing::error!(top_up_id = %topup.id, paid = payment.amount, currency = %payment.currency,
-                "confirm of a payment for another order, amount or currency; not credited");
+            log_amount_differs(topup, &payment, "confirm");
             Err(ApiError::conflict(
                 "payment_mismatch",
                 "Razorpay's record of this payment is not for this top-up's order, amount and currency",
@@ -521,10 +527,16 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
     let Some(topup) = topup_of_order(app, order_id).await? else {
         return Ok(WebhookOutcome::Ignored);
     };
-    if payment.check(order_id, topup.amount) != PaymentCheck::Captured {
-        tracing::error!(top_up_id = %topup.id, paid = payment.amount, status = %payment.status,
-            "payment not captured, or not for the order's amount in INR; not credited");
-        return Ok(WebhookOutcome::Ignored);
+    match payment.check(order_id, topup.amount) {
+        PaymentCheck::Captured => {}
+        PaymentCheck::NotCaptured => {
+            tracing::warn!(top_up_id = %topup.id, status = %payment.status, "webhook for a payment not captured");
+            return Ok(WebhookOutcome::Ignored);
+        }
+        PaymentCheck::Mismatch => {
+            log_amount_differs(&topup, payment, "webhook");
+            return Ok(WebhookOutcome::Ignored);
+        }
     }
     let source = Source::Webhook { event: event.event.clone(), event_id: event_id.to_owned() };
     Ok(match credit::credit_captured(app, &topup, &payment.id, &source).await? {
