@@ -6,29 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use infra::template::Template;
-use shared::http::{Access, Route};
+use shared::http::Access;
 
-/// A table as (route key, access), whatever the function's `Op` type.
-fn table<H>(routes: &[Route<H>]) -> Vec<(&'static str, Access)> {
-    routes.iter().map(|r| (r.key, r.access)).collect()
-}
-
-/// Every HTTP function's table, by binary name.
-fn tables() -> BTreeMap<&'static str, Vec<(&'static str, Access)>> {
-    BTreeMap::from([
-        ("otp-signup", table(otp_signup::ROUTES)),
-        ("profile", table(profile::ROUTES)),
-        ("kyc-initiate", table(kyc_initiate::ROUTES)),
-        ("digio-webhook", table(digio_webhook::ROUTES)),
-        ("top-up", table(top_up::ROUTES)),
-        ("astrologer-profile", table(astrologer_profile::ROUTES)),
-        ("catalogue", table(catalogue::ROUTES)),
-        ("book", table(book::ROUTES)),
-        ("operations", table(operations::ROUTES)),
-        ("inbox", table(inbox::ROUTES)),
-        ("review", table(review::ROUTES)),
-    ])
-}
+#[path = "common/route_tables.rs"]
+mod route_tables;
+use route_tables::{route_tables as tables, table};
 
 /// What is wrong between the template's routes and the tables (empty: nothing).
 fn mismatches(template: &Template, tables: &BTreeMap<&'static str, Vec<(&'static str, Access)>>) -> Vec<String> {

@@ -160,5 +160,5 @@ fn an_undocumented_error_is_caught() {
         route.operation.errors.retain(|e| e.code != "missing_signature");
     }
     let doc = api_contract::document_of(&[dropped.clone()]);
-    assert_eq!(missing(&doc, &dropped, &src), vec!["top-up: 400 missing_signature is not in the document"]);
+    assert_eq!(missing(&doc, &dropped, &src), vec!["top-up: 401 missing_signature is not in the document"]);
 }

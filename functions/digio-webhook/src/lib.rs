@@ -12,6 +12,7 @@ use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route};
 use shared::kyc::{self, RequestStatus};
 use shared::secrets::Secrets;
+use shared::store::keys::bounded_id;
 use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
 use shared::{ApiError, signature};
 
@@ -144,12 +145,23 @@ enum DigioOutcome {
 }
 
 async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<DigioOutcome, ApiError> {
-    let event_id =
-        event.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| hex::encode(Sha256::digest(body)));
+    // Ids go into keys: an event id that could not be one (DynamoDB refuses a key over 2 KB,
+    // and Digio would retry the 500 for a day) is de-duplicated by its hash instead, and a
+    // request id that long is no request of ours.
+    let event_id = match event.get("id").and_then(Value::as_str) {
+        Some(id) if bounded_id(id) => id.to_owned(),
+        Some(id) => hex::encode(Sha256::digest(id.as_bytes())),
+        None => hex::encode(Sha256::digest(body)),
+    };
     let name = event.get("event").and_then(Value::as_str).unwrap_or_default();
     let kyc_request = event.pointer("/payload/kyc_request").cloned().unwrap_or(Value::Null);
-    let request_id =
-        kyc_request.get("id").or_else(|| event.get("entity_id")).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let request_id = kyc_request
+        .get("id")
+        .or_else(|| event.get("entity_id"))
+        .and_then(Value::as_str)
+        .filter(|id| bounded_id(id))
+        .unwrap_or_default()
+        .to_owned();
     let reported = kyc::status_for_event(name);
     let now = Utc::now();
 

@@ -467,8 +467,9 @@ async fn wallet(app: &App, caller: Caller) -> Result<Response, ApiError> {
 
 async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let raw = http::raw_body(req)?;
+    // Unsigned is unauthenticated, like a wrong signature (and as the Digio webhook answers).
     let Some(signature) = http::header(req, "x-razorpay-signature") else {
-        return Err(ApiError::bad_request("missing_signature", "X-Razorpay-Signature is required"));
+        return Err(ApiError::unauthorized("missing_signature", "X-Razorpay-Signature is required"));
     };
     if !app.razorpay.webhook_signature_valid(&raw, signature) {
         tracing::warn!("razorpay webhook signature mismatch");
@@ -583,6 +584,9 @@ async fn webhook_failed(app: &App, event: &razorpay::WebhookEvent) -> Result<Web
     let (Some(order_id), Some(payment)) = (event.order_id(), event.payment()) else {
         return Ok(WebhookOutcome::Ignored);
     };
+    if !shared::store::keys::bounded_id(order_id) {
+        return Ok(WebhookOutcome::Ignored);
+    }
     let Some(topup) = app.store.topup_by_order(order_id).await? else {
         return Ok(WebhookOutcome::Ignored);
     };

@@ -113,7 +113,7 @@ pub fn openapi() -> FunctionDoc {
             responses: vec![success(200, "Handled", schema::<WebhookAck>)],
             errors: [
                 vec![
-                    error(400, "missing_signature", "`X-Razorpay-Signature` is missing"),
+                    error(401, "missing_signature", "`X-Razorpay-Signature` is missing"),
                     error(401, "invalid_signature", "`X-Razorpay-Signature` does not match the body"),
                     error(400, "invalid_body", "the (correctly signed) body is not a Razorpay event"),
                     error(

@@ -137,6 +137,26 @@ impl StoreError {
     }
 }
 
+/// DynamoDB refuses a partition key longer than 2,048 bytes and a sort key longer than 1,024,
+/// in the table and in its indexes; moto does not. The store refuses them the same way before
+/// sending, so a test against moto sees the 500 production would: every identifier from
+/// outside must be bounded before it reaches a key.
+fn check_key_sizes(item: &items::Item) -> Result<(), StoreError> {
+    for (name, value) in item {
+        let limit = match name.as_str() {
+            "PK" | "GSI1PK" | "GSI2PK" | "GSI3PK" => 2048,
+            "SK" | "GSI1SK" | "GSI2SK" | "GSI3SK" => 1024,
+            _ => continue,
+        };
+        if let Ok(text) = value.as_s() {
+            if text.len() > limit {
+                return Err(StoreError::Other(format!("size of {name} exceeds DynamoDB's {limit} bytes")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The table and the client for it; built once per cold start.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -164,6 +184,7 @@ impl Store {
 
     /// One strongly consistent GetItem.
     async fn get(&self, key: items::Item) -> Result<Option<items::Item>, StoreError> {
+        check_key_sizes(&key)?;
         let output = self
             .client
             .get_item()
@@ -191,6 +212,7 @@ impl Store {
 
     /// One consistent `BatchGetItem` of `keys`; the items found, in no particular order.
     async fn batch_get_all(&self, keys: Vec<items::Item>) -> Result<Vec<items::Item>, StoreError> {
+        keys.iter().try_for_each(check_key_sizes)?;
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)

@@ -195,6 +195,15 @@ impl Store {
         if tx.is_empty() {
             return Ok(());
         }
+        for write in &tx.writes {
+            let keys = [
+                write.put().map(|p| p.item()),
+                write.update().map(|u| u.key()),
+                write.condition_check().map(|c| c.key()),
+                write.delete().map(|d| d.key()),
+            ];
+            keys.into_iter().flatten().try_for_each(super::check_key_sizes)?;
+        }
         match self.client.transact_write_items().set_transact_items(Some(tx.writes)).send().await {
             Ok(_) => Ok(()),
             Err(err) => match cancelled(&err, &tx.labels) {
