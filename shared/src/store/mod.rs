@@ -148,10 +148,10 @@ fn check_key_sizes(item: &items::Item) -> Result<(), StoreError> {
             "SK" | "GSI1SK" | "GSI2SK" | "GSI3SK" => 1024,
             _ => continue,
         };
-        if let Ok(text) = value.as_s() {
-            if text.len() > limit {
-                return Err(StoreError::Other(format!("size of {name} exceeds DynamoDB's {limit} bytes")));
-            }
+        if let Ok(text) = value.as_s()
+            && text.len() > limit
+        {
+            return Err(StoreError::Other(format!("size of {name} exceeds DynamoDB's {limit} bytes")));
         }
     }
     Ok(())
