@@ -570,7 +570,9 @@ async fn promotion_rules_at_their_edges() {
     assert_eq!(quote("10000.01").await, (d("2500"), Some("big".into())));
 
     // The welcome rule is for the first recharge only: once one is credited, it is gone,
-    // and a second first-recharge quote paid afterwards gets no bonus.
+    // and a second first-recharge quote paid afterwards gets the best rule that still holds
+    // for it (10% on 100 to 499.99), not nothing.
+    seed_rule(&stack, "small", "100", Some("499.99"), 10, false).await;
     let first = new_topup(&api, &token, "200").await;
     let second = new_topup(&api, &token, "200").await;
     assert_eq!(dec(&second["bonus"]), d("100"));
@@ -578,9 +580,12 @@ async fn promotion_rules_at_their_edges() {
         stack.stubs.razorpay.pay(t["checkout"]["order_id"].as_str().unwrap(), true).await.unwrap();
     }
     let w = wallet(&api, &token).await;
-    assert_eq!([&w["real_cash"], &w["bonus_cash"]].map(dec), [d("400"), d("100")]);
-    assert_eq!(quote("200").await, (Decimal::ZERO, None));
-    assert_eq!(assert_ledger_balances(&stack).await, 3);
+    assert_eq!([&w["real_cash"], &w["bonus_cash"]].map(dec), [d("400"), d("120")]);
+    let (_, credited) =
+        api.get(&format!("/wallet/top-ups/{}", second["top_up_id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(credited["bonus"], "20.00", "{credited}");
+    assert_eq!(quote("200").await, (d("20"), Some("small".into())));
+    assert_eq!(assert_ledger_balances(&stack).await, 4);
 }
 
 #[tokio::test]

@@ -27,6 +27,11 @@ pub struct TopUp {
     pub bonus: Money,
     pub rule_id: Option<String>,
     pub first_recharge_only: bool,
+    /// For a first-recharge-only bonus: the best rule that held for a later recharge when
+    /// the top-up was created, and its bonus, applied instead if another recharge is
+    /// credited first.
+    pub fallback_rule_id: Option<String>,
+    pub fallback_bonus: Money,
     pub razorpay_order_id: String,
     pub status: Status,
     pub created_at: DateTime<Utc>,
@@ -137,8 +142,9 @@ pub fn plan_credit(
 ) -> Result<CreditPlan, WalletError> {
     let CreditState { topup, wallet, invoice_series, invoice_seq: invoice_seq_read, financial_year, .. } = state;
     let (invoice_series, invoice_seq_read) = (*invoice_series, *invoice_seq_read);
-    // A first-recharge-only bonus is void if another recharge got in first.
-    let bonus = if topup.first_recharge_only && wallet.recharge_count > 0 { Money::ZERO } else { topup.bonus };
+    // A first-recharge-only bonus is void if another recharge got in first: the best rule
+    // that still held for this recharge applies instead.
+    let bonus = if topup.first_recharge_only && wallet.recharge_count > 0 { topup.fallback_bonus } else { topup.bonus };
     let invoice_seq = invoice_seq_read.unwrap_or(0) + 1;
     // A series past 999,999 this year: refuse rather than issue a number GST does not allow.
     let number = invoice_number(settings.invoice_prefix, financial_year, invoice_series, invoice_seq)
@@ -201,6 +207,8 @@ mod tests {
             bonus: "100".parse().unwrap(),
             rule_id: Some("r".into()),
             first_recharge_only: first_only,
+            fallback_rule_id: Some("any".into()),
+            fallback_bonus: "25".parse().unwrap(),
             razorpay_order_id: "order_1".into(),
             status: Status::Pending,
             created_at: Utc::now(),
@@ -243,12 +251,13 @@ mod tests {
         assert_eq!(plan.posting.entries.len(), 2);
         assert_eq!(plan.event.id, "wallet-credited-tu_1");
 
-        // Another recharge was credited first: the first-recharge-only bonus is void.
+        // Another recharge was credited first: the first-recharge-only bonus is void, and the
+        // best rule that still held applies.
         let mut w = Wallet::empty();
         w.recharge_count = 1;
         let plan = plan_credit(&state(w, None), "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
-        assert_eq!(plan.topup.credit.unwrap().bonus_credited, Money::ZERO);
-        assert_eq!(plan.posting.entries.len(), 1);
+        assert_eq!(plan.topup.credit.unwrap().bonus_credited, "25".parse().unwrap());
+        assert_eq!(plan.posting.entries.len(), 2);
         assert_eq!(plan.invoice_seq, 1);
     }
 }

@@ -236,6 +236,11 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
     let rules = app.store.promotion_rules().await?;
     let rule = shared::promotion::best_rule(&rules, amount, wallet.recharge_count);
     let bonus = rule.map_or(Money::ZERO, |r| r.bonus_for(amount));
+    // Should another recharge be credited first, a first-recharge-only rule no longer holds:
+    // the best rule for a later recharge is quoted now, so the credit needs no rules read.
+    let fallback = rule
+        .filter(|r| r.first_recharge_only)
+        .and_then(|_| shared::promotion::best_rule(&rules, amount, wallet.recharge_count.max(1)));
 
     let id = format!("tu_{}", uuid::Uuid::new_v4().simple());
     let notes = json!({ "top_up_id": id, "user_id": caller.user_id.as_str() });
@@ -249,6 +254,8 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
         bonus,
         rule_id: rule.map(|r| r.id.clone()),
         first_recharge_only: rule.is_some_and(|r| r.first_recharge_only),
+        fallback_rule_id: fallback.map(|r| r.id.clone()),
+        fallback_bonus: fallback.map_or(Money::ZERO, |r| r.bonus_for(amount)),
         razorpay_order_id: order.id.clone(),
         status: Status::Pending,
         created_at: now,

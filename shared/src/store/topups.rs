@@ -12,6 +12,7 @@ use super::wallet::{Account, read_wallet};
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, Tx, TxError};
 use crate::invoice::{Gstin, INVOICE_SERIES, TaxLines, financial_year};
+use crate::money::Money;
 use crate::topup::{CreditPlan, CreditRecord, CreditState, InvoiceView, Source, Status, TopUp};
 use crate::user::UserId;
 
@@ -26,6 +27,10 @@ fn topup_item(t: &TopUp) -> Item {
         item.insert("rule_id".into(), items::s(rule));
     }
     item.insert("first_recharge_only".into(), AttributeValue::Bool(t.first_recharge_only));
+    if let Some(rule) = &t.fallback_rule_id {
+        item.insert("fallback_rule_id".into(), items::s(rule));
+    }
+    item.insert("fallback_bonus".into(), items::money(t.fallback_bonus));
     item.insert("razorpay_order_id".into(), items::s(&t.razorpay_order_id));
     item.insert("status".into(), items::s(t.status.as_str()));
     item.insert("created_at".into(), items::time(t.created_at));
@@ -80,6 +85,9 @@ fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
         bonus: get_money(item, "bonus")?,
         rule_id: opt_str(item, "rule_id").map(str::to_owned),
         first_recharge_only: item.get("first_recharge_only").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        fallback_rule_id: opt_str(item, "fallback_rule_id").map(str::to_owned),
+        // Top-ups created before the fallback was recorded have none.
+        fallback_bonus: get_money(item, "fallback_bonus").unwrap_or(Money::ZERO),
         razorpay_order_id: get_str(item, "razorpay_order_id")?.to_owned(),
         status,
         created_at: items::get_time(item, "created_at")?,
