@@ -61,8 +61,10 @@ async fn wrong_code_is_refused_and_creates_nothing() {
     // The right code still works, once.
     let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": real })).await;
     assert_eq!(status, 200);
+    // A second confirmation is answered as a wrong code is: "already confirmed" would tell
+    // anyone which numbers are customers.
     let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": real })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_confirmed")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("code_mismatch")), "{body}");
     assert_eq!(items_with_sk(&all_items(&stack).await, "WALLET"), 1);
 }
 
@@ -102,11 +104,94 @@ async fn a_phone_number_registers_once() {
     let stack = stack().await;
     let api = Api::new(&stack);
     let phone = random_phone();
-    sign_up(&stack, &phone, "user").await;
+    let first = sign_up(&stack, &phone, "user").await;
+    let before = written_items(&stack).await;
     let (status, body) = api
         .post("/auth/signup", json!({ "phone": phone, "first_name": "X", "last_name": "Y", "user_type": "astrologer" }))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("phone_already_registered")), "{body}");
+    // Answered as a new sign-up (see below), but the account is the first one, unchanged.
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(body["user_id"], first["user_id"]);
+    assert_eq!(written_items(&stack).await, before);
+    let tokens = sign_in(&stack, &phone).await;
+    let (_, me) = api.get("/me", tokens["access_token"].as_str()).await;
+    assert_eq!((me["role"].as_str(), me["user"]["first_name"].as_str()), (Some("user"), Some("Asha")), "{me}");
+    assert_eq!(me["user"]["user_id"], first["user_id"]);
+}
+
+/// What an attacker can see of the sign-up routes is the same for a customer's number, a
+/// pending sign-up and a number nobody used: status and body (but for the number's own
+/// masked digits and a fresh-looking id).
+#[tokio::test]
+async fn sign_up_routes_do_not_reveal_which_numbers_are_customers() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let customer = random_phone();
+    sign_up(&stack, &customer, "user").await;
+    let pending = random_phone();
+    let (status, _) = api
+        .post("/auth/signup", json!({ "phone": pending, "first_name": "P", "last_name": "Q", "user_type": "user" }))
+        .await;
+    assert_eq!(status, 201);
+    let before = written_items(&stack).await;
+    let sms_to_pending = stack.outbox.count_to(&pending);
+
+    // Only the number's own digits may differ; a user id is any UUID.
+    let shape = |(status, mut body): (u16, serde_json::Value)| {
+        if let Some(id) = body.get_mut("user_id") {
+            let text = id.as_str().unwrap_or_default();
+            assert!(text.len() == 36 && text.matches('-').count() == 4, "{text}");
+            *id = json!("<uuid>");
+        }
+        if let Some(masked) = body.pointer_mut("/code/destination") {
+            *masked = json!("<masked>");
+        }
+        (status, body)
+    };
+    let sign_up_as = |phone: String| {
+        let api = &api;
+        async move {
+            api.post(
+                "/auth/signup",
+                json!({ "phone": phone, "first_name": "Mallory", "last_name": "M", "user_type": "astrologer" }),
+            )
+            .await
+        }
+    };
+    let numbers = [customer.clone(), pending.clone(), random_phone()];
+    let mut answers = Vec::new();
+    for phone in &numbers {
+        answers.push(shape(sign_up_as(phone.clone()).await));
+    }
+    assert_eq!(answers[0].0, 201, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "sign-up: {answers:#?}");
+
+    let mut answers = Vec::new();
+    for phone in [&customer, &pending, &random_phone()] {
+        answers.push(shape(api.post("/auth/signup/resend", json!({ "phone": phone })).await));
+    }
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "resend: {answers:#?}");
+
+    let mut answers = Vec::new();
+    for phone in [&customer, &pending, &random_phone()] {
+        answers.push(api.post("/auth/signup/confirm", json!({ "phone": phone, "code": "000000" })).await);
+    }
+    assert_eq!(answers[0].0, 400, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "confirm: {answers:#?}");
+
+    // Nothing changed for anyone: the customer's account is as it was, and the pending
+    // sign-up (sent a new code each time, as a real one would be) confirms as first asked.
+    assert_eq!(written_items(&stack).await, before);
+    assert!(stack.outbox.count_to(&pending) > sms_to_pending);
+    let code = stack.outbox.latest_code(&pending).unwrap();
+    let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": pending, "code": code })).await;
+    assert_eq!(status, 200);
+    for (phone, name) in [(&customer, "Asha"), (&pending, "P")] {
+        let tokens = sign_in(&stack, phone).await;
+        let (_, me) = api.get("/me", tokens["access_token"].as_str()).await;
+        assert_eq!((me["role"].as_str(), me["user"]["first_name"].as_str()), (Some("user"), Some(name)), "{me}");
+    }
 }
 
 #[tokio::test]

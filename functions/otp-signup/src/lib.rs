@@ -8,8 +8,10 @@
 //! | `POST /auth/otp` | InitiateAuth `USER_AUTH`, preferring `SMS_OTP` |
 //! | `POST /auth/otp/verify` | RespondToAuthChallenge `SMS_OTP` |
 //!
-//! Sign-in never reveals whether a phone number is registered: an unknown number gets a
-//! challenge that looks the same, and every wrong answer fails the same way.
+//! No route reveals whether a phone number is registered (see `cognito_errors`): sign-in
+//! gives an unknown number a challenge that looks the same and fails every wrong answer the
+//! same way; sign-up answers a taken number as a new one; confirming and resending answer a
+//! customer's number as they answer a number nobody used.
 
 mod cognito_errors;
 #[cfg(feature = "openapi")]
@@ -27,7 +29,7 @@ use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route, json, json_body};
 use shared::{ApiError, Email, PersonName, Phone, UserType};
 
-use cognito_errors::{Operation, map_error};
+use cognito_errors::{Operation, Refusal, map_error};
 
 /// Built once per cold start.
 #[derive(Clone, Debug)]
@@ -218,22 +220,34 @@ async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
     if let Some(email) = &body.email {
         attributes.push(attribute("email", email.as_str()));
     }
-    let output = app
+    let result = app
         .cognito
         .sign_up()
         .client_id(&app.client_id)
         .username(body.phone.e164())
         .set_user_attributes(Some(attributes))
         .send()
-        .await
-        .map_err(|e| map_error(Operation::SignUp, e))?;
+        .await;
+    let (user_id, confirmed) = match result {
+        Ok(output) => (output.user_sub().to_owned(), output.user_confirmed()),
+        Err(e) => match map_error(Operation::SignUp, e) {
+            // A taken number is answered as a new one, with an id that names nobody. A
+            // pending sign-up gets its code again (what its owner, signing up again, wants);
+            // a customer's account is left as it is. Neither answer changes a thing.
+            Refusal::Taken => {
+                resend_code(app, &body.phone).await;
+                (uuid::Uuid::new_v4().to_string(), false)
+            }
+            other => return Err(other.into_error()),
+        },
+    };
     tracing::info!(phone = %body.phone, role = role.as_str(), "sign-up started");
     Ok(json(
         201,
         &SignedUp {
-            user_id: output.user_sub(),
+            user_id: &user_id,
             user_type: role,
-            confirmed: output.user_confirmed(),
+            confirmed,
             code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
         },
     ))
@@ -247,20 +261,29 @@ async fn confirm(app: &App, body: ConfirmBody) -> Result<Response, ApiError> {
         .confirmation_code(&body.code.0)
         .send()
         .await
-        .map_err(|e| map_error(Operation::ConfirmSignUp, e))?;
+        .map_err(|e| map_error(Operation::ConfirmSignUp, e).into_error())?;
     tracing::info!(phone = %body.phone, "sign-up confirmed");
     Ok(json(200, &Confirmed { confirmed: true }))
 }
 
 async fn resend(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
-    let sent = CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" };
     match app.cognito.resend_confirmation_code().client_id(&app.client_id).username(body.phone.e164()).send().await {
-        Ok(_) => Ok(json(202, &CodeResent { code: sent })),
+        Ok(_) => {}
+        // Unknown or confirmed already: answered as if sent, so resend cannot probe for numbers.
         Err(e) => match map_error(Operation::ResendCode, e) {
-            // Answer as if sent, so resend cannot be used to probe for numbers.
-            err if err.code == cognito_errors::UNKNOWN_USER => Ok(json(202, &CodeResent { code: sent })),
-            err => Err(err),
+            Refusal::UnknownUser => {}
+            other => return Err(other.into_error()),
         },
+    }
+    Ok(json(202, &CodeResent { code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" } }))
+}
+
+/// Sends a pending sign-up its code again, for a sign-up that found its number taken; what
+/// happens is never told to the caller (a customer's number has no code to resend).
+async fn resend_code(app: &App, phone: &Phone) {
+    let result = app.cognito.resend_confirmation_code().client_id(&app.client_id).username(phone.e164()).send().await;
+    if let Err(e) = result {
+        tracing::info!(refusal = ?map_error(Operation::ResendCode, e), "no sign-up code resent for a taken number");
     }
 }
 
@@ -283,8 +306,8 @@ async fn start_sign_in(app: &App, body: PhoneBody) -> Result<Response, ApiError>
         }
         Err(e) => match map_error(Operation::StartSignIn, e) {
             // Unknown or unconfirmed number: a session that looks real and can never succeed.
-            err if err.code == cognito_errors::UNKNOWN_USER => decoy_session(),
-            err => return Err(err),
+            Refusal::UnknownUser => decoy_session(),
+            other => return Err(other.into_error()),
         },
     };
     tracing::info!(phone = %body.phone, "sign-in code requested");
@@ -315,7 +338,7 @@ async fn verify_sign_in(app: &App, body: VerifyBody) -> Result<Response, ApiErro
         .challenge_responses("SMS_OTP_CODE", &body.code.0)
         .send()
         .await
-        .map_err(|e| map_error(Operation::VerifySignIn, e))?;
+        .map_err(|e| map_error(Operation::VerifySignIn, e).into_error())?;
     let tokens = output
         .authentication_result()
         .ok_or_else(|| ApiError::unauthorized(cognito_errors::INVALID_CODE, "the code is wrong or has expired"))?;
