@@ -56,7 +56,7 @@ async fn wrong_code_is_refused_and_creates_nothing() {
     let wrong = if real == "000000" { "111111" } else { "000000" };
     let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": wrong })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("code_mismatch")), "{body}");
-    assert!(all_items(&stack).await.is_empty(), "nothing is created before confirmation");
+    assert_eq!(written_items(&stack).await, 0, "nothing is created before confirmation");
 
     // The right code still works, once.
     let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": real })).await;
@@ -352,4 +352,87 @@ async fn logs_hold_no_phone_numbers_or_codes() {
     assert!(!logs.contains(&phone[3..]), "a phone number reached the logs");
     assert!(!logs.contains(&format!("\"{code}\"")) && !logs.contains(&format!(" {code}")), "an OTP reached the logs");
     assert!(!logs.contains(tokens["access_token"].as_str().unwrap()), "a token reached the logs");
+}
+
+/// A POST that also returns the `Retry-After` header.
+async fn post_with_retry_after(
+    api: &Api,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value, Option<u64>) {
+    let resp = reqwest::Client::new().post(format!("{}{path}", api.base)).json(&body).send().await.unwrap();
+    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    (resp.status().as_u16(), resp.json().await.unwrap(), retry)
+}
+
+#[tokio::test]
+async fn codes_go_only_to_the_countries_served() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let abroad = "+14155550123"; // well-formed, but not a country the product serves
+    for (path, body) in [
+        ("/auth/signup", json!({ "phone": abroad, "first_name": "A", "last_name": "B", "user_type": "user" })),
+        ("/auth/signup/resend", json!({ "phone": abroad })),
+        ("/auth/otp", json!({ "phone": abroad })),
+    ] {
+        let (status, reply) = api.post(path, body).await;
+        assert_eq!((status, reply["error"]["field"].as_str()), (400, Some("phone")), "{path}: {reply}");
+    }
+    assert_eq!(stack.outbox.count_to(abroad), 0, "no SMS abroad");
+    // The countries are the template's parameter: a stack serving +1 too sends there.
+    let wider = stack_with(|o| {
+        o.parameters.insert("SmsCountryCodes".into(), "+91,+1".into());
+    })
+    .await;
+    let (status, reply) = Api::new(&wider).post("/auth/otp", json!({ "phone": abroad })).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+#[tokio::test]
+async fn codes_to_one_number_are_limited_and_say_when_to_retry() {
+    let stack = stack_with(|o| {
+        o.parameters.insert("SmsLimitPerPhone".into(), "3".into());
+    })
+    .await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    let signup = json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" });
+    assert_eq!(api.post("/auth/signup", signup).await.0, 201);
+    assert_eq!(api.post("/auth/signup/resend", json!({ "phone": phone })).await.0, 202);
+    assert_eq!(api.post("/auth/otp", json!({ "phone": phone })).await.0, 200);
+    for path in ["/auth/signup/resend", "/auth/otp"] {
+        let (status, reply, retry) = post_with_retry_after(&api, path, json!({ "phone": phone })).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (429, Some("too_many_sms")), "{path}: {reply}");
+        assert!(retry.is_some_and(|s| (1..=3600).contains(&s)), "{path}: Retry-After {retry:?}");
+    }
+    assert_eq!(stack.outbox.count_to(&phone), 2, "sign-up and resend codes only");
+    // Another number is not held back by this one.
+    assert_eq!(api.post("/auth/otp", json!({ "phone": random_phone() })).await.0, 200);
+    // The counter is one item with a TTL.
+    let counters: Vec<_> = all_items(&stack)
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().unwrap() == &format!("SMSLIMIT#PHONE#{phone}"))
+        .collect();
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    assert_eq!(counters[0]["sends"].as_n().unwrap(), "3");
+    assert!(counters[0].contains_key("expires_at"));
+}
+
+#[tokio::test]
+async fn codes_from_one_address_are_limited() {
+    let stack = stack_with(|o| {
+        o.parameters.insert("SmsLimitPerIp".into(), "3".into());
+    })
+    .await;
+    let api = Api::new(&stack);
+    for _ in 0..3 {
+        assert_eq!(api.post("/auth/otp", json!({ "phone": random_phone() })).await.0, 200);
+    }
+    let phone = random_phone();
+    let signup = json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" });
+    let (status, reply, retry) = post_with_retry_after(&api, "/auth/signup", signup).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (429, Some("too_many_sms")), "{reply}");
+    assert!(retry.is_some_and(|s| (1..=3600).contains(&s)), "Retry-After {retry:?}");
+    assert_eq!(stack.outbox.count_to(&phone), 0);
 }

@@ -31,6 +31,7 @@ pub mod phone;
 pub mod promotion;
 pub mod review;
 pub mod signature;
+pub mod sms;
 pub mod staff;
 mod status;
 pub mod store;

@@ -27,6 +27,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route, json, json_body};
+use shared::sms::{SmsCounter, SmsPolicy, too_many_sms};
+use shared::store::Store;
 use shared::{ApiError, Email, PersonName, Phone, UserType};
 
 use cognito_errors::{Operation, Refusal, map_error};
@@ -37,11 +39,19 @@ pub struct App {
     pub cognito: Client,
     /// The user pool app client the mobile apps use.
     pub client_id: String,
+    /// Where the SMS send counters are kept.
+    pub store: Store,
+    pub sms: SmsPolicy,
 }
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { cognito: Client::new(sdk), client_id: config::required(vars, "USER_POOL_CLIENT_ID")? })
+        Ok(Self {
+            cognito: Client::new(sdk),
+            client_id: config::required(vars, "USER_POOL_CLIENT_ID")?,
+            store: Store::from_env(sdk, vars)?,
+            sms: SmsPolicy::from_env(vars)?,
+        })
     }
 }
 
@@ -71,12 +81,45 @@ pub const ROUTES: &[Route<Op>] = &[
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let (op, _) = http::dispatch(ROUTES, req)?;
     match op {
-        Op::SignUp => sign_up(app, json_body(req)?).await,
+        Op::SignUp => {
+            let body: SignUpBody = json_body(req)?;
+            may_send_sms(app, req, &body.phone).await?;
+            sign_up(app, body).await
+        }
         Op::Confirm => confirm(app, json_body(req)?).await,
-        Op::Resend => resend(app, json_body(req)?).await,
-        Op::StartSignIn => start_sign_in(app, json_body(req)?).await,
+        Op::Resend => {
+            let body: PhoneBody = json_body(req)?;
+            may_send_sms(app, req, &body.phone).await?;
+            resend(app, body).await
+        }
+        Op::StartSignIn => {
+            let body: PhoneBody = json_body(req)?;
+            may_send_sms(app, req, &body.phone).await?;
+            start_sign_in(app, body).await
+        }
         Op::VerifySignIn => verify_sign_in(app, json_body(req)?).await,
     }
+}
+
+/// Before a route that makes Cognito send an SMS: the number is in a country served, and
+/// neither it nor the caller's address has had its codes for this window. Counted whether
+/// or not an SMS then goes (a taken or unknown number is counted as any other), so the
+/// limit tells nobody anything. Both counters are counted at once; a refused send may still
+/// have counted against the other one, which only ever holds back the sender.
+async fn may_send_sms(app: &App, req: &Request, phone: &Phone) -> Result<(), ApiError> {
+    app.sms.check_country(phone)?;
+    let (window_start, retry_after) = app.sms.window(chrono::Utc::now().timestamp());
+    let count = |counter: SmsCounter| async move {
+        let limit = counter.limit(&app.sms);
+        app.store.count_sms(&counter, window_start, app.sms.window_seconds, limit).await
+    };
+    let (number, source) =
+        tokio::join!(count(SmsCounter::Phone(phone.clone())), count(SmsCounter::source(http::source_ip(req))));
+    if !(number? && source?) {
+        tracing::warn!(phone = %phone, "SMS limit reached");
+        return Err(too_many_sms(retry_after));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

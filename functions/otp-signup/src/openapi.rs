@@ -7,8 +7,10 @@ use utoipa::openapi::schema::Schema;
 
 use super::*;
 
-/// Cognito's answers any route of this function can turn into (`cognito_errors::map_code`).
+/// Cognito's answers any route of this function can turn into (`cognito_errors::map_code`),
+/// and the store's (the SMS counters).
 const COGNITO: &[ErrorCase] = &[
+    doc::STORE_UNAVAILABLE,
     error(503, "auth_unavailable", "sign-in (Cognito) is unreachable; retry shortly"),
     error(502, "auth_error", "sign-in failed unexpectedly; retry"),
     error(502, "account_setup_failed", "the account could not be set up after confirmation; retry"),
@@ -17,6 +19,13 @@ const COGNITO: &[ErrorCase] = &[
     error(429, "too_many_attempts", "too many wrong codes; wait, then request a new code"),
     error(400, "invalid_request", "sign-in refused the request as malformed"),
 ];
+
+/// The routes that send an SMS code, over a number's or an address's limit (`shared::sms`).
+const TOO_MANY_SMS: ErrorCase = error(
+    429,
+    shared::sms::TOO_MANY_SMS,
+    "too many codes for this number, or from this network, this hour; wait the `Retry-After` header's seconds",
+);
 
 pub fn openapi() -> FunctionDoc {
     FunctionDoc::new("otp-signup", "Sign-up and sign-in", ROUTES, COGNITO, |op| match op {
@@ -28,6 +37,7 @@ pub fn openapi() -> FunctionDoc {
                           sign-up is sent its code again), so this does not reveal who is registered.",
             request: Request::Json(doc::body(schema::<SignUpBody>)),
             responses: vec![success(201, "Signed up; a code was sent by SMS", schema::<SignedUp>)],
+            errors: vec![TOO_MANY_SMS],
             ..Operation::default()
         },
         Op::Confirm => Operation {
@@ -53,6 +63,7 @@ pub fn openapi() -> FunctionDoc {
                 "A new code was sent (if the number has a pending sign-up)",
                 schema::<CodeResent>,
             )],
+            errors: vec![TOO_MANY_SMS],
             ..Operation::default()
         },
         Op::StartSignIn => Operation {
@@ -61,6 +72,7 @@ pub fn openapi() -> FunctionDoc {
                           the same and can never succeed, so this does not reveal who is registered.",
             request: Request::Json(doc::body(schema::<PhoneBody>)),
             responses: vec![success(200, "A code was sent", schema::<SignInChallenge>)],
+            errors: vec![TOO_MANY_SMS],
             ..Operation::default()
         },
         Op::VerifySignIn => Operation {

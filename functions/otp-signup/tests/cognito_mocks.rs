@@ -37,8 +37,25 @@ fn request(route: &str, body: Value) -> Request {
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
+/// A store whose SMS counters always have room (the limits are the integration tests').
+fn store() -> shared::store::Store {
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    let counted = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+    shared::store::Store::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&counted]), "table")
+}
+
 async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
-    let app = App { cognito, client_id: "client".into() };
+    let vars: std::collections::HashMap<String, String> = [
+        ("SMS_COUNTRY_CODES", "+91"),
+        ("SMS_LIMIT_PER_PHONE", "5"),
+        ("SMS_LIMIT_PER_IP", "50"),
+        ("SMS_LIMIT_WINDOW_SECONDS", "3600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let sms = shared::sms::SmsPolicy::from_env(&vars).unwrap();
+    let app = App { cognito, client_id: "client".into(), store: store(), sms };
     let resp = handle(&app, request(route, body)).await;
     let Body::Text(text) = resp.body() else { panic!("no body") };
     (i64::from(resp.status().as_u16()), serde_json::from_str(text).unwrap())
