@@ -436,3 +436,33 @@ async fn codes_from_one_address_are_limited() {
     assert!(retry.is_some_and(|s| (1..=3600).contains(&s)), "Retry-After {retry:?}");
     assert_eq!(stack.outbox.count_to(&phone), 0);
 }
+
+/// The app's access token cannot rewrite what the backend relies on straight in Cognito
+/// (the number behind the phone claim, the names on the stored user): edits go through the API.
+#[tokio::test]
+async fn the_app_cannot_write_phone_or_names_into_cognito() {
+    use aws_sdk_cognitoidentityprovider::types::AttributeType;
+    let stack = stack().await;
+    let phone = random_phone();
+    sign_up(&stack, &phone, "user").await;
+    let tokens = sign_in(&stack, &phone).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&stack.sdk);
+    for (name, value) in
+        [("phone_number", random_phone()), ("given_name", "Mallory".into()), ("family_name", "M".into())]
+    {
+        let result = cognito
+            .update_user_attributes()
+            .access_token(token)
+            .user_attributes(AttributeType::builder().name(name).value(value).build().unwrap())
+            .send()
+            .await;
+        let err = result.expect_err(name);
+        assert!(err.as_service_error().is_some_and(|e| e.is_not_authorized_exception()), "{name}: {err:?}");
+    }
+    let user =
+        cognito.admin_get_user().user_pool_id(&stack.provisioned.user_pool_id).username(&phone).send().await.unwrap();
+    let attr =
+        |n: &str| user.user_attributes().iter().find(|a| a.name() == n).and_then(|a| a.value()).map(str::to_owned);
+    assert_eq!((attr("phone_number"), attr("given_name")), (Some(phone.clone()), Some("Asha".into())));
+}

@@ -37,8 +37,10 @@ use cognito_errors::{Operation, Refusal, map_error};
 #[derive(Clone, Debug)]
 pub struct App {
     pub cognito: Client,
-    /// The user pool app client the mobile apps use.
+    /// The user pool app client the mobile apps use: sign-in, and so their tokens.
     pub client_id: String,
+    /// The backend's client for sign-up, the only one that may write the sign-up's attributes.
+    pub sign_up_client_id: String,
     /// Where the SMS send counters are kept.
     pub store: Store,
     pub sms: SmsPolicy,
@@ -49,6 +51,7 @@ impl App {
         Ok(Self {
             cognito: Client::new(sdk),
             client_id: config::required(vars, "USER_POOL_CLIENT_ID")?,
+            sign_up_client_id: config::required(vars, "SIGN_UP_CLIENT_ID")?,
             store: Store::from_env(sdk, vars)?,
             sms: SmsPolicy::from_env(vars)?,
         })
@@ -266,7 +269,7 @@ async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
     let result = app
         .cognito
         .sign_up()
-        .client_id(&app.client_id)
+        .client_id(&app.sign_up_client_id)
         .username(body.phone.e164())
         .set_user_attributes(Some(attributes))
         .send()
@@ -299,7 +302,7 @@ async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
 async fn confirm(app: &App, body: ConfirmBody) -> Result<Response, ApiError> {
     app.cognito
         .confirm_sign_up()
-        .client_id(&app.client_id)
+        .client_id(&app.sign_up_client_id)
         .username(body.phone.e164())
         .confirmation_code(&body.code.0)
         .send()
@@ -310,7 +313,14 @@ async fn confirm(app: &App, body: ConfirmBody) -> Result<Response, ApiError> {
 }
 
 async fn resend(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
-    match app.cognito.resend_confirmation_code().client_id(&app.client_id).username(body.phone.e164()).send().await {
+    match app
+        .cognito
+        .resend_confirmation_code()
+        .client_id(&app.sign_up_client_id)
+        .username(body.phone.e164())
+        .send()
+        .await
+    {
         Ok(_) => {}
         // Unknown or confirmed already: answered as if sent, so resend cannot probe for numbers.
         Err(e) => match map_error(Operation::ResendCode, e) {
@@ -324,7 +334,8 @@ async fn resend(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
 /// Sends a pending sign-up its code again, for a sign-up that found its number taken; what
 /// happens is never told to the caller (a customer's number has no code to resend).
 async fn resend_code(app: &App, phone: &Phone) {
-    let result = app.cognito.resend_confirmation_code().client_id(&app.client_id).username(phone.e164()).send().await;
+    let result =
+        app.cognito.resend_confirmation_code().client_id(&app.sign_up_client_id).username(phone.e164()).send().await;
     if let Err(e) = result {
         tracing::info!(refusal = ?map_error(Operation::ResendCode, e), "no sign-up code resent for a taken number");
     }

@@ -55,7 +55,7 @@ async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let sms = shared::sms::SmsPolicy::from_env(&vars).unwrap();
-    let app = App { cognito, client_id: "client".into(), store: store(), sms };
+    let app = App { cognito, client_id: "client".into(), sign_up_client_id: "sign-up".into(), store: store(), sms };
     let resp = handle(&app, request(route, body)).await;
     let Body::Text(text) = resp.body() else { panic!("no body") };
     (i64::from(resp.status().as_u16()), serde_json::from_str(text).unwrap())
