@@ -146,3 +146,54 @@ async fn a_phone_number_cannot_belong_to_two_users() {
         "the transaction wrote nothing for the second user"
     );
 }
+
+/// A fault no retry gets past (the SDK retries throttling and 5xx by itself).
+fn refused() -> infra::aws_endpoint::Fault {
+    infra::aws_endpoint::Fault { status: 400, code: "ValidationException".into(), message: "injected".into() }
+}
+
+/// Cognito confirmed the number, then the trigger failed (the store refused, or the group
+/// could not be set): the sign-up still answers confirmed, and the first signed-in call
+/// finishes the setup, once, however many such calls race.
+#[tokio::test]
+async fn a_setup_the_trigger_left_unfinished_is_finished_by_the_first_signed_in_call() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    // The store's fault goes last: there the racing calls' losing transaction is cancelled,
+    // and moto undoes a cancelled transaction by putting back a copy of the table, whose
+    // stream no longer reaches the relay; later welcomes would never arrive (moto only).
+    for (role, operation) in [("astrologer", "AdminAddUserToGroup"), ("user", "TransactWriteItems")] {
+        let phone = random_phone();
+        let (status, signed_up) = api
+            .post("/auth/signup", json!({ "phone": phone, "first_name": "Ravi", "last_name": "S", "user_type": role }))
+            .await;
+        assert_eq!(status, 201, "{signed_up}");
+        let sub = signed_up["user_id"].as_str().unwrap().to_owned();
+        stack.faults.fail_next(operation, 1, refused());
+        let code = stack.outbox.latest_code(&phone).unwrap();
+        let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": code })).await;
+        assert_eq!((status, stack.faults.injected(operation)), (200, 1), "{role}: {body}");
+
+        let tokens = sign_in(&stack, &phone).await;
+        let token = tokens["access_token"].as_str().unwrap();
+        let (first, second) = tokio::join!(api.get("/me", Some(token)), api.get("/me", Some(token)));
+        for (status, me) in [first, second] {
+            assert_eq!((status, me["role"].as_str()), (200, Some(role)), "{role}: {me}");
+            assert_eq!(me["wallet"]["total"], "0.00");
+        }
+        let mine: Vec<_> =
+            all_items(&stack).await.into_iter().filter(|i| i["PK"].as_s().unwrap() == &format!("USER#{sub}")).collect();
+        assert_eq!(items_with_sk(&mine, "PROFILE") + items_with_sk(&mine, "WALLET"), 2, "{role}");
+        let username = Cognito::new(&stack.sdk)
+            .admin_get_user()
+            .user_pool_id(&stack.provisioned.user_pool_id)
+            .username(&phone)
+            .send()
+            .await
+            .unwrap()
+            .username()
+            .to_owned();
+        assert_eq!(groups_of(&stack, &username).await, vec![role]);
+        assert_eq!(settled_inbox_count(&stack, &sub, "UserRegistered").await, 1, "{role}: one welcome");
+    }
+}

@@ -9,6 +9,8 @@
 //! `outbound` is a cargo feature (see `Cargo.toml`): only the functions that call third
 //! parties link the outbound HTTPS client and its trust roots.
 
+#[cfg(feature = "cognito")]
+pub mod account;
 pub mod app;
 pub mod astrologer;
 pub mod availability;

@@ -25,6 +25,9 @@ pub enum Refusal {
     UnknownUser,
     /// The number is registered already (pending or confirmed).
     Taken,
+    /// Confirmed, but the post-confirmation trigger failed: the first signed-in call
+    /// finishes the account's setup (`shared::account`).
+    SetupUnfinished,
     /// What the caller sees.
     Error(ApiError),
 }
@@ -91,6 +94,9 @@ fn map_code(op: Operation, code: &str) -> Refusal {
             | "NotAuthorizedException"
             | "AliasExistsException",
         ) => confirm_refused(),
+        (ConfirmSignUp, "UserLambdaValidationException" | "UnexpectedLambdaException") => {
+            return Refusal::SetupUnfinished;
+        }
         (_, "TooManyFailedAttemptsException") => {
             ApiError::too_many("too_many_attempts", "too many wrong codes; wait a while and request a new one")
         }

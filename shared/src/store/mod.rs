@@ -36,7 +36,7 @@
 //! | route or trigger | calls |
 //! |---|---|
 //! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists` |
-//! | `GET /me` | 1 Query on `PK = USER#{sub}` |
+//! | `GET /me` | 1 Query on `PK = USER#{sub}`; an account whose setup the trigger left unfinished: + the trigger's TransactWriteItems and 1 Query, once (see `shared::account`) |
 //! | `POST /auth/signup`, `/auth/signup/resend`, `/auth/otp` | 2 conditional UpdateItems, concurrently (the number's and the source address's SMS counters: `ADD sends`, condition `sends < limit`) |
 //! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 DeleteItem |
 //! | `GET /notifications` | 1 Query on `INBOX#{sub}`, newest first (the counter comes first on page one) |
