@@ -197,3 +197,33 @@ async fn a_setup_the_trigger_left_unfinished_is_finished_by_the_first_signed_in_
         assert_eq!(settled_inbox_count(&stack, &sub, "UserRegistered").await, 1, "{role}: one welcome");
     }
 }
+
+/// Staff accounts an operator made (role `admin`, or no sign-up role at all) reset their
+/// password like anyone: the trigger lets them through unchanged and writes nothing. Sign-up
+/// still can never make one.
+#[tokio::test]
+async fn staff_accounts_pass_a_password_reset_unchanged() {
+    let stack = stack().await;
+    let (event, _) = confirmed_user(&stack, "admin", "PostConfirmation_ConfirmForgotPassword").await;
+    let username = event["userName"].as_str().unwrap();
+    Cognito::new(&stack.sdk)
+        .admin_add_user_to_group()
+        .user_pool_id(&stack.provisioned.user_pool_id)
+        .username(username)
+        .group_name("admin")
+        .send()
+        .await
+        .unwrap();
+    let mut no_role = event.clone();
+    no_role["request"]["userAttributes"].as_object_mut().unwrap().remove("custom:user_type");
+    for reset in [event.clone(), no_role] {
+        assert_eq!(run(&stack, reset.clone()).await.unwrap(), reset, "returned unchanged");
+    }
+    assert_eq!(written_items(&stack).await, 0);
+    assert_eq!(groups_of(&stack, username).await, vec!["admin"]);
+
+    let mut sign_up = event.clone();
+    sign_up["triggerSource"] = json!("PostConfirmation_ConfirmSignUp");
+    assert!(run(&stack, sign_up).await.unwrap_err().contains("admin"));
+    assert_eq!(written_items(&stack).await, 0);
+}

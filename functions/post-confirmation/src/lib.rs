@@ -35,6 +35,8 @@ pub enum TriggerError {
     Setup(#[from] SetupError),
 }
 
+const FORGOT_PASSWORD: &str = "PostConfirmation_ConfirmForgotPassword";
+
 /// The part of the event this trigger reads.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +57,12 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, TriggerError> {
     let parsed: TriggerEvent =
         serde_json::from_value(event.clone()).map_err(|e| TriggerError::InvalidEvent(e.to_string()))?;
     let attributes = &parsed.request.user_attributes;
+    // A password reset sets nothing up for an account with no sign-up role: staff made by an
+    // operator (sign-up itself never makes one: there the role is refused).
+    if parsed.trigger_source == FORGOT_PASSWORD && account::sign_up_role(attributes).is_err() {
+        tracing::info!(trigger = %parsed.trigger_source, "password reset of a staff account: nothing to set up");
+        return Ok(event);
+    }
     let (user, outcome) =
         account::finish_setup(&app.store, &app.cognito, &parsed.user_pool_id, &parsed.user_name, attributes).await?;
     tracing::info!(
