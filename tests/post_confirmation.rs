@@ -2,6 +2,7 @@
 //! puts the user in the group of their role, and returns the event it was given.
 
 use aws_sdk_cognitoidentityprovider::Client as Cognito;
+use aws_sdk_dynamodb::types::AttributeValue;
 use infra::LocalStack;
 use infra::functions::Handler;
 use integration_tests::*;
@@ -226,4 +227,31 @@ async fn staff_accounts_pass_a_password_reset_unchanged() {
     sign_up["triggerSource"] = json!("PostConfirmation_ConfirmSignUp");
     assert!(run(&stack, sign_up).await.unwrap_err().contains("admin"));
     assert_eq!(written_items(&stack).await, 0);
+}
+
+/// The number's claim is held by an account Cognito no longer has (deleted, or the number
+/// moved on to a new owner): Cognito has just confirmed the number for this user, so the
+/// claim moves to them and the setup completes (the old account's record stays as it was).
+#[tokio::test]
+async fn a_stale_phone_claim_moves_to_the_user_cognito_confirmed() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    let gone = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6";
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .put_item()
+        .table_name(stack.table_name())
+        .item("PK", AttributeValue::S(format!("PHONE#{phone}")))
+        .item("SK", AttributeValue::S("PHONE".into()))
+        .item("user_id", AttributeValue::S(gone.into()))
+        .send()
+        .await
+        .unwrap();
+    let signed_up = sign_up(&stack, &phone, "user").await;
+    let tokens = sign_in(&stack, &phone).await;
+    let (status, me) = api.get("/me", tokens["access_token"].as_str()).await;
+    assert_eq!((status, me["user"]["user_id"].clone()), (200, signed_up["user_id"].clone()), "{me}");
+    let claim =
+        all_items(&stack).await.into_iter().find(|i| i["PK"].as_s().unwrap() == &format!("PHONE#{phone}")).unwrap();
+    assert_eq!(claim["user_id"].as_s().unwrap(), signed_up["user_id"].as_str().unwrap());
 }

@@ -4,6 +4,9 @@
 //! had confirmed the user (Cognito does not run it again), the first signed-in call finds
 //! the account by its `sub` and does it then.
 //!
+//! A phone claim held by another user is moved to this one when Cognito no longer gives
+//! the number to its holder (deleted account, recycled number).
+//!
 //! Every step can be run again, by anyone, at any time: the registration is one transaction
 //! that commits at most once (a rerun finds the user and writes nothing), and adding a user
 //! to a group they are in changes nothing. Two first calls racing both finish, and the
@@ -28,6 +31,8 @@ pub enum SetupError {
     Store(#[from] StoreError),
     #[error("cognito: {0}")]
     Cognito(String),
+    #[error("the phone number is claimed by user {0}, who still has it in Cognito")]
+    PhoneTaken(UserId),
 }
 
 /// A user of the pool as Cognito holds them: the username and attributes (`sub`, ...).
@@ -78,7 +83,23 @@ pub async fn finish_setup(
         user.created_at,
         UserRegistered { user_id: user.id.clone(), user_type: user.user_type, first_name: user.first_name.clone() },
     );
-    let outcome = store.register(&user, &registered).await?;
+    let mut outcome = store.register(&user, &registered, None).await?;
+    if let Registered::PhoneClaimedBy(holder) = &outcome {
+        // Cognito has just confirmed the number for this user, and gives a number to one
+        // confirmed user only: the claim is stale (the account is gone, or the number moved
+        // on) unless Cognito still gives the number to its holder.
+        let holder_has_it = find_by_sub(cognito, pool_id, holder)
+            .await?
+            .is_some_and(|u| u.attributes.get("phone_number").map(String::as_str) == Some(user.phone.e164()));
+        if holder_has_it {
+            return Err(SetupError::PhoneTaken(holder.clone()));
+        }
+        tracing::warn!(user_id = %user.id, previous = %holder, "stale phone claim moves to the user Cognito confirmed");
+        outcome = store.register(&user, &registered, Some(holder)).await?;
+        if let Registered::PhoneClaimedBy(holder) = outcome {
+            return Err(SetupError::PhoneTaken(holder));
+        }
+    }
     add_to_group(cognito, pool_id, username, user.user_type).await?;
     Ok((user, outcome))
 }
