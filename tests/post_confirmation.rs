@@ -2,6 +2,7 @@
 //! puts the user in the group of their role, and returns the event it was given.
 
 use aws_sdk_cognitoidentityprovider::Client as Cognito;
+use aws_sdk_dynamodb::types::AttributeValue;
 use infra::LocalStack;
 use infra::functions::Handler;
 use integration_tests::*;
@@ -145,4 +146,112 @@ async fn a_phone_number_cannot_belong_to_two_users() {
         1,
         "the transaction wrote nothing for the second user"
     );
+}
+
+/// A fault no retry gets past (the SDK retries throttling and 5xx by itself).
+fn refused() -> infra::aws_endpoint::Fault {
+    infra::aws_endpoint::Fault { status: 400, code: "ValidationException".into(), message: "injected".into() }
+}
+
+/// Cognito confirmed the number, then the trigger failed (the store refused, or the group
+/// could not be set): the sign-up still answers confirmed, and the first signed-in call
+/// finishes the setup, once, however many such calls race.
+#[tokio::test]
+async fn a_setup_the_trigger_left_unfinished_is_finished_by_the_first_signed_in_call() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    // The store's fault goes last: there the racing calls' losing transaction is cancelled,
+    // and moto undoes a cancelled transaction by putting back a copy of the table, whose
+    // stream no longer reaches the relay; later welcomes would never arrive (moto only).
+    for (role, operation) in [("astrologer", "AdminAddUserToGroup"), ("user", "TransactWriteItems")] {
+        let phone = random_phone();
+        let (status, signed_up) = api
+            .post("/auth/signup", json!({ "phone": phone, "first_name": "Ravi", "last_name": "S", "user_type": role }))
+            .await;
+        assert_eq!(status, 201, "{signed_up}");
+        let sub = signed_up["user_id"].as_str().unwrap().to_owned();
+        stack.faults.fail_next(operation, 1, refused());
+        let code = stack.outbox.latest_code(&phone).unwrap();
+        let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": code })).await;
+        assert_eq!((status, stack.faults.injected(operation)), (200, 1), "{role}: {body}");
+
+        let tokens = sign_in(&stack, &phone).await;
+        let token = tokens["access_token"].as_str().unwrap();
+        let (first, second) = tokio::join!(api.get("/me", Some(token)), api.get("/me", Some(token)));
+        for (status, me) in [first, second] {
+            assert_eq!((status, me["role"].as_str()), (200, Some(role)), "{role}: {me}");
+            assert_eq!(me["wallet"]["total"], "0.00");
+        }
+        let mine: Vec<_> =
+            all_items(&stack).await.into_iter().filter(|i| i["PK"].as_s().unwrap() == &format!("USER#{sub}")).collect();
+        assert_eq!(items_with_sk(&mine, "PROFILE") + items_with_sk(&mine, "WALLET"), 2, "{role}");
+        let username = Cognito::new(&stack.sdk)
+            .admin_get_user()
+            .user_pool_id(&stack.provisioned.user_pool_id)
+            .username(&phone)
+            .send()
+            .await
+            .unwrap()
+            .username()
+            .to_owned();
+        assert_eq!(groups_of(&stack, &username).await, vec![role]);
+        assert_eq!(settled_inbox_count(&stack, &sub, "UserRegistered").await, 1, "{role}: one welcome");
+    }
+}
+
+/// Staff accounts an operator made (role `admin`, or no sign-up role at all) reset their
+/// password like anyone: the trigger lets them through unchanged and writes nothing. Sign-up
+/// still can never make one.
+#[tokio::test]
+async fn staff_accounts_pass_a_password_reset_unchanged() {
+    let stack = stack().await;
+    let (event, _) = confirmed_user(&stack, "admin", "PostConfirmation_ConfirmForgotPassword").await;
+    let username = event["userName"].as_str().unwrap();
+    Cognito::new(&stack.sdk)
+        .admin_add_user_to_group()
+        .user_pool_id(&stack.provisioned.user_pool_id)
+        .username(username)
+        .group_name("admin")
+        .send()
+        .await
+        .unwrap();
+    let mut no_role = event.clone();
+    no_role["request"]["userAttributes"].as_object_mut().unwrap().remove("custom:user_type");
+    for reset in [event.clone(), no_role] {
+        assert_eq!(run(&stack, reset.clone()).await.unwrap(), reset, "returned unchanged");
+    }
+    assert_eq!(written_items(&stack).await, 0);
+    assert_eq!(groups_of(&stack, username).await, vec!["admin"]);
+
+    let mut sign_up = event.clone();
+    sign_up["triggerSource"] = json!("PostConfirmation_ConfirmSignUp");
+    assert!(run(&stack, sign_up).await.unwrap_err().contains("admin"));
+    assert_eq!(written_items(&stack).await, 0);
+}
+
+/// The number's claim is held by an account Cognito no longer has (deleted, or the number
+/// moved on to a new owner): Cognito has just confirmed the number for this user, so the
+/// claim moves to them and the setup completes (the old account's record stays as it was).
+#[tokio::test]
+async fn a_stale_phone_claim_moves_to_the_user_cognito_confirmed() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    let gone = "0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6";
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .put_item()
+        .table_name(stack.table_name())
+        .item("PK", AttributeValue::S(format!("PHONE#{phone}")))
+        .item("SK", AttributeValue::S("PHONE".into()))
+        .item("user_id", AttributeValue::S(gone.into()))
+        .send()
+        .await
+        .unwrap();
+    let signed_up = sign_up(&stack, &phone, "user").await;
+    let tokens = sign_in(&stack, &phone).await;
+    let (status, me) = api.get("/me", tokens["access_token"].as_str()).await;
+    assert_eq!((status, me["user"]["user_id"].clone()), (200, signed_up["user_id"].clone()), "{me}");
+    let claim =
+        all_items(&stack).await.into_iter().find(|i| i["PK"].as_s().unwrap() == &format!("PHONE#{phone}")).unwrap();
+    assert_eq!(claim["user_id"].as_s().unwrap(), signed_up["user_id"].as_str().unwrap());
 }

@@ -56,13 +56,15 @@ async fn wrong_code_is_refused_and_creates_nothing() {
     let wrong = if real == "000000" { "111111" } else { "000000" };
     let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": wrong })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("code_mismatch")), "{body}");
-    assert!(all_items(&stack).await.is_empty(), "nothing is created before confirmation");
+    assert_eq!(written_items(&stack).await, 0, "nothing is created before confirmation");
 
     // The right code still works, once.
     let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": real })).await;
     assert_eq!(status, 200);
+    // A second confirmation is answered as a wrong code is: "already confirmed" would tell
+    // anyone which numbers are customers.
     let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": phone, "code": real })).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_confirmed")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("code_mismatch")), "{body}");
     assert_eq!(items_with_sk(&all_items(&stack).await, "WALLET"), 1);
 }
 
@@ -102,11 +104,94 @@ async fn a_phone_number_registers_once() {
     let stack = stack().await;
     let api = Api::new(&stack);
     let phone = random_phone();
-    sign_up(&stack, &phone, "user").await;
+    let first = sign_up(&stack, &phone, "user").await;
+    let before = written_items(&stack).await;
     let (status, body) = api
         .post("/auth/signup", json!({ "phone": phone, "first_name": "X", "last_name": "Y", "user_type": "astrologer" }))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("phone_already_registered")), "{body}");
+    // Answered as a new sign-up (see below), but the account is the first one, unchanged.
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(body["user_id"], first["user_id"]);
+    assert_eq!(written_items(&stack).await, before);
+    let tokens = sign_in(&stack, &phone).await;
+    let (_, me) = api.get("/me", tokens["access_token"].as_str()).await;
+    assert_eq!((me["role"].as_str(), me["user"]["first_name"].as_str()), (Some("user"), Some("Asha")), "{me}");
+    assert_eq!(me["user"]["user_id"], first["user_id"]);
+}
+
+/// What an attacker can see of the sign-up routes is the same for a customer's number, a
+/// pending sign-up and a number nobody used: status and body (but for the number's own
+/// masked digits and a fresh-looking id).
+#[tokio::test]
+async fn sign_up_routes_do_not_reveal_which_numbers_are_customers() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let customer = random_phone();
+    sign_up(&stack, &customer, "user").await;
+    let pending = random_phone();
+    let (status, _) = api
+        .post("/auth/signup", json!({ "phone": pending, "first_name": "P", "last_name": "Q", "user_type": "user" }))
+        .await;
+    assert_eq!(status, 201);
+    let before = written_items(&stack).await;
+    let sms_to_pending = stack.outbox.count_to(&pending);
+
+    // Only the number's own digits may differ; a user id is any UUID.
+    let shape = |(status, mut body): (u16, serde_json::Value)| {
+        if let Some(id) = body.get_mut("user_id") {
+            let text = id.as_str().unwrap_or_default();
+            assert!(text.len() == 36 && text.matches('-').count() == 4, "{text}");
+            *id = json!("<uuid>");
+        }
+        if let Some(masked) = body.pointer_mut("/code/destination") {
+            *masked = json!("<masked>");
+        }
+        (status, body)
+    };
+    let sign_up_as = |phone: String| {
+        let api = &api;
+        async move {
+            api.post(
+                "/auth/signup",
+                json!({ "phone": phone, "first_name": "Mallory", "last_name": "M", "user_type": "astrologer" }),
+            )
+            .await
+        }
+    };
+    let numbers = [customer.clone(), pending.clone(), random_phone()];
+    let mut answers = Vec::new();
+    for phone in &numbers {
+        answers.push(shape(sign_up_as(phone.clone()).await));
+    }
+    assert_eq!(answers[0].0, 201, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "sign-up: {answers:#?}");
+
+    let mut answers = Vec::new();
+    for phone in [&customer, &pending, &random_phone()] {
+        answers.push(shape(api.post("/auth/signup/resend", json!({ "phone": phone })).await));
+    }
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "resend: {answers:#?}");
+
+    let mut answers = Vec::new();
+    for phone in [&customer, &pending, &random_phone()] {
+        answers.push(api.post("/auth/signup/confirm", json!({ "phone": phone, "code": "000000" })).await);
+    }
+    assert_eq!(answers[0].0, 400, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "confirm: {answers:#?}");
+
+    // Nothing changed for anyone: the customer's account is as it was, and the pending
+    // sign-up (sent a new code each time, as a real one would be) confirms as first asked.
+    assert_eq!(written_items(&stack).await, before);
+    assert!(stack.outbox.count_to(&pending) > sms_to_pending);
+    let code = stack.outbox.latest_code(&pending).unwrap();
+    let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": pending, "code": code })).await;
+    assert_eq!(status, 200);
+    for (phone, name) in [(&customer, "Asha"), (&pending, "P")] {
+        let tokens = sign_in(&stack, phone).await;
+        let (_, me) = api.get("/me", tokens["access_token"].as_str()).await;
+        assert_eq!((me["role"].as_str(), me["user"]["first_name"].as_str()), (Some("user"), Some(name)), "{me}");
+    }
 }
 
 #[tokio::test]
@@ -267,4 +352,117 @@ async fn logs_hold_no_phone_numbers_or_codes() {
     assert!(!logs.contains(&phone[3..]), "a phone number reached the logs");
     assert!(!logs.contains(&format!("\"{code}\"")) && !logs.contains(&format!(" {code}")), "an OTP reached the logs");
     assert!(!logs.contains(tokens["access_token"].as_str().unwrap()), "a token reached the logs");
+}
+
+/// A POST that also returns the `Retry-After` header.
+async fn post_with_retry_after(
+    api: &Api,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value, Option<u64>) {
+    let resp = reqwest::Client::new().post(format!("{}{path}", api.base)).json(&body).send().await.unwrap();
+    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    (resp.status().as_u16(), resp.json().await.unwrap(), retry)
+}
+
+#[tokio::test]
+async fn codes_go_only_to_the_countries_served() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let abroad = "+14155550123"; // well-formed, but not a country the product serves
+    for (path, body) in [
+        ("/auth/signup", json!({ "phone": abroad, "first_name": "A", "last_name": "B", "user_type": "user" })),
+        ("/auth/signup/resend", json!({ "phone": abroad })),
+        ("/auth/otp", json!({ "phone": abroad })),
+    ] {
+        let (status, reply) = api.post(path, body).await;
+        assert_eq!((status, reply["error"]["field"].as_str()), (400, Some("phone")), "{path}: {reply}");
+    }
+    assert_eq!(stack.outbox.count_to(abroad), 0, "no SMS abroad");
+    // The countries are the template's parameter: a stack serving +1 too sends there.
+    let wider = stack_with(|o| {
+        o.parameters.insert("SmsCountryCodes".into(), "+91,+1".into());
+    })
+    .await;
+    let (status, reply) = Api::new(&wider).post("/auth/otp", json!({ "phone": abroad })).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+#[tokio::test]
+async fn codes_to_one_number_are_limited_and_say_when_to_retry() {
+    let stack = stack_with(|o| {
+        o.parameters.insert("SmsLimitPerPhone".into(), "3".into());
+    })
+    .await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    let signup = json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" });
+    assert_eq!(api.post("/auth/signup", signup).await.0, 201);
+    assert_eq!(api.post("/auth/signup/resend", json!({ "phone": phone })).await.0, 202);
+    assert_eq!(api.post("/auth/otp", json!({ "phone": phone })).await.0, 200);
+    for path in ["/auth/signup/resend", "/auth/otp"] {
+        let (status, reply, retry) = post_with_retry_after(&api, path, json!({ "phone": phone })).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (429, Some("too_many_sms")), "{path}: {reply}");
+        assert!(retry.is_some_and(|s| (1..=3600).contains(&s)), "{path}: Retry-After {retry:?}");
+    }
+    assert_eq!(stack.outbox.count_to(&phone), 2, "sign-up and resend codes only");
+    // Another number is not held back by this one.
+    assert_eq!(api.post("/auth/otp", json!({ "phone": random_phone() })).await.0, 200);
+    // The counter is one item with a TTL.
+    let counters: Vec<_> = all_items(&stack)
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_s().unwrap() == &format!("SMSLIMIT#PHONE#{phone}"))
+        .collect();
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    assert_eq!(counters[0]["sends"].as_n().unwrap(), "3");
+    assert!(counters[0].contains_key("expires_at"));
+}
+
+#[tokio::test]
+async fn codes_from_one_address_are_limited() {
+    let stack = stack_with(|o| {
+        o.parameters.insert("SmsLimitPerIp".into(), "3".into());
+    })
+    .await;
+    let api = Api::new(&stack);
+    for _ in 0..3 {
+        assert_eq!(api.post("/auth/otp", json!({ "phone": random_phone() })).await.0, 200);
+    }
+    let phone = random_phone();
+    let signup = json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" });
+    let (status, reply, retry) = post_with_retry_after(&api, "/auth/signup", signup).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (429, Some("too_many_sms")), "{reply}");
+    assert!(retry.is_some_and(|s| (1..=3600).contains(&s)), "Retry-After {retry:?}");
+    assert_eq!(stack.outbox.count_to(&phone), 0);
+}
+
+/// The app's access token cannot rewrite what the backend relies on straight in Cognito
+/// (the number behind the phone claim, the names on the stored user): edits go through the API.
+#[tokio::test]
+async fn the_app_cannot_write_phone_or_names_into_cognito() {
+    use aws_sdk_cognitoidentityprovider::types::AttributeType;
+    let stack = stack().await;
+    let phone = random_phone();
+    sign_up(&stack, &phone, "user").await;
+    let tokens = sign_in(&stack, &phone).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&stack.sdk);
+    for (name, value) in
+        [("phone_number", random_phone()), ("given_name", "Mallory".into()), ("family_name", "M".into())]
+    {
+        let result = cognito
+            .update_user_attributes()
+            .access_token(token)
+            .user_attributes(AttributeType::builder().name(name).value(value).build().unwrap())
+            .send()
+            .await;
+        let err = result.expect_err(name);
+        assert!(err.as_service_error().is_some_and(|e| e.is_not_authorized_exception()), "{name}: {err:?}");
+    }
+    let user =
+        cognito.admin_get_user().user_pool_id(&stack.provisioned.user_pool_id).username(&phone).send().await.unwrap();
+    let attr =
+        |n: &str| user.user_attributes().iter().find(|a| a.name() == n).and_then(|a| a.value()).map(str::to_owned);
+    assert_eq!((attr("phone_number"), attr("given_name")), (Some(phone.clone()), Some("Asha".into())));
 }

@@ -96,6 +96,7 @@ pub fn constructed(src: &str) -> Errors {
         ("Store", 503, "store_unavailable"),
         ("Store", 500, "internal"),
         ("signed_in(", 401, "unauthenticated"),
+        ("too_many_sms(", 429, "too_many_sms"),
         ("Access::Role(", 403, "forbidden"),
     ] {
         if src.contains(marker) {

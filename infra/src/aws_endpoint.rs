@@ -3,7 +3,9 @@
 //! - SignUp / ResendConfirmationCode send a 6-digit code "by SMS" (to the [`Outbox`] and the log);
 //! - ConfirmSignUp checks that code, then runs the PostConfirmation trigger;
 //! - InitiateAuth `USER_AUTH` + RespondToAuthChallenge `SMS_OTP` sign in with an SMS code
-//!   and return moto-signed tokens.
+//!   and return moto-signed tokens;
+//! - SignUp and UpdateUserAttributes write only the attributes the app client may write
+//!   (its `WriteAttributes`), as Cognito checks and moto does not.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -289,6 +291,11 @@ pub async fn serve(
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let result = match operation {
         Some("SignUp") => local.sign_up(request, &headers, &uri).await,
+        Some("UpdateUserAttributes") => match local.unwritable(&request).await {
+            Ok(Some(refused)) => Ok(refused),
+            Ok(None) => Ok(local.forward(method, &uri, &headers, body).await),
+            Err(e) => Err(e),
+        },
         Some("ConfirmSignUp") => local.confirm_sign_up(request).await,
         Some("ResendConfirmationCode") => local.resend(request).await,
         Some("InitiateAuth") if request["AuthFlow"] == "USER_AUTH" => local.start_sign_in(request).await,
@@ -346,7 +353,31 @@ impl LocalCognito {
         }
     }
 
+    /// Cognito's refusal when the request writes an attribute its app client may not (the
+    /// client named by `ClientId`, or the one that issued `AccessToken`); `None`: allowed.
+    async fn unwritable(&self, request: &Value) -> Result<Option<Response>> {
+        let client_id = match request["ClientId"].as_str() {
+            Some(id) => id.to_owned(),
+            None => token_client_id(request["AccessToken"].as_str().unwrap_or_default()).unwrap_or_default(),
+        };
+        let client =
+            self.cognito.describe_user_pool_client().user_pool_id(self.pool()).client_id(client_id).send().await;
+        let Some(client) = client.ok().and_then(|c| c.user_pool_client) else { return Ok(None) };
+        // No list at all means every standard attribute, as in Cognito.
+        let writable = client.write_attributes();
+        if writable.is_empty() {
+            return Ok(None);
+        }
+        let asked = request["UserAttributes"].as_array().cloned().unwrap_or_default();
+        let refused = asked.iter().filter_map(|a| a["Name"].as_str()).any(|name| !writable.iter().any(|w| w == name));
+        Ok(refused
+            .then(|| cognito_error("NotAuthorizedException", "A client attempted to write unauthorized attribute")))
+    }
+
     async fn sign_up(&self, mut request: Value, headers: &HeaderMap, uri: &Uri) -> Result<Response> {
+        if let Some(refused) = self.unwritable(&request).await? {
+            return Ok(refused);
+        }
         // Passwordless sign-up: moto insists on a password, so give it one nobody knows.
         if request.get("Password").is_none() {
             request["Password"] = json!(format!("Lp1{}", uuid::Uuid::new_v4().simple()).to_uppercase() + "x");
@@ -523,6 +554,14 @@ impl LocalCognito {
             }
         })))
     }
+}
+
+/// The `client_id` claim of an access token (moto's tokens are JWTs).
+fn token_client_id(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?["client_id"].as_str().map(str::to_owned)
 }
 
 fn delivery(phone: &str) -> Value {

@@ -201,7 +201,11 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
             .with_context(|| format!("creating user pool client {id}"))?;
         let client_id = client.user_pool_client().and_then(|c| c.client_id()).unwrap_or_default().to_owned();
         out.refs.insert(id.clone(), client_id.clone());
-        out.user_pool_client_id = client_id;
+        // The apps' client is the one they sign in with (USER_AUTH); the template may have
+        // others (the backend's sign-up client) that never issue a token.
+        if seq(p, "ExplicitAuthFlows").any(|f| f.as_str() == Some("ALLOW_USER_AUTH")) {
+            out.user_pool_client_id = client_id;
+        }
     }
     for (id, res) in template.of_kind("AWS::Cognito::UserPoolGroup") {
         let p = &res.properties;

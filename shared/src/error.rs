@@ -19,11 +19,14 @@ pub struct ApiError {
     /// exactly that and retry with the same `Idempotency-Key`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shortfall: Option<crate::Money>,
+    /// A `429`'s wait in seconds, sent as the `Retry-After` header (not in the body).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), field: None, shortfall: None }
+        Self { status, code: code.into(), message: message.into(), field: None, shortfall: None, retry_after: None }
     }
 
     /// 400 naming the request field that is wrong.
@@ -35,6 +38,7 @@ impl ApiError {
             message: format!("{field}: {problem}"),
             field: Some(field),
             shortfall: None,
+            retry_after: None,
         }
     }
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -76,6 +80,12 @@ impl ApiError {
         );
         err.shortfall = Some(shortfall);
         err
+    }
+
+    /// Tells the caller to wait `seconds` before retrying (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {

@@ -14,7 +14,7 @@
 //! hands back the `Op` (which the function `match`es, exhaustively) and the caller.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use serde::Serialize;
@@ -228,7 +228,11 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
 }
 
 pub fn error_response(err: &ApiError) -> Response {
-    json(err.status, &serde_json::json!({ "error": err }))
+    let mut resp = json(err.status, &serde_json::json!({ "error": err }));
+    if let Some(seconds) = err.retry_after {
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    resp
 }
 
 /// Turns a route's result into the response, logging server-side faults.

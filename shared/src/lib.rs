@@ -9,6 +9,8 @@
 //! `outbound` is a cargo feature (see `Cargo.toml`): only the functions that call third
 //! parties link the outbound HTTPS client and its trust roots.
 
+#[cfg(feature = "cognito")]
+pub mod account;
 pub mod app;
 pub mod astrologer;
 pub mod availability;
@@ -33,6 +35,7 @@ pub mod review;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 pub mod signature;
+pub mod sms;
 pub mod staff;
 mod status;
 pub mod store;

@@ -1,11 +1,11 @@
-//! Cognito's errors, mapped to what the app should show. Sign-in folds every "no" into one
-//! answer so it cannot be used to learn which phone numbers are registered.
+//! Cognito's errors, mapped to what the app should show. No route's answer tells whether a
+//! phone number is registered: sign-in folds every "no" into one answer, sign-up answers a
+//! taken number as a new one, and confirming or resending treats a customer's number as a
+//! number nobody used.
 
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use shared::ApiError;
 
-/// Internal marker: the user does not exist (callers that must not reveal it catch this).
-pub const UNKNOWN_USER: &str = "user_not_found";
 pub const INVALID_CODE: &str = "invalid_code";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +17,41 @@ pub enum Operation {
     VerifySignIn,
 }
 
-pub fn map_error<E, R>(op: Operation, err: SdkError<E, R>) -> ApiError
+/// Cognito's "no", before it reaches the caller. The first two reveal who is registered, so
+/// each route answers them as it answers the ordinary case; they never become an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such (confirmed) user for the number.
+    UnknownUser,
+    /// The number is registered already (pending or confirmed).
+    Taken,
+    /// Confirmed, but the post-confirmation trigger failed: the first signed-in call
+    /// finishes the account's setup (`shared::account`).
+    SetupUnfinished,
+    /// What the caller sees.
+    Error(ApiError),
+}
+
+impl Refusal {
+    /// The caller's error, for the routes that never meet the hidden cases.
+    pub fn into_error(self) -> ApiError {
+        match self {
+            Refusal::Error(err) => err,
+            hidden => {
+                tracing::error!(?hidden, "cognito answer reached a route that cannot hide it");
+                ApiError::bad_gateway("auth_error", "sign-in failed; try again")
+            }
+        }
+    }
+}
+
+/// A wrong, expired or unusable code on `POST /auth/signup/confirm`: one answer whether the
+/// number is pending, confirmed already or unknown.
+fn confirm_refused() -> ApiError {
+    ApiError::bad_request("code_mismatch", "the code is wrong or has expired; check the SMS or request a new one")
+}
+
+pub fn map_error<E, R>(op: Operation, err: SdkError<E, R>) -> Refusal
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -26,47 +60,42 @@ where
         SdkError::ServiceError(service) => service.err().code().unwrap_or("Unknown").to_owned(),
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
             tracing::warn!(?op, error = ?err, "cognito unreachable");
-            return ApiError::unavailable("auth_unavailable", "sign-in is unavailable right now; try again shortly");
+            return Refusal::Error(ApiError::unavailable(
+                "auth_unavailable",
+                "sign-in is unavailable right now; try again shortly",
+            ));
         }
         other => {
             tracing::error!(?op, error = ?other, "cognito call failed");
-            return ApiError::bad_gateway("auth_error", "sign-in failed; try again");
+            return Refusal::Error(ApiError::bad_gateway("auth_error", "sign-in failed; try again"));
         }
     };
     map_code(op, &code)
 }
 
-fn map_code(op: Operation, code: &str) -> ApiError {
+fn map_code(op: Operation, code: &str) -> Refusal {
     use Operation::*;
-    match (op, code) {
-        (SignUp, "UsernameExistsException" | "AliasExistsException") => {
-            ApiError::conflict("phone_already_registered", "this phone number is already registered; sign in instead")
-        }
+    Refusal::Error(match (op, code) {
+        (SignUp, "UsernameExistsException" | "AliasExistsException") => return Refusal::Taken,
         (
             VerifySignIn,
             "CodeMismatchException" | "ExpiredCodeException" | "NotAuthorizedException" | "UserNotFoundException",
         ) => ApiError::unauthorized(INVALID_CODE, "the code is wrong or has expired; request a new one"),
         (StartSignIn, "UserNotFoundException" | "UserNotConfirmedException" | "NotAuthorizedException") => {
-            ApiError::new(404, UNKNOWN_USER, "no such user")
+            return Refusal::UnknownUser;
         }
-        (ResendCode, "UserNotFoundException") => ApiError::new(404, UNKNOWN_USER, "no such user"),
-        (ResendCode, "InvalidParameterException") => {
-            ApiError::conflict("already_confirmed", "this phone number is already confirmed; sign in instead")
-        }
-        (ConfirmSignUp, "CodeMismatchException") => {
-            ApiError::bad_request("code_mismatch", "the code is wrong; check the SMS and try again")
-        }
-        (ConfirmSignUp, "ExpiredCodeException") => {
-            ApiError::bad_request("code_expired", "the code has expired; request a new one")
-        }
-        (ConfirmSignUp, "UserNotFoundException") => {
-            ApiError::new(404, UNKNOWN_USER, "no sign-up for this phone number; sign up first")
-        }
-        (ConfirmSignUp, "NotAuthorizedException") => {
-            ApiError::conflict("already_confirmed", "this phone number is already confirmed; sign in instead")
-        }
-        (ConfirmSignUp, "AliasExistsException") => {
-            ApiError::conflict("phone_already_registered", "this phone number is already registered; sign in instead")
+        // InvalidParameterException: the number is confirmed already, so no sign-up code to resend.
+        (ResendCode, "UserNotFoundException" | "InvalidParameterException") => return Refusal::UnknownUser,
+        (
+            ConfirmSignUp,
+            "CodeMismatchException"
+            | "ExpiredCodeException"
+            | "UserNotFoundException"
+            | "NotAuthorizedException"
+            | "AliasExistsException",
+        ) => confirm_refused(),
+        (ConfirmSignUp, "UserLambdaValidationException" | "UnexpectedLambdaException") => {
+            return Refusal::SetupUnfinished;
         }
         (_, "TooManyFailedAttemptsException") => {
             ApiError::too_many("too_many_attempts", "too many wrong codes; wait a while and request a new one")
@@ -87,7 +116,7 @@ fn map_code(op: Operation, code: &str) -> ApiError {
             tracing::error!(?op, code = other, "unmapped cognito error");
             ApiError::bad_gateway("auth_error", "sign-in failed; try again")
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -102,7 +131,23 @@ mod tests {
                 .map(|code| map_code(Operation::VerifySignIn, code))
                 .collect();
         assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
-        assert_eq!(answers[0].status, 401);
+        assert!(matches!(&answers[0], Refusal::Error(e) if e.status == 401), "{answers:?}");
+    }
+
+    #[test]
+    fn confirming_does_not_tell_a_customer_from_a_stranger() {
+        let answers: Vec<_> = [
+            "CodeMismatchException",
+            "ExpiredCodeException",
+            "UserNotFoundException",
+            "NotAuthorizedException",
+            "AliasExistsException",
+        ]
+        .iter()
+        .map(|code| map_code(Operation::ConfirmSignUp, code))
+        .collect();
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+        assert_eq!(answers[0], Refusal::Error(confirm_refused()));
     }
 
     #[test]
@@ -116,7 +161,9 @@ mod tests {
         ] {
             for code in ["Whatever", "InternalErrorException", "InvalidParameterException", "TooManyRequestsException"]
             {
-                assert!(map_code(op, code).status != 500);
+                if let Refusal::Error(err) = map_code(op, code) {
+                    assert!(err.status != 500);
+                }
             }
         }
     }

@@ -8,8 +8,10 @@
 //! | `POST /auth/otp` | InitiateAuth `USER_AUTH`, preferring `SMS_OTP` |
 //! | `POST /auth/otp/verify` | RespondToAuthChallenge `SMS_OTP` |
 //!
-//! Sign-in never reveals whether a phone number is registered: an unknown number gets a
-//! challenge that looks the same, and every wrong answer fails the same way.
+//! No route reveals whether a phone number is registered (see `cognito_errors`): sign-in
+//! gives an unknown number a challenge that looks the same and fails every wrong answer the
+//! same way; sign-up answers a taken number as a new one; confirming and resending answer a
+//! customer's number as they answer a number nobody used.
 
 mod cognito_errors;
 #[cfg(feature = "openapi")]
@@ -25,21 +27,34 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route, json, json_body};
+use shared::sms::{SmsCounter, SmsPolicy, too_many_sms};
+use shared::store::Store;
 use shared::{ApiError, Email, PersonName, Phone, UserType};
 
-use cognito_errors::{Operation, map_error};
+use cognito_errors::{Operation, Refusal, map_error};
 
 /// Built once per cold start.
 #[derive(Clone, Debug)]
 pub struct App {
     pub cognito: Client,
-    /// The user pool app client the mobile apps use.
+    /// The user pool app client the mobile apps use: sign-in, and so their tokens.
     pub client_id: String,
+    /// The backend's client for sign-up, the only one that may write the sign-up's attributes.
+    pub sign_up_client_id: String,
+    /// Where the SMS send counters are kept.
+    pub store: Store,
+    pub sms: SmsPolicy,
 }
 
 impl App {
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        Ok(Self { cognito: Client::new(sdk), client_id: config::required(vars, "USER_POOL_CLIENT_ID")? })
+        Ok(Self {
+            cognito: Client::new(sdk),
+            client_id: config::required(vars, "USER_POOL_CLIENT_ID")?,
+            sign_up_client_id: config::required(vars, "SIGN_UP_CLIENT_ID")?,
+            store: Store::from_env(sdk, vars)?,
+            sms: SmsPolicy::from_env(vars)?,
+        })
     }
 }
 
@@ -69,12 +84,45 @@ pub const ROUTES: &[Route<Op>] = &[
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let (op, _) = http::dispatch(ROUTES, req)?;
     match op {
-        Op::SignUp => sign_up(app, json_body(req)?).await,
+        Op::SignUp => {
+            let body: SignUpBody = json_body(req)?;
+            may_send_sms(app, req, &body.phone).await?;
+            sign_up(app, body).await
+        }
         Op::Confirm => confirm(app, json_body(req)?).await,
-        Op::Resend => resend(app, json_body(req)?).await,
-        Op::StartSignIn => start_sign_in(app, json_body(req)?).await,
+        Op::Resend => {
+            let body: PhoneBody = json_body(req)?;
+            may_send_sms(app, req, &body.phone).await?;
+            resend(app, body).await
+        }
+        Op::StartSignIn => {
+            let body: PhoneBody = json_body(req)?;
+            may_send_sms(app, req, &body.phone).await?;
+            start_sign_in(app, body).await
+        }
         Op::VerifySignIn => verify_sign_in(app, json_body(req)?).await,
     }
+}
+
+/// Before a route that makes Cognito send an SMS: the number is in a country served, and
+/// neither it nor the caller's address has had its codes for this window. Counted whether
+/// or not an SMS then goes (a taken or unknown number is counted as any other), so the
+/// limit tells nobody anything. Both counters are counted at once; a refused send may still
+/// have counted against the other one, which only ever holds back the sender.
+async fn may_send_sms(app: &App, req: &Request, phone: &Phone) -> Result<(), ApiError> {
+    app.sms.check_country(phone)?;
+    let (window_start, retry_after) = app.sms.window(chrono::Utc::now().timestamp());
+    let count = |counter: SmsCounter| async move {
+        let limit = counter.limit(&app.sms);
+        app.store.count_sms(&counter, window_start, app.sms.window_seconds, limit).await
+    };
+    let (number, source) =
+        tokio::join!(count(SmsCounter::Phone(phone.clone())), count(SmsCounter::source(http::source_ip(req))));
+    if !(number? && source?) {
+        tracing::warn!(phone = %phone, "SMS limit reached");
+        return Err(too_many_sms(retry_after));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -218,49 +266,86 @@ async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
     if let Some(email) = &body.email {
         attributes.push(attribute("email", email.as_str()));
     }
-    let output = app
+    let result = app
         .cognito
         .sign_up()
-        .client_id(&app.client_id)
+        .client_id(&app.sign_up_client_id)
         .username(body.phone.e164())
         .set_user_attributes(Some(attributes))
         .send()
-        .await
-        .map_err(|e| map_error(Operation::SignUp, e))?;
+        .await;
+    let (user_id, confirmed) = match result {
+        Ok(output) => (output.user_sub().to_owned(), output.user_confirmed()),
+        Err(e) => match map_error(Operation::SignUp, e) {
+            // A taken number is answered as a new one, with an id that names nobody. A
+            // pending sign-up gets its code again (what its owner, signing up again, wants);
+            // a customer's account is left as it is. Neither answer changes a thing.
+            Refusal::Taken => {
+                resend_code(app, &body.phone).await;
+                (uuid::Uuid::new_v4().to_string(), false)
+            }
+            other => return Err(other.into_error()),
+        },
+    };
     tracing::info!(phone = %body.phone, role = role.as_str(), "sign-up started");
     Ok(json(
         201,
         &SignedUp {
-            user_id: output.user_sub(),
+            user_id: &user_id,
             user_type: role,
-            confirmed: output.user_confirmed(),
+            confirmed,
             code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
         },
     ))
 }
 
 async fn confirm(app: &App, body: ConfirmBody) -> Result<Response, ApiError> {
-    app.cognito
+    let result = app
+        .cognito
         .confirm_sign_up()
-        .client_id(&app.client_id)
+        .client_id(&app.sign_up_client_id)
         .username(body.phone.e164())
         .confirmation_code(&body.code.0)
         .send()
-        .await
-        .map_err(|e| map_error(Operation::ConfirmSignUp, e))?;
-    tracing::info!(phone = %body.phone, "sign-up confirmed");
+        .await;
+    match result {
+        Ok(_) => tracing::info!(phone = %body.phone, "sign-up confirmed"),
+        Err(e) => match map_error(Operation::ConfirmSignUp, e) {
+            // Cognito confirmed the number before its trigger failed; the first signed-in
+            // call finishes the setup, so the sign-up is done as far as the app is concerned.
+            Refusal::SetupUnfinished => tracing::warn!(phone = %body.phone, "sign-up confirmed, setup unfinished"),
+            other => return Err(other.into_error()),
+        },
+    }
     Ok(json(200, &Confirmed { confirmed: true }))
 }
 
 async fn resend(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
-    let sent = CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" };
-    match app.cognito.resend_confirmation_code().client_id(&app.client_id).username(body.phone.e164()).send().await {
-        Ok(_) => Ok(json(202, &CodeResent { code: sent })),
+    match app
+        .cognito
+        .resend_confirmation_code()
+        .client_id(&app.sign_up_client_id)
+        .username(body.phone.e164())
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        // Unknown or confirmed already: answered as if sent, so resend cannot probe for numbers.
         Err(e) => match map_error(Operation::ResendCode, e) {
-            // Answer as if sent, so resend cannot be used to probe for numbers.
-            err if err.code == cognito_errors::UNKNOWN_USER => Ok(json(202, &CodeResent { code: sent })),
-            err => Err(err),
+            Refusal::UnknownUser => {}
+            other => return Err(other.into_error()),
         },
+    }
+    Ok(json(202, &CodeResent { code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" } }))
+}
+
+/// Sends a pending sign-up its code again, for a sign-up that found its number taken; what
+/// happens is never told to the caller (a customer's number has no code to resend).
+async fn resend_code(app: &App, phone: &Phone) {
+    let result =
+        app.cognito.resend_confirmation_code().client_id(&app.sign_up_client_id).username(phone.e164()).send().await;
+    if let Err(e) = result {
+        tracing::info!(refusal = ?map_error(Operation::ResendCode, e), "no sign-up code resent for a taken number");
     }
 }
 
@@ -283,8 +368,8 @@ async fn start_sign_in(app: &App, body: PhoneBody) -> Result<Response, ApiError>
         }
         Err(e) => match map_error(Operation::StartSignIn, e) {
             // Unknown or unconfirmed number: a session that looks real and can never succeed.
-            err if err.code == cognito_errors::UNKNOWN_USER => decoy_session(),
-            err => return Err(err),
+            Refusal::UnknownUser => decoy_session(),
+            other => return Err(other.into_error()),
         },
     };
     tracing::info!(phone = %body.phone, "sign-in code requested");
@@ -315,7 +400,7 @@ async fn verify_sign_in(app: &App, body: VerifyBody) -> Result<Response, ApiErro
         .challenge_responses("SMS_OTP_CODE", &body.code.0)
         .send()
         .await
-        .map_err(|e| map_error(Operation::VerifySignIn, e))?;
+        .map_err(|e| map_error(Operation::VerifySignIn, e).into_error())?;
     let tokens = output
         .authentication_result()
         .ok_or_else(|| ApiError::unauthorized(cognito_errors::INVALID_CODE, "the code is wrong or has expired"))?;

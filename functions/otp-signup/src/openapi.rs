@@ -7,8 +7,10 @@ use utoipa::openapi::schema::Schema;
 
 use super::*;
 
-/// Cognito's answers any route of this function can turn into (`cognito_errors::map_code`).
+/// Cognito's answers any route of this function can turn into (`cognito_errors::map_code`),
+/// and the store's (the SMS counters).
 const COGNITO: &[ErrorCase] = &[
+    doc::STORE_UNAVAILABLE,
     error(503, "auth_unavailable", "sign-in (Cognito) is unreachable; retry shortly"),
     error(502, "auth_error", "sign-in failed unexpectedly; retry"),
     error(502, "account_setup_failed", "the account could not be set up after confirmation; retry"),
@@ -18,29 +20,38 @@ const COGNITO: &[ErrorCase] = &[
     error(400, "invalid_request", "sign-in refused the request as malformed"),
 ];
 
+/// The routes that send an SMS code, over a number's or an address's limit (`shared::sms`).
+const TOO_MANY_SMS: ErrorCase = error(
+    429,
+    shared::sms::TOO_MANY_SMS,
+    "too many codes for this number, or from this network, this hour; wait the `Retry-After` header's seconds",
+);
+
 pub fn openapi() -> FunctionDoc {
     FunctionDoc::new("otp-signup", "Sign-up and sign-in", ROUTES, COGNITO, |op| match op {
         Op::SignUp => Operation {
             summary: "Sign up with a phone number",
             description: "Creates the account (no password) and sends a 6-digit code by SMS; confirm it with \
-                          `POST /auth/signup/confirm`. Locally the code appears in the stack's log.",
+                          `POST /auth/signup/confirm`. Locally the code appears in the stack's log. A number that \
+                          is registered already gets the same answer and its account is left as it is (a pending \
+                          sign-up is sent its code again), so this does not reveal who is registered.",
             request: Request::Json(doc::body(schema::<SignUpBody>)),
             responses: vec![success(201, "Signed up; a code was sent by SMS", schema::<SignedUp>)],
-            errors: vec![error(409, "phone_already_registered", "this number is registered already; sign in")],
+            errors: vec![TOO_MANY_SMS],
             ..Operation::default()
         },
         Op::Confirm => Operation {
             summary: "Confirm the sign-up with the SMS code",
-            description: "Confirms the account; the user, wallet (and, for an astrologer, the profile) are created.",
+            description: "Confirms the account; the user, wallet (and, for an astrologer, the profile) are created. \
+                          A wrong or expired code, a number with no pending sign-up and one confirmed already all \
+                          get the same `400 code_mismatch`.",
             request: Request::Json(doc::body(schema::<ConfirmBody>)),
             responses: vec![success(200, "Confirmed", schema::<Confirmed>)],
-            errors: vec![
-                error(400, "code_mismatch", "the code is wrong"),
-                error(400, "code_expired", "the code has expired; request a new one"),
-                error(404, "user_not_found", "no sign-up for this number; sign up first"),
-                error(409, "already_confirmed", "already confirmed; sign in"),
-                error(409, "phone_already_registered", "another account has this number"),
-            ],
+            errors: vec![error(
+                400,
+                "code_mismatch",
+                "the code is wrong or has expired (or the number has no pending sign-up); request a new one, or sign in",
+            )],
             ..Operation::default()
         },
         Op::Resend => Operation {
@@ -52,7 +63,7 @@ pub fn openapi() -> FunctionDoc {
                 "A new code was sent (if the number has a pending sign-up)",
                 schema::<CodeResent>,
             )],
-            errors: vec![error(409, "already_confirmed", "already confirmed; sign in")],
+            errors: vec![TOO_MANY_SMS],
             ..Operation::default()
         },
         Op::StartSignIn => Operation {
@@ -61,6 +72,7 @@ pub fn openapi() -> FunctionDoc {
                           the same and can never succeed, so this does not reveal who is registered.",
             request: Request::Json(doc::body(schema::<PhoneBody>)),
             responses: vec![success(200, "A code was sent", schema::<SignInChallenge>)],
+            errors: vec![TOO_MANY_SMS],
             ..Operation::default()
         },
         Op::VerifySignIn => Operation {

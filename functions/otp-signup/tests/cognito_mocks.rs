@@ -37,8 +37,25 @@ fn request(route: &str, body: Value) -> Request {
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
+/// A store whose SMS counters always have room (the limits are the integration tests').
+fn store() -> shared::store::Store {
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+    let counted = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+    shared::store::Store::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&counted]), "table")
+}
+
 async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
-    let app = App { cognito, client_id: "client".into() };
+    let vars: std::collections::HashMap<String, String> = [
+        ("SMS_COUNTRY_CODES", "+91"),
+        ("SMS_LIMIT_PER_PHONE", "5"),
+        ("SMS_LIMIT_PER_IP", "50"),
+        ("SMS_LIMIT_WINDOW_SECONDS", "3600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let sms = shared::sms::SmsPolicy::from_env(&vars).unwrap();
+    let app = App { cognito, client_id: "client".into(), sign_up_client_id: "sign-up".into(), store: store(), sms };
     let resp = handle(&app, request(route, body)).await;
     let Body::Text(text) = resp.body() else { panic!("no body") };
     (i64::from(resp.status().as_u16()), serde_json::from_str(text).unwrap())
@@ -53,7 +70,6 @@ const PHONE: &str = "+919876543210";
 async fn sign_up_errors() {
     let signup = json!({ "phone": PHONE, "first_name": "A", "last_name": "B", "user_type": "user" });
     let cases: Vec<Case<SignUpError>> = vec![
-        (|| err!(SignUpError, UsernameExistsException), 409, "phone_already_registered"),
         (|| err!(SignUpError, CodeDeliveryFailureException), 502, "sms_delivery_failed"),
         (|| err!(SignUpError, TooManyRequestsException), 429, "too_many_requests"),
         (|| err!(SignUpError, LimitExceededException), 429, "too_many_requests"),
@@ -71,11 +87,11 @@ async fn sign_up_errors() {
 async fn confirm_errors() {
     let confirm = json!({ "phone": PHONE, "code": "123456" });
     let cases: Vec<Case<ConfirmSignUpError>> = vec![
-        (|| err!(ConfirmSignUpError, ExpiredCodeException), 400, "code_expired"),
+        (|| err!(ConfirmSignUpError, ExpiredCodeException), 400, "code_mismatch"),
         (|| err!(ConfirmSignUpError, CodeMismatchException), 400, "code_mismatch"),
         (|| err!(ConfirmSignUpError, TooManyFailedAttemptsException), 429, "too_many_attempts"),
-        (|| err!(ConfirmSignUpError, UserNotFoundException), 404, "user_not_found"),
-        (|| err!(ConfirmSignUpError, NotAuthorizedException), 409, "already_confirmed"),
+        (|| err!(ConfirmSignUpError, UserNotFoundException), 400, "code_mismatch"),
+        (|| err!(ConfirmSignUpError, NotAuthorizedException), 400, "code_mismatch"),
     ];
     for (error, status, code) in cases {
         let rule = mock!(Client::confirm_sign_up).then_error(error);
@@ -161,4 +177,32 @@ async fn unknown_route_is_a_404() {
     let (status, body) =
         call(mock_client!(aws_sdk_cognitoidentityprovider, [&rule]), "DELETE /auth/signup", json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (404, "no_route"));
+}
+
+#[tokio::test]
+async fn a_taken_number_is_answered_as_a_new_sign_up() {
+    use aws_sdk_cognitoidentityprovider::operation::resend_confirmation_code::ResendConfirmationCodeError;
+    use aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpOutput;
+    let signup = json!({ "phone": PHONE, "first_name": "A", "last_name": "B", "user_type": "user" });
+    let fresh = mock!(Client::sign_up).then_output(|| {
+        SignUpOutput::builder().user_sub("0b7f5e1c-6a3d-4e2f-9c1b-2d3e4f5a6b7c").user_confirmed(false).build().unwrap()
+    });
+    let (status, new) =
+        call(mock_client!(aws_sdk_cognitoidentityprovider, [&fresh]), "POST /auth/signup", signup.clone()).await;
+    assert_eq!(status, 201, "{new}");
+    // Taken by a customer: no sign-up code to resend, and nothing says so.
+    let taken = mock!(Client::sign_up).then_error(|| err!(SignUpError, UsernameExistsException));
+    let confirmed = mock!(Client::resend_confirmation_code)
+        .then_error(|| err!(ResendConfirmationCodeError, InvalidParameterException));
+    let client = mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::MatchAny, [&taken, &confirmed]);
+    let (status, old) = call(client, "POST /auth/signup", signup).await;
+    assert_eq!(status, 201, "{old}");
+    assert_eq!(confirmed.num_calls(), 1);
+    let without_id = |mut v: Value| {
+        v["user_id"] = json!(null);
+        v
+    };
+    assert_ne!(old["user_id"], new["user_id"]);
+    assert_eq!(old["user_id"].as_str().unwrap().len(), 36);
+    assert_eq!(without_id(old), without_id(new));
 }

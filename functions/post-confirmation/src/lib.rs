@@ -1,20 +1,19 @@
-//! Cognito PostConfirmation trigger: creates the user, a zero wallet and (for astrologers)
-//! the astrologer profile and the `UserRegistered` event in one transaction, then puts the
-//! user in the Cognito group of their role.
+//! Cognito PostConfirmation trigger: sets the account up (`shared::account`): the user, a
+//! zero wallet and (for astrologers) the astrologer profile and the `UserRegistered` event in
+//! one transaction, then the Cognito group of their role.
 //!
 //! Cognito runs it again on retries, on a second confirmation and after
 //! `ConfirmForgotPassword`; every step is idempotent, so a rerun creates nothing twice and
-//! announces nothing twice (the event is written with the user, or not at all).
+//! announces nothing twice (the event is written with the user, or not at all). If it
+//! fails after Cognito confirmed the user, the first signed-in call (`GET /me`) finishes it.
 //! It returns the event exactly as it was given, as Cognito requires.
 
 use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
+use shared::account::{self, SetupError};
 use shared::config::{self, ConfigError};
-use shared::events::{Envelope, UserRegistered};
-use shared::store::{NewUser, Registered, Store, StoreError};
-use shared::{Email, PersonName, Phone, UserId, UserType};
+use shared::store::{Registered, Store};
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -32,13 +31,11 @@ impl App {
 pub enum TriggerError {
     #[error("not a PostConfirmation event: {0}")]
     InvalidEvent(String),
-    #[error("refusing role {0:?}: only user and astrologer can be chosen at sign-up")]
-    RoleNotAllowed(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("could not add the user to group {group}: {detail}")]
-    Group { group: &'static str, detail: String },
+    Setup(#[from] SetupError),
 }
+
+const FORGOT_PASSWORD: &str = "PostConfirmation_ConfirmForgotPassword";
 
 /// The part of the event this trigger reads.
 #[derive(Deserialize)]
@@ -59,24 +56,15 @@ struct TriggerRequest {
 pub async fn handle(app: &App, event: Value) -> Result<Value, TriggerError> {
     let parsed: TriggerEvent =
         serde_json::from_value(event.clone()).map_err(|e| TriggerError::InvalidEvent(e.to_string()))?;
-    let user = new_user(&parsed.request.user_attributes)?;
-
-    // One user registers once, so the user names the event.
-    let registered = Envelope::new(
-        format!("user-registered-{}", user.id),
-        user.created_at,
-        UserRegistered { user_id: user.id.clone(), user_type: user.user_type, first_name: user.first_name.clone() },
-    );
-    let outcome = app.store.register(&user, &registered).await?;
-    app.cognito
-        .admin_add_user_to_group()
-        .user_pool_id(&parsed.user_pool_id)
-        .username(&parsed.user_name)
-        .group_name(user.user_type.as_str())
-        .send()
-        .await
-        .map_err(|e| TriggerError::Group { group: user.user_type.as_str(), detail: format!("{e:?}") })?;
-
+    let attributes = &parsed.request.user_attributes;
+    // A password reset sets nothing up for an account with no sign-up role: staff made by an
+    // operator (sign-up itself never makes one: there the role is refused).
+    if parsed.trigger_source == FORGOT_PASSWORD && account::sign_up_role(attributes).is_err() {
+        tracing::info!(trigger = %parsed.trigger_source, "password reset of a staff account: nothing to set up");
+        return Ok(event);
+    }
+    let (user, outcome) =
+        account::finish_setup(&app.store, &app.cognito, &parsed.user_pool_id, &parsed.user_name, attributes).await?;
     tracing::info!(
         user_id = %user.id,
         role = user.user_type.as_str(),
@@ -85,22 +73,4 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, TriggerError> {
         "user registered"
     );
     Ok(event)
-}
-
-fn new_user(attributes: &std::collections::HashMap<String, String>) -> Result<NewUser, TriggerError> {
-    let get = |name: &str| attributes.get(name).map(String::as_str).unwrap_or("");
-    let invalid = |what: &str| TriggerError::InvalidEvent(format!("attribute {what} is missing or invalid"));
-    let role_attr = get("custom:user_type");
-    // custom:user_type is immutable in the pool schema, so it is the role chosen at sign-up.
-    let user_type =
-        UserType::parse_self_service(role_attr).map_err(|_| TriggerError::RoleNotAllowed(role_attr.to_owned()))?;
-    Ok(NewUser {
-        id: UserId::parse(get("sub")).map_err(|_| invalid("sub"))?,
-        phone: Phone::parse(get("phone_number")).map_err(|_| invalid("phone_number"))?,
-        first_name: PersonName::parse(get("given_name")).map_err(|_| invalid("given_name"))?.into(),
-        last_name: PersonName::parse(get("family_name")).map_err(|_| invalid("family_name"))?.into(),
-        email: attributes.get("email").and_then(|e| Email::parse(e).ok()).map(String::from),
-        user_type,
-        created_at: Utc::now(),
-    })
 }

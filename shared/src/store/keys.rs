@@ -50,6 +50,14 @@ pub fn experience_sort_key(years: u32, id: &UserId) -> String {
     format!("{years:03}#{id}")
 }
 
+// ---- SMS send counters (rate limits), one item per counter and window, TTL
+pub fn sms_counter_pk(counter: &crate::sms::SmsCounter) -> String {
+    format!("SMSLIMIT#{}", counter.key_part())
+}
+pub fn sms_window_sk(window_start: i64) -> String {
+    format!("WINDOW#{window_start}")
+}
+
 // ---- the wallet's ledger
 pub fn ledger_pk(user: &UserId) -> String {
     format!("LEDGER#{user}")

@@ -24,6 +24,7 @@
 //! | outbox event | `OUTBOX#{event id}` | `OUTBOX` | the envelope; the stream carries it out; TTL 7 days |
 //! | staff audit entry | `STAFFAUDIT#{id}` | `STAFFAUDIT` | who, what, target, why, when; GSI1 `STAFF_AUDIT` / time; created only |
 //! | promotion rules' version | `PROMO_RULES` | `SET` | `version`, bumped by every staff rule creation |
+//! | SMS send counter | `SMSLIMIT#PHONE#{e164}` or `SMSLIMIT#IP#{address or IPv6 /64}` | `WINDOW#{window start}` | `sends`; TTL a window after it ends (see [`sms_limits`]) |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
@@ -34,8 +35,9 @@
 //! # Access patterns
 //! | route or trigger | calls |
 //! |---|---|
-//! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists` |
-//! | `GET /me` | 1 Query on `PK = USER#{sub}` |
+//! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists`; a claim held by another user: + 1 GetItem (its holder) and, when Cognito no longer gives the holder the number, the transaction again with the claim moved (`user_id = holder`) |
+//! | `GET /me` | 1 Query on `PK = USER#{sub}`; an account whose setup the trigger left unfinished: + the trigger's TransactWriteItems and 1 Query, once (see `shared::account`) |
+//! | `POST /auth/signup`, `/auth/signup/resend`, `/auth/otp` | 2 conditional UpdateItems, concurrently (the number's and the source address's SMS counters: `ADD sends`, condition `sends < limit`) |
 //! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 DeleteItem |
 //! | `GET /notifications` | 1 Query on `INBOX#{sub}`, newest first (the counter comes first on page one) |
 //! | `POST /notifications/{id}/read` | 1 TransactWriteItems (flag + count); +1 GetItem when it was not unread |
@@ -73,6 +75,7 @@ pub mod keys;
 mod kyc;
 pub mod outbox;
 pub mod reviews;
+mod sms_limits;
 pub mod staff;
 pub mod topups;
 pub mod tx;

@@ -24,11 +24,14 @@ pub struct NewUser {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
     Created,
     /// A retried trigger or a second confirmation: everything already exists.
     AlreadyExisted,
+    /// The number's claim is this other user's: nothing was written (see
+    /// `shared::account`, which decides whether the claim is stale).
+    PhoneClaimedBy(UserId),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,10 +84,13 @@ pub struct UserOverview {
 impl Store {
     /// Creates the user, the phone claim, a zero wallet, (for astrologers) the profile with
     /// `kyc_status = not_started` and the `registered` event, all or nothing, and at most once.
+    /// `take_claim_from`: the phone claim is moved from that user (conditioned on it still
+    /// being theirs) instead of made new.
     pub async fn register(
         &self,
         user: &NewUser,
         registered: &Envelope<UserRegistered>,
+        take_claim_from: Option<&UserId>,
     ) -> Result<Registered, StoreError> {
         let pk = user_pk(&user.id);
         let now = items::time(user.created_at);
@@ -105,13 +111,26 @@ impl Store {
         profile.insert("created_at".into(), now.clone());
         profile.insert("updated_at".into(), now.clone());
 
-        let mut phone = items::key(phone_pk(&user.phone), PHONE_SK);
-        phone.insert("user_id".into(), items::s(user.id.as_str()));
-
+        let claim_key = items::key(phone_pk(&user.phone), PHONE_SK);
         let mut tx = self.tx();
-        tx.put_new("user", profile)
-            .put_new("phone", phone)
-            .put_new("wallet", super::wallet::new_wallet_item(&user.id, user.created_at));
+        tx.put_new("user", profile);
+        match take_claim_from {
+            None => {
+                let mut phone = claim_key.clone();
+                phone.insert("user_id".into(), items::s(user.id.as_str()));
+                tx.put_new("phone", phone);
+            }
+            Some(previous) => {
+                tx.update(
+                    "phone",
+                    claim_key.clone(),
+                    "SET user_id = :id, previous_user_id = :previous",
+                    "user_id = :previous",
+                    vec![(":id", items::s(user.id.as_str())), (":previous", items::s(previous.as_str()))],
+                );
+            }
+        }
+        tx.put_new("wallet", super::wallet::new_wallet_item(&user.id, user.created_at));
         if user.user_type == UserType::Astrologer {
             let mut astro = items::key(&pk, ASTROLOGER_SK);
             astro.insert("entity".into(), items::s("astrologer"));
@@ -129,6 +148,13 @@ impl Store {
             Ok(()) => Ok(Registered::Created),
             // The user exists: this registration already happened, event and all.
             Err(TxError::Cancelled(c)) if c.failed("user") => Ok(Registered::AlreadyExisted),
+            Err(TxError::Cancelled(c)) if c.failed("phone") => {
+                let holder = self.get(claim_key).await?.map(|item| get_str(&item, "user_id").map(str::to_owned));
+                match holder.transpose()?.map(|id| UserId::parse(&id)) {
+                    Some(Ok(holder)) => Ok(Registered::PhoneClaimedBy(holder)),
+                    _ => Err(StoreError::ConditionFailed("registration refused: the phone claim changed".into())),
+                }
+            }
             Err(TxError::Cancelled(c)) => {
                 Err(StoreError::ConditionFailed(format!("registration refused: {:?}", c.condition_failed)))
             }

@@ -1,0 +1,180 @@
+//! Who may be sent an SMS code. Three public routes make Cognito send one, and an SMS costs
+//! money (more to premium-rate destinations), so: only to the countries the product serves,
+//! and at most so many per phone number and per source address in a window, counted in the
+//! table ([`crate::store::Store::count_sms`]). Over a limit is `429 too_many_sms` with
+//! `Retry-After`.
+
+use std::net::IpAddr;
+
+use crate::config::{self, ConfigError, Vars};
+use crate::error::ApiError;
+use crate::phone::Phone;
+
+pub const TOO_MANY_SMS: &str = "too_many_sms";
+
+/// The countries served and the send limits, from the function's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsPolicy {
+    /// Calling codes with their `+` (`+91`). Calling codes are prefix-free, so a number is
+    /// in a country exactly when it starts with its code.
+    countries: Vec<String>,
+    pub per_phone: u32,
+    pub per_source: u32,
+    pub window_seconds: u32,
+}
+
+impl SmsPolicy {
+    /// `SMS_COUNTRY_CODES` (`+91`, or a comma-separated list), `SMS_LIMIT_PER_PHONE`,
+    /// `SMS_LIMIT_PER_IP` and `SMS_LIMIT_WINDOW_SECONDS`.
+    pub fn from_env(vars: &impl Vars) -> Result<Self, ConfigError> {
+        let codes = config::required(vars, "SMS_COUNTRY_CODES")?;
+        let countries = parse_countries(&codes)
+            .ok_or_else(|| ConfigError::Invalid { name: "SMS_COUNTRY_CODES", problem: format!("{codes:?}") })?;
+        let number = |name: &'static str| -> Result<u32, ConfigError> {
+            let raw = config::required(vars, name)?;
+            raw.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Invalid { name, problem: format!("{raw:?} is not a whole number above 0") })
+        };
+        Ok(Self {
+            countries,
+            per_phone: number("SMS_LIMIT_PER_PHONE")?,
+            per_source: number("SMS_LIMIT_PER_IP")?,
+            window_seconds: number("SMS_LIMIT_WINDOW_SECONDS")?,
+        })
+    }
+
+    /// `400 invalid_field` (`phone`) for a number outside the countries served.
+    pub fn check_country(&self, phone: &Phone) -> Result<(), ApiError> {
+        if self.countries.iter().any(|code| phone.e164().starts_with(code.as_str())) {
+            return Ok(());
+        }
+        Err(ApiError::invalid_field("phone", format!("we serve numbers from {} only", self.countries.join(", "))))
+    }
+
+    /// The window `now` (epoch seconds) falls in: its start, and the seconds until it ends.
+    pub fn window(&self, now: i64) -> (i64, u64) {
+        let length = i64::from(self.window_seconds);
+        let start = now.div_euclid(length) * length;
+        (start, (start + length - now) as u64)
+    }
+}
+
+fn parse_countries(raw: &str) -> Option<Vec<String>> {
+    let codes: Vec<String> = raw.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
+    let valid = |c: &String| {
+        c.strip_prefix('+').is_some_and(|d| (1..=3).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+            && !c.starts_with("+0")
+    };
+    (!codes.is_empty() && codes.iter().all(valid)).then_some(codes)
+}
+
+/// What one send is counted against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsCounter {
+    Phone(Phone),
+    /// The caller's address as API Gateway saw it; an IPv6 address counts by its /64, since
+    /// one subscriber is usually given a whole /64. Anything unreadable shares one counter.
+    Source(String),
+}
+
+impl SmsCounter {
+    pub fn source(raw: Option<&str>) -> Self {
+        let bucket = match raw.and_then(|r| r.trim().parse::<IpAddr>().ok()) {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            None => "unknown".to_owned(),
+        };
+        SmsCounter::Source(bucket)
+    }
+
+    /// The counter's name in its key: bounded, since both come from a parsed value.
+    pub fn key_part(&self) -> String {
+        match self {
+            SmsCounter::Phone(phone) => format!("PHONE#{}", phone.e164()),
+            SmsCounter::Source(bucket) => format!("IP#{bucket}"),
+        }
+    }
+
+    pub fn limit(&self, policy: &SmsPolicy) -> u32 {
+        match self {
+            SmsCounter::Phone(_) => policy.per_phone,
+            SmsCounter::Source(_) => policy.per_source,
+        }
+    }
+}
+
+/// `429 too_many_sms`, to retry after `seconds`.
+pub fn too_many_sms(seconds: u64) -> ApiError {
+    ApiError::too_many(TOO_MANY_SMS, "too many codes were sent to this number or from this network; try again later")
+        .retry_after(seconds.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn policy(codes: &str) -> Result<SmsPolicy, ConfigError> {
+        let vars: HashMap<String, String> = [
+            ("SMS_COUNTRY_CODES", codes),
+            ("SMS_LIMIT_PER_PHONE", "5"),
+            ("SMS_LIMIT_PER_IP", "50"),
+            ("SMS_LIMIT_WINDOW_SECONDS", "3600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        SmsPolicy::from_env(&vars)
+    }
+
+    #[test]
+    fn only_the_countries_served() {
+        let india = policy("+91").unwrap();
+        assert!(india.check_country(&Phone::parse("+919876543210").unwrap()).is_ok());
+        for other in ["+14155550123", "+447700900123", "+882345678901", "+9779812345678"] {
+            let err = india.check_country(&Phone::parse(other).unwrap()).unwrap_err();
+            assert_eq!((err.status, err.field.as_deref()), (400, Some("phone")), "{other}");
+        }
+        let two = policy(" +91, +977 ").unwrap();
+        assert!(two.check_country(&Phone::parse("+9779812345678").unwrap()).is_ok());
+        for bad in ["", "91", "+", "+1234", "+0", "+91;+1", "+9a"] {
+            assert!(policy(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn windows_are_fixed_and_say_how_long_is_left() {
+        let p = policy("+91").unwrap();
+        assert_eq!(p.window(7200), (7200, 3600));
+        assert_eq!(p.window(7201), (7200, 3599));
+        assert_eq!(p.window(10_799), (7200, 1));
+    }
+
+    #[test]
+    fn source_counters_are_bounded_and_group_an_ipv6_subscriber() {
+        assert_eq!(SmsCounter::source(Some("203.0.113.7")).key_part(), "IP#203.0.113.7");
+        let a = SmsCounter::source(Some("2001:db8:1:2:aaaa::1"));
+        assert_eq!(a, SmsCounter::source(Some("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_eq!(a.key_part(), "IP#2001:db8:1:2::/64");
+        assert_eq!(SmsCounter::source(Some("::ffff:203.0.113.7")).key_part(), "IP#203.0.113.7");
+        for junk in [None, Some(""), Some("x".repeat(5000).as_str()), Some("1.2.3.4#PHONE")] {
+            assert_eq!(SmsCounter::source(junk).key_part(), "IP#unknown");
+        }
+    }
+
+    #[test]
+    fn too_many_says_when_to_retry() {
+        let err = too_many_sms(0);
+        assert_eq!((err.status, err.code.as_str(), err.retry_after), (429, TOO_MANY_SMS, Some(1)));
+    }
+}
