@@ -22,6 +22,7 @@ use regex::Regex;
 /// sign-in operations (`sign_up`, `initiate_auth`, ...) need none.
 const SDK_CALLS: &[(&str, &str)] = &[
     ("admin_add_user_to_group", "cognito-idp:AdminAddUserToGroup"),
+    ("list_users", "cognito-idp:ListUsers"),
     // PublishBatch is authorised as sns:Publish.
     ("publish_batch", "sns:Publish"),
     ("publish", "sns:Publish"),
@@ -201,11 +202,16 @@ fn crate_actions(binary: &str, store: &HashMap<String, BTreeSet<String>>) -> BTr
     };
     // The shared helpers that can reach the store, by function name, and the functions of
     // any function crate this one links (the reconciliation runs top-up's credit path).
-    let mut helpers: HashMap<String, String> =
-        ["closing.rs", "idempotency.rs"].iter().flat_map(|f| rust_fns(&root.join("shared/src").join(f))).collect();
+    let mut helpers: HashMap<String, String> = ["closing.rs", "idempotency.rs", "account.rs"]
+        .iter()
+        .flat_map(|f| rust_fns(&root.join("shared/src").join(f)))
+        .collect();
+    let shared_helpers: BTreeSet<String> = helpers.keys().cloned().collect();
     for linked in linked_function_crates(binary) {
         let files = rs_files(&root.join("functions").join(linked).join("src"));
-        helpers.extend(files.iter().filter(|p| !p.ends_with("openapi.rs")).flat_map(|p| rust_fns(p)));
+        for (name, body) in files.iter().filter(|p| !p.ends_with("openapi.rs")).flat_map(|p| rust_fns(p)) {
+            helpers.entry(name).or_insert(body);
+        }
     }
     let add_store_calls = |body: &str, actions: &mut BTreeSet<String>| {
         for c in store_call.captures_iter(body) {
@@ -235,7 +241,7 @@ fn crate_actions(binary: &str, store: &HashMap<String, BTreeSet<String>>) -> BTr
         let source = std::fs::read_to_string(&path).unwrap();
         let source = source.split("#[cfg(test)]").next().unwrap();
         add_store_calls(source, &mut actions);
-        for name in calls(source).into_iter().filter(|n| !own.contains(n)) {
+        for name in calls(source).into_iter().filter(|n| !own.contains(n) || shared_helpers.contains(n)) {
             helper_actions(&name, &mut actions);
         }
         add_other_calls(source, &mut actions);
