@@ -216,9 +216,27 @@ async fn kyc_is_decided_by_hand_with_verified_by_and_approval_does_not_list_a_su
     let item =
         all_items(&stack).await.into_iter().find(|i| s(i, "PK") == format!("USER#{id}") && s(i, "SK") == "ASTROLOGER");
     assert_ne!(s(&item.unwrap(), "CATALOGUE"), "LISTED", "approved while suspended: not listed");
+    let profile_status = async |id: &str| {
+        let items = all_items(&stack).await;
+        let profile = items.iter().find(|i| s(i, "PK") == format!("USER#{id}") && s(i, "SK") == "PROFILE").unwrap();
+        s(profile, "profile_status")
+    };
+    assert_eq!(profile_status(&id).await, "suspended", "approved while suspended: still suspended");
     let (status, back) =
         post(&stack, &staff, &format!("/admin/astrologers/{id}/reinstate"), json!({ "reason": "checked" })).await;
     assert_eq!((status, &back["listed"]), (200, &json!(true)), "{back}");
+    assert_eq!(profile_status(&id).await, "approved");
+
+    // A suspended astrologer cannot start a KYC: Digio is not asked.
+    let (token, id) = astrologer(&stack).await;
+    let (status, _) =
+        post(&stack, &staff, &format!("/admin/astrologers/{id}/suspend"), json!({ "reason": "checks" })).await;
+    assert_eq!(status, 200);
+    let created = stack.stubs.digio.created();
+    let (status, refused) = api.send(Method::POST, "/astrologers/me/kyc", Some(&token), &[], None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("astrologer_suspended")), "{refused}");
+    assert_eq!(stack.stubs.digio.created(), created);
+    assert_eq!(profile_status(&id).await, "suspended");
     // Rejected by hand: the reason reaches the astrologer.
     let (token, id) = astrologer(&stack).await;
     let request = start_kyc(&token).await;

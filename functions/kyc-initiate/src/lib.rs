@@ -77,6 +77,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
             errors: [
                 vec![
                     no_profile,
+                    error(403, "astrologer_suspended", "staff suspended the account"),
                     error(409, "kyc_already_completed", "the KYC is already approved"),
                     error(409, "kyc_retry_limit_reached", "all 4 attempts are used; contact support"),
                     error(
@@ -178,6 +179,9 @@ async fn start(app: &App, caller: &Caller, req: &Request) -> Result<Response, Ap
     let deadline = tokio::time::Instant::now() + WAIT_FOR_LIVE;
     loop {
         let state = load(app, caller).await?;
+        if state.suspended {
+            return Err(ApiError::new(403, "astrologer_suspended", "your account is suspended; contact support"));
+        }
         let now = Utc::now();
         let status = kyc::effective_status(state.status, state.request_status, state.expires_at, now);
         let attempt = match kyc::decide_start(status, state.attempts) {

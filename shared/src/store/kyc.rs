@@ -26,6 +26,8 @@ pub struct AstrologerKyc {
     pub status: KycStatus,
     pub verification_status: VerificationStatus,
     pub profile_status: ProfileStatus,
+    /// Staff suspended them: no KYC can be started.
+    pub suspended: bool,
     pub attempts: u32,
     pub request_id: Option<String>,
     /// Where the current request stands (`completed` = awaiting Digio's review).
@@ -186,6 +188,7 @@ impl Store {
             name: format!("{} {}", get_str(user, "first_name")?, get_str(user, "last_name")?),
             profile_status: ProfileStatus::parse(get_str(user, "profile_status")?)
                 .ok_or_else(|| corrupt("profile_status"))?,
+            suspended: astro.contains_key("suspended"),
             status: KycStatus::parse(get_str(astro, "kyc_status")?).ok_or_else(|| corrupt("kyc_status"))?,
             verification_status: VerificationStatus::parse(get_str(astro, "verification_status")?)
                 .ok_or_else(|| corrupt("verification_status"))?,
@@ -385,7 +388,8 @@ impl Store {
                 tx.update(
                     "user",
                     items::key(user_pk(astrologer), PROFILE_SK),
-                    "SET profile_status = :approved, updated_at = :now",
+                    // A suspension stays visible: the user item carries `suspended` while it lasts.
+                    "SET profile_status = if_not_exists(suspended, :approved), updated_at = :now",
                     "attribute_exists(PK)",
                     vec![(":approved", items::s(ProfileStatus::Approved.as_str())), (":now", now.clone())],
                 );

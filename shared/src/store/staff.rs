@@ -22,7 +22,7 @@ use super::astrologers::read_astrologer;
 use super::consultations::{promo_item, read_promo};
 use super::items::{self, Item, get_str, get_time, opt_str};
 use super::keys::{
-    ASTROLOGER_SK, GSI1, LISTED, PROMO_CODE_SK, PROMO_CODES_GSI1PK, PROMO_RULES_PK, PROMO_RULES_SET_SK,
+    ASTROLOGER_SK, GSI1, LISTED, PROFILE_SK, PROMO_CODE_SK, PROMO_CODES_GSI1PK, PROMO_RULES_PK, PROMO_RULES_SET_SK,
     STAFF_AUDIT_GSI1PK, STAFF_AUDIT_SK, SUSPENDED, promo_code_pk, promo_rule_sk, staff_audit_pk, user_pk,
 };
 use super::wallet::{promo_rule_item, read_promo_rule};
@@ -31,7 +31,7 @@ use crate::astrologer::AstrologerRecord;
 use crate::booking::PromoCode;
 use crate::promotion::PromotionRule;
 use crate::staff::{AuditEntry, Reason, StaffAction};
-use crate::user::{UserId, VerificationStatus};
+use crate::user::{ProfileStatus, UserId, VerificationStatus};
 
 impl Tx {
     /// The staff audit entry of this transaction's change (label `staff_audit`).
@@ -137,6 +137,15 @@ impl Store {
                 (":reason", items::s(audit.reason.as_ref().map_or("", Reason::as_str))),
             ],
         );
+        // The user's profile says so too, and a KYC approval during the suspension keeps it
+        // (it sets `profile_status = if_not_exists(suspended, approved)`).
+        tx.update(
+            "user",
+            items::key(user_pk(id), PROFILE_SK),
+            "SET profile_status = :suspended, suspended = :suspended",
+            "attribute_exists(PK)",
+            vec![(":suspended", items::s(ProfileStatus::Suspended.as_str()))],
+        );
         tx.staff_audit(audit);
         committed(self.commit(tx).await, "astrologer")
     }
@@ -159,6 +168,14 @@ impl Store {
             &expression,
             "attribute_exists(suspended) AND verification_status = :vs",
             values,
+        );
+        let status = if approved { ProfileStatus::Approved } else { ProfileStatus::Pending };
+        tx.update(
+            "user",
+            items::key(user_pk(&seen.astrologer.id), PROFILE_SK),
+            "SET profile_status = :status REMOVE suspended",
+            "attribute_exists(PK)",
+            vec![(":status", items::s(status.as_str()))],
         );
         tx.staff_audit(audit);
         committed(self.commit(tx).await, "astrologer")
