@@ -422,3 +422,38 @@ async fn kyc_routes_keep_to_their_store_round_trips() {
     Api::new(&stack).get("/me", Some(&token)).await;
     assert_eq!(stack.calls.dynamodb(), ["Query"], "GET /me");
 }
+
+/// Digio's events are audited by field name whatever the type (a numeric Aadhaar number,
+/// a date of birth, an address), and an event too large for an audit entry is acknowledged,
+/// not failed for Digio to retry for a day.
+#[tokio::test]
+async fn events_are_audited_without_personal_data_and_a_huge_one_is_still_acknowledged() {
+    let stack = stack().await;
+    let (_, token, user_id) = astrologer_with_phone(&stack).await;
+    let (_, started) = post_kyc(&stack, &token).await;
+    let kid = request_id(&started);
+    let digio = &stack.stubs.digio;
+    let personal = json!({ "id_number": 123456789012u64, "dob": "1990-01-31", "address": { "line1": "12 MG Road" } });
+    let completed = digio.event_body(&kid, "KYC_REQUEST_COMPLETED", "approval_pending", personal).unwrap();
+    assert_eq!(digio.deliver(&completed).await.unwrap().0, 200);
+    let huge = json!({ "notes": "x".repeat(450 * 1024) });
+    let approved = digio.event_body(&kid, "KYC_REQUEST_APPROVED", "approved", huge).unwrap();
+    let (status, answer) = digio.deliver(&approved).await.unwrap();
+    assert_eq!((status, answer.as_str()), (200, r#"{"status":"applied"}"#));
+
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let audit = client
+        .query()
+        .table_name(stack.table_name())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("KYCAUDIT#{user_id}")))
+        .send()
+        .await
+        .unwrap();
+    let text = format!("{:?}", audit.items());
+    for personal in ["123456789012", "5678", "1990-01-31", "MG Road"] {
+        assert!(!text.contains(personal), "{personal} in the audit log");
+    }
+    assert!(text.contains("9012"), "the last 4 stay: {text:.300}");
+    assert_eq!(get_kyc(&stack, &token).await["kyc_status"], "completed");
+}

@@ -160,11 +160,15 @@ fn looks_like_aadhaar(s: &str) -> bool {
 }
 
 const SECRET_KEYS: &[&str] = &["token", "secret", "password", "authorization", "otp"];
+/// What Digio reports about the person that the audit does not need at all.
+const PERSONAL_KEYS: &[&str] = &["dob", "birth", "address", "father", "care_of", "pincode", "photo", "image"];
 const DOCUMENT_NUMBER_KEYS: &[&str] = &["id_number", "document_number", "number", "aadhaar", "pan", "uid"];
 const PHONE_KEYS: &[&str] = &["phone", "mobile", "customer_identifier"];
 
-/// A copy of provider data safe to store and log: secrets and tokens removed, phone numbers
-/// masked, and anything that is or looks like a PAN or Aadhaar number cut to its last 4.
+/// A copy of provider data safe to store and log: secrets, tokens, date of birth and address
+/// removed, phone numbers masked, and anything that is or looks like a PAN or Aadhaar number
+/// cut to its last 4. By field name whatever the value's type: a numeric `id_number` is
+/// still a document number.
 pub fn redact(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(map.iter().map(|(key, v)| (key.clone(), redact_field(key, v))).collect()),
@@ -177,11 +181,17 @@ pub fn redact(value: &Value) -> Value {
 fn redact_field(key: &str, value: &Value) -> Value {
     let key = key.to_ascii_lowercase();
     let key_is = |words: &[&str]| words.iter().any(|w| key.contains(w));
-    match value {
-        Value::String(_) | Value::Object(_) if key_is(SECRET_KEYS) => Value::String("[redacted]".into()),
-        Value::String(s) if key_is(DOCUMENT_NUMBER_KEYS) => Value::String(last4(s)),
-        Value::String(s) if key_is(PHONE_KEYS) => Value::String(crate::phone::mask_phone(s)),
-        other => redact(other),
+    let scalar = match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match scalar {
+        _ if value.is_null() => Value::Null,
+        _ if key_is(SECRET_KEYS) || key_is(PERSONAL_KEYS) => Value::String("[redacted]".into()),
+        Some(s) if key_is(DOCUMENT_NUMBER_KEYS) => Value::String(last4(&s)),
+        Some(s) if key_is(PHONE_KEYS) => Value::String(crate::phone::mask_phone(&s)),
+        _ => redact(value),
     }
 }
 
@@ -318,6 +328,16 @@ mod tests {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("234F") && text.contains("9012") && text.contains("Asha Rao"));
+
+        // By field name, whatever the type: numbers, and objects under personal fields.
+        let raw = json!({ "aadhaar": { "id_number": 123456789012u64 }, "mobile": 919876543210u64,
+            "dob": "1990-01-31", "address": { "line1": "12 MG Road", "pincode": 560001 }, "date_of_birth": 19900131,
+            "access_token": ["GWT9"], "status": "approved", "attempts": 2 });
+        let text = redact(&raw).to_string();
+        for secret in ["123456789012", "5678", "9876543210", "1990", "MG Road", "560001", "GWT9"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("9012") && text.contains("approved") && text.contains(r#""attempts":2"#), "{text}");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct StartedRequest {
     pub attempt: u32,
 }
 
+/// The most event data one audit entry keeps (a Digio KYC event is a few KB).
+pub const MAX_AUDIT_DATA_BYTES: usize = 32 * 1024;
+
 /// One KYC audit log entry (seed model `KYC_AUDIT_LOGS`). `data` must already be redacted.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KycAuditEntry {
@@ -103,8 +106,16 @@ impl KycAuditEntry {
         self.verified_by = Some(staff.clone());
         self
     }
+    /// The event's (redacted) data, unless it is larger than an audit entry keeps: then its
+    /// size only. DynamoDB refuses an item over 400 KB, and a webhook whose audit entry
+    /// cannot be written would fail, and be retried, forever.
     pub fn data(mut self, redacted: Value) -> Self {
-        self.data = Some(redacted);
+        let size = redacted.to_string().len();
+        self.data = Some(if size > MAX_AUDIT_DATA_BYTES {
+            serde_json::json!({ "omitted": "larger than an audit entry keeps", "bytes": size })
+        } else {
+            redacted
+        });
         self
     }
     pub fn error(mut self, message: impl Into<String>) -> Self {

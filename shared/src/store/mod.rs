@@ -145,6 +145,11 @@ impl StoreError {
 /// sending, so a test against moto sees the 500 production would: every identifier from
 /// outside must be bounded before it reaches a key.
 fn check_key_sizes(item: &items::Item) -> Result<(), StoreError> {
+    // And an item over 400 KB (roughly as DynamoDB counts: names and values).
+    let size: usize = item.iter().map(|(name, value)| name.len() + attribute_size(value)).sum();
+    if size > 400 * 1024 {
+        return Err(StoreError::Other(format!("item size {size} exceeds DynamoDB's 400 KB")));
+    }
     for (name, value) in item {
         let limit = match name.as_str() {
             "PK" | "GSI1PK" | "GSI2PK" | "GSI3PK" => 2048,
@@ -158,6 +163,18 @@ fn check_key_sizes(item: &items::Item) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+fn attribute_size(value: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match value {
+        A::S(s) | A::N(s) => s.len(),
+        A::B(b) => b.as_ref().len(),
+        A::L(list) => list.iter().map(attribute_size).sum(),
+        A::M(map) => map.iter().map(|(k, v)| k.len() + attribute_size(v)).sum(),
+        A::Ss(set) | A::Ns(set) => set.iter().map(String::len).sum(),
+        _ => 1,
+    }
 }
 
 /// The table and the client for it; built once per cold start.
