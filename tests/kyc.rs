@@ -457,3 +457,71 @@ async fn events_are_audited_without_personal_data_and_a_huge_one_is_still_acknow
     assert!(text.contains("9012"), "the last 4 stay: {text:.300}");
     assert_eq!(get_kyc(&stack, &token).await["kyc_status"], "completed");
 }
+
+/// Sets a request's expiry (on the request and the astrologer) and its place in the open
+/// index, as if time had passed.
+async fn move_expiry(
+    stack: &LocalStack,
+    user_id: &str,
+    kid: &str,
+    expires: chrono::DateTime<chrono::Utc>,
+    due: chrono::DateTime<chrono::Utc>,
+) {
+    let text =
+        |t: chrono::DateTime<chrono::Utc>| AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let key = |pk: String, sk: &str| {
+        std::collections::HashMap::from([
+            ("PK".to_owned(), AttributeValue::S(pk)),
+            ("SK".to_owned(), AttributeValue::S(sk.into())),
+        ])
+    };
+    client
+        .update_item()
+        .table_name(stack.table_name())
+        .set_key(Some(key(format!("KYCREQ#{kid}"), "KYCREQ")))
+        .update_expression("SET GSI1SK = :due, expires_at_time = :exp")
+        .expression_attribute_values(":due", text(due))
+        .expression_attribute_values(":exp", text(expires))
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_item()
+        .table_name(stack.table_name())
+        .set_key(Some(key(format!("USER#{user_id}"), "ASTROLOGER")))
+        .update_expression("SET kyc_expires_at = :exp")
+        .expression_attribute_values(":exp", text(expires))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A request the astrologer completed but Digio never decided is not "in progress" forever:
+/// a week past its expiry it expires, and the astrologer can start again.
+#[tokio::test]
+async fn a_completed_request_digio_never_decides_expires_a_week_after_its_expiry() {
+    let stack = stack().await;
+    let (_, token, user_id) = astrologer_with_phone(&stack).await;
+    let (_, first) = post_kyc(&stack, &token).await;
+    let old = request_id(&first);
+    assert_eq!(stack.stubs.digio.complete(&old).await.unwrap().0, 200);
+    let Some(Handler::Scheduled(sweep)) = stack.handler("kyc-expiry") else { panic!("no kyc-expiry") };
+    let now = chrono::Utc::now();
+    let days = chrono::Duration::days;
+
+    // Its expiry passed a day ago: awaiting review, a week more.
+    move_expiry(&stack, &user_id, &old, now - days(1), now + days(6)).await;
+    assert_eq!(get_kyc(&stack, &token).await["kyc_status"], "in_progress");
+    assert_eq!(sweep(json!({})).await.unwrap()["due"], 0);
+
+    // Eight days past its expiry: expired, by the read and by the sweep.
+    move_expiry(&stack, &user_id, &old, now - days(8), now - days(1)).await;
+    assert_eq!(get_kyc(&stack, &token).await["kyc_status"], "expired");
+    let report = sweep(json!({})).await.unwrap();
+    assert_eq!(report["expired"], 1, "{report}");
+    assert_eq!(sweep(json!({})).await.unwrap()["due"], 0, "out of the open index");
+    let (status, second) = post_kyc(&stack, &token).await;
+    assert_eq!(status, 201, "{second}");
+    assert_ne!(request_id(&second), old);
+}

@@ -18,6 +18,11 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// A request not completed within 7 days of initiation expires.
 pub const REQUEST_LIFETIME_DAYS: i64 = 7;
 
+/// A request the astrologer completed but Digio has not decided this many days after its
+/// expiry expires too, so the astrologer can start again instead of waiting forever (staff
+/// can decide it by hand before then: `POST /admin/astrologers/{id}/kyc-decision`).
+pub const REVIEW_DEADLINE_DAYS: i64 = 7;
+
 pub fn expiry_for(initiated_at: DateTime<Utc>) -> DateTime<Utc> {
     initiated_at + Duration::days(REQUEST_LIFETIME_DAYS)
 }
@@ -97,26 +102,30 @@ pub enum StartDecision {
     LimitReached,
 }
 
-/// `kyc_status` as stored, with a request still `in_progress` past its expiry read as
-/// expired (the sweep writes that down later). A request the astrologer completed, awaiting
-/// Digio's review, does not expire.
+/// `kyc_status` as stored, with a request past its expiry read as expired (the sweep writes
+/// that down later): one still `in_progress` at its expiry, one the astrologer completed but
+/// Digio left undecided [`REVIEW_DEADLINE_DAYS`] after it.
 pub fn effective_status(
     stored: KycStatus,
     request: Option<RequestStatus>,
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> KycStatus {
-    match (stored, request, expires_at) {
-        (KycStatus::InProgress, Some(RequestStatus::InProgress) | None, Some(expiry)) if now >= expiry => {
+    match (stored, expires_at) {
+        (KycStatus::InProgress, Some(expiry)) if expires(request.unwrap_or(RequestStatus::InProgress), expiry, now) => {
             KycStatus::Expired
         }
         _ => stored,
     }
 }
 
-/// Whether the expiry sweep may expire a request in this state.
-pub fn expires(status: RequestStatus) -> bool {
-    status == RequestStatus::InProgress
+/// Whether a request in `status`, expiring at `expires_at`, has expired by `now`.
+pub fn expires(status: RequestStatus, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    match status {
+        RequestStatus::InProgress => now >= expires_at,
+        RequestStatus::Completed => now >= expires_at + Duration::days(REVIEW_DEADLINE_DAYS),
+        _ => false,
+    }
 }
 
 pub fn decide_start(status: KycStatus, attempts_used: u32) -> StartDecision {
@@ -310,6 +319,18 @@ mod tests {
         assert_eq!(effective_status(KycStatus::InProgress, live, Some(now), now), KycStatus::Expired);
         assert_eq!(effective_status(KycStatus::InProgress, live, Some(expiry_for(now)), now), KycStatus::InProgress);
         assert_eq!(effective_status(KycStatus::InProgress, Some(Completed), Some(now), now), KycStatus::InProgress);
+        // Completed but undecided a week past its expiry: expired, so the astrologer can go on.
+        let review_over = now - Duration::days(REVIEW_DEADLINE_DAYS);
+        assert_eq!(
+            effective_status(KycStatus::InProgress, Some(Completed), Some(review_over), now),
+            KycStatus::Expired
+        );
+        let still_waiting = review_over + Duration::seconds(1);
+        assert_eq!(
+            effective_status(KycStatus::InProgress, Some(Completed), Some(still_waiting), now),
+            KycStatus::InProgress
+        );
+        assert!(!expires(RequestStatus::Approved, review_over, now));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Scheduled sweep: a KYC request not completed 7 days after initiation becomes `expired`,
-//! so the astrologer can start again (within the retry limit) without anyone stepping in.
+//! so the astrologer can start again (within the retry limit) without anyone stepping in; so
+//! does one completed but left undecided by Digio a week after that (it stays in the open
+//! index until then, so the sweep sees it again each hour).
 //!
 //! Idempotent: each request's expiry is applied under the event id `expiry`, once; a request
 //! that reached a terminal state in the meantime is left alone.
@@ -17,8 +19,8 @@ pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {
     let due = app.store.kyc_requests_expired_by(now).await?;
     let (mut expired, mut skipped, mut failed) = (0, 0, 0);
     for request in &due {
-        // A request completed by the astrologer and awaiting review does not expire.
-        let next = kyc::expires(request.status).then_some(RequestStatus::Expired);
+        // A request completed by the astrologer and awaiting Digio's review gets a week more.
+        let next = kyc::expires(request.status, request.expires_at, now).then_some(RequestStatus::Expired);
         let audit = vec![KycAuditEntry::new("expired", "expired", Some(&request.request_id)).data(json!({
             "expires_at": request.expires_at, "from": request.status.as_str(),
         }))];

@@ -341,17 +341,26 @@ impl Store {
 
         let next = event.next.filter(|_| !request.superseded);
         if let Some(next) = next {
-            // Out of the open-requests index: only `in_progress` requests can expire.
+            // Out of the open-requests index once decided; a completed request stays in it,
+            // due when Digio's review is overdue (`kyc::expires`).
+            let mut values = vec![
+                (":next", items::s(next.as_str())),
+                (":current", items::s(request.status.as_str())),
+                (":now", now.clone()),
+            ];
+            let expression = if next == RequestStatus::Completed {
+                let review_due = request.expires_at + chrono::Duration::days(crate::kyc::REVIEW_DEADLINE_DAYS);
+                values.push((":due", items::time(review_due)));
+                "SET #status = :next, updated_at = :now, GSI1SK = :due"
+            } else {
+                "SET #status = :next, updated_at = :now REMOVE GSI1PK, GSI1SK"
+            };
             tx.update(
                 "kyc_request",
                 items::key(kyc_request_pk(&request.request_id), KYC_REQUEST_SK),
-                "SET #status = :next, updated_at = :now REMOVE GSI1PK, GSI1SK",
+                expression,
                 "#status = :current",
-                vec![
-                    (":next", items::s(next.as_str())),
-                    (":current", items::s(request.status.as_str())),
-                    (":now", now.clone()),
-                ],
+                values,
             );
 
             let mut set = vec!["kyc_status = :kyc", "kyc_request_status = :next", "updated_at = :now"];
