@@ -246,32 +246,8 @@ async fn an_expired_request_can_be_started_again_and_its_late_events_are_ignored
     let old = request_id(&first);
 
     // Eight days pass: move the expiry into the past.
-    let past = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let key = |pk: String, sk: &str| {
-        std::collections::HashMap::from([
-            ("PK".to_owned(), AttributeValue::S(pk)),
-            ("SK".to_owned(), AttributeValue::S(sk.into())),
-        ])
-    };
-    client
-        .update_item()
-        .table_name(stack.table_name())
-        .set_key(Some(key(format!("KYCREQ#{old}"), "KYCREQ")))
-        .update_expression("SET GSI1SK = :p, expires_at_time = :p")
-        .expression_attribute_values(":p", AttributeValue::S(past.clone()))
-        .send()
-        .await
-        .unwrap();
-    client
-        .update_item()
-        .table_name(stack.table_name())
-        .set_key(Some(key(format!("USER#{user_id}"), "ASTROLOGER")))
-        .update_expression("SET kyc_expires_at = :p")
-        .expression_attribute_values(":p", AttributeValue::S(past))
-        .send()
-        .await
-        .unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::days(1);
+    move_expiry(&stack, &user_id, &old, past, past).await;
     assert_eq!(get_kyc(&stack, &token).await["kyc_status"], "expired", "read as expired before the sweep");
 
     let Some(Handler::Scheduled(sweep)) = stack.handler("kyc-expiry") else { panic!("no kyc-expiry") };

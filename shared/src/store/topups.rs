@@ -296,18 +296,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.update_if(
-            items::key(topup_pk(topup_id), TOPUP_SK),
-            "SET #status = :failed, failure_reason = :reason, failed_at = :at REMOVE GSI2PK, GSI2SK",
-            "#status IN (:pending, :failed)",
-            vec![
-                (":failed", items::s(Status::Failed.as_str())),
-                (":pending", items::s(Status::Pending.as_str())),
-                (":reason", items::s(reason.chars().take(200).collect::<String>())),
-                (":at", items::time(now)),
-            ],
-        )
-        .await
+        self.fail_topup(topup_id, reason, now, true).await
     }
 
     /// `payment.failed`: a pending top-up becomes failed; a completed one is left alone. It
@@ -318,10 +307,27 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.fail_topup(topup_id, reason, now, false).await
+    }
+
+    /// A top-up not completed becomes `failed`; `close`: also out of the open top-ups.
+    async fn fail_topup(
+        &self,
+        topup_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+        close: bool,
+    ) -> Result<bool, StoreError> {
+        let set = "SET #status = :failed, failure_reason = :reason, failed_at = :at";
+        let (expression, condition) = if close {
+            (format!("{set} REMOVE GSI2PK, GSI2SK"), "#status IN (:pending, :failed)")
+        } else {
+            (set.to_owned(), "#status = :pending")
+        };
         self.update_if(
             items::key(topup_pk(topup_id), TOPUP_SK),
-            "SET #status = :failed, failure_reason = :reason, failed_at = :at",
-            "#status = :pending",
+            &expression,
+            condition,
             vec![
                 (":failed", items::s(Status::Failed.as_str())),
                 (":pending", items::s(Status::Pending.as_str())),
