@@ -25,7 +25,11 @@ async fn secrets_come_from_secure_string_parameters_read_once_per_cold_start() {
     let stack = stack().await;
     // The local stack cold-started every function: those with secrets read them in one call each.
     let reads = |calls: Vec<String>| calls.into_iter().filter(|c| c.starts_with("ssm:")).collect::<Vec<_>>();
-    assert_eq!(reads(stack.calls.every()), ["ssm:GetParameters"; 3], "top-up, kyc-initiate, digio-webhook");
+    assert_eq!(
+        reads(stack.calls.every()),
+        ["ssm:GetParameters"; 4],
+        "top-up, top-up-reconcile, kyc-initiate, digio-webhook"
+    );
 
     let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
     let mut named = 0;
@@ -37,7 +41,9 @@ async fn secrets_come_from_secure_string_parameters_read_once_per_cold_start() {
             named += 1;
         }
     }
-    assert_eq!(named, 4, "Razorpay's key and webhook secrets, Digio's client and webhook secrets");
+    // Razorpay's key and webhook secrets (top-up and the reconciliation), Digio's client and
+    // webhook secrets.
+    assert_eq!(named, 6);
 
     // The secrets work: checkout signature and webhooks (Razorpay), Basic auth and signed
     // webhooks (Digio); and nothing reads SSM again while serving.
