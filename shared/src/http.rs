@@ -103,14 +103,11 @@ pub fn path_param<'a>(req: &'a Request, name: &str) -> Result<&'a str, ApiError>
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::invalid_field(name, "missing path parameter"))?;
     // Every id we hand out is far shorter; a longer one would reach a key DynamoDB refuses.
-    if value.len() > MAX_ID_LEN {
-        return Err(ApiError::invalid_field(name, format!("at most {MAX_ID_LEN} characters")));
+    if value.len() > crate::store::keys::MAX_ID_LEN {
+        return Err(ApiError::invalid_field(name, format!("at most {} characters", crate::store::keys::MAX_ID_LEN)));
     }
     Ok(value)
 }
-
-/// The longest identifier a path parameter (or a webhook) may carry before it goes into a key.
-pub const MAX_ID_LEN: usize = 128;
 
 /// A query string parameter (the first, if repeated).
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {

@@ -10,11 +10,15 @@ pub const GSI1: &str = "GSI1";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
 
+/// The longest identifier from outside (a path parameter, a provider's id) that may go into
+/// a key; every id we hand out is far shorter.
+pub const MAX_ID_LEN: usize = 128;
+
 /// Whether an identifier from outside (a path parameter, a provider's id) may become part of
 /// a key: DynamoDB refuses partition keys over 2,048 bytes (moto does not), and our ids are
 /// short ASCII.
 pub fn bounded_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
 }
 
 // ---- a user's partition: `GET /me` reads it in one Query
