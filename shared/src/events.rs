@@ -77,6 +77,27 @@ impl Event for WalletCredited {
     const VERSION: u32 = 1;
 }
 
+/// A refund or chargeback took a recharge back from a wallet, or a won dispute gave it back
+/// (once per refund, and per change of a dispute).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalletReversed {
+    pub user_id: UserId,
+    pub top_up_id: String,
+    pub cause: crate::reversal::Cause,
+    /// The Razorpay refund or dispute.
+    pub reference_id: String,
+    /// Taken back (with what was owed instead), or given back.
+    pub amount: Money,
+    pub real_cash: Money,
+    pub bonus_cash: Money,
+    pub debt: Money,
+}
+
+impl Event for WalletReversed {
+    const TYPE: &'static str = "WalletReversed";
+    const VERSION: u32 = 1;
+}
+
 /// Why a message did not parse, for the logs: what kind of error and where, never the text
 /// around it (serde's own message quotes the offending value: a phone number, a name).
 pub fn parse_problem(e: &serde_json::Error) -> String {

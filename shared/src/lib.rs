@@ -31,6 +31,7 @@ pub mod openapi;
 pub mod outbound;
 pub mod phone;
 pub mod promotion;
+pub mod reversal;
 pub mod review;
 #[cfg(feature = "secrets")]
 pub mod secrets;

@@ -12,7 +12,7 @@ use crate::astrologer::Mode;
 use crate::booking::ConsultationStatus;
 use crate::events::{
     ConsultationBooked, ConsultationCancelled, ConsultationCompleted, Envelope, KycStatusChanged, ReviewSubmitted,
-    UserRegistered, WalletCredited,
+    UserRegistered, WalletCredited, WalletReversed,
 };
 use crate::money::Money;
 use crate::user::{KycStatus, UserId, UserType};
@@ -46,6 +46,7 @@ pub enum Notifiable {
     Welcome(UserRegistered),
     Kyc(KycStatusChanged),
     WalletCredited(WalletCredited),
+    Reversed(WalletReversed),
     Booked(ConsultationBooked),
     Cancelled(ConsultationCancelled),
     Completed(ConsultationCompleted),
@@ -65,6 +66,7 @@ impl Notifiable {
         read(envelope, Notifiable::Welcome)
             .or_else(|| read(envelope, Notifiable::Kyc))
             .or_else(|| read(envelope, Notifiable::WalletCredited))
+            .or_else(|| read(envelope, Notifiable::Reversed))
             .or_else(|| read(envelope, Notifiable::Booked))
             .or_else(|| read(envelope, Notifiable::Cancelled))
             .or_else(|| read(envelope, Notifiable::Completed))
@@ -81,6 +83,7 @@ impl Notifiable {
             }
             Notifiable::Kyc(p) => vec![(p.astrologer_id.clone(), Astrologer)],
             Notifiable::WalletCredited(p) => vec![(p.user_id.clone(), Customer)],
+            Notifiable::Reversed(p) => vec![(p.user_id.clone(), Customer)],
             Notifiable::Booked(ConsultationBooked { customer_id, astrologer_id, .. })
             | Notifiable::Cancelled(ConsultationCancelled { customer_id, astrologer_id, .. })
             | Notifiable::Completed(ConsultationCompleted { customer_id, astrologer_id, .. }) => {
@@ -140,6 +143,7 @@ fn english(event: &Notifiable, to: Recipient) -> Message {
             let bonus = if p.bonus > Money::ZERO { format!(" plus ₹{} bonus cash", p.bonus) } else { String::new() };
             msg("Wallet recharged", format!("₹{} added to your wallet{bonus}. Invoice {}.", p.amount, p.invoice_number))
         }
+        Notifiable::Reversed(p) => reversed(p),
         Notifiable::Booked(p) => {
             let what = format!("{}-minute {}", p.minutes, mode_words(&p.mode));
             let when = india_time(p.scheduled_at);
@@ -185,6 +189,32 @@ fn english(event: &Notifiable, to: Recipient) -> Message {
             let stars = p.rating.clamp(1, 5);
             msg("New review", format!("A customer rated consultation {} {stars} out of 5.", p.booking_id))
         }
+    }
+}
+
+fn reversed(p: &WalletReversed) -> Message {
+    use crate::reversal::Cause;
+    let owed = if p.debt > Money::ZERO {
+        format!(" Your wallet owes ₹{}: your next recharge pays it first.", p.debt)
+    } else {
+        String::new()
+    };
+    match p.cause {
+        Cause::Refund => msg(
+            "Recharge refunded",
+            format!("₹{} of a recharge is refunded to your payment method, so it leaves your wallet.{owed}", p.amount),
+        ),
+        Cause::Chargeback => msg(
+            "Recharge disputed",
+            format!(
+                "Your bank disputed a recharge, so ₹{} is taken back from your wallet while the dispute lasts.{owed}",
+                p.amount
+            ),
+        ),
+        Cause::ChargebackReversed => msg(
+            "Wallet restored",
+            format!("The dispute about your recharge is closed: ₹{} is back in your wallet.", p.amount),
+        ),
     }
 }
 
@@ -333,6 +363,19 @@ mod tests {
         }
     }
 
+    fn reversed(cause: crate::reversal::Cause, debt: u64) -> WalletReversed {
+        WalletReversed {
+            user_id: id(CUSTOMER),
+            top_up_id: "tu_1".into(),
+            cause,
+            reference_id: "rfnd_1".into(),
+            amount: rupees(500),
+            real_cash: rupees(0),
+            bonus_cash: rupees(0),
+            debt: rupees(debt),
+        }
+    }
+
     /// Every event we notify about, in every status it can carry.
     fn every_event() -> Vec<Notifiable> {
         let mut events = vec![
@@ -369,6 +412,11 @@ mod tests {
         for status in KycStatus::ALL {
             events.push(Notifiable::Kyc(kyc(*status, Some("face_mismatch"))));
         }
+        for cause in crate::reversal::Cause::ALL {
+            for debt in [0, 250] {
+                events.push(Notifiable::Reversed(reversed(*cause, debt)));
+            }
+        }
         for status in ConsultationStatus::ALL {
             for by in ["customer", "astrologer", "staff", "system", "someone_else"] {
                 events.push(Notifiable::Cancelled(cancelled_by(status.as_str(), by, 100)));
@@ -392,6 +440,7 @@ mod tests {
             (Notifiable::Completed(completed()), both),
             (every_event()[5].clone(), vec![astrologer.clone()]),
             (Notifiable::Kyc(kyc(KycStatus::Completed, None)), vec![astrologer]),
+            (Notifiable::Reversed(reversed(crate::reversal::Cause::Refund, 0)), vec![customer.clone()]),
         ];
         for (event, expected) in cases {
             assert_eq!(event.recipients(), expected, "{event:?}");
@@ -456,6 +505,24 @@ mod tests {
                 Customer,
                 "How was your consultation?",
                 "Your consultation with Pandit Ravi is over: 12 min, ₹360.00 charged. ₹90.00 of the amount held is back in your wallet. Rate it to help others choose.",
+            ),
+            (
+                Notifiable::Reversed(reversed(crate::reversal::Cause::Refund, 250)),
+                Customer,
+                "Recharge refunded",
+                "₹500.00 of a recharge is refunded to your payment method, so it leaves your wallet. Your wallet owes ₹250.00: your next recharge pays it first.",
+            ),
+            (
+                Notifiable::Reversed(reversed(crate::reversal::Cause::Chargeback, 0)),
+                Customer,
+                "Recharge disputed",
+                "Your bank disputed a recharge, so ₹500.00 is taken back from your wallet while the dispute lasts.",
+            ),
+            (
+                Notifiable::Reversed(reversed(crate::reversal::Cause::ChargebackReversed, 0)),
+                Customer,
+                "Wallet restored",
+                "The dispute about your recharge is closed: ₹500.00 is back in your wallet.",
             ),
             (
                 Notifiable::Completed(completed()),

@@ -486,9 +486,10 @@ impl utoipa::PartialSchema for crate::wallet::LedgerEntry {
     fn schema() -> RefOr<Schema> {
         json_schema(json!({
             "type": "object",
-            "description": "One ledger entry: a change to the real or bonus bucket and both balances after it",
+            "description": "One ledger entry: a change to the real or bonus cash or the debt, and the balances after it",
             "required": ["entry_id", "type", "real_delta", "bonus_delta", "real_balance_after", "bonus_balance_after",
-                         "reference_type", "reference_id", "promotional", "description", "created_at"],
+                         "debt_delta", "debt_after", "reference_type", "reference_id", "promotional", "description",
+                         "created_at"],
             "properties": {
                 "entry_id": { "type": "string", "pattern": "^[0-9]{12}-[0-9]+$", "description": "unique in the wallet, in posting order" },
                 "type": { "$ref": "#/components/schemas/EntryKind" },
@@ -496,6 +497,8 @@ impl utoipa::PartialSchema for crate::wallet::LedgerEntry {
                 "bonus_delta": { "$ref": "#/components/schemas/Amount" },
                 "real_balance_after": { "$ref": "#/components/schemas/Money" },
                 "bonus_balance_after": { "$ref": "#/components/schemas/Money" },
+                "debt_delta": { "$ref": "#/components/schemas/Amount" },
+                "debt_after": { "$ref": "#/components/schemas/Money", "description": "owed after a refund or chargeback took back money already spent" },
                 "reference_type": { "$ref": "#/components/schemas/ReferenceKind" },
                 "reference_id": { "type": "string" },
                 "invoice_number": { "type": "string", "description": "only on entries with an invoice" },
@@ -549,8 +552,10 @@ mod tests {
             kind: crate::wallet::EntryKind::ALL[0],
             real_delta: crate::money::Amount::credit(crate::Money::from_paise(50_000)),
             bonus_delta: crate::money::Amount::ZERO,
+            debt_delta: crate::money::Amount::ZERO,
             real_balance_after: crate::Money::from_paise(50_000),
             bonus_balance_after: crate::Money::ZERO,
+            debt_after: crate::Money::ZERO,
             reference: crate::wallet::Reference::top_up("tu_1"),
             description: "Wallet recharge".into(),
             invoice_number: Some("AK2627-0-000001".into()),

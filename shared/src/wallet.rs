@@ -16,6 +16,15 @@
 //! | release ([`Movement::release`]) | + | + | settlement gives back what was not used, to its buckets |
 //! | refund ([`Movement::refund`]) | + | + | a cancellation gives back a hold, to its buckets |
 //! | debit ([`Movement::debit`]) | - | | a charge taken from real cash only |
+//! | reversal ([`Movement::reversal`]) | - | - | a refund or chargeback takes back a recharge; what is already spent becomes debt |
+//! | reversal undone ([`Movement::reversal_undone`]) | + | + | a dispute won gives it back, debt first |
+//! | debt settlement (made by [`Wallet::post`]) | - | - | any credit to a wallet in debt pays the debt first |
+//!
+//! **Debt.** A refund or a chargeback takes back the real cash and the bonus its recharge
+//! added. What the customer already spent cannot be taken, so it is recorded as `debt`
+//! instead, and no balance goes below zero. While there is debt, both balances are zero
+//! (the posting that makes a credit also settles the debt from it), so nothing can be
+//! spent; the debt has its own running balance in the ledger (`debt_delta`, `debt_after`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -33,6 +42,9 @@ pub struct Wallet {
     pub total_debited: Money,
     /// Credited recharges, for first-recharge-only promotions.
     pub recharge_count: u64,
+    /// Owed after a refund or chargeback took back money already spent. Never above zero
+    /// while either balance is: see the module doc.
+    pub debt: Money,
     /// Bumped by every posting; ledger entries are numbered by it.
     pub version: u64,
 }
@@ -47,6 +59,9 @@ pub struct WalletView {
     pub total_credited: Money,
     pub total_debited: Money,
     pub recharge_count: u64,
+    /// Owed after a refund or a chargeback took back a recharge already spent: the next
+    /// credits pay it before anything can be spent.
+    pub debt: Money,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +81,7 @@ impl Wallet {
             total_credited: Money::ZERO,
             total_debited: Money::ZERO,
             recharge_count: 0,
+            debt: Money::ZERO,
             version: 0,
         }
     }
@@ -85,29 +101,56 @@ impl Wallet {
             total_credited: self.total_credited,
             total_debited: self.total_debited,
             recharge_count: self.recharge_count,
+            debt: self.debt,
         }
     }
 
     /// What holding `amount` would take from each bucket: bonus cash first, then real cash
-    /// (as in production: promotional money is spent before the customer's own).
+    /// (as in production: promotional money is spent before the customer's own). The
+    /// shortfall of a wallet in debt includes the debt, which a recharge pays first.
     pub fn hold(&self, amount: Money) -> Result<Hold, WalletError> {
         let bonus = amount.min(self.bonus_cash);
         let real = amount.checked_sub(bonus).unwrap_or(Money::ZERO);
         match self.real_cash.checked_sub(real) {
-            Some(_) => Ok(Hold { real, bonus }),
-            None => {
-                Err(WalletError::Insufficient { shortfall: real.checked_sub(self.real_cash).unwrap_or(Money::ZERO) })
+            Some(_) if self.debt == Money::ZERO => Ok(Hold { real, bonus }),
+            _ => {
+                let short = real.checked_sub(self.real_cash).unwrap_or(Money::ZERO);
+                Err(WalletError::Insufficient {
+                    shortfall: short.checked_add(self.debt).map_err(|_| WalletError::Overflow)?,
+                })
             }
         }
     }
 
+    /// What taking back `real` and `bonus` (a recharge refunded or charged back) takes from
+    /// each bucket, and what remains owed: each bucket gives what it has of its own part,
+    /// then what it has left towards the other's; the rest is debt.
+    pub fn take_back(&self, real: Money, bonus: Money) -> (Hold, Money) {
+        let own_real = real.min(self.real_cash);
+        let own_bonus = bonus.min(self.bonus_cash);
+        let short = |want: Money, got: Money| want.checked_sub(got).unwrap_or(Money::ZERO);
+        let left = |have: Money, got: Money| have.checked_sub(got).unwrap_or(Money::ZERO);
+        let real_for_bonus = short(bonus, own_bonus).min(left(self.real_cash, own_real));
+        let bonus_for_real = short(real, own_real).min(left(self.bonus_cash, own_bonus));
+        let taken = Hold {
+            real: own_real.checked_add(real_for_bonus).unwrap_or(own_real),
+            bonus: own_bonus.checked_add(bonus_for_real).unwrap_or(own_bonus),
+        };
+        let wanted = real.checked_add(bonus).unwrap_or(real);
+        (taken, short(wanted, taken.total()))
+    }
+
     /// Applies `movements` in order: the wallet after and one ledger entry per movement,
-    /// each with both balances after it. Refused as a whole if any bucket would go below zero.
-    pub fn post(&self, movements: Vec<Movement>, at: DateTime<Utc>) -> Result<Posting, WalletError> {
+    /// each with the balances after it. Refused as a whole if any bucket would go below zero.
+    /// A wallet left with both debt and cash pays the debt from the cash in one more entry
+    /// (a [`EntryKind::DebtSettlement`] on the last movement's reference).
+    pub fn post(&self, mut movements: Vec<Movement>, at: DateTime<Utc>) -> Result<Posting, WalletError> {
         let mut after = self.clone();
         after.version = self.version + 1;
-        let mut entries = Vec::with_capacity(movements.len());
-        for (index, m) in movements.into_iter().enumerate() {
+        let mut entries = Vec::with_capacity(movements.len() + 1);
+        let mut index = 0;
+        while index < movements.len() {
+            let m = movements[index].clone();
             let shortfall = |bucket: Money, delta: Amount| WalletError::Insufficient {
                 shortfall: delta.magnitude().checked_sub(bucket).unwrap_or(Money::ZERO),
             };
@@ -123,6 +166,7 @@ impl Wallet {
                         after.total_credited.checked_add(delta.magnitude()).map_err(|_| WalletError::Overflow)?;
                 }
             }
+            after.debt = m.debt.apply_to(after.debt).ok_or(WalletError::Insufficient { shortfall: Money::ZERO })?;
             if m.kind == EntryKind::TopUp {
                 after.recharge_count += 1;
             }
@@ -132,13 +176,27 @@ impl Wallet {
                 kind: m.kind,
                 real_delta: m.real,
                 bonus_delta: m.bonus,
+                debt_delta: m.debt,
                 real_balance_after: after.real_cash,
                 bonus_balance_after: after.bonus_cash,
-                reference: m.reference,
+                debt_after: after.debt,
+                reference: m.reference.clone(),
                 description: m.description,
                 invoice_number: m.invoice_number,
                 created_at: at,
             });
+            index += 1;
+            if index == movements.len() && after.debt > Money::ZERO && after.total() > Money::ZERO {
+                let paid = after.take_back(after.debt, Money::ZERO).0;
+                movements.push(Movement::new(
+                    EntryKind::DebtSettlement,
+                    Amount::debit(paid.real),
+                    Amount::debit(paid.bonus),
+                    m.reference,
+                    "Pays what the wallet owed",
+                ));
+                movements[index].debt = Amount::debit(paid.total());
+            }
         }
         Ok(Posting { before_version: self.version, after, entries })
     }
@@ -183,6 +241,12 @@ string_enum!(
         Debit => "debit",
         /// An astrologer's share of a consultation, into their earnings.
         Earning => "earning",
+        /// A refund or chargeback took back a recharge (what was spent became debt).
+        Reversal => "reversal",
+        /// A dispute won: what its chargeback took comes back, debt first.
+        ReversalUndone => "reversal_undone",
+        /// A credit paid the wallet's debt.
+        DebtSettlement => "debt_settlement",
     }
 );
 
@@ -195,7 +259,7 @@ impl EntryKind {
 
 string_enum!(
     /// What a ledger entry is about.
-    ReferenceKind { TopUp => "top_up", Consultation => "consultation" }
+    ReferenceKind { TopUp => "top_up", Consultation => "consultation", Refund => "refund", Dispute => "dispute" }
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -213,6 +277,14 @@ impl Reference {
     pub fn consultation(id: &str) -> Self {
         Self { kind: ReferenceKind::Consultation, id: id.to_owned() }
     }
+    /// A Razorpay refund (`rfnd_...`).
+    pub fn refund(id: &str) -> Self {
+        Self { kind: ReferenceKind::Refund, id: id.to_owned() }
+    }
+    /// A Razorpay dispute (`disp_...`).
+    pub fn dispute(id: &str) -> Self {
+        Self { kind: ReferenceKind::Dispute, id: id.to_owned() }
+    }
 }
 
 /// One change to the wallet's buckets, before it is posted.
@@ -221,6 +293,8 @@ pub struct Movement {
     pub kind: EntryKind,
     pub real: Amount,
     pub bonus: Amount,
+    /// Debt recorded (+) or paid or forgiven (-).
+    pub debt: Amount,
     pub reference: Reference,
     pub description: String,
     pub invoice_number: Option<String>,
@@ -228,7 +302,42 @@ pub struct Movement {
 
 impl Movement {
     fn new(kind: EntryKind, real: Amount, bonus: Amount, reference: Reference, description: &str) -> Self {
-        Self { kind, real, bonus, reference, description: description.to_owned(), invoice_number: None }
+        Self {
+            kind,
+            real,
+            bonus,
+            debt: Amount::ZERO,
+            reference,
+            description: description.to_owned(),
+            invoice_number: None,
+        }
+    }
+
+    /// A refund or chargeback takes back `taken` (see [`Wallet::take_back`]) and records
+    /// `owed`, what was already spent, as debt.
+    pub fn reversal(taken: Hold, owed: Money, reference: Reference, description: &str) -> Self {
+        let mut m = Self::new(
+            EntryKind::Reversal,
+            Amount::debit(taken.real),
+            Amount::debit(taken.bonus),
+            reference,
+            description,
+        );
+        m.debt = Amount::credit(owed);
+        m
+    }
+
+    /// A dispute won: `forgiven` of the debt goes, and `back` returns to the buckets.
+    pub fn reversal_undone(back: Hold, forgiven: Money, reference: Reference, description: &str) -> Self {
+        let mut m = Self::new(
+            EntryKind::ReversalUndone,
+            Amount::credit(back.real),
+            Amount::credit(back.bonus),
+            reference,
+            description,
+        );
+        m.debt = Amount::debit(forgiven);
+        m
     }
 
     /// A paid recharge, into real cash.
@@ -303,8 +412,10 @@ pub struct LedgerEntry {
     pub kind: EntryKind,
     pub real_delta: Amount,
     pub bonus_delta: Amount,
+    pub debt_delta: Amount,
     pub real_balance_after: Money,
     pub bonus_balance_after: Money,
+    pub debt_after: Money,
     pub reference: Reference,
     pub description: String,
     pub invoice_number: Option<String>,
@@ -315,13 +426,15 @@ pub struct LedgerEntry {
 impl Serialize for LedgerEntry {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut out = s.serialize_struct("LedgerEntry", 12)?;
+        let mut out = s.serialize_struct("LedgerEntry", 14)?;
         out.serialize_field("entry_id", &self.entry_id())?;
         out.serialize_field("type", &self.kind)?;
         out.serialize_field("real_delta", &self.real_delta)?;
         out.serialize_field("bonus_delta", &self.bonus_delta)?;
         out.serialize_field("real_balance_after", &self.real_balance_after)?;
         out.serialize_field("bonus_balance_after", &self.bonus_balance_after)?;
+        out.serialize_field("debt_delta", &self.debt_delta)?;
+        out.serialize_field("debt_after", &self.debt_after)?;
         out.serialize_field("reference_type", &self.reference.kind)?;
         out.serialize_field("reference_id", &self.reference.id)?;
         if let Some(number) = &self.invoice_number {
@@ -363,23 +476,35 @@ pub enum LedgerMismatch {
     Totals,
     #[error("entries are not in posting order at {entry}")]
     Order { entry: String },
+    #[error("posting {sequence} leaves both debt and cash")]
+    DebtWithCash { sequence: u64 },
 }
 
 /// Checks a wallet against its whole ledger (oldest first): entries in posting order, each
 /// entry's balances the running sums, never below zero, the sums equal to the balances per
-/// bucket, and the lifetime totals consistent. For tests and for operators.
+/// bucket (real, bonus, debt), no posting leaving both debt and cash, and the lifetime
+/// totals consistent. For tests and for operators.
 pub fn check_ledger(wallet: &Wallet, entries: &[LedgerEntry]) -> Result<(), LedgerMismatch> {
     use rust_decimal::Decimal;
-    let (mut real, mut bonus) = (Decimal::ZERO, Decimal::ZERO);
+    let (mut real, mut bonus, mut debt) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
     let mut last = (0u64, 0u32);
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         if (e.sequence, e.index) <= last {
             return Err(LedgerMismatch::Order { entry: e.entry_id() });
         }
         last = (e.sequence, e.index);
         real += e.real_delta.decimal();
         bonus += e.bonus_delta.decimal();
-        for (bucket, sum, recorded) in [("real", real, e.real_balance_after), ("bonus", bonus, e.bonus_balance_after)] {
+        debt += e.debt_delta.decimal();
+        let posting_ends = entries.get(i + 1).is_none_or(|next| next.sequence != e.sequence);
+        if posting_ends && !debt.is_zero() && !(real + bonus).is_zero() {
+            return Err(LedgerMismatch::DebtWithCash { sequence: e.sequence });
+        }
+        for (bucket, sum, recorded) in [
+            ("real", real, e.real_balance_after),
+            ("bonus", bonus, e.bonus_balance_after),
+            ("debt", debt, e.debt_after),
+        ] {
             if sum.is_sign_negative() && !sum.is_zero() {
                 return Err(LedgerMismatch::Negative { entry: e.entry_id(), bucket });
             }
@@ -393,7 +518,9 @@ pub fn check_ledger(wallet: &Wallet, entries: &[LedgerEntry]) -> Result<(), Ledg
             }
         }
     }
-    for (bucket, sum, balance) in [("real", real, wallet.real_cash), ("bonus", bonus, wallet.bonus_cash)] {
+    for (bucket, sum, balance) in
+        [("real", real, wallet.real_cash), ("bonus", bonus, wallet.bonus_cash), ("debt", debt, wallet.debt)]
+    {
         if balance.decimal() != sum {
             return Err(LedgerMismatch::Balance { bucket, balance, sum: sum.to_string() });
         }
@@ -488,11 +615,77 @@ mod tests {
         assert!(check_ledger(&w, &ledger[..2]).is_err());
     }
 
+    #[test]
+    fn a_reversal_takes_what_is_there_and_owes_the_rest_until_a_credit_pays_it() {
+        let now = Utc::now();
+        // 500 + 100 bonus, then 550 spent (bonus first): 50 of real cash is left.
+        let w = wallet("500", "100");
+        let spent = w.hold(m("550")).unwrap();
+        let w = w.post(vec![Movement::hold(spent, Reference::consultation("AT1"), "x")], now).unwrap().after;
+        let mut ledger = Vec::new();
+        // The recharge is refunded: 50 can be taken, 550 is owed.
+        let (taken, owed) = w.take_back(m("500"), m("100"));
+        assert_eq!((taken, owed), (Hold { real: m("50"), bonus: m("0") }, m("550")));
+        let p = w.post(vec![Movement::reversal(taken, owed, Reference::refund("rfnd_1"), "Refund")], now).unwrap();
+        assert_eq!((p.after.real_cash, p.after.bonus_cash, p.after.debt), (m("0"), m("0"), m("550")));
+        assert_eq!(
+            (p.entries[0].real_delta.to_string(), p.entries[0].debt_delta.to_string()),
+            ("-50.00".into(), "550.00".into())
+        );
+        let w = p.after;
+        // Nothing can be spent, and the shortfall says what a recharge must cover.
+        assert_eq!(w.hold(m("1")), Err(WalletError::Insufficient { shortfall: m("551") }));
+        assert_eq!(w.view().debt, m("550"));
+        // The next recharge pays the debt first, in the same posting.
+        let p = w.post(vec![Movement::top_up(m("1000"), "tu_2", "AK/2")], now).unwrap();
+        let kinds: Vec<_> = p.entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EntryKind::TopUp, EntryKind::DebtSettlement]);
+        assert_eq!((p.after.real_cash, p.after.debt), (m("450"), m("0")));
+        assert_eq!(p.entries[1].reference, Reference::top_up("tu_2"));
+        ledger.extend(p.entries.clone());
+        // A recharge smaller than the debt pays part of it and leaves nothing to spend.
+        let owing = Wallet { debt: m("300"), ..Wallet::empty() };
+        let p = owing
+            .post(vec![Movement::top_up(m("100"), "tu_3", "AK/3"), Movement::top_up_bonus(m("20"), "tu_3")], now)
+            .unwrap();
+        assert_eq!((p.after.real_cash, p.after.bonus_cash, p.after.debt), (m("0"), m("0"), m("180")));
+        assert_eq!(p.entries[2].debt_delta.to_string(), "-120.00");
+    }
+
+    #[test]
+    fn each_bucket_gives_its_own_part_first_then_what_it_has_left_for_the_other() {
+        let w = |real: &str, bonus: &str| Wallet { real_cash: m(real), bonus_cash: m(bonus), ..Wallet::empty() };
+        assert_eq!(w("300", "0").take_back(m("100"), m("50")), (Hold { real: m("150"), bonus: m("0") }, m("0")));
+        assert_eq!(w("0", "80").take_back(m("500"), m("100")), (Hold { real: m("0"), bonus: m("80") }, m("520")));
+        assert_eq!(w("600", "100").take_back(m("500"), m("100")), (Hold { real: m("500"), bonus: m("100") }, m("0")));
+        assert_eq!(w("0", "0").take_back(m("500"), m("0")), (Hold::default(), m("500")));
+    }
+
+    #[test]
+    fn a_reversal_undone_forgives_the_debt_and_gives_back_the_rest() {
+        let now = Utc::now();
+        let w = Wallet { real_cash: m("0"), bonus_cash: m("0"), debt: m("400"), ..wallet("0", "0") };
+        let p = w
+            .post(
+                vec![Movement::reversal_undone(
+                    Hold { real: m("100"), bonus: m("100") },
+                    m("400"),
+                    Reference::dispute("disp_1"),
+                    "won",
+                )],
+                now,
+            )
+            .unwrap();
+        assert_eq!((p.after.real_cash, p.after.bonus_cash, p.after.debt), (m("100"), m("100"), m("0")));
+        assert_eq!(p.entries.len(), 1);
+    }
+
     proptest! {
-        /// Any sequence of top-ups, holds, settlements and refunds keeps every invariant.
+        /// Any sequence of top-ups, holds, settlements, refunds and reversals keeps every
+        /// invariant, debt included.
         #[test]
         fn every_sequence_of_operations_keeps_the_ledger_equal_to_the_balance(
-            ops in proptest::collection::vec((0u8..4, 0u64..100_000, 0u64..100_000), 1..40)
+            ops in proptest::collection::vec((0u8..5, 0u64..100_000, 0u64..100_000), 1..40)
         ) {
             let mut w = Wallet::empty();
             let mut ledger = Vec::new();
@@ -504,7 +697,8 @@ mod tests {
                     1 => match w.hold(Money::from_paise(a)) {
                         Ok(h) => { holds.push(h); vec![Movement::hold(h, reference, "hold")] }
                         Err(WalletError::Insufficient { shortfall }) => {
-                            prop_assert_eq!(shortfall.checked_add(w.total()).unwrap(), Money::from_paise(a));
+                            let owed_and_asked = w.debt.checked_add(Money::from_paise(a)).unwrap();
+                            prop_assert_eq!(shortfall.checked_add(w.total()).unwrap(), owed_and_asked);
                             continue;
                         }
                         Err(e) => panic!("{e}"),
@@ -517,10 +711,15 @@ mod tests {
                         }
                         None => continue,
                     },
-                    _ => match holds.pop() {
+                    3 => match holds.pop() {
                         Some(h) => vec![Movement::refund(h, reference, "cancel")],
                         None => continue,
                     },
+                    _ => {
+                        let (taken, owed) = w.take_back(Money::from_paise(a), Money::from_paise(b));
+                        prop_assert_eq!(taken.total().checked_add(owed).unwrap(), Money::from_paise(a + b));
+                        vec![Movement::reversal(taken, owed, Reference::refund("rfnd"), "refund")]
+                    }
                 };
                 let p = w.post(movements, Utc::now()).unwrap();
                 prop_assert_eq!(p.after.version, w.version + 1);

@@ -11,7 +11,7 @@ use super::keys::{
     self, PROMO_RULES_PK, SK, WALLET_SK, earnings_ledger_pk, earnings_pk, ledger_pk, ledger_sk, user_pk,
 };
 use super::{Store, StoreError, Tx};
-use crate::money::Amount;
+use crate::money::{Amount, Money};
 use crate::promotion::PromotionRule;
 use crate::user::UserId;
 use crate::wallet::{EntryKind, LedgerEntry, Posting, Reference, ReferenceKind, Wallet};
@@ -54,6 +54,7 @@ pub(crate) fn new_wallet_item(user: &UserId, at: chrono::DateTime<chrono::Utc>) 
     item.insert("total_credited".into(), items::money(w.total_credited));
     item.insert("total_debited".into(), items::money(w.total_debited));
     item.insert("recharge_count".into(), items::n(w.recharge_count));
+    item.insert("debt".into(), items::money(w.debt));
     item.insert("version".into(), items::n(w.version));
     item.insert("created_at".into(), items::time(at));
     item
@@ -66,11 +67,17 @@ pub(crate) fn read_wallet(item: &Item) -> Result<Wallet, StoreError> {
         total_credited: get_money(item, "total_credited")?,
         total_debited: get_money(item, "total_debited")?,
         recharge_count: get_u64(item, "recharge_count")?,
+        // Wallets from before debt was recorded have none.
+        debt: if item.contains_key("debt") { get_money(item, "debt")? } else { Money::ZERO },
         version: get_u64(item, "version")?,
     })
 }
 
 fn amount(item: &Item, name: &str) -> Result<Amount, StoreError> {
+    if name == "debt_delta" && !item.contains_key(name) {
+        // Entries from before debt was recorded moved none.
+        return Ok(Amount::ZERO);
+    }
     let text = item.get(name).and_then(|v| v.as_n().ok()).ok_or_else(|| StoreError::Corrupt(name.to_owned()))?;
     text.parse().map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
@@ -85,6 +92,8 @@ fn ledger_item(account: &Account, e: &LedgerEntry) -> Item {
     item.insert("bonus_delta".into(), items::n(e.bonus_delta));
     item.insert("real_balance_after".into(), items::money(e.real_balance_after));
     item.insert("bonus_balance_after".into(), items::money(e.bonus_balance_after));
+    item.insert("debt_delta".into(), items::n(e.debt_delta));
+    item.insert("debt_after".into(), items::money(e.debt_after));
     item.insert("reference_type".into(), items::s(e.reference.kind.as_str()));
     item.insert("reference_id".into(), items::s(&e.reference.id));
     if let Some(number) = &e.invoice_number {
@@ -108,6 +117,8 @@ fn read_ledger_entry(item: &Item) -> Result<LedgerEntry, StoreError> {
         bonus_delta: amount(item, "bonus_delta")?,
         real_balance_after: get_money(item, "real_balance_after")?,
         bonus_balance_after: get_money(item, "bonus_balance_after")?,
+        debt_delta: amount(item, "debt_delta")?,
+        debt_after: if item.contains_key("debt_after") { get_money(item, "debt_after")? } else { Money::ZERO },
         reference: Reference {
             kind: ReferenceKind::parse(get_str(item, "reference_type")?).ok_or_else(|| corrupt("reference_type"))?,
             id: get_str(item, "reference_id")?.to_owned(),
@@ -133,7 +144,7 @@ impl Tx {
             label,
             account.key(),
             "SET real_cash = :real, bonus_cash = :bonus, total_credited = :credited, total_debited = :debited, \
-             recharge_count = :count, version = :next, updated_at = :at, entity = :entity, user_id = :owner",
+             recharge_count = :count, debt = :debt, version = :next, updated_at = :at, entity = :entity, user_id = :owner",
             condition,
             vec![
                 (":entity", items::s(if label == "wallet" { "wallet" } else { "earnings" })),
@@ -143,6 +154,7 @@ impl Tx {
                 (":credited", items::money(w.total_credited)),
                 (":debited", items::money(w.total_debited)),
                 (":count", items::n(w.recharge_count)),
+                (":debt", items::money(w.debt)),
                 (":next", items::n(w.version)),
                 (":version", items::n(posting.before_version)),
                 (":at", items::time(now)),
@@ -293,7 +305,6 @@ pub(crate) fn read_promo_rule(item: &Item) -> Result<PromotionRule, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Money;
     use crate::wallet::Movement;
     use rust_decimal_macros::dec;
 
