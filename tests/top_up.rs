@@ -893,3 +893,116 @@ async fn razorpay_down_on_confirm_or_reconciliation_credits_nothing_and_leaves_i
     assert_eq!(dec(&wallet(&api, &token).await["real_cash"]), Decimal::ZERO);
     assert_eq!(assert_ledger_balances(&stack).await, 0);
 }
+
+/// A top-up of `amount` paid and credited through Razorpay's webhooks: its payment id.
+async fn paid_topup(stack: &LocalStack, api: &Api, token: &str, amount: &str) -> String {
+    let created = new_topup(api, token, amount).await;
+    let paid = stack.stubs.razorpay.pay(created["checkout"]["order_id"].as_str().unwrap(), true).await.unwrap();
+    assert_eq!(paid.webhooks[0].response["status"], "credited", "{:?}", paid.webhooks);
+    paid.razorpay_payment_id
+}
+
+/// `[real_cash, bonus_cash, debt]` of the caller's wallet.
+async fn balances(api: &Api, token: &str) -> [Decimal; 3] {
+    let w = wallet(api, token).await;
+    [&w["real_cash"], &w["bonus_cash"], &w["debt"]].map(dec)
+}
+
+fn rupees<const N: usize>(values: [i64; N]) -> [Decimal; N] {
+    values.map(Decimal::from)
+}
+
+#[tokio::test]
+async fn a_refund_takes_the_recharge_back_once_and_what_was_spent_is_a_debt_the_next_recharge_pays() {
+    let stack = stack().await;
+    seed_rule(&stack, "r20", "500", Some("10000"), 20, false).await;
+    let api = Api::new(&stack);
+    let (token, user) = customer(&stack).await;
+    let rzp = stack.stubs.razorpay.clone();
+    let payment = paid_topup(&stack, &api, &token, "1000").await;
+    assert_eq!(balances(&api, &token).await, rupees([1000, 200, 0]));
+
+    // 500 is spent on a consultation (bonus cash first): 700 of real cash is left.
+    let (_, astrologer) = bookable_astrologer(&stack, "25").await;
+    let booking = json!({ "astrologer_id": astrologer, "mode": "chat", "minutes": 20 });
+    let (status, booked) = api.post_as("/consultations", &token, &[("idempotency-key", &key())], booking.clone()).await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(balances(&api, &token).await, rupees([700, 0, 0]));
+
+    // The whole recharge is refunded, and Razorpay delivers the event five times at once:
+    // its 1,000 and the 200 bonus it added leave the wallet once; 500 of it was spent, so
+    // the wallet takes the 700 there is and owes the rest. Nothing goes below zero.
+    let refund = rzp.refund(&payment, 100_000).unwrap();
+    let deliveries = futures::future::join_all((0..5).map(|_| rzp.deliver(&refund))).await;
+    let mut outcomes: Vec<_> =
+        deliveries.into_iter().map(|d| d.unwrap()).map(|d| (d.status, d.response["status"].clone())).collect();
+    outcomes.sort_by_key(|(_, o)| o.to_string());
+    assert_eq!(outcomes, [vec![(200, json!("duplicate")); 4], vec![(200, json!("reversed"))]].concat());
+    assert_eq!(balances(&api, &token).await, rupees([0, 0, 500]));
+    let later = (chrono::Utc::now() + chrono::Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let booking = json!({ "astrologer_id": astrologer, "mode": "chat", "minutes": 5, "scheduled_at": later });
+    let (status, refused) = api.post_as("/consultations", &token, &[("idempotency-key", &key())], booking).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (402, Some("insufficient_balance")), "{refused}");
+    assert_eq!(settled_inbox_count(&stack, &user, "WalletReversed").await, 1);
+
+    // The next recharge (600, 20% bonus) pays the debt first, in the same transaction.
+    paid_topup(&stack, &api, &token, "600").await;
+    assert_eq!(balances(&api, &token).await, rupees([100, 120, 0]));
+    let (status, page) = api.get("/wallet/transactions?limit=3", Some(&token)).await;
+    assert_eq!(status, 200, "{page}");
+    let kinds: Vec<_> = page["transactions"].as_array().unwrap().iter().map(|e| e["type"].clone()).collect();
+    assert_eq!(kinds, [json!("debt_settlement"), json!("top_up_bonus"), json!("top_up")]);
+    let settlement = &page["transactions"][0];
+    assert_eq!((dec(&settlement["real_delta"]), dec(&settlement["debt_after"])), (Decimal::from(-500), Decimal::ZERO));
+
+    // Replayed later, the refund still changes nothing.
+    let again = rzp.deliver(&refund).await.unwrap();
+    assert_eq!((again.status, again.response["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(balances(&api, &token).await, rupees([100, 120, 0]));
+    assert_eq!(assert_ledger_balances(&stack).await, 7);
+}
+
+#[tokio::test]
+async fn a_chargeback_holds_the_recharge_back_until_the_dispute_is_won_in_whatever_order_events_come() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, user) = customer(&stack).await;
+    let rzp = stack.stubs.razorpay.clone();
+    let payment = paid_topup(&stack, &api, &token, "500").await;
+    let dispute = |event: &str, id: &str, phase: &str, status: &str| rzp.dispute(event, &payment, id, phase, status);
+    let deliver = async |hook: Result<infra::stubs::razorpay::Webhook, _>| {
+        let d = rzp.deliver(&hook.unwrap()).await.unwrap();
+        (d.status, d.response["status"].as_str().unwrap_or_default().to_owned())
+    };
+    let ok = |outcome: &str| (200, outcome.to_owned());
+
+    // The customer's bank disputes the recharge: the 500 is held back while it lasts.
+    assert_eq!(deliver(dispute("payment.dispute.created", "disp_A1", "chargeback", "open")).await, ok("reversed"));
+    assert_eq!(balances(&api, &token).await, rupees([0, 0, 0]));
+    // The customer hears of it (and the notifications consumer's writes are done before
+    // this test counts the webhook's own calls).
+    assert_eq!(settled_inbox_count(&stack, &user, "WalletReversed").await, 1);
+    stack.calls.clear();
+    let review = dispute("payment.dispute.under_review", "disp_A1", "chargeback", "under_review");
+    assert_eq!(deliver(review).await, ok("recorded"));
+    let calls = top_up_calls(&stack);
+    assert_eq!(calls.len(), 3, "Query, BatchGetItem, TransactWriteItems: {calls:?}");
+    // A late copy of an earlier stage changes nothing.
+    assert_eq!(deliver(dispute("payment.dispute.created", "disp_A1", "chargeback", "open")).await, ok("duplicate"));
+    // Won: the 500 comes back, once.
+    assert_eq!(deliver(dispute("payment.dispute.won", "disp_A1", "chargeback", "won")).await, ok("restored"));
+    assert_eq!(deliver(dispute("payment.dispute.won", "disp_A1", "chargeback", "won")).await, ok("duplicate"));
+    assert_eq!(balances(&api, &token).await, rupees([500, 0, 0]));
+
+    // Another dispute whose `won` arrives before its `created`: the wallet never moves.
+    assert_eq!(deliver(dispute("payment.dispute.won", "disp_B2", "chargeback", "won")).await, ok("recorded"));
+    assert_eq!(deliver(dispute("payment.dispute.created", "disp_B2", "chargeback", "open")).await, ok("duplicate"));
+    assert_eq!(balances(&api, &token).await, rupees([500, 0, 0]));
+
+    // A dispute lost stays taken back; a phase we do not know is acknowledged and ignored.
+    assert_eq!(deliver(dispute("payment.dispute.created", "disp_C3", "fraud", "open")).await, ok("reversed"));
+    assert_eq!(deliver(dispute("payment.dispute.lost", "disp_C3", "fraud", "lost")).await, ok("recorded"));
+    assert_eq!(deliver(dispute("payment.dispute.created", "disp_D4", "mystery", "open")).await, ok("ignored"));
+    assert_eq!(balances(&api, &token).await, rupees([0, 0, 0]));
+    assert_eq!(assert_ledger_balances(&stack).await, 4);
+}

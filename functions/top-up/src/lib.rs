@@ -5,6 +5,7 @@
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
 //! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), Razorpay `GET /v1/payments/{id}` (captured?), TransactWriteItems (the credit); a replay stops after the first |
 //! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: Query, Razorpay `GET /v1/orders/{id}` (its notes), GetItem (the top-up they name: found, 503 to be retried) |
+//! | `POST /webhooks/razorpay` `refund.processed`, `payment.dispute.*` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + refund or dispute record), TransactWriteItems (see [`reversals`]) |
 //! | `GET /wallet/top-ups/{id}` | GetItem |
 //! | `GET /wallet` | GetItem |
 //! | `GET /wallet/transactions` | Query on `LEDGER#{sub}`, newest first |
@@ -17,6 +18,7 @@ pub mod credit;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod razorpay;
+mod reversals;
 mod transactions;
 
 #[cfg(feature = "openapi")]
@@ -313,7 +315,7 @@ struct ConfirmBody {
     razorpay_order_id: Option<String>,
 }
 
-fn valid_payment_id(id: &str) -> bool {
+pub(crate) fn valid_payment_id(id: &str) -> bool {
     id.starts_with("pay_") && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -492,6 +494,8 @@ async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let outcome = match event.event.as_str() {
         "payment.captured" | "order.paid" => webhook_credit(app, &event, &event_id).await?,
         "payment.failed" => webhook_failed(app, &event).await?,
+        "refund.processed" => reversals::refund(app, &event).await?,
+        dispute if dispute.starts_with("payment.dispute.") => reversals::dispute(app, &event).await?,
         other => {
             tracing::info!(event = other, "razorpay event ignored");
             WebhookOutcome::Ignored
@@ -511,7 +515,7 @@ struct WebhookAck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-enum WebhookOutcome {
+pub(crate) enum WebhookOutcome {
     /// The wallet was credited.
     Credited,
     /// The top-up was credited before (by the confirm or another event).
@@ -522,6 +526,12 @@ enum WebhookOutcome {
     Ignored,
     /// `payment.failed`: the pending top-up is now `failed`.
     Failed,
+    /// A refund or chargeback took the recharge's share back from the wallet.
+    Reversed,
+    /// A dispute won or closed gave it back.
+    Restored,
+    /// A dispute moved to a stage that moves no money (or nothing was left to take back).
+    Recorded,
 }
 
 async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &str) -> Result<WebhookOutcome, ApiError> {
@@ -559,7 +569,7 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
 /// the index does not show yet (GSI1 lags the table by a moment) is a 503, so Razorpay
 /// retries the event rather than it being dropped: Razorpay's notes on the order name the
 /// top-up, and a consistent read finds it.
-async fn topup_of_order(app: &App, order_id: &str) -> Result<Option<TopUp>, ApiError> {
+pub(crate) async fn topup_of_order(app: &App, order_id: &str) -> Result<Option<TopUp>, ApiError> {
     if !shared::store::keys::bounded_id(order_id) {
         return Ok(None);
     }

@@ -143,6 +143,28 @@ pub struct WebhookEvent {
 pub struct WebhookPayload {
     pub payment: Option<Wrapped<PaymentEntity>>,
     pub order: Option<Wrapped<OrderEntity>>,
+    pub refund: Option<Wrapped<RefundEntity>>,
+    pub dispute: Option<Wrapped<DisputeEntity>>,
+}
+
+/// A refund of a payment (`refund.processed`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefundEntity {
+    pub id: String,
+    pub payment_id: String,
+    pub amount: u64,
+    pub currency: String,
+}
+
+/// A dispute of a payment (`payment.dispute.*`): its `phase` and `status` say where it stands.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DisputeEntity {
+    pub id: String,
+    pub payment_id: String,
+    pub amount: u64,
+    pub currency: String,
+    pub phase: String,
+    pub status: String,
 }
 
 #[derive(Debug, Deserialize)]

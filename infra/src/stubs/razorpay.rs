@@ -48,8 +48,10 @@ pub struct StubPayment {
     pub order_id: String,
     pub amount: u64,
     pub currency: String,
-    /// `authorized`, `captured` or `failed`.
+    /// `authorized`, `captured`, `failed`, or `refunded` once refunded in full.
     pub status: String,
+    /// Paise refunded so far.
+    pub amount_refunded: u64,
     pub created_at: i64,
 }
 
@@ -157,6 +159,7 @@ impl RazorpayStub {
             amount: order.amount,
             currency: order.currency,
             status: status.into(),
+            amount_refunded: 0,
             created_at: chrono::Utc::now().timestamp(),
         };
         let id = payment.id.clone();
@@ -196,13 +199,61 @@ impl RazorpayStub {
                 "status": "paid", "attempts": 1, "notes": order.notes, "created_at": order.created_at,
             } });
         }
+        Ok(self.signed(event, &contains, payload))
+    }
+
+    fn signed(&self, event: &str, contains: &[&str], payload: Value) -> Webhook {
         let body = json!({
             "entity": "event", "account_id": "acc_LocalStack0001", "event": event,
-            "contains": contains, "payload": payload, "created_at": now,
+            "contains": contains, "payload": payload, "created_at": chrono::Utc::now().timestamp(),
         })
         .to_string();
         let signature = hmac_sha256_hex(self.inner.webhook_secret.as_bytes(), body.as_bytes());
-        Ok(Webhook { event: event.to_owned(), event_id: random_id(""), body, signature })
+        Webhook { event: event.to_owned(), event_id: random_id(""), body, signature }
+    }
+
+    /// Refunds `amount` paise of payment `payment_id`, as staff do from Razorpay's dashboard:
+    /// recorded on the payment (`refunded` once in full), and the signed `refund.processed`
+    /// webhook returned, not yet delivered ([`Self::deliver`]).
+    pub fn refund(&self, payment_id: &str, amount: u64) -> Result<Webhook> {
+        let mut payment = self.payment(payment_id).ok_or_else(|| anyhow!("no payment {payment_id}"))?;
+        if payment.amount_refunded + amount > payment.amount {
+            return Err(anyhow!("refund of {amount} exceeds what is left of {payment_id}"));
+        }
+        payment.amount_refunded += amount;
+        if payment.amount_refunded == payment.amount {
+            payment.status = "refunded".into();
+        }
+        self.update_payment(payment_id, |p| *p = payment.clone());
+        let refund = json!({
+            "id": random_id("rfnd_"), "entity": "refund", "amount": amount, "currency": payment.currency,
+            "payment_id": payment_id, "notes": {}, "receipt": null, "acquirer_data": { "arn": null },
+            "created_at": chrono::Utc::now().timestamp(), "status": "processed", "speed_processed": "normal",
+            "speed_requested": "normal",
+        });
+        let payload = json!({ "refund": { "entity": refund }, "payment": { "entity": payment_entity(&payment) } });
+        Ok(self.signed("refund.processed", &["refund", "payment"], payload))
+    }
+
+    /// A `payment.dispute.*` webhook for dispute `dispute_id` of `payment_id`, standing at
+    /// `phase` and `status` (Razorpay's dispute entity), not yet delivered.
+    pub fn dispute(
+        &self,
+        event: &str,
+        payment_id: &str,
+        dispute_id: &str,
+        phase: &str,
+        status: &str,
+    ) -> Result<Webhook> {
+        let payment = self.payment(payment_id).ok_or_else(|| anyhow!("no payment {payment_id}"))?;
+        let dispute = json!({
+            "id": dispute_id, "entity": "dispute", "payment_id": payment_id, "amount": payment.amount,
+            "currency": payment.currency, "amount_deducted": if status == "lost" { payment.amount } else { 0 },
+            "reason_code": "chargeback", "respond_by": chrono::Utc::now().timestamp() + 7 * 86_400,
+            "status": status, "phase": phase, "created_at": chrono::Utc::now().timestamp(),
+        });
+        let payload = json!({ "dispute": { "entity": dispute }, "payment": { "entity": payment_entity(&payment) } });
+        Ok(self.signed(event, &["payment", "dispute"], payload))
     }
 
     /// Delivers every webhook sent so far again, with the same event ids, as Razorpay's
@@ -361,7 +412,8 @@ async fn fetch_order(State(stub): State<RazorpayStub>, headers: HeaderMap, Path(
 fn payment_entity(p: &StubPayment) -> Value {
     json!({
         "id": p.id, "entity": "payment", "amount": p.amount, "currency": p.currency, "status": p.status,
-        "order_id": p.order_id, "method": "upi", "captured": p.status == "captured", "amount_refunded": 0,
+        "order_id": p.order_id, "method": "upi", "captured": p.status != "authorized" && p.status != "failed",
+        "amount_refunded": p.amount_refunded,
         "error_code": if p.status == "failed" { json!("BAD_REQUEST_ERROR") } else { Value::Null },
         "error_description": if p.status == "failed" { json!("Payment failed due to incorrect PIN") } else { Value::Null },
         "created_at": p.created_at,

@@ -158,6 +158,14 @@ pub fn invoice_counter_pk(financial_year: &str, series: u8) -> String {
     format!("COUNTER#INVOICE#{financial_year}#{series:X}")
 }
 pub const COUNTER_SK: &str = "COUNTER";
+/// A Razorpay refund applied to a wallet (each once), and a dispute's stage and what it holds.
+pub fn refund_pk(refund_id: &str) -> String {
+    format!("RZP_REFUND#{refund_id}")
+}
+pub fn dispute_pk(dispute_id: &str) -> String {
+    format!("RZP_DISPUTE#{dispute_id}")
+}
+pub const REVERSAL_SK: &str = "REVERSAL";
 pub const PROMO_RULES_PK: &str = "PROMO_RULES";
 pub fn promo_rule_sk(id: &str) -> String {
     format!("RULE#{id}")

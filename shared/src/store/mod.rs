@@ -18,6 +18,9 @@
 //! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
 //! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP`; until credited or given up, GSI2 `TOPUP_OPEN` / created_at |
 //! | invoice | `TOPUP#{id}` | `INVOICE` | GSI1 `INVOICES#{fy}` / invoice number |
+//! | top-up reversed | `TOPUP#{id}` | `TOPUP` | `reversed_amount`, `reversed_bonus`: what refunds and disputes took back of it |
+//! | refund applied | `RZP_REFUND#{refund id}` | `REVERSAL` | created once per Razorpay refund: its share, what it took, what it left owed |
+//! | dispute | `RZP_DISPUTE#{dispute id}` | `REVERSAL` | stage rank, whether it holds money, its share, `version` (see [`reversals`]) |
 //! | invoice sequence | `COUNTER#INVOICE#{fy}#{series}` | `COUNTER` | `seq`: last number of that series (0 to F) in the financial year |
 //! | promotion rule | `PROMO_RULES` | `RULE#{id}` | min, max, percent, first-recharge-only, active |
 //! | idempotency record | `IDEMPOTENCY#{sub}#{key}` | `IDEMPOTENCY` | request hash, first response, TTL 24h |
@@ -50,6 +53,7 @@
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query `PROMO_RULES`, TransactWriteItems (top-up + idempotency record) |
 //! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), TransactWriteItems (the credit); Razorpay is asked between the two |
 //! | `POST /webhooks/razorpay` | Query GSI1 `RZP_ORDER#{id}`, BatchGetItem (+ event record), TransactWriteItems; `payment.failed`: Query + conditional UpdateItem |
+//! | `POST /webhooks/razorpay` refund or dispute | Query GSI1 `RZP_ORDER#{id}`, BatchGetItem (top-up + wallet + refund or dispute), TransactWriteItems (top-up's reversed share + wallet and ledger + refund or dispute + `WalletReversed`) |
 //! | top-up reconciliation (every 5 min) | 1 Query on GSI2 (`TOPUP_OPEN`, created_at <= now - 5 min), then per top-up the webhook's credit (BatchGetItem + TransactWriteItems) or 1 conditional UpdateItem (given up) |
 //! | `GET /wallet/top-ups/{id}` | 1 GetItem |
 //! | `GET /wallet` | 1 GetItem |
@@ -74,6 +78,7 @@ pub(crate) mod items;
 pub mod keys;
 mod kyc;
 pub mod outbox;
+pub mod reversals;
 pub mod reviews;
 mod sms_limits;
 pub mod staff;

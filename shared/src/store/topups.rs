@@ -43,7 +43,7 @@ fn topup_item(t: &TopUp) -> Item {
     item
 }
 
-fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
+pub(crate) fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("top-up: {what}"));
     let status = Status::parse(get_str(item, "status")?).ok_or_else(|| corrupt("status"))?;
     let credit = if status == Status::Completed {
