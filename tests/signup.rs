@@ -23,7 +23,7 @@ async fn customer_signs_up_signs_in_and_sees_their_zero_wallet() {
         assert_eq!(me["user"]["profile_status"], "approved");
         assert_eq!(
             me["wallet"],
-            json!({ "real_cash": "0.00", "bonus_cash": "0.00", "total": "0.00", "recharge_count": 0 })
+            json!({ "real_cash": "0.00", "bonus_cash": "0.00", "total": "0.00", "recharge_count": 0, "debt": "0.00" })
         );
         assert!(me.get("astrologer").is_none());
     }

@@ -98,7 +98,9 @@ pub fn openapi() -> FunctionDoc {
                           the webhook secret, checked before anything is parsed. `X-Razorpay-Event-Id` (the same on \
                           every retry of one event) makes retries change nothing. Events for orders that are not \
                           ours (or for no order), and other event types, are acknowledged with 200 `ignored`; \
-                          an order of ours whose top-up is not visible yet gets a 503, so Razorpay retries it.",
+                          an order of ours whose top-up is not visible yet gets a 503, so Razorpay retries it. \
+                          `refund.processed` and `payment.dispute.*` take the recharge's share back from the \
+                          wallet (what was spent becomes debt) and a won dispute gives it back, once each.",
             request: Request::Signed {
                 body: doc::body(razorpay_event_schema),
                 signature_header: "X-Razorpay-Signature",
@@ -120,6 +122,11 @@ pub fn openapi() -> FunctionDoc {
                         503,
                         "top_up_not_found_yet",
                         "Razorpay says the order is ours but its top-up is not visible yet: retry",
+                    ),
+                    error(
+                        503,
+                        "top_up_not_credited_yet",
+                        "a refund or dispute of a captured payment the wallet is not credited for yet: retry",
                     ),
                     BUSY,
                 ],
@@ -156,7 +163,7 @@ fn razorpay_event_schema(registry: &mut Registry) -> Value {
         "RazorpayEvent",
         json!({
             "type": "object",
-            "description": "A Razorpay webhook event (`payment.captured`, `order.paid`, `payment.failed`; others are ignored).",
+            "description": "A Razorpay webhook event (`payment.captured`, `order.paid`, `payment.failed`, `refund.processed`, `payment.dispute.*`; others are ignored).",
             "required": ["event"],
             "properties": {
                 "event": { "type": "string", "examples": ["payment.captured"] },
@@ -168,6 +175,18 @@ fn razorpay_event_schema(registry: &mut Registry) -> Value {
                         "error_description": { "type": ["string", "null"] },
                     }), json!(["id", "amount", "currency", "status"])),
                     "order": entity(json!({ "id": { "type": "string" } }), json!(["id"])),
+                    "refund": entity(json!({
+                        "id": { "type": "string" }, "payment_id": { "type": "string" },
+                        "amount": { "type": "integer", "minimum": 0, "description": "paise" },
+                        "currency": { "type": "string" },
+                    }), json!(["id", "payment_id", "amount", "currency"])),
+                    "dispute": entity(json!({
+                        "id": { "type": "string" }, "payment_id": { "type": "string" },
+                        "amount": { "type": "integer", "minimum": 0, "description": "paise" },
+                        "currency": { "type": "string" },
+                        "phase": { "type": "string", "examples": ["chargeback"] },
+                        "status": { "type": "string", "examples": ["open", "under_review", "won", "lost", "closed"] },
+                    }), json!(["id", "payment_id", "amount", "currency", "phase", "status"])),
                 } },
             },
         }),

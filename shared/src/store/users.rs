@@ -62,6 +62,8 @@ pub struct WalletSummary {
     pub bonus_cash: Money,
     pub total: Money,
     pub recharge_count: u64,
+    /// Owed after a refund or chargeback (see `shared::wallet`): paid by the next credits.
+    pub debt: Money,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -222,6 +224,7 @@ fn read_wallet(item: &Item) -> Result<WalletSummary, StoreError> {
         bonus_cash: w.bonus_cash,
         total: w.total(),
         recharge_count: w.recharge_count,
+        debt: w.debt,
     })
 }
 
