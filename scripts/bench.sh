@@ -5,7 +5,8 @@
 # scripts/build-lambdas.sh does); then runs each binary through the repo's Runtime API
 # emulator against moto on 127.0.0.1 and prints the table. Options go to the bench binary
 # (--cold N, --warm N, --only a,b; see infra/src/bin/bench.rs). BENCH_SKIP_BUILD=1 measures
-# what is already built. Not a test: times and sizes depend on the machine.
+# what is already built. Then the booking contention row (tests/bin/contention.rs). Not a
+# test: times and sizes depend on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -23,6 +24,10 @@ if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
   echo "bench: arm64 zips (cargo lambda build --release --arm64)"
   PATH="$PWD/.venv/bin:$PATH" cargo lambda build --quiet --release --arm64 --output-format zip "${packages[@]}"
 fi
-# The driver itself (emulator, local stack) in the dev profile: its speed is not measured.
-cargo build --quiet -p infra --bin bench
-exec "$CARGO_TARGET_DIR/debug/bench" --bin "$CARGO_TARGET_DIR/release" --zips "$CARGO_TARGET_DIR/lambda" "$@"
+# The drivers (emulator, local stack) in the dev profile: their speed is not measured.
+cargo build --quiet -p infra --bin bench -p integration-tests --bin contention
+"$CARGO_TARGET_DIR/debug/bench" --bin "$CARGO_TARGET_DIR/release" --zips "$CARGO_TARGET_DIR/lambda" "$@"
+echo
+# The booking row: 50 customers over 10 astrologers through the local API, next to the raw
+# rate of the same transaction shape, then every money invariant (BENCH_CONTENTION_SECONDS).
+"$CARGO_TARGET_DIR/debug/contention" --seconds "${BENCH_CONTENTION_SECONDS:-20}"

@@ -1,0 +1,275 @@
+//! `contention`: the booking row of the benchmark (README: "Benchmark"). 50 customers book
+//! 10 astrologers at once through the local API (the real handlers, the real SDK, moto),
+//! for a bounded time; next to it, the raw rate of a transaction of the same shape (6
+//! items, one of them conditioned on a version) against the same moto at the same
+//! concurrency, without contention; then every money invariant is checked. Everything on
+//! 127.0.0.1. Not a test: rates depend on the machine; the ratio and the violations are the
+//! figures. `cargo run -p integration-tests --bin contention -- [--seconds N] [--customers N]
+//! [--astrologers N]`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use integration_tests::*;
+use rand::Rng;
+use rust_decimal::Decimal;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+struct Args {
+    seconds: u64,
+    customers: usize,
+    astrologers: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { seconds: 20, customers: 50, astrologers: 10 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} needs a number"));
+        match flag.as_str() {
+            // Bounded: a load run is never open-ended.
+            "--seconds" => a.seconds = value.clamp(1, 300),
+            "--customers" => a.customers = value.clamp(1, 200) as usize,
+            "--astrologers" => a.astrologers = value.clamp(1, 50) as usize,
+            other => panic!("unknown option {other}"),
+        }
+    }
+    a
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs `make` for `0..n`, at most `width` at a time.
+async fn bounded<T: Send + 'static, F>(n: usize, width: usize, make: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let gate = Arc::new(Semaphore::new(width));
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let (gate, job) = (gate.clone(), make(i));
+        set.spawn(async move {
+            let _permit = gate.acquire_owned().await.unwrap();
+            (i, job.await)
+        });
+    }
+    let mut out: Vec<(usize, T)> = set.join_all().await;
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let stack = Arc::new(
+        stack_with(|o| {
+            // Only booking talks to moto while it is measured.
+            o.poll_queues = false;
+            o.poll_streams = false;
+            drop(o.parameters.insert("SmsLimitPerIp".into(), "100000".into()));
+        })
+        .await,
+    );
+    let t = Instant::now();
+    let s = stack.clone();
+    let astrologers: Vec<String> = bounded(args.astrologers, 4, move |_| {
+        let s = s.clone();
+        async move { bookable_astrologer(&s, "10").await.1 }
+    })
+    .await;
+    let s = stack.clone();
+    let customers: Vec<(String, String)> = bounded(args.customers, 4, move |_| {
+        let s = s.clone();
+        async move { topped_up_customer(&s, "5000").await }
+    })
+    .await;
+    println!(
+        "Booking contention: {} customers (5,000.00 each) book {} astrologers for {} s, 5-minute chats at 10.00/min \
+         on 100 slots each (set up in {:.0} s)",
+        args.customers,
+        args.astrologers,
+        args.seconds,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Through the API: each customer books again and again until the time is up.
+    let base: DateTime<Utc> =
+        (Utc::now() + chrono::Duration::days(2)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let astrologers = Arc::new(astrologers);
+    let mut set = JoinSet::new();
+    for (token, _) in customers.clone() {
+        let (stack, astrologers) = (stack.clone(), astrologers.clone());
+        set.spawn(async move {
+            let api = Api::new(&stack);
+            let mut outcomes: Vec<(String, f64)> = Vec::new();
+            while Instant::now() < deadline {
+                let (who, slot) = {
+                    let mut rng = rand::rng();
+                    (rng.random_range(0..astrologers.len()), rng.random_range(0..100i64))
+                };
+                let at =
+                    (base + chrono::Duration::minutes(slot * 10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let body =
+                    json!({ "astrologer_id": astrologers[who], "mode": "chat", "minutes": 5, "scheduled_at": at });
+                let key = format!("load-{}", rand::random::<u64>());
+                let t = Instant::now();
+                // As an app does: a 503 is retried with the same key, a few times.
+                let mut outcome = String::new();
+                for attempt in 0..5 {
+                    let (status, resp) =
+                        api.post_as("/consultations", &token, &[("idempotency-key", &key)], body.clone()).await;
+                    outcome = match status {
+                        201 => "booked".into(),
+                        _ => resp["error"]["code"].as_str().map_or(format!("{status}"), |c| format!("{status} {c}")),
+                    };
+                    if status != 503 || attempt == 4 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+                outcomes.push((outcome, t.elapsed().as_secs_f64() * 1000.0));
+            }
+            outcomes
+        });
+    }
+    let outcomes: Vec<(String, f64)> = set.join_all().await.into_iter().flatten().collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
+    for (o, _) in &outcomes {
+        *by_outcome.entry(o.as_str()).or_default() += 1;
+    }
+    let mut booked_ms: Vec<f64> = outcomes.iter().filter(|(o, _)| o == "booked").map(|(_, ms)| *ms).collect();
+    booked_ms.sort_by(|a, b| a.total_cmp(b));
+    let booked = booked_ms.len();
+    let api_rate = booked as f64 / elapsed;
+    println!(
+        "  through the API:   {booked} bookings in {elapsed:.1} s = {api_rate:.1}/s (p50 {:.0} ms, p99 {:.0} ms); \
+         every answer: {by_outcome:?}",
+        percentile(&booked_ms, 0.5),
+        percentile(&booked_ms, 0.99)
+    );
+
+    // The raw rate: the booking transaction's shape (consultation, wallet conditioned on its
+    // version, ledger entry, astrologer schedule conditioned on its version, idempotency
+    // record, outbox event), each writer on keys of its own, for as long.
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let table = stack.table_name().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for writer in 0..args.customers {
+        let (client, table) = (client.clone(), table.clone());
+        set.spawn(async move {
+            let s = |v: String| AttributeValue::S(v);
+            let put = |pk: String| {
+                let item = HashMap::from([
+                    ("PK".to_owned(), s(pk)),
+                    ("SK".to_owned(), s("RAW".into())),
+                    ("payload".to_owned(), s("x".repeat(300))),
+                ]);
+                let put = Put::builder()
+                    .table_name(&table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(PK)");
+                TransactWriteItem::builder().put(put.build().unwrap()).build()
+            };
+            let versioned = |pk: String, version: u64| {
+                let update = Update::builder()
+                    .table_name(&table)
+                    .key("PK", s(pk))
+                    .key("SK", s("RAW".into()))
+                    .update_expression("SET version = :next")
+                    .condition_expression("attribute_not_exists(version) OR version = :read")
+                    .expression_attribute_values(":next", AttributeValue::N((version + 1).to_string()))
+                    .expression_attribute_values(":read", AttributeValue::N(version.to_string()));
+                TransactWriteItem::builder().update(update.build().unwrap()).build()
+            };
+            let (mut done, mut version) = (0usize, 0u64);
+            while Instant::now() < deadline {
+                let n = rand::random::<u64>();
+                let items = vec![
+                    put(format!("RAW#C#{n}")),
+                    versioned(format!("RAW#W#{writer}"), version),
+                    put(format!("RAW#L#{n}")),
+                    versioned(format!("RAW#A#{writer}"), version),
+                    put(format!("RAW#I#{n}")),
+                    put(format!("RAW#O#{n}")),
+                ];
+                if client.transact_write_items().set_transact_items(Some(items)).send().await.is_ok() {
+                    done += 1;
+                    version += 1;
+                }
+            }
+            done
+        });
+    }
+    let raw: usize = set.join_all().await.into_iter().sum();
+    let raw_rate = raw as f64 / started.elapsed().as_secs_f64();
+    println!("  raw transactions:  {raw} of the same shape = {raw_rate:.1}/s, same concurrency, no contention");
+    println!("  booking rate / raw rate: {:.2}", api_rate / raw_rate);
+
+    // Every money invariant, after the run.
+    let mut violations = Vec::new();
+    let entries = assert_ledger_balances(&stack).await; // panics on any ledger that does not add up
+    let items = all_items(&stack).await;
+    let consultations: Vec<_> = items
+        .iter()
+        .filter(|i| i.get("entity").and_then(|v| v.as_s().ok()).is_some_and(|e| e == "consultation"))
+        .collect();
+    let text = |i: &HashMap<String, AttributeValue>, k: &str| {
+        i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    };
+    let number = |i: &HashMap<String, AttributeValue>, k: &str| {
+        i.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<Decimal>().ok()).unwrap_or_default()
+    };
+    if consultations.len() != booked {
+        violations.push(format!("{} consultations stored, {booked} bookings answered 201", consultations.len()));
+    }
+    let mut slots: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut held: HashMap<String, Decimal> = HashMap::new();
+    for c in &consultations {
+        *slots.entry((text(c, "astrologer_id"), text(c, "scheduled_at"))).or_default() += 1;
+        *held.entry(text(c, "customer_id")).or_default() += number(c, "amount");
+    }
+    let doubled = slots.values().filter(|n| **n > 1).count();
+    if doubled > 0 {
+        violations.push(format!("{doubled} slots booked twice"));
+    }
+    for (_, customer) in &customers {
+        let wallet =
+            items.iter().find(|i| text(i, "PK") == format!("USER#{customer}") && text(i, "SK") == "WALLET").unwrap();
+        // Nothing but holds debits a wallet in this run.
+        let spent = number(wallet, "total_debited");
+        let expected = held.get(customer).copied().unwrap_or_default();
+        if spent != expected {
+            violations.push(format!("customer {customer}: {spent} left the wallet, consultations hold {expected}"));
+        }
+        if number(wallet, "real_cash") < Decimal::ZERO || number(wallet, "bonus_cash") < Decimal::ZERO {
+            violations.push(format!("customer {customer}: a balance below zero"));
+        }
+    }
+    println!(
+        "  invariants: {} ledgers balance ({entries} entries), no slot booked twice, held = debited per customer, \
+         nothing below zero: violations {}",
+        customers.len(),
+        violations.len()
+    );
+    for v in &violations {
+        println!("    violation: {v}");
+    }
+    if !violations.is_empty() {
+        std::process::exit(1);
+    }
+}
