@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::notification::{self, DevicePlatform, DeviceToken, InboxCursor, NotificationId};
+use shared::notification::{DevicePlatform, DeviceToken, InboxCursor, NotificationId};
 use shared::store::{MarkRead, StoredNotification};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -163,8 +163,8 @@ impl utoipa::PartialSchema for DeviceBody {
         shared::openapi::json_schema(serde_json::json!({
             "description": "A push token for the caller's device, as FCM or APNs issued it",
             "oneOf": [
-                body("fcm", notification::FCM_TOKEN_PATTERN, "the FCM registration token"),
-                body("apns", notification::APNS_TOKEN_PATTERN, "the APNs device token, hex"),
+                body("fcm", shared::notification::FCM_TOKEN_PATTERN, "the FCM registration token"),
+                body("apns", shared::notification::APNS_TOKEN_PATTERN, "the APNs device token, hex"),
             ],
         }))
     }
