@@ -409,10 +409,17 @@ async fn codes_to_one_number_are_limited_and_say_when_to_retry() {
     // Another number is not held back by this one.
     assert_eq!(api.post("/auth/otp", json!({ "phone": random_phone() })).await.0, 200);
     // The counter is one item with a TTL.
+    use shared::{sms::SmsCounter, store::keys::sms_counter_pk};
+    assert!(
+        !all_items(&stack).await.iter().any(|i| i["PK"].as_s().unwrap().contains(&phone[3..])),
+        "no number in a key"
+    );
     let counters: Vec<_> = all_items(&stack)
         .await
         .into_iter()
-        .filter(|i| i["PK"].as_s().unwrap() == &format!("SMSLIMIT#PHONE#{phone}"))
+        .filter(|i| {
+            i["PK"].as_s().unwrap() == &sms_counter_pk(&SmsCounter::Phone(shared::Phone::parse(&phone).unwrap()))
+        })
         .collect();
     assert_eq!(counters.len(), 1, "{counters:?}");
     assert_eq!(counters[0]["sends"].as_n().unwrap(), "3");

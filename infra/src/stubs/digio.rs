@@ -116,7 +116,7 @@ fn documents() -> Value {
     json!({ "actions": [
         { "type": "digilocker", "status": "approved", "details": {
             "aadhaar": { "id_number": "123412341234", "name": "Asha Rao", "dob": "1990-01-01" },
-            "pan": { "id_number": "ABCDE1234F", "name": "ASHA RAO" }
+            "pan": { "id_number": "AKRPR4321K", "name": "ASHA RAO" }
         }},
         { "type": "selfie", "status": "approved", "details": { "liveness": { "result": "passed", "score": 0.98 } } }
     ]})

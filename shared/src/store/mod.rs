@@ -27,7 +27,7 @@
 //! | outbox event | `OUTBOX#{event id}` | `OUTBOX` | the envelope; the stream carries it out; TTL 7 days |
 //! | staff audit entry | `STAFFAUDIT#{id}` | `STAFFAUDIT` | who, what, target, why, when; GSI1 `STAFF_AUDIT` / time; created only |
 //! | promotion rules' version | `PROMO_RULES` | `SET` | `version`, bumped by every staff rule creation |
-//! | SMS send counter | `SMSLIMIT#PHONE#{e164}` or `SMSLIMIT#IP#{address or IPv6 /64}` | `WINDOW#{window start}` | `sends`; TTL a window after it ends (see [`sms_limits`]) |
+//! | SMS send counter | `SMSLIMIT#PHONE#{sha-256 of e164, 32 hex}` or `SMSLIMIT#IP#{address or IPv6 /64}` | `WINDOW#{window start}` | `sends`; TTL a window after it ends (see [`sms_limits`]) |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
