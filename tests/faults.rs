@@ -1,0 +1,141 @@
+//! Store outages at the write of every money path: DynamoDB throttles the transaction for
+//! all of the SDK's attempts. The caller gets a retryable 503, nothing is half-written, and
+//! the retry (the app's, with the same idempotency key, or Razorpay's redelivery) completes
+//! it exactly once. The pollers are off, so only the request under test meets the fault.
+
+use infra::LocalStack;
+use infra::aws_endpoint::Fault;
+use integration_tests::*;
+use serde_json::{Value, json};
+
+/// What DynamoDB answers when a table or a partition is over its throughput.
+fn throttled() -> Fault {
+    Fault { status: 400, code: "ProvisionedThroughputExceededException".into(), message: "injected".into() }
+}
+
+/// The SDK's attempts per call (`shared::config`): every one of them fails.
+const ATTEMPTS: usize = 3;
+
+/// Runs `request` once under a throttled TransactWriteItems, then again: the first answer
+/// must be a 503 that changed nothing, the second what `request` does on a good day.
+async fn outage_then_retry<F, Fut>(stack: &LocalStack, what: &str, request: F) -> Value
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let before = written_items(stack).await;
+    let injected = stack.faults.injected("TransactWriteItems");
+    stack.faults.fail_next("TransactWriteItems", ATTEMPTS, throttled());
+    let (status, body) = request().await;
+    assert_eq!(stack.faults.injected("TransactWriteItems") - injected, ATTEMPTS, "{what}: the fault was met");
+    assert_eq!(status, 503, "{what}: {body}");
+    assert!(body["error"]["code"].is_string(), "{what}: the error body: {body}");
+    assert_eq!(written_items(stack).await, before, "{what}: nothing half-written");
+    let (status, body) = request().await;
+    assert!((200..300).contains(&status), "{what} retried: {status} {body}");
+    body
+}
+
+#[tokio::test]
+async fn every_money_path_answers_a_store_outage_with_503_writes_nothing_and_its_retry_completes_once() {
+    let stack = stack_with(|o| {
+        o.poll_queues = false;
+        o.poll_streams = false;
+    })
+    .await;
+    let api = Api::new(&stack);
+    let rzp = stack.stubs.razorpay.clone();
+    let (customer, _) = customer(&stack).await;
+    let (astrologer, astrologer_id) = bookable_astrologer(&stack, "10").await;
+    let mut paths = 0;
+
+    // Creating a top-up (the app retries with the same key).
+    let create =
+        || api.post_as("/wallet/top-ups", &customer, &[("idempotency-key", "faults-1")], json!({ "amount": "1000" }));
+    let created = outage_then_retry(&stack, "create a top-up", create).await;
+    paths += 1;
+    let id = created["top_up_id"].as_str().unwrap().to_owned();
+    let order = created["checkout"]["order_id"].as_str().unwrap().to_owned();
+
+    // Confirming it.
+    let paid = rzp.pay(&order, false).await.unwrap();
+    let body = json!({
+        "razorpay_order_id": paid.razorpay_order_id,
+        "razorpay_payment_id": paid.razorpay_payment_id,
+        "razorpay_signature": paid.razorpay_signature,
+    });
+    let path = format!("/wallet/top-ups/{id}/confirm");
+    let confirmed = outage_then_retry(&stack, "confirm", || api.post_as(&path, &customer, &[], body.clone())).await;
+    paths += 1;
+    assert_eq!(confirmed["status"], "completed", "{confirmed}");
+
+    // A webhook credit (Razorpay redelivers the same event).
+    let (status, second) =
+        api.post_as("/wallet/top-ups", &customer, &[("idempotency-key", "faults-2")], json!({ "amount": "500" })).await;
+    assert_eq!(status, 201, "{second}");
+    let order = second["checkout"]["order_id"].as_str().unwrap().to_owned();
+    let payment = rzp.pay(&order, false).await.unwrap().razorpay_payment_id;
+    let hook = rzp.webhook("payment.captured", &order, &payment).unwrap();
+    let deliver = || async {
+        let d = rzp.deliver(&hook).await.unwrap();
+        (d.status, d.response)
+    };
+    let credited = outage_then_retry(&stack, "payment.captured", deliver).await;
+    paths += 1;
+    assert_eq!(credited["status"], "credited");
+
+    // Booking, completing and cancelling.
+    let later_at = (chrono::Utc::now() + chrono::Duration::hours(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let bodies = [
+        ("faults-3", json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": 10 })),
+        (
+            "faults-4",
+            json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": 10, "scheduled_at": later_at }),
+        ),
+    ];
+    let book = |i: usize| {
+        let (key, body) = &bodies[i];
+        let (api, customer) = (&api, &customer);
+        async move { api.post_as("/consultations", customer, &[("idempotency-key", key)], body.clone()).await }
+    };
+    let booked = outage_then_retry(&stack, "book", || book(0)).await;
+    paths += 1;
+    let now_id = booked["booking_id"].as_str().unwrap().to_owned();
+    let (status, started) = api.post_as(&format!("/consultations/{now_id}/start"), &astrologer, &[], json!({})).await;
+    assert_eq!(status, 200, "{started}");
+    started_minutes_ago(&stack, &now_id, 4).await;
+    let complete = format!("/consultations/{now_id}/complete");
+    let done = outage_then_retry(&stack, "complete", || api.post_as(&complete, &astrologer, &[], json!({}))).await;
+    paths += 1;
+    assert_eq!(done["status"], "completed", "{done}");
+    let later = outage_then_retry(&stack, "book later", || book(1)).await;
+    paths += 1;
+    let cancel = format!("/consultations/{}/cancel", later["booking_id"].as_str().unwrap());
+    let cancelled = outage_then_retry(&stack, "cancel", || api.post_as(&cancel, &customer, &[], json!({}))).await;
+    paths += 1;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+
+    // A refund of the second recharge (Razorpay redelivers it).
+    let refund = rzp.refund(&payment, 20_000).unwrap();
+    let deliver = || async {
+        let d = rzp.deliver(&refund).await.unwrap();
+        (d.status, d.response)
+    };
+    let reversed = outage_then_retry(&stack, "refund.processed", deliver).await;
+    paths += 1;
+    assert_eq!(reversed["status"], "reversed");
+
+    // Everything happened once: 1,000 + 500 credited, 200 refunded, the completed
+    // consultation charged its 4 minutes, the cancelled one refunded by the policy.
+    let (_, wallet) = api.get("/wallet", Some(&customer)).await;
+    let (_, ledger) = api.get("/wallet/transactions?limit=100", Some(&customer)).await;
+    let kinds: Vec<&str> =
+        ledger["transactions"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "top_up").count(), 2, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "hold").count(), 2, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "reversal").count(), 1, "{kinds:?}");
+    assert_eq!(wallet["recharge_count"], 2, "{wallet}");
+    // The customer's entries and the astrologer's one earning, every ledger adding up.
+    assert_eq!(assert_ledger_balances(&stack).await, kinds.len() + 1);
+    println!("faults: {paths} money paths, {} TransactWriteItems failed, every retry completed once", paths * ATTEMPTS);
+}
