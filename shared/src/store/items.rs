@@ -58,6 +58,11 @@ pub fn get_money(item: &Item, name: &str) -> Result<Money, StoreError> {
     text.parse().map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
 
+/// A money attribute that items written before it existed lack: zero then.
+pub fn money_or_zero(item: &Item, name: &str) -> Result<Money, StoreError> {
+    if item.contains_key(name) { get_money(item, name) } else { Ok(Money::ZERO) }
+}
+
 pub fn get_time(item: &Item, name: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(get_str(item, name)?)
         .map(|t| t.with_timezone(&Utc))

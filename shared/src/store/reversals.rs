@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::items::{self, Item, get_money, get_str, get_u64};
+use super::items::{self, Item, get_money, get_str, get_u64, money_or_zero};
 use super::keys::{REVERSAL_SK, TOPUP_SK, WALLET_SK, dispute_pk, refund_pk, topup_pk, user_pk};
 use super::topups::read_topup;
 use super::wallet::{Account, read_wallet};
@@ -26,10 +26,6 @@ pub enum Reversal {
     AlreadyDone,
     /// The wallet or the top-up moved: read again and retry.
     Conflict,
-}
-
-fn money_or_zero(item: &Item, name: &str) -> Result<Money, StoreError> {
-    if item.contains_key(name) { get_money(item, name) } else { Ok(Money::ZERO) }
 }
 
 fn record_key(request: &Request) -> Item {

@@ -11,7 +11,7 @@ use super::keys::{
     self, PROMO_RULES_PK, SK, WALLET_SK, earnings_ledger_pk, earnings_pk, ledger_pk, ledger_sk, user_pk,
 };
 use super::{Store, StoreError, Tx};
-use crate::money::{Amount, Money};
+use crate::money::Amount;
 use crate::promotion::PromotionRule;
 use crate::user::UserId;
 use crate::wallet::{EntryKind, LedgerEntry, Posting, Reference, ReferenceKind, Wallet};
@@ -68,16 +68,12 @@ pub(crate) fn read_wallet(item: &Item) -> Result<Wallet, StoreError> {
         total_debited: get_money(item, "total_debited")?,
         recharge_count: get_u64(item, "recharge_count")?,
         // Wallets from before debt was recorded have none.
-        debt: if item.contains_key("debt") { get_money(item, "debt")? } else { Money::ZERO },
+        debt: items::money_or_zero(item, "debt")?,
         version: get_u64(item, "version")?,
     })
 }
 
 fn amount(item: &Item, name: &str) -> Result<Amount, StoreError> {
-    if name == "debt_delta" && !item.contains_key(name) {
-        // Entries from before debt was recorded moved none.
-        return Ok(Amount::ZERO);
-    }
     let text = item.get(name).and_then(|v| v.as_n().ok()).ok_or_else(|| StoreError::Corrupt(name.to_owned()))?;
     text.parse().map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
@@ -117,8 +113,9 @@ fn read_ledger_entry(item: &Item) -> Result<LedgerEntry, StoreError> {
         bonus_delta: amount(item, "bonus_delta")?,
         real_balance_after: get_money(item, "real_balance_after")?,
         bonus_balance_after: get_money(item, "bonus_balance_after")?,
-        debt_delta: amount(item, "debt_delta")?,
-        debt_after: if item.contains_key("debt_after") { get_money(item, "debt_after")? } else { Money::ZERO },
+        // Entries from before debt was recorded moved none.
+        debt_delta: if item.contains_key("debt_delta") { amount(item, "debt_delta")? } else { Amount::ZERO },
+        debt_after: items::money_or_zero(item, "debt_after")?,
         reference: Reference {
             kind: ReferenceKind::parse(get_str(item, "reference_type")?).ok_or_else(|| corrupt("reference_type"))?,
             id: get_str(item, "reference_id")?.to_owned(),
@@ -305,6 +302,7 @@ pub(crate) fn read_promo_rule(item: &Item) -> Result<PromotionRule, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::Money;
     use crate::wallet::Movement;
     use rust_decimal_macros::dec;
 
