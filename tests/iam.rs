@@ -255,7 +255,7 @@ fn add_other_calls(source: &str, actions: &mut BTreeSet<String>) {
     for c in sdk_call.captures_iter(source) {
         actions.extend(SDK_CALLS.iter().filter(|(op, _)| *op == &c[1]).map(|(_, a)| (*a).to_owned()));
     }
-    if source.contains("Secrets::load(") {
+    if source.contains("OnFirstUse::new(") {
         actions.insert("ssm:GetParameters".into());
     }
 }

@@ -46,7 +46,7 @@ macro_rules! handler {
 }
 
 /// The handler for a template function's binary, after its cold start (functions with
-/// secrets read them from SSM); an error names a variable the template does not give it, or
+/// secrets read them from SSM on first use); an error names a variable the template does not give it, or
 /// a binary the local stack does not know.
 pub async fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>) -> Result<Handler> {
     Ok(match binary {
@@ -54,8 +54,8 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>)
             handler!(Http, otp_signup::App::from_env(sdk, env)?, |app, req| otp_signup::handle(&app, req).await)
         }
         "profile" => handler!(Http, profile::App::from_env(sdk, env)?, |app, req| profile::handle(&app, req).await),
-        "top-up" => handler!(Http, top_up::App::from_env(sdk, env).await?, |app, req| top_up::handle(&app, req).await),
-        "top-up-reconcile" => handler!(Scheduled, top_up_reconcile::App::from_env(sdk, env).await?, |app, event| {
+        "top-up" => handler!(Http, top_up::App::from_env(sdk, env)?, |app, req| top_up::handle(&app, req).await),
+        "top-up-reconcile" => handler!(Scheduled, top_up_reconcile::App::from_env(sdk, env)?, |app, event| {
             top_up_reconcile::handle(&app, event).await.map_err(|e| e.to_string())
         }),
         "astrologer-profile" => handler!(Http, astrologer_profile::App::from_env(sdk, env)?, |app, req| {
@@ -72,12 +72,10 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>)
             post_confirmation::handle(&app, event).await.map_err(|e| e.to_string())
         }),
         "kyc-initiate" => {
-            handler!(Http, kyc_initiate::App::from_env(sdk, env).await?, |app, req| kyc_initiate::handle(&app, req)
-                .await)
+            handler!(Http, kyc_initiate::App::from_env(sdk, env)?, |app, req| kyc_initiate::handle(&app, req).await)
         }
         "digio-webhook" => {
-            handler!(Http, digio_webhook::App::from_env(sdk, env).await?, |app, req| digio_webhook::handle(&app, req)
-                .await)
+            handler!(Http, digio_webhook::App::from_env(sdk, env)?, |app, req| digio_webhook::handle(&app, req).await)
         }
         "kyc-expiry" => handler!(Scheduled, kyc_expiry::App::from_env(sdk, env)?, |app, event| {
             kyc_expiry::handle(&app, event).await.map_err(|e| e.to_string())

@@ -1,5 +1,6 @@
 //! Third-party secrets (Digio, Razorpay) from SSM Parameter Store SecureString parameters,
-//! read once at cold start in one `GetParameters` call and kept for the sandbox's lifetime.
+//! read in one `GetParameters` call by the first request that needs them, and kept for the
+//! sandbox's lifetime ([`OnFirstUse`]).
 //!
 //! Why this way: in environment variables a secret is readable by anyone who may read the
 //! function's configuration (and sits in plain text in every CloudFormation change set);
@@ -12,14 +13,26 @@
 //! module is the `secrets` feature). A rotated secret reaches each sandbox at its next cold
 //! start (publish a new version, or update the function, to force one).
 //!
+//! Why on first use and not at cold start: the read is a network round trip (about 11 ms to
+//! the local endpoint, more to SSM), and before the first `/next` it made these functions'
+//! cold start 4x a bare runtime's (README, "Measured"). Read by the first request instead,
+//! it is paid once per sandbox, only by a route that needs a secret (not by `GET
+//! /wallet/top-ups/{id}`, say), and a failed read is retried by the next request instead of
+//! failing the sandbox's init. The variables are still checked at cold start, so a missing
+//! one still stops it; a parameter that is missing, empty or not a SecureString fails the
+//! requests that need it with a 500 whose log line names the variable.
+//!
 //! A function names each secret by a variable holding the parameter's *name*
 //! (`RAZORPAY_KEY_SECRET_PARAMETER=/astrokiran/dev/razorpay-key-secret`); the template sets
 //! those from stack parameters and grants `ssm:GetParameters` on exactly them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_ssm::types::ParameterType;
+use tokio::sync::OnceCell;
 
+use crate::ApiError;
 use crate::config::{self, ConfigError, Vars};
 
 /// GetParameters reads at most ten names per call.
@@ -39,20 +52,14 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Reads the SecureString parameters the variables `names` name, in one call. An error
-    /// names the variable: unset, its parameter missing or not a SecureString, or SSM
-    /// unreachable (the cold start fails and Lambda retries it, rather than serving
-    /// requests without the secret).
-    pub async fn load(
+    /// Reads the SecureString parameters `by_parameter` names (parameter name -> the variable
+    /// that named it), in one call. An error names the variable: its parameter missing, empty
+    /// or not a SecureString, or SSM unreachable.
+    async fn load(
         sdk: &aws_config::SdkConfig,
-        vars: &impl Vars,
+        by_parameter: &HashMap<String, &'static str>,
         names: &[&'static str],
     ) -> Result<Self, ConfigError> {
-        assert!(names.len() <= MAX_PER_CALL, "one GetParameters call reads at most {MAX_PER_CALL} parameters");
-        let mut by_parameter = HashMap::new();
-        for name in names {
-            by_parameter.insert(config::required(vars, name)?, *name);
-        }
         if by_parameter.is_empty() {
             return Ok(Self::default());
         }
@@ -95,5 +102,76 @@ impl Secrets {
     /// The secret whose parameter the variable `name` names (one of those loaded).
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.values.get(name).cloned().ok_or(ConfigError::Missing(name))
+    }
+}
+
+/// A client built from the function's secrets by the first request that needs it (see the
+/// module doc for why not at cold start), then shared by every request of the sandbox.
+/// Clones share it.
+pub struct OnFirstUse<T>(Arc<Lazy<T>>);
+
+type Build<T> = Box<dyn Fn(&Secrets) -> Result<T, ConfigError> + Send + Sync>;
+
+struct Lazy<T> {
+    sdk: aws_config::SdkConfig,
+    names: Vec<&'static str>,
+    /// Parameter name -> the variable that names it.
+    by_parameter: HashMap<String, &'static str>,
+    build: Build<T>,
+    value: OnceCell<T>,
+}
+
+impl<T> Clone for OnFirstUse<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for OnFirstUse<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnFirstUse")
+            .field("secrets", &self.0.names)
+            .field("loaded", &self.0.value.initialized())
+            .finish()
+    }
+}
+
+impl<T> OnFirstUse<T> {
+    /// At cold start: checks that the variables `names` are set (an error names the first
+    /// one that is not); no network. `build` makes the client from the secrets once read.
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        vars: &impl Vars,
+        names: &[&'static str],
+        build: impl Fn(&Secrets) -> Result<T, ConfigError> + Send + Sync + 'static,
+    ) -> Result<Self, ConfigError> {
+        assert!(names.len() <= MAX_PER_CALL, "one GetParameters call reads at most {MAX_PER_CALL} parameters");
+        let mut by_parameter = HashMap::new();
+        for name in names {
+            by_parameter.insert(config::required(vars, name)?, *name);
+        }
+        Ok(Self(Arc::new(Lazy {
+            sdk: sdk.clone(),
+            names: names.to_vec(),
+            by_parameter,
+            build: Box::new(build),
+            value: OnceCell::new(),
+        })))
+    }
+
+    /// The client, reading the secrets first if no request has yet. Requests racing to be
+    /// first wait for one read; a failed read is not kept, so the next request tries again.
+    pub async fn try_get(&self) -> Result<&T, ConfigError> {
+        let lazy = &*self.0;
+        lazy.value
+            .get_or_try_init(|| async {
+                (lazy.build)(&Secrets::load(&lazy.sdk, &lazy.by_parameter, &lazy.names).await?)
+            })
+            .await
+    }
+
+    /// [`Self::try_get`] for a route: a failure is a 500 whose log line names the variable.
+    pub async fn get(&self) -> Result<&T, ApiError> {
+        self.try_get().await.map_err(|e| ApiError::internal(format!("the function's secrets: {e}")))
     }
 }

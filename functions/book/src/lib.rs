@@ -224,7 +224,7 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
         .transpose()?;
     let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
 
-    for _ in 0..BOOKING_ATTEMPTS {
+    for attempt in 0..BOOKING_ATTEMPTS {
         let now = Utc::now();
         let state = app.store.booking_state(&key, &body.astrologer_id, promo_code.as_deref()).await?;
         if let Some(first) = key.replay(state.first_response.as_ref(), now)? {
@@ -299,10 +299,7 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
             BookingWrite::KeyTaken => return key.winner(&app.store, now).await,
             // Someone else moved the wallet or the calendar: back off a little, with jitter,
             // so racing requests spread out instead of colliding again.
-            BookingWrite::Moved => {
-                let pause = rand::rng().random_range(10..60u64);
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-            }
+            BookingWrite::Moved => shared::store::pause_after_conflict(attempt).await,
         }
     }
     Err(ApiError::unavailable("busy", "this astrologer's calendar or your wallet is busy; try again"))

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Request, Response, Route};
 use shared::kyc::{self, RequestStatus};
-use shared::secrets::Secrets;
+use shared::secrets::OnFirstUse;
 use shared::store::keys::bounded_id;
 use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
 use shared::{ApiError, signature};
@@ -22,19 +22,21 @@ const SOURCE: &str = "digio";
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
-    pub webhook_secret: String,
+    /// Read by the first webhook (`shared::secrets::OnFirstUse`).
+    pub webhook_secret: OnFirstUse<String>,
 }
 
 /// The variables naming this function's SecureString parameters (see `shared::secrets`).
 pub const SECRETS: &[&str] = &["DIGIO_WEBHOOK_SECRET_PARAMETER"];
 
 impl App {
-    /// Cold start: the variables, and the secret in one SSM call.
-    pub async fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        let secrets = Secrets::load(sdk, vars, SECRETS).await?;
+    /// Cold start: the variables (the secret is read by the first webhook).
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
-            webhook_secret: secrets.required("DIGIO_WEBHOOK_SECRET_PARAMETER")?,
+            webhook_secret: OnFirstUse::new(sdk, vars, SECRETS, |secrets| {
+                secrets.required("DIGIO_WEBHOOK_SECRET_PARAMETER")
+            })?,
         })
     }
 }
@@ -111,8 +113,9 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body = http::raw_body(req)?;
+    let secret = app.webhook_secret.get().await?;
     let signature_ok = http::header(req, SIGNATURE_HEADER)
-        .is_some_and(|sig| signature::verify_hmac_sha256_hex(app.webhook_secret.as_bytes(), &body, sig));
+        .is_some_and(|sig| signature::verify_hmac_sha256_hex(secret.as_bytes(), &body, sig));
     if !signature_ok {
         tracing::warn!("digio webhook with a missing or wrong signature refused");
         return Err(ApiError::unauthorized("invalid_signature", "the webhook signature is missing or wrong"));

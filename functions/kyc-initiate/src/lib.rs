@@ -15,7 +15,7 @@ use serde::Serialize;
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::kyc::{self, MAX_ATTEMPTS, StartDecision};
-use shared::secrets::Secrets;
+use shared::secrets::OnFirstUse;
 use shared::store::{AstrologerKyc, KycAuditEntry, StartedRequest, Store};
 use shared::{ApiError, KycStatus, UserType};
 
@@ -24,24 +24,25 @@ pub use digio::Digio;
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
-    pub digio: Digio,
+    /// Built by the first request that needs Digio (`shared::secrets::OnFirstUse`).
+    pub digio: OnFirstUse<Digio>,
 }
 
 /// The variables naming this function's SecureString parameters (see `shared::secrets`).
 pub const SECRETS: &[&str] = &["DIGIO_CLIENT_SECRET_PARAMETER"];
 
 impl App {
-    /// Cold start: the variables, and the secrets in one SSM call.
-    pub async fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        let secrets = Secrets::load(sdk, vars, SECRETS).await?;
+    /// Cold start: the variables (the secret is read by the first request that needs it).
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        let base_url = config::required(vars, "DIGIO_BASE_URL")?;
+        let client_id = config::required(vars, "DIGIO_CLIENT_ID")?;
+        let template_name = config::required(vars, "DIGIO_TEMPLATE_NAME")?;
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
-            digio: Digio::new(
-                &config::required(vars, "DIGIO_BASE_URL")?,
-                &config::required(vars, "DIGIO_CLIENT_ID")?,
-                &secrets.required("DIGIO_CLIENT_SECRET_PARAMETER")?,
-                config::required(vars, "DIGIO_TEMPLATE_NAME")?,
-            ),
+            digio: OnFirstUse::new(sdk, vars, SECRETS, move |secrets| {
+                let secret = secrets.required("DIGIO_CLIENT_SECRET_PARAMETER")?;
+                Ok(Digio::new(&base_url, &client_id, &secret, template_name.clone()))
+            })?,
         })
     }
 }
@@ -199,10 +200,12 @@ async fn start(app: &App, caller: &Caller, req: &Request) -> Result<Response, Ap
             }
             StartDecision::Create { attempt } => attempt,
         };
+        // Before the claim, so a failed read of the secret leaves no claim behind.
+        let digio = app.digio.get().await?;
         let token = uuid::Uuid::new_v4().to_string();
         let held_by_other = state.claimed_until.is_some_and(|until| until >= now.timestamp());
         if !held_by_other && app.store.claim_kyc_start(&state, &token, now).await? {
-            return create(app, &state, &token, attempt, req).await;
+            return create(app, digio, &state, &token, attempt, req).await;
         }
         // Another initiation is creating the request: wait for it and hand that one out.
         if tokio::time::Instant::now() >= deadline {
@@ -217,6 +220,7 @@ async fn start(app: &App, caller: &Caller, req: &Request) -> Result<Response, Ap
 
 async fn create(
     app: &App,
+    digio: &Digio,
     state: &AstrologerKyc,
     token: &str,
     attempt: u32,
@@ -224,12 +228,12 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let now = Utc::now();
     let reference_id = format!("AKYC-{}", uuid::Uuid::new_v4().simple());
-    let body = app.digio.request_body(state.phone.e164(), &state.name, &reference_id);
+    let body = digio.request_body(state.phone.e164(), &state.name, &reference_id);
     let ip = http::source_ip(req);
     let user_agent = http::header(req, "user-agent");
     let initiated = KycAuditEntry::new("initiated", "requested", None).data(kyc::redact(&body)).client(ip, user_agent);
 
-    let created = match app.digio.create_request(&body).await {
+    let created = match digio.create_request(&body).await {
         Ok(created) => created,
         Err(err) => {
             let audit =

@@ -3,6 +3,6 @@ use lambda_http::{Error, Request, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    let app = kyc_initiate::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv).await?;
+    let app = kyc_initiate::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
     run(service_fn(|req: Request| async { Ok::<_, Error>(kyc_initiate::handle(&app, req).await) })).await
 }

@@ -10,7 +10,6 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use rand::Rng;
 use shared::events::{Envelope, ReviewSubmitted, process_batch};
 use shared::review::Rating;
 use shared::store::StoreError;
@@ -74,10 +73,7 @@ async fn count(app: &App, envelope: Envelope) -> Result<(), RatingError> {
             }
             // Another consumer moved this astrologer's aggregate: back off with jitter, so
             // racing consumers spread out instead of colliding again.
-            RatingWrite::Moved => {
-                let pause = rand::rng().random_range(5..=20u64) * u64::from(attempt + 1);
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-            }
+            RatingWrite::Moved => shared::store::pause_after_conflict(attempt as usize).await,
         }
     }
     Err(RatingError::Busy)

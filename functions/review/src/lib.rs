@@ -9,7 +9,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use shared::booking::BookingId;
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
@@ -176,7 +175,7 @@ async fn submit(app: &App, req: &Request, caller: &Caller) -> Result<Response, A
         // To the millisecond, as stored, so this answer and later reads agree.
         created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now),
     };
-    for _ in 0..WRITE_ATTEMPTS {
+    for attempt in 0..WRITE_ATTEMPTS {
         match app.store.submit_review(&review).await? {
             ReviewWrite::Written => {
                 tracing::info!(booking_id = %review.booking_id, rating = review.rating.stars(), "review written");
@@ -201,10 +200,7 @@ async fn submit(app: &App, req: &Request, caller: &Caller) -> Result<Response, A
             }
             // Another transaction held the consultation or the review: the next attempt
             // commits or meets the review that won.
-            ReviewWrite::Conflict => {
-                let pause = rand::rng().random_range(10..50u64);
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-            }
+            ReviewWrite::Conflict => shared::store::pause_after_conflict(attempt).await,
         }
     }
     Err(ApiError::unavailable("busy", "the consultation is busy; try again"))

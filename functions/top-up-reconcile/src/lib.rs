@@ -67,7 +67,7 @@ pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {
 
 async fn reconcile(app: &App, topup: &TopUp, now: DateTime<Utc>) -> Result<Outcome, ApiError> {
     let order = &topup.razorpay_order_id;
-    let payments = app.razorpay.order_payments(order).await?;
+    let payments = app.razorpay.get().await?.order_payments(order).await?;
     if let Some(paid) = payments.iter().find(|p| p.check(order, topup.amount) == PaymentCheck::Captured) {
         return Ok(match credit::credit_captured(app, topup, &paid.id, &Source::Reconciliation).await? {
             Credited::Now => Outcome::Credited,

@@ -4,7 +4,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    let app = top_up_reconcile::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv).await?;
+    let app = top_up_reconcile::App::from_env(&shared::config::aws().await, &shared::config::ProcessEnv)?;
     run(service_fn(|event: LambdaEvent<Value>| async {
         top_up_reconcile::handle(&app, event.payload).await.map_err(Error::from)
     }))

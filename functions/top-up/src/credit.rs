@@ -30,7 +30,7 @@ pub async fn credit_captured(
     payment_id: &str,
     source: &Source,
 ) -> Result<Credited, ApiError> {
-    for _ in 0..CREDIT_ATTEMPTS {
+    for attempt in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
         let Some(state) = app.store.credit_state(&topup.id, &topup.user_id, source, now).await? else {
             return Ok(Credited::NoTopUp);
@@ -48,7 +48,7 @@ pub async fn credit_captured(
                 return Ok(Credited::Now);
             }
             Credit::AlreadyDone => return Ok(Credited::Before),
-            Credit::Conflict => continue,
+            Credit::Conflict => shared::store::pause_after_conflict(attempt).await,
         }
     }
     Err(ApiError::unavailable("busy", "the wallet is busy; retry"))

@@ -34,7 +34,7 @@ use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::{IdempotencyKey, StoredResponse};
 use shared::invoice::{Gstin, valid_invoice_prefix};
-use shared::secrets::Secrets;
+use shared::secrets::OnFirstUse;
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
 use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_credit};
@@ -52,7 +52,8 @@ pub const DEFAULT_MAX_AMOUNT: &str = "50000";
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
-    pub razorpay: Razorpay,
+    /// Built by the first request that needs Razorpay (`shared::secrets::OnFirstUse`).
+    pub razorpay: OnFirstUse<Razorpay>,
     pub gst_rate_percent: Decimal,
     pub min_amount: Money,
     pub max_amount: Money,
@@ -65,9 +66,18 @@ pub struct App {
 pub const SECRETS: &[&str] = &["RAZORPAY_KEY_SECRET_PARAMETER", "RAZORPAY_WEBHOOK_SECRET_PARAMETER"];
 
 impl App {
-    /// Cold start: the variables, and the secrets in one SSM call.
-    pub async fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        let secrets = Secrets::load(sdk, vars, SECRETS).await?;
+    /// Cold start: the variables (the secrets are read by the first request that needs them).
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
+        let base_url = config::optional(vars, "RAZORPAY_BASE_URL", "https://api.razorpay.com");
+        let key_id = config::required(vars, "RAZORPAY_KEY_ID")?;
+        let razorpay = OnFirstUse::new(sdk, vars, SECRETS, move |secrets| {
+            Ok(Razorpay::new(
+                &base_url,
+                key_id.clone(),
+                secrets.required("RAZORPAY_KEY_SECRET_PARAMETER")?,
+                secrets.required("RAZORPAY_WEBHOOK_SECRET_PARAMETER")?,
+            ))
+        })?;
         let decimal = |name: &'static str, default: &str| {
             Decimal::from_str(&config::optional(vars, name, default))
                 .map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })
@@ -102,12 +112,7 @@ impl App {
         }
         Ok(Self {
             store: Store::from_env(sdk, vars)?,
-            razorpay: Razorpay::new(
-                &config::optional(vars, "RAZORPAY_BASE_URL", "https://api.razorpay.com"),
-                config::required(vars, "RAZORPAY_KEY_ID")?,
-                secrets.required("RAZORPAY_KEY_SECRET_PARAMETER")?,
-                secrets.required("RAZORPAY_WEBHOOK_SECRET_PARAMETER")?,
-            ),
+            razorpay,
             gst_rate_percent,
             min_amount,
             max_amount,
@@ -247,7 +252,8 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
     let id = format!("tu_{}", uuid::Uuid::new_v4().simple());
     let notes = json!({ "top_up_id": id, "user_id": caller.user_id.as_str() });
     // Nothing is written before Razorpay answers: if it is down, there is nothing to undo.
-    let order = app.razorpay.create_order(amount, &id, notes).await?;
+    let razorpay = app.razorpay.get().await?;
+    let order = razorpay.create_order(amount, &id, notes).await?;
 
     let topup = TopUp {
         id: id.clone(),
@@ -277,7 +283,7 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
                 first_recharge_only: r.first_recharge_only,
             }),
             checkout: Checkout {
-                key: &app.razorpay.key_id,
+                key: &razorpay.key_id,
                 order_id: &order.id,
                 amount: order.amount,
                 currency: &order.currency,
@@ -329,14 +335,14 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
         return Err(ApiError::invalid_field("razorpay_payment_id", "must be a Razorpay payment id (pay_...)"));
     }
     let mut captured = false;
-    for _ in 0..CREDIT_ATTEMPTS {
+    for attempt in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
         let state = app
             .store
             .credit_state(&id, &caller.user_id, &Source::Confirm, now)
             .await?
             .ok_or_else(|| ApiError::not_found("top-up"))?;
-        if !app.razorpay.checkout_signature_valid(
+        if !app.razorpay.get().await?.checkout_signature_valid(
             &state.topup.razorpay_order_id,
             &body.razorpay_payment_id,
             &body.razorpay_signature,
@@ -361,8 +367,10 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
                 log_credit(&plan.topup);
                 return Ok(json(200, &topup_view(&plan.topup, Some(&plan.posting.after.view()))));
             }
-            // Completed by a webhook meanwhile, or the wallet moved: the next read shows which.
-            Credit::AlreadyDone | Credit::Conflict => continue,
+            // Completed by a webhook meanwhile: the next read shows it.
+            Credit::AlreadyDone => continue,
+            // The wallet or the invoice sequence moved: read again after a pause.
+            Credit::Conflict => shared::store::pause_after_conflict(attempt).await,
         }
     }
     Err(ApiError::unavailable("busy", "the wallet is busy; try again"))
@@ -378,7 +386,7 @@ fn log_amount_differs(topup: &TopUp, payment: &razorpay::PaymentEntity, via: &st
 /// The checkout signature proves the checkout finished, not that money moved: only
 /// Razorpay's own record of a captured payment for this order, amount and currency credits.
 async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<(), ApiError> {
-    let payment = app.razorpay.payment(payment_id).await?;
+    let payment = app.razorpay.get().await?.payment(payment_id).await?;
     match payment.check(&topup.razorpay_order_id, topup.amount) {
         PaymentCheck::Captured => Ok(()),
         PaymentCheck::NotCaptured => {
@@ -480,7 +488,7 @@ async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let Some(signature) = http::header(req, "x-razorpay-signature") else {
         return Err(ApiError::unauthorized("missing_signature", "X-Razorpay-Signature is required"));
     };
-    if !app.razorpay.webhook_signature_valid(&raw, signature) {
+    if !app.razorpay.get().await?.webhook_signature_valid(&raw, signature) {
         tracing::warn!("razorpay webhook signature mismatch");
         return Err(ApiError::unauthorized("invalid_signature", "X-Razorpay-Signature does not match the body"));
     }
@@ -576,7 +584,7 @@ pub(crate) async fn topup_of_order(app: &App, order_id: &str) -> Result<Option<T
     if let Some(topup) = app.store.topup_by_order(order_id).await? {
         return Ok(Some(topup));
     }
-    let notes = app.razorpay.order_notes(order_id).await?;
+    let notes = app.razorpay.get().await?.order_notes(order_id).await?;
     let owner = notes.as_ref().and_then(|n| UserId::parse(&n.user_id).ok().map(|user| (&n.top_up_id, user)));
     let ours = match owner {
         Some((top_up_id, user)) if shared::store::keys::bounded_id(top_up_id) => {

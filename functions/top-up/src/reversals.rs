@@ -100,5 +100,5 @@ async fn payment_of(app: &App, event: &WebhookEvent, payment_id: &str) -> Result
     if !valid_payment_id(payment_id) {
         return Ok(None);
     }
-    Ok(Some(app.razorpay.payment(payment_id).await?))
+    Ok(Some(app.razorpay.get().await?.payment(payment_id).await?))
 }

@@ -118,6 +118,14 @@ pub enum StoreError {
     Other(String),
 }
 
+/// The pause before retrying a transaction that lost a race (a version or a sequence moved
+/// underneath it): random, so racing writers spread out instead of colliding again, and
+/// longer with each attempt (0-based), 10 to 40 ms times `attempt + 1`.
+pub async fn pause_after_conflict(attempt: usize) {
+    let pause = rand::random_range(10..=40u64) * (attempt as u64 + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+}
+
 impl StoreError {
     /// Classifies any SDK error: transport faults and throttling are `Unavailable`.
     pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Self

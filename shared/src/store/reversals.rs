@@ -173,7 +173,7 @@ impl Store {
             Err(TxError::Cancelled(c)) if c.failed("refund") || c.failed("outbox") => Ok(Reversal::AlreadyDone),
             Err(TxError::Cancelled(c)) => {
                 tracing::info!(top_up_id = %topup.id, cancelled = ?c, "reversal raced; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % 40)).await;
+                super::pause_after_conflict(0).await;
                 Ok(Reversal::Conflict)
             }
             Err(TxError::Store(e)) => Err(e),
