@@ -10,6 +10,9 @@ use infra::{LocalStack, Options};
 use rand::Rng;
 use serde_json::{Value, json};
 
+#[path = "common/money.rs"]
+pub mod money;
+
 /// The moto endpoint shared by every test in this binary.
 pub fn moto() -> &'static str {
     static MOTO: OnceLock<MotoServer> = OnceLock::new();

@@ -1,0 +1,145 @@
+//! Every money invariant, checked over a whole table after a run (the random interleavings
+//! of `tests/invariants.rs`, the load run, the contention row):
+//!
+//! - each wallet and earnings account: its ledger in posting order, each entry's balances
+//!   the running sums and never below zero, the sums its balances per bucket (real, bonus,
+//!   debt), lifetime credited minus debited its balance (`assert_ledger_balances`, which
+//!   panics on the first that does not add up);
+//! - each closed consultation: charged plus refunded is what was held, per bucket; charged
+//!   is the astrologer's earnings plus the platform's share; the customer's ledger moved
+//!   exactly the charge and the astrologer's exactly the earnings, once; an open one has
+//!   moved exactly its hold and earned nothing yet;
+//! - no astrologer has two open consultations at once;
+//! - no payment credited twice, no refund or chargeback taken (or given back) twice, and
+//!   every top-up the service acknowledged credited.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use infra::LocalStack;
+use rust_decimal::Decimal;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn text(i: &Item, k: &str) -> String {
+    i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+fn number(i: &Item, k: &str) -> Decimal {
+    i.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or_default()
+}
+
+fn time(i: &Item, k: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&text(i, k)).map(|t| t.to_utc()).unwrap_or_else(|_| panic!("{k} in {i:?}"))
+}
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Invariants checked (one per ledger entry, per consultation and bucket, per astrologer,
+    /// per credit and per acknowledged top-up).
+    pub invariants: usize,
+    pub violations: Vec<String>,
+}
+
+/// Checks every invariant of the module doc over the table; `acknowledged` are top-ups whose
+/// confirmation or webhook the service answered with a 2xx.
+pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked {
+    let mut out = Checked { invariants: crate::assert_ledger_balances(stack).await, violations: Vec::new() };
+    let items = crate::all_items(stack).await;
+    let mut ledgers: HashMap<String, Vec<&Item>> = HashMap::new();
+    for e in items.iter().filter(|i| text(i, "entity") == "ledger_entry") {
+        ledgers.entry(text(e, "PK")).or_default().push(e);
+    }
+    let ledger = |pk: String| ledgers.get(&pk).map(Vec::as_slice).unwrap_or_default();
+    let v = &mut out.violations;
+
+    let mut open: BTreeMap<String, Vec<(DateTime<Utc>, DateTime<Utc>, String)>> = BTreeMap::new();
+    for c in items.iter().filter(|i| text(i, "entity") == "consultation") {
+        let (id, status) = (text(c, "booking_id"), text(c, "status"));
+        let mut moved = BTreeMap::from([("real", Decimal::ZERO), ("bonus", Decimal::ZERO)]);
+        for e in ledger(format!("LEDGER#{}", text(c, "customer_id"))) {
+            // Debt settlements borrow the reference of the credit that paid them: not the consultation's money.
+            let kind = text(e, "type");
+            if text(e, "reference_id") == id && ["hold", "release", "refund"].contains(&kind.as_str()) {
+                *moved.get_mut("real").unwrap() += number(e, "real_delta");
+                *moved.get_mut("bonus").unwrap() += number(e, "bonus_delta");
+            }
+        }
+        let earned: Vec<Decimal> = ledger(format!("EARNLEDGER#{}", text(c, "astrologer_id")))
+            .iter()
+            .filter(|e| text(e, "reference_id") == id && text(e, "type") == "earning")
+            .map(|e| number(e, "real_delta"))
+            .collect();
+        out.invariants += 4;
+        if c.contains_key("charged_real") {
+            for bucket in ["real", "bonus"] {
+                let field = |f: &str| number(c, &format!("{f}_{bucket}"));
+                let (charged, refunded, held) = (field("charged"), field("refunded"), field("hold"));
+                if charged + refunded != held {
+                    v.push(format!("{id} ({status}): {bucket} charged {charged} + refunded {refunded} != held {held}"));
+                }
+                if moved[bucket] != -charged {
+                    v.push(format!("{id} ({status}): the {bucket} ledger moved {}, charged {charged}", moved[bucket]));
+                }
+            }
+            let charged = number(c, "charged_real") + number(c, "charged_bonus");
+            let (earnings, platform) = (number(c, "astrologer_earnings"), number(c, "platform_share"));
+            if charged != earnings + platform {
+                v.push(format!("{id}: charged {charged} != earnings {earnings} + platform {platform}"));
+            }
+            let expected = if earnings.is_zero() { vec![] } else { vec![earnings] };
+            if earned != expected {
+                v.push(format!("{id}: earnings credited {earned:?}, its closing says {earnings}"));
+            }
+        } else {
+            for bucket in ["real", "bonus"] {
+                let held = number(c, &format!("hold_{bucket}"));
+                if moved[bucket] != -held {
+                    v.push(format!("{id} ({status}): the {bucket} ledger moved {}, held {held}", moved[bucket]));
+                }
+            }
+            if !earned.is_empty() {
+                v.push(format!("{id} ({status}): earnings credited before it closed"));
+            }
+            open.entry(text(c, "astrologer_id")).or_default().push((
+                time(c, "scheduled_at"),
+                time(c, "ends_at"),
+                id.clone(),
+            ));
+        }
+    }
+    for (astrologer, mut slots) in open {
+        slots.sort();
+        out.invariants += 1;
+        for pair in slots.windows(2) {
+            if pair[1].0 < pair[0].1 {
+                v.push(format!("astrologer {astrologer}: {} and {} overlap", pair[0].2, pair[1].2));
+            }
+        }
+    }
+
+    let mut posted: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for (pk, entries) in &ledgers {
+        for e in entries {
+            let kind = text(e, "type");
+            if ["top_up", "reversal", "reversal_undone"].contains(&kind.as_str()) {
+                *posted.entry((pk.clone(), kind, text(e, "reference_id"))).or_default() += 1;
+            }
+        }
+    }
+    for ((wallet, kind, reference), n) in &posted {
+        out.invariants += 1;
+        if *n > 1 {
+            v.push(format!("{wallet}: {kind} {reference} posted {n} times"));
+        }
+    }
+    for top_up in acknowledged {
+        out.invariants += 1;
+        if !posted.keys().any(|(_, kind, reference)| kind == "top_up" && reference == top_up) {
+            v.push(format!("top-up {top_up}: acknowledged but never credited"));
+        }
+    }
+    out
+}
