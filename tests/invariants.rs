@@ -319,14 +319,29 @@ async fn backdate_start(stack: &LocalStack, id: &str, minutes: i64) {
         .await;
 }
 
-/// Moves a consultation nobody started back past the no-show grace period.
+/// Moves a consultation nobody started back past the no-show grace period (its end too, so
+/// the interval it held keeps its length).
 async fn backdate_schedule(stack: &LocalStack, id: &str) {
-    let past = (Utc::now() - chrono::Duration::minutes(30)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let key = |k: &str| AttributeValue::S(k.to_owned());
+    let read = client
+        .get_item()
+        .table_name(stack.table_name())
+        .key("PK", key(&format!("CONSULTATION#{id}")))
+        .key("SK", key("CONSULTATION"))
+        .send()
+        .await
+        .unwrap();
+    let item = read.item().expect("a booked consultation");
+    let at = |k: &str| chrono::DateTime::parse_from_rfc3339(item[k].as_s().unwrap()).unwrap().to_utc();
+    let shift = Utc::now() - chrono::Duration::minutes(30) - at("scheduled_at");
+    let text = |t: chrono::DateTime<Utc>| AttributeValue::S(t.to_rfc3339_opts(SecondsFormat::Millis, true));
     let _ = consultation_update(stack, id)
-        .update_expression("SET scheduled_at = :past, DUE_AT = :past")
+        .update_expression("SET scheduled_at = :start, DUE_AT = :start, ends_at = :end")
         .condition_expression("#status = :scheduled")
         .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":past", AttributeValue::S(past))
+        .expression_attribute_values(":start", text(at("scheduled_at") + shift))
+        .expression_attribute_values(":end", text(at("ends_at") + shift))
         .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
         .send()
         .await;
