@@ -10,6 +10,8 @@ use infra::{LocalStack, Options};
 use rand::Rng;
 use serde_json::{Value, json};
 
+#[path = "common/load.rs"]
+pub mod load;
 #[path = "common/money.rs"]
 pub mod money;
 
@@ -295,8 +297,15 @@ fn num(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> 
 /// running sums, and nothing is negative; then the same through `shared::wallet::check_ledger`
 /// (which also checks posting order and the lifetime totals). Returns the number of ledger entries checked.
 pub async fn assert_ledger_balances(stack: &LocalStack) -> usize {
+    assert_ledgers_in(stack, &all_items(stack).await).await
+}
+
+/// [`assert_ledger_balances`] over `items`, a scan of the whole table already made.
+pub async fn assert_ledgers_in(
+    stack: &LocalStack,
+    items: &[std::collections::HashMap<String, AttributeValue>],
+) -> usize {
     use rust_decimal::Decimal;
-    let items = all_items(stack).await;
     let s = |i: &std::collections::HashMap<String, AttributeValue>, k: &str| {
         i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
     };

@@ -13,64 +13,16 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
+use integration_tests::load::{Args, bounded, percentile};
 use integration_tests::*;
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde_json::json;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-struct Args {
-    seconds: u64,
-    customers: usize,
-    astrologers: usize,
-}
-
-fn args() -> Args {
-    let mut a = Args { seconds: 20, customers: 50, astrologers: 10 };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{flag} needs a number"));
-        match flag.as_str() {
-            // Bounded: a load run is never open-ended.
-            "--seconds" => a.seconds = value.clamp(1, 300),
-            "--customers" => a.customers = value.clamp(1, 200) as usize,
-            "--astrologers" => a.astrologers = value.clamp(1, 50) as usize,
-            other => panic!("unknown option {other}"),
-        }
-    }
-    a
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Runs `make` for `0..n`, at most `width` at a time.
-async fn bounded<T: Send + 'static, F>(n: usize, width: usize, make: impl Fn(usize) -> F) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-{
-    let gate = Arc::new(Semaphore::new(width));
-    let mut set = JoinSet::new();
-    for i in 0..n {
-        let (gate, job) = (gate.clone(), make(i));
-        set.spawn(async move {
-            let _permit = gate.acquire_owned().await.unwrap();
-            (i, job.await)
-        });
-    }
-    let mut out: Vec<(usize, T)> = set.join_all().await;
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, t)| t).collect()
-}
 
 #[tokio::main]
 async fn main() {
-    let args = args();
+    let args = Args::parse(Args { seconds: 20, customers: 50, astrologers: 10 });
     let stack = Arc::new(
         stack_with(|o| {
             // Only booking talks to moto while it is measured.
@@ -141,8 +93,8 @@ async fn main() {
     println!("  booking rate / raw rate: {:.2}", api_rate / raw_rate);
 
     // Every money invariant, after the run.
-    let mut violations = Vec::new();
-    let entries = assert_ledger_balances(&stack).await; // panics on any ledger that does not add up
+    let found = integration_tests::money::check_money(&stack, &[]).await;
+    let mut violations = found.violations;
     let items = all_items(&stack).await;
     let consultations: Vec<_> = items
         .iter()
@@ -181,9 +133,10 @@ async fn main() {
         }
     }
     println!(
-        "  invariants: {} ledgers balance ({entries} entries), no slot booked twice, held = debited per customer, \
-         nothing below zero: violations {}",
-        customers.len(),
+        "  invariants: {} checked (every ledger, consultation, slot and credit), each of {} bookings stored, \
+         held = debited per customer: violations {}",
+        found.invariants,
+        booked,
         violations.len()
     );
     for v in &violations {

@@ -46,8 +46,8 @@ pub struct Checked {
 /// Checks every invariant of the module doc over the table; `acknowledged` are top-ups whose
 /// confirmation or webhook the service answered with a 2xx.
 pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked {
-    let mut out = Checked { invariants: crate::assert_ledger_balances(stack).await, violations: Vec::new() };
     let items = crate::all_items(stack).await;
+    let mut out = Checked { invariants: crate::assert_ledgers_in(stack, &items).await, violations: Vec::new() };
     let mut ledgers: HashMap<String, Vec<&Item>> = HashMap::new();
     for e in items.iter().filter(|i| text(i, "entity") == "ledger_entry") {
         ledgers.entry(text(e, "PK")).or_default().push(e);
