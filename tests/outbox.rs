@@ -210,3 +210,65 @@ async fn a_batch_past_its_retries_goes_to_the_failure_queue_and_later_events_flo
     assert_eq!(settled_inbox(&stack, &next).await.len(), 1);
     assert!(notifications_of(&stack, &lost).await.is_empty());
 }
+
+/// The stream records of everything written to the table so far, as one Lambda batch.
+async fn stream_batch(stack: &LocalStack) -> aws_lambda_events::dynamodb::Event {
+    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.sdk);
+    let arn = stack.provisioned.lookup("AppTable", "StreamArn").unwrap();
+    let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+    let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
+    let iterator = streams
+        .get_shard_iterator()
+        .stream_arn(&arn)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap();
+    let records = streams.get_records().shard_iterator(iterator.shard_iterator().unwrap()).send().await.unwrap();
+    let records: Vec<Value> = records.records().iter().map(|r| infra::stream_poller::lambda_record(r, &arn)).collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test]
+async fn a_relay_failing_or_dying_mid_batch_loses_and_doubles_nothing() {
+    // The relay is driven by hand with one batch of 15 events: SNS takes 10 per call.
+    let stack = stack_with(|o| o.poll_streams = false).await;
+    let users: Vec<UserId> = (0..15).map(|_| new_user()).collect();
+    for user in &users {
+        write_outbox(&stack, &welcome(user)).await;
+    }
+    let batch = stream_batch(&stack).await;
+    assert_eq!(batch.records.len(), 15);
+    let Some(infra::functions::Handler::Stream(relay)) = stack.handler("outbox-relay") else { panic!("no relay") };
+
+    // The first ten go out, SNS fails the other five: the relay names the first of those,
+    // and the event source mapping retries from it.
+    stack.faults.fail_after("PublishBatch", 1, 1, Fault::sns_topic_not_found());
+    let response = relay(batch.clone()).await;
+    assert_eq!(stack.faults.injected("PublishBatch"), 1, "the fault was met");
+    let failed: Vec<_> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, [batch.records[10].change.sequence_number.clone().unwrap()], "the first unpublished event");
+    let mut retry = batch.clone();
+    retry.records.drain(..10);
+    assert!(relay(retry).await.batch_item_failures.is_empty());
+
+    // A relay that dies after its first call (a timeout, a crash) reports nothing: Lambda
+    // retries the whole batch, so the first ten go out twice.
+    assert!(relay(batch).await.batch_item_failures.is_empty());
+
+    // Every event reached its consumer once: one welcome each, nothing in a failure queue.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for user in &users {
+        while notifications_of(&stack, user).await.is_empty() {
+            assert!(Instant::now() < deadline, "no notification for {user} within 20 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(SETTLE).await;
+    for user in &users {
+        let inbox = notifications_of(&stack, user).await;
+        assert_eq!(inbox.len(), 1, "{user}: {inbox:?}");
+    }
+    assert_eq!(queue_depth(&stack, "NotificationsDeadLetterQueue").await, 0);
+}

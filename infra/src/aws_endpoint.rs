@@ -97,7 +97,8 @@ impl CallLog {
 /// recover from an outage.
 #[derive(Default, Debug)]
 pub struct Faults {
-    pending: Mutex<HashMap<String, (usize, Fault)>>,
+    /// Per operation: requests still to let through, then requests to fail, and how.
+    pending: Mutex<HashMap<String, (usize, usize, Fault)>>,
     injected: Mutex<HashMap<String, usize>>,
 }
 
@@ -119,7 +120,13 @@ impl Fault {
 impl Faults {
     /// The next `times` requests of `operation` fail with `fault`.
     pub fn fail_next(&self, operation: &str, times: usize, fault: Fault) {
-        self.pending.lock().unwrap().insert(operation.to_owned(), (times, fault));
+        self.fail_after(operation, 0, times, fault);
+    }
+
+    /// The next `pass` requests of `operation` go through, then `times` fail with `fault`:
+    /// an outage in the middle of a batch.
+    pub fn fail_after(&self, operation: &str, pass: usize, times: usize, fault: Fault) {
+        self.pending.lock().unwrap().insert(operation.to_owned(), (pass, times, fault));
     }
 
     /// How many requests of `operation` were failed so far.
@@ -129,7 +136,11 @@ impl Faults {
 
     fn take(&self, operation: &str) -> Option<Fault> {
         let mut pending = self.pending.lock().unwrap();
-        let (left, fault) = pending.get_mut(operation)?;
+        let (pass, left, fault) = pending.get_mut(operation)?;
+        if *pass > 0 {
+            *pass -= 1;
+            return None;
+        }
         let fault = fault.clone();
         *left -= 1;
         if *left == 0 {
