@@ -244,6 +244,7 @@ async fn poison_messages_fail_alone_and_the_rest_of_the_batch_is_notified() {
     let response = sqs_consumer(&stack, "notifications")(batch).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["m2", "m3"], "only the poison messages come back");
+    println!("notifications consumer: a batch of 5 with 2 poison messages reports exactly those 2");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(settled(&stack, &customer, 1).await, counts(&[("ConsultationBooked", 1)]));
     assert_eq!(settled(&stack, &astrologer, 2).await, counts(&[("ConsultationBooked", 1), ("ReviewSubmitted", 1)]));

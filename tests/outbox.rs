@@ -271,4 +271,8 @@ async fn a_relay_failing_or_dying_mid_batch_loses_and_doubles_nothing() {
         assert_eq!(inbox.len(), 1, "{user}: {inbox:?}");
     }
     assert_eq!(queue_depth(&stack, "NotificationsDeadLetterQueue").await, 0);
+    println!(
+        "outbox relay: 15 events, SNS failed after the first 10 then the relay died and was retried whole: \
+         15 delivered once each, 0 lost, 0 doubled"
+    );
 }

@@ -120,4 +120,9 @@ async fn after_a_whole_journey_the_table_and_logs_hold_no_phone_code_id_number_t
         logs.lines().count(),
         found.join("\n")
     );
+    println!(
+        "privacy: {checked} table values and {} log lines after the whole journey: no phone, SMS code, full \
+         Aadhaar or PAN, token or secret out of place",
+        logs.lines().count()
+    );
 }
