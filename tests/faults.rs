@@ -1,6 +1,7 @@
 //! Store outages at the write of every money path: DynamoDB throttles the transaction for
-//! all of the SDK's attempts. The caller gets a retryable 503, nothing is half-written, and
-//! the retry (the app's, with the same idempotency key, or Razorpay's redelivery) completes
+//! all of the SDK's attempts, then the transaction keeps losing races with others (more
+//! often than the path retries). Each time the caller gets a retryable 503, nothing is
+//! half-written, and the retry (the app's, with the same idempotency key, or Razorpay's redelivery) completes
 //! it exactly once. The pollers are off, so only the request under test meets the fault.
 
 use infra::LocalStack;
@@ -8,29 +9,35 @@ use infra::aws_endpoint::Fault;
 use integration_tests::*;
 use serde_json::{Value, json};
 
-/// What DynamoDB answers when a table or a partition is over its throughput.
-fn throttled() -> Fault {
-    Fault { status: 400, code: "ProvisionedThroughputExceededException".into(), message: "injected".into() }
-}
-
-/// The SDK's attempts per call (`shared::config`): every one of them fails.
+/// The SDK's attempts per call (`shared::config`): a throttle fails every one of them.
 const ATTEMPTS: usize = 3;
 
-/// Runs `request` once under a throttled TransactWriteItems, then again: the first answer
-/// must be a 503 that changed nothing, the second what `request` does on a good day.
-async fn outage_then_retry<F, Fut>(stack: &LocalStack, what: &str, request: F) -> Value
+/// More conflicts than any path's own retries after a lost race (`store::pause_after_conflict`).
+const CONFLICTS: usize = 20;
+
+/// Runs `request` under a throttled TransactWriteItems, then under transactions that keep
+/// losing races, then on a good day: the first two answers must be 503s that changed
+/// nothing, the third what `request` does. Returns it, and adds the failed writes to `injected`.
+async fn outage_then_retry<F, Fut>(stack: &LocalStack, injected: &mut usize, what: &str, request: F) -> Value
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = (u16, Value)>,
 {
     let before = written_items(stack).await;
-    let injected = stack.faults.injected("TransactWriteItems");
-    stack.faults.fail_next("TransactWriteItems", ATTEMPTS, throttled());
-    let (status, body) = request().await;
-    assert_eq!(stack.faults.injected("TransactWriteItems") - injected, ATTEMPTS, "{what}: the fault was met");
-    assert_eq!(status, 503, "{what}: {body}");
-    assert!(body["error"]["code"].is_string(), "{what}: the error body: {body}");
-    assert_eq!(written_items(stack).await, before, "{what}: nothing half-written");
+    for (kind, fault, times) in
+        [("throttled", Fault::throttled(), ATTEMPTS), ("conflicts", Fault::transaction_conflict(), CONFLICTS)]
+    {
+        let met = stack.faults.injected("TransactWriteItems");
+        stack.faults.fail_next("TransactWriteItems", times, fault);
+        let (status, body) = request().await;
+        stack.faults.clear("TransactWriteItems");
+        let met = stack.faults.injected("TransactWriteItems") - met;
+        assert!(met > 0, "{what}, {kind}: the fault was met");
+        *injected += met;
+        assert_eq!(status, 503, "{what}, {kind}: {body}");
+        assert!(body["error"]["code"].is_string(), "{what}, {kind}: the error body: {body}");
+        assert_eq!(written_items(stack).await, before, "{what}, {kind}: nothing half-written");
+    }
     let (status, body) = request().await;
     assert!((200..300).contains(&status), "{what} retried: {status} {body}");
     body
@@ -47,12 +54,12 @@ async fn every_money_path_answers_a_store_outage_with_503_writes_nothing_and_its
     let rzp = stack.stubs.razorpay.clone();
     let (customer, _) = customer(&stack).await;
     let (astrologer, astrologer_id) = bookable_astrologer(&stack, "10").await;
-    let mut paths = 0;
+    let (mut paths, mut injected) = (0, 0);
 
     // Creating a top-up (the app retries with the same key).
     let create =
         || api.post_as("/wallet/top-ups", &customer, &[("idempotency-key", "faults-1")], json!({ "amount": "1000" }));
-    let created = outage_then_retry(&stack, "create a top-up", create).await;
+    let created = outage_then_retry(&stack, &mut injected, "create a top-up", create).await;
     paths += 1;
     let id = created["top_up_id"].as_str().unwrap().to_owned();
     let order = created["checkout"]["order_id"].as_str().unwrap().to_owned();
@@ -65,7 +72,8 @@ async fn every_money_path_answers_a_store_outage_with_503_writes_nothing_and_its
         "razorpay_signature": paid.razorpay_signature,
     });
     let path = format!("/wallet/top-ups/{id}/confirm");
-    let confirmed = outage_then_retry(&stack, "confirm", || api.post_as(&path, &customer, &[], body.clone())).await;
+    let confirmed =
+        outage_then_retry(&stack, &mut injected, "confirm", || api.post_as(&path, &customer, &[], body.clone())).await;
     paths += 1;
     assert_eq!(confirmed["status"], "completed", "{confirmed}");
 
@@ -80,7 +88,7 @@ async fn every_money_path_answers_a_store_outage_with_503_writes_nothing_and_its
         let d = rzp.deliver(&hook).await.unwrap();
         (d.status, d.response)
     };
-    let credited = outage_then_retry(&stack, "payment.captured", deliver).await;
+    let credited = outage_then_retry(&stack, &mut injected, "payment.captured", deliver).await;
     paths += 1;
     assert_eq!(credited["status"], "credited");
 
@@ -98,20 +106,23 @@ async fn every_money_path_answers_a_store_outage_with_503_writes_nothing_and_its
         let (api, customer) = (&api, &customer);
         async move { api.post_as("/consultations", customer, &[("idempotency-key", key)], body.clone()).await }
     };
-    let booked = outage_then_retry(&stack, "book", || book(0)).await;
+    let booked = outage_then_retry(&stack, &mut injected, "book", || book(0)).await;
     paths += 1;
     let now_id = booked["booking_id"].as_str().unwrap().to_owned();
     let (status, started) = api.post_as(&format!("/consultations/{now_id}/start"), &astrologer, &[], json!({})).await;
     assert_eq!(status, 200, "{started}");
     started_minutes_ago(&stack, &now_id, 4).await;
     let complete = format!("/consultations/{now_id}/complete");
-    let done = outage_then_retry(&stack, "complete", || api.post_as(&complete, &astrologer, &[], json!({}))).await;
+    let done =
+        outage_then_retry(&stack, &mut injected, "complete", || api.post_as(&complete, &astrologer, &[], json!({})))
+            .await;
     paths += 1;
     assert_eq!(done["status"], "completed", "{done}");
-    let later = outage_then_retry(&stack, "book later", || book(1)).await;
+    let later = outage_then_retry(&stack, &mut injected, "book later", || book(1)).await;
     paths += 1;
     let cancel = format!("/consultations/{}/cancel", later["booking_id"].as_str().unwrap());
-    let cancelled = outage_then_retry(&stack, "cancel", || api.post_as(&cancel, &customer, &[], json!({}))).await;
+    let cancelled =
+        outage_then_retry(&stack, &mut injected, "cancel", || api.post_as(&cancel, &customer, &[], json!({}))).await;
     paths += 1;
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
 
@@ -121,7 +132,7 @@ async fn every_money_path_answers_a_store_outage_with_503_writes_nothing_and_its
         let d = rzp.deliver(&refund).await.unwrap();
         (d.status, d.response)
     };
-    let reversed = outage_then_retry(&stack, "refund.processed", deliver).await;
+    let reversed = outage_then_retry(&stack, &mut injected, "refund.processed", deliver).await;
     paths += 1;
     assert_eq!(reversed["status"], "reversed");
 
@@ -137,5 +148,8 @@ async fn every_money_path_answers_a_store_outage_with_503_writes_nothing_and_its
     assert_eq!(wallet["recharge_count"], 2, "{wallet}");
     // The customer's entries and the astrologer's one earning, every ledger adding up.
     assert_eq!(assert_ledger_balances(&stack).await, kinds.len() + 1);
-    println!("faults: {paths} money paths, {} TransactWriteItems failed, every retry completed once", paths * ATTEMPTS);
+    println!(
+        "faults: {paths} money paths each under throttling and under lost races: {injected} TransactWriteItems \
+         failed, every caller got a 503 with nothing written, every retry completed once"
+    );
 }

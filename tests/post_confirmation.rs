@@ -150,7 +150,7 @@ async fn a_phone_number_cannot_belong_to_two_users() {
 
 /// A fault no retry gets past (the SDK retries throttling and 5xx by itself).
 fn refused() -> infra::aws_endpoint::Fault {
-    infra::aws_endpoint::Fault { status: 400, code: "ValidationException".into(), message: "injected".into() }
+    infra::aws_endpoint::Fault::new(400, "ValidationException", "injected")
 }
 
 /// Cognito confirmed the number, then the trigger failed (the store refused, or the group

@@ -108,12 +108,35 @@ pub struct Fault {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// A `TransactionCanceledException`'s reasons, one code per item, as DynamoDB sends them.
+    pub cancellation_reasons: Vec<String>,
 }
 
 impl Fault {
+    pub fn new(status: u16, code: &str, message: &str) -> Self {
+        Self { status, code: code.into(), message: message.into(), cancellation_reasons: Vec::new() }
+    }
+
     /// SNS's answer for a topic that does not exist (not retried by the SDK).
     pub fn sns_topic_not_found() -> Self {
-        Self { status: 404, code: "NotFound".into(), message: "Topic does not exist".into() }
+        Self::new(404, "NotFound", "Topic does not exist")
+    }
+
+    /// What DynamoDB answers a table or a partition over its throughput.
+    pub fn throttled() -> Self {
+        Self::new(400, "ProvisionedThroughputExceededException", "injected")
+    }
+
+    /// A transaction that lost a race with another on one of its items (not retried by the
+    /// SDK: the caller reads again and decides).
+    pub fn transaction_conflict() -> Self {
+        let mut fault = Self::new(
+            400,
+            "TransactionCanceledException",
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+        );
+        fault.cancellation_reasons = vec!["TransactionConflict".into()];
+        fault
     }
 }
 
@@ -127,6 +150,11 @@ impl Faults {
     /// an outage in the middle of a batch.
     pub fn fail_after(&self, operation: &str, pass: usize, times: usize, fault: Fault) {
         self.pending.lock().unwrap().insert(operation.to_owned(), (pass, times, fault));
+    }
+
+    /// No more failures of `operation`, whatever was still to come.
+    pub fn clear(&self, operation: &str) {
+        self.pending.lock().unwrap().remove(operation);
     }
 
     /// How many requests of `operation` were failed so far.
@@ -174,7 +202,12 @@ fn operation_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
 fn fault_response(fault: &Fault, json_protocol: bool) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST);
     if json_protocol {
-        let body = json!({ "__type": fault.code, "message": fault.message }).to_string();
+        let mut body = json!({ "__type": fault.code, "message": fault.message });
+        if !fault.cancellation_reasons.is_empty() {
+            let reasons: Vec<_> = fault.cancellation_reasons.iter().map(|code| json!({ "Code": code })).collect();
+            body["CancellationReasons"] = json!(reasons);
+        }
+        let body = body.to_string();
         return (
             status,
             [("content-type", "application/x-amz-json-1.0"), ("x-amzn-errortype", fault.code.as_str())],
