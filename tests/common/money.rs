@@ -21,6 +21,8 @@ use infra::LocalStack;
 use rust_decimal::Decimal;
 
 type Item = HashMap<String, AttributeValue>;
+/// An open consultation's interval and booking id.
+type Slot = (DateTime<Utc>, DateTime<Utc>, String);
 
 fn text(i: &Item, k: &str) -> String {
     i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
@@ -55,7 +57,7 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
     let ledger = |pk: String| ledgers.get(&pk).map(Vec::as_slice).unwrap_or_default();
     let v = &mut out.violations;
 
-    let mut open: BTreeMap<String, Vec<(DateTime<Utc>, DateTime<Utc>, String)>> = BTreeMap::new();
+    let mut open: BTreeMap<String, Vec<Slot>> = BTreeMap::new();
     for c in items.iter().filter(|i| text(i, "entity") == "consultation") {
         let (id, status) = (text(c, "booking_id"), text(c, "status"));
         let mut moved = BTreeMap::from([("real", Decimal::ZERO), ("bonus", Decimal::ZERO)]);
