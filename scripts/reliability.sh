@@ -3,7 +3,8 @@
 # security suite"): money invariants over random interleavings of every money path, faults
 # at each money path and in the middle of event batches, the authorisation matrix, webhook
 # attacks, privacy, every route fuzzed from the API contract, and a bounded load run.
-# Everything on 127.0.0.1, against emulators this script starts. About an hour here.
+# Everything on 127.0.0.1, against emulators this script starts; Rust in release (the local
+# stack verifies every token's RSA signature, slow unoptimised). About an hour here.
 #
 #   scripts/reliability.sh
 #   RELIABILITY_RUNS=1000 RELIABILITY_FUZZ_EXAMPLES=20 RELIABILITY_LOAD_SECONDS=120 scripts/reliability.sh
@@ -21,19 +22,19 @@ started=$SECONDS
 
 # The functions' JSON logs go to the tests' buffers; anything that still reaches the terminal
 # as JSON is dropped, so the figures stand out.
-figures() { grep -v '^{"timestamp' | tee -a "$out/all"; }
+figures() { grep --line-buffered -v '^{"timestamp' | tee -a "$out/all"; }
 
 echo "== money invariants: $runs runs of random interleavings (MONEY_SEED replays one)"
-MONEY_RUNS="$runs" cargo test -q -p integration-tests --test invariants -- --nocapture 2>&1 | figures
+MONEY_RUNS="$runs" cargo test -q --release -p integration-tests --test invariants -- --nocapture 2>&1 | figures
 
 echo "== faults, the authorisation matrix, privacy, the outbox under failures"
-cargo test -q -p integration-tests --test faults --test authorization --test privacy --test outbox \
+cargo test -q --release -p integration-tests --test faults --test authorization --test privacy --test outbox \
   -- --nocapture 2>&1 | figures
 
 echo "== webhook attacks and consumers failing mid-batch"
 # Unsigned, tampered, replayed and reordered webhooks (Razorpay and Digio), confirmations
 # racing webhooks, refunds and chargebacks in any order, poison messages in a batch.
-cargo test -q -p integration-tests --test top_up --test kyc --test notifications -- --nocapture \
+cargo test -q --release -p integration-tests --test top_up --test kyc --test notifications -- --nocapture \
   bad_signatures racing_and_repeated either_order refund chargeback unsigned_or_tampered \
   never_regress poison webhooks_not_ours 2>&1 | figures
 

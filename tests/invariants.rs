@@ -200,18 +200,21 @@ struct Tally {
 }
 
 impl Tally {
-    /// Sends `request` until it answers something other than 503 (at most 5 times).
-    async fn call<F, Fut>(&self, what: &str, request: F) -> (u16, Value)
+    /// Sends `request` until it answers something other than 503, at most `attempts` times,
+    /// pausing longer each time.
+    async fn call<F, Fut>(&self, what: &str, attempts: u32, request: F) -> (u16, Value)
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = (u16, Value)>,
     {
-        for attempt in 0..5 {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let (status, body) = request().await;
-            if status == 503 && attempt < 4 {
+            if status == 503 && attempt < attempts {
                 self.retried.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20 * (attempt + 1))).await;
+                tokio::time::sleep(Duration::from_millis(20u64 << attempt.min(5))).await;
                 continue;
             }
             *self.answers.lock().unwrap().entry(format!("{what} {status}")).or_default() += 1;
@@ -220,7 +223,6 @@ impl Tally {
             }
             return (status, body);
         }
-        unreachable!()
     }
 
     /// POSTs `body` as `token` (with an idempotency key, if any), retrying 503s.
@@ -234,13 +236,16 @@ impl Tally {
         body: Value,
     ) -> (u16, Value) {
         let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
-        self.call(what, || w.api.post_as(path, token, &headers, body.clone())).await
+        // An app retries a few times, then tells its user to try again.
+        self.call(what, 5, || w.api.post_as(path, token, &headers, body.clone())).await
     }
 
     async fn deliver(&self, world: &World, what: &str, hook: &Webhook) -> u16 {
         self.webhooks.lock().unwrap().push(hook.clone());
         let rzp = &world.stack.stubs.razorpay;
-        self.call(what, || async {
+        // Razorpay retries a webhook for hours: a refund or a dispute that overtook its
+        // payment is answered 503 until the payment is credited (here for about 5 s).
+        self.call(what, 12, || async {
             let d = rzp.deliver(hook).await.unwrap();
             (d.status, d.response)
         })
