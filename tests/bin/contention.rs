@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
-use integration_tests::load::{Args, bounded, percentile};
+use integration_tests::load::{Args, percentile, populated};
 use integration_tests::*;
 use rand::Rng;
 use rust_decimal::Decimal;
@@ -23,35 +23,12 @@ use tokio::task::JoinSet;
 #[tokio::main]
 async fn main() {
     let args = Args::parse(Args { seconds: 20, customers: 50, astrologers: 10 });
-    let stack = Arc::new(
-        stack_with(|o| {
-            // Only booking talks to moto while it is measured.
-            o.poll_queues = false;
-            o.poll_streams = false;
-            drop(o.parameters.insert("SmsLimitPerIp".into(), "100000".into()));
-        })
-        .await,
-    );
-    let t = Instant::now();
-    let s = stack.clone();
-    let astrologers: Vec<String> = bounded(args.astrologers, 4, move |_| {
-        let s = s.clone();
-        async move { bookable_astrologer(&s, "10").await.1 }
-    })
-    .await;
-    let s = stack.clone();
-    let customers: Vec<(String, String)> = bounded(args.customers, 4, move |_| {
-        let s = s.clone();
-        async move { topped_up_customer(&s, "5000").await }
-    })
-    .await;
+    let (stack, astrologers, customers, setup) =
+        populated(&args, false, |s| async move { topped_up_customer(&s, "5000").await }).await;
     println!(
         "Booking contention: {} customers (5,000.00 each) book {} astrologers for {} s, 5-minute chats at 10.00/min \
          on 100 slots each (set up in {:.0} s)",
-        args.customers,
-        args.astrologers,
-        args.seconds,
-        t.elapsed().as_secs_f64()
+        args.customers, args.astrologers, args.seconds, setup
     );
 
     // Both rates are measured in alternating windows: moto copies a table for every

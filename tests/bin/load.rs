@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration_tests::load::{Args, bounded, percentile};
+use integration_tests::load::{Args, percentile, populated};
 use integration_tests::money::check_money;
 use integration_tests::*;
 use rand::Rng;
@@ -128,37 +128,11 @@ async fn customer_session(
 #[tokio::main]
 async fn main() {
     let args = Args::parse(Args { seconds: 120, customers: 200, astrologers: 20 });
-    let stack = Arc::new(
-        stack_with(|o| {
-            // The money paths only: the outbox's consumers have tests of their own, and moto
-            // serves every caller from one process.
-            o.poll_queues = false;
-            o.poll_streams = false;
-            o.seed_promotion_rules = true;
-            drop(o.parameters.insert("SmsLimitPerIp".into(), "100000".into()));
-        })
-        .await,
-    );
-    let t = Instant::now();
-    let s = stack.clone();
-    let astrologers: Vec<String> = bounded(args.astrologers, 4, move |_| {
-        let s = s.clone();
-        async move { bookable_astrologer(&s, "10").await.1 }
-    })
-    .await;
-    let s = stack.clone();
-    let customers: Vec<(String, String)> = bounded(args.customers, 4, move |_| {
-        let s = s.clone();
-        async move { customer(&s).await }
-    })
-    .await;
+    let (stack, astrologers, customers, setup) = populated(&args, true, |s| async move { customer(&s).await }).await;
     println!(
         "Load: {} customers top up, book {} astrologers (5-minute chats on 200 slots each), cancel some and read \
          their wallets, ledgers and bookings for {} s, on 127.0.0.1 (set up in {:.0} s)",
-        args.customers,
-        args.astrologers,
-        args.seconds,
-        t.elapsed().as_secs_f64()
+        args.customers, args.astrologers, args.seconds, setup
     );
 
     let record = Arc::new(Record::default());

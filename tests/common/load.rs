@@ -2,6 +2,9 @@
 //! bounded fan-out and percentiles.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use infra::LocalStack;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -56,4 +59,37 @@ where
     let mut out: Vec<(usize, T)> = set.join_all().await;
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// A local stack for a load run, with its astrologers (ids; bookable, 10.00 a minute) and
+/// customers (token, id) made by `customer`, four at a time; and the seconds that took. The
+/// pollers are off (only the paths measured talk to moto, which serves everyone from one
+/// process) and so is the SMS limit; `promotions`: the default promotion rule is seeded.
+pub async fn populated<F, Fut>(
+    args: &Args,
+    promotions: bool,
+    customer: F,
+) -> (Arc<LocalStack>, Vec<String>, Vec<(String, String)>, f64)
+where
+    F: Fn(Arc<LocalStack>) -> Fut,
+    Fut: std::future::Future<Output = (String, String)> + Send + 'static,
+{
+    let stack = Arc::new(
+        crate::stack_with(|o| {
+            o.poll_queues = false;
+            o.poll_streams = false;
+            o.seed_promotion_rules = promotions;
+            drop(o.parameters.insert("SmsLimitPerIp".into(), "100000".into()));
+        })
+        .await,
+    );
+    let t = Instant::now();
+    let s = stack.clone();
+    let astrologers = bounded(args.astrologers, 4, move |_| {
+        let s = s.clone();
+        async move { crate::bookable_astrologer(&s, "10").await.1 }
+    })
+    .await;
+    let customers = bounded(args.customers, 4, |_| customer(stack.clone())).await;
+    (stack, astrologers, customers, t.elapsed().as_secs_f64())
 }
