@@ -48,7 +48,7 @@ cargo run -q --release -p integration-tests --bin load -- --seconds "$load_secon
 
 echo
 echo "== Reliability figures ($(( (SECONDS - started) / 60 )) min)"
-grep -E '^(money invariants|  answers|faults:|authorization matrix|privacy:|outbox relay|notifications consumer|[0-9]+ concurrent credits|Load:|  [0-9]+ requests|  route|  (GET|POST) |  invariants:)' "$out/all" \
+grep -E '^\.*(money invariants|  answers|faults:|authorization matrix|privacy:|outbox relay|notifications consumer|[0-9]+ concurrent credits|Load:|  [0-9]+ requests|  route|  (GET|POST) |  invariants:)' "$out/all" \
   | grep -v 'replays them' || true
 tests=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$out/all" | awk '{s+=$4} END {print s+0}')
 cases=$(grep -A1 '^Test cases:' "$out/all" | grep -Eo '[0-9]+ generated' | awk '{s+=$1} END {print s+0}')
