@@ -394,15 +394,23 @@ pub async fn completed_consultation(stack: &LocalStack, customer: &str, astrolog
     id
 }
 
-/// Moves a consultation's start back by `minutes` (the tests cannot wait for real minutes).
-pub async fn started_minutes_ago(stack: &LocalStack, id: &str, minutes: i64) {
-    let at =
-        (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+/// An UpdateItem on a consultation's item, for tests that move its times.
+pub fn consultation_update(
+    stack: &LocalStack,
+    id: &str,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
     aws_sdk_dynamodb::Client::new(&stack.sdk)
         .update_item()
         .table_name(stack.table_name())
         .key("PK", AttributeValue::S(format!("CONSULTATION#{id}")))
         .key("SK", AttributeValue::S("CONSULTATION".into()))
+}
+
+/// Moves a consultation's start back by `minutes` (the tests cannot wait for real minutes).
+pub async fn started_minutes_ago(stack: &LocalStack, id: &str, minutes: i64) {
+    let at =
+        (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    consultation_update(stack, id)
         .update_expression("SET started_at = :at")
         .expression_attribute_values(":at", AttributeValue::S(at))
         .send()

@@ -369,17 +369,6 @@ async fn backdate_schedule(stack: &LocalStack, id: &str) {
         .await;
 }
 
-fn consultation_update(
-    stack: &LocalStack,
-    id: &str,
-) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-    aws_sdk_dynamodb::Client::new(&stack.sdk)
-        .update_item()
-        .table_name(stack.table_name())
-        .key("PK", AttributeValue::S(format!("CONSULTATION#{id}")))
-        .key("SK", AttributeValue::S("CONSULTATION".into()))
-}
-
 async fn book(
     w: &World,
     t: &Tally,
