@@ -139,19 +139,34 @@ pub async fn all_items(stack: &LocalStack) -> Vec<std::collections::HashMap<Stri
     client.scan().table_name(stack.table_name()).send().await.unwrap().items.unwrap_or_default()
 }
 
-/// How many items the requests under test can have written: everything but the in-app
+/// The items the requests under test can have written: everything but the in-app
 /// notifications, which the consumers write later, whenever the events of earlier requests
 /// (a sign-up's welcome) arrive, and the SMS send counters every code request counts on.
+async fn request_items(stack: &LocalStack) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let mut items = all_items(stack).await;
+    items.retain(|i| {
+        !i.get("PK")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|pk| pk.starts_with("INBOX#") || pk.starts_with("SMSLIMIT#"))
+    });
+    items
+}
+
+/// How many items the requests under test have written ([`request_items`]).
 pub async fn written_items(stack: &LocalStack) -> usize {
-    all_items(stack)
+    request_items(stack).await.len()
+}
+
+/// Every item the requests under test can have written, each attribute by attribute and in
+/// key order: equal before and after only when nothing was put, updated or deleted.
+pub async fn table_state(stack: &LocalStack) -> Vec<String> {
+    let mut state: Vec<String> = request_items(stack)
         .await
-        .iter()
-        .filter(|i| {
-            !i.get("PK")
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|pk| pk.starts_with("INBOX#") || pk.starts_with("SMSLIMIT#"))
-        })
-        .count()
+        .into_iter()
+        .map(|item| format!("{:?}", item.into_iter().collect::<std::collections::BTreeMap<_, _>>()))
+        .collect();
+    state.sort();
+    state
 }
 
 /// How many notifications of `event_type` `user` has, once the first has arrived (up to 15 s)

@@ -110,11 +110,34 @@ pub struct Fault {
     pub message: String,
     /// A `TransactionCanceledException`'s reasons, one code per item, as DynamoDB sends them.
     pub cancellation_reasons: Vec<String>,
+    /// Held past the caller's timeout instead of answered at once (then answered with the
+    /// error above, to nobody).
+    pub stall: Option<Stall>,
 }
+
+/// A request the endpoint holds for [`STALL`], past the SDK's 3 s attempt timeout
+/// (`shared::config`): the caller sees a timeout, not an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// moto never sees the request: nothing happened.
+    BeforeApplying,
+    /// moto applies the request and the answer is lost: the write happened, and the caller
+    /// cannot know it. Its retry must find the work done, not do it again. DynamoDB only.
+    AfterApplying,
+}
+
+/// How long a stalled request is held: longer than one SDK attempt may take.
+pub const STALL: Duration = Duration::from_secs(4);
 
 impl Fault {
     pub fn new(status: u16, code: &str, message: &str) -> Self {
-        Self { status, code: code.into(), message: message.into(), cancellation_reasons: Vec::new() }
+        Self { status, code: code.into(), message: message.into(), cancellation_reasons: Vec::new(), stall: None }
+    }
+
+    /// A request that times out: held past the caller's timeout, `stall`ed before or after moto
+    /// applied it.
+    pub fn timeout(stall: Stall) -> Self {
+        Self { stall: Some(stall), ..Self::new(504, "GatewayTimeout", "injected: answered after the caller gave up") }
     }
 
     /// SNS's answer for a topic that does not exist (not retried by the SDK).
@@ -303,9 +326,17 @@ pub async fn serve(
     body: Bytes,
 ) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if let Some(fault) = operation_of(&headers, &body).and_then(|op| local.faults.take(&op)) {
-        tracing::info!(code = %fault.code, "injected failure");
-        return fault_response(&fault, !target.is_empty());
+    let fault = operation_of(&headers, &body).and_then(|op| local.faults.take(&op));
+    if let Some(fault) = &fault {
+        tracing::info!(code = %fault.code, stall = ?fault.stall, "injected failure");
+        match fault.stall {
+            None => return fault_response(fault, !target.is_empty()),
+            Some(Stall::BeforeApplying) => {
+                tokio::time::sleep(STALL).await;
+                return fault_response(fault, !target.is_empty());
+            }
+            Some(Stall::AfterApplying) => {} // below: applied, then held
+        }
     }
     let operation = target.strip_prefix("AWSCognitoIdentityProviderService.");
     let service = match target.split_once('.').map(|(prefix, _)| prefix) {
@@ -330,7 +361,13 @@ pub async fn serve(
             let _one_at_a_time = local.dynamodb.lock().await;
             local.forward(method, &uri, &headers, body).await
         });
-        return forwarded.await.unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response());
+        let answer = forwarded.await.unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response());
+        if let Some(lost) = fault {
+            // Applied; the answer goes nowhere (the caller has given up by the time it comes).
+            tokio::time::sleep(STALL).await;
+            return fault_response(&lost, true);
+        }
+        return answer;
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let result = match operation {

@@ -42,18 +42,27 @@ pub fn repo_root() -> PathBuf {
 
 /// SDK configuration for a local endpoint, with dummy credentials.
 pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    local_sdk(endpoint, true).await
+}
+
+/// [`local_sdk_config`]; `patient: false` keeps Lambda's timeouts (`shared::config`).
+async fn local_sdk(endpoint: &str, patient: bool) -> SdkConfig {
     // moto runs one DynamoDB request at a time per stack (see `aws_endpoint::serve`) and a
     // transaction there costs tens of milliseconds, so under the race tests' load a request
     // waits seconds in line where DynamoDB would answer in milliseconds. Lambda's short
     // timeouts would then turn waiting into a retry storm of requests moto still has to
     // apply; locally the SDK waits instead, and only as long as a test can.
-    let patient = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .operation_attempt_timeout(std::time::Duration::from_secs(60))
-        .operation_timeout(std::time::Duration::from_secs(120))
-        .build();
-    shared::config::sdk_loader()
-        .timeout_config(patient)
+    let mut loader = shared::config::sdk_loader();
+    if patient {
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                .operation_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        );
+    }
+    loader
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("local", "local", None, None, "local-stack"))
@@ -84,6 +93,10 @@ pub struct Options {
     /// Seed the default promotion rule (20% bonus on ₹500 to ₹10,000), as the
     /// `local-stack` command does; tests seed the rules they need themselves.
     pub seed_promotion_rules: bool,
+    /// The functions' SDK clients time out as in Lambda (`shared::config`: 3 s an attempt,
+    /// 8 s a call) instead of waiting in moto's queue (`local_sdk_config`): for tests that
+    /// hold requests past those timeouts (`aws_endpoint::Stall`).
+    pub lambda_timeouts: bool,
 }
 
 impl Options {
@@ -101,6 +114,7 @@ impl Options {
             parameters: HashMap::new(),
             schedule_every: None,
             seed_promotion_rules: false,
+            lambda_timeouts: false,
         }
     }
 }
@@ -165,7 +179,7 @@ impl LocalStack {
         let mut tasks = stub_tasks;
         tasks.push(serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone())));
 
-        let sdk = local_sdk_config(&aws_endpoint).await;
+        let sdk = local_sdk(&aws_endpoint, !opts.lambda_timeouts).await;
         opts.parameters.entry("AwsEndpointUrl".into()).or_insert_with(|| aws_endpoint.clone());
         let mut functions = Vec::new();
         let mut envs = HashMap::new();

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse(Args { seconds: 20, customers: 50, astrologers: 10 });
+    let args = Args::parse(Args { seconds: 20, customers: 50, astrologers: 10, think_seconds: 0 });
     let (stack, astrologers, customers, setup) =
         populated(&args, false, |s| async move { topped_up_customer(&s, "5000").await }).await;
     println!(

@@ -3,11 +3,15 @@
 //! 127.0.0.1); for a bounded time each customer, as an app would, tops up (the checkout
 //! confirmation and Razorpay's webhook racing), books, sometimes cancels, and looks at its
 //! wallet, ledger and bookings, retrying a 503 a few times with the same idempotency key.
+//! Between two actions a customer thinks (`--think-seconds`, on average; 0: none), as people
+//! do: without a pause, 200 customers ask more of moto (one Python process) than it can
+//! serve, and the run measures moto's queue, not the code.
 //! Then every money invariant is checked (`integration_tests::money`). Prints requests per
 //! second, p50 and p99 per route, and every answer by status and error code; exits 1 on a
 //! violation or on any 5xx but a retried 503.
 //!
-//! `cargo run --release -p integration-tests --bin load -- [--seconds N] [--customers N] [--astrologers N]`
+//! `cargo run --release -p integration-tests --bin load -- [--seconds N] [--customers N] [--astrologers N]
+//! [--think-seconds N]`
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -59,13 +63,21 @@ async fn customer_session(
     record: Arc<Record>,
     token: String,
     astrologers: Arc<Vec<String>>,
+    think: Duration,
     deadline: Instant,
 ) {
     let api = Api::new(&stack);
     let rzp = &stack.stubs.razorpay;
     let base = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
     let mut broke = true;
-    while Instant::now() < deadline {
+    // Customers arrive over the first pause, not all in the same millisecond.
+    let mut pause = think.mul_f64(rand::rng().random_range(0.0..1.0));
+    loop {
+        pause_until(pause, deadline).await;
+        if Instant::now() >= deadline {
+            return;
+        }
+        pause = think.mul_f64(rand::rng().random_range(0.5..1.5));
         let roll = rand::rng().random_range(0..100);
         if broke || roll < 10 {
             let key = format!("load-{}", rand::random::<u64>());
@@ -125,22 +137,29 @@ async fn customer_session(
     }
 }
 
+/// Sleeps `pause`, or until `deadline` if that comes first.
+async fn pause_until(pause: Duration, deadline: Instant) {
+    tokio::time::sleep_until((Instant::now() + pause).min(deadline).into()).await;
+}
+
 #[tokio::main]
 async fn main() {
-    let args = Args::parse(Args { seconds: 120, customers: 200, astrologers: 20 });
+    let args = Args::parse(Args { seconds: 180, customers: 200, astrologers: 20, think_seconds: 30 });
     let (stack, astrologers, customers, setup) = populated(&args, true, |s| async move { customer(&s).await }).await;
     println!(
         "Load: {} customers top up, book {} astrologers (5-minute chats on 200 slots each), cancel some and read \
-         their wallets, ledgers and bookings for {} s, on 127.0.0.1 (set up in {:.0} s)",
-        args.customers, args.astrologers, args.seconds, setup
+         their wallets, ledgers and bookings for {} s, thinking {} s between actions, on 127.0.0.1 (set up in {:.0} s)",
+        args.customers, args.astrologers, args.seconds, args.think_seconds, setup
     );
 
     let record = Arc::new(Record::default());
     let astrologers = Arc::new(astrologers);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
+    let think = Duration::from_secs(args.think_seconds);
     let sessions = customers.iter().map(|(token, _)| {
-        tokio::spawn(customer_session(stack.clone(), record.clone(), token.clone(), astrologers.clone(), deadline))
+        let (stack, record, astrologers) = (stack.clone(), record.clone(), astrologers.clone());
+        tokio::spawn(customer_session(stack, record, token.clone(), astrologers, think, deadline))
     });
     futures::future::join_all(sessions).await;
     let elapsed = started.elapsed().as_secs_f64();

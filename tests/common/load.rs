@@ -14,10 +14,12 @@ pub struct Args {
     pub seconds: u64,
     pub customers: usize,
     pub astrologers: usize,
+    /// A customer's pause between two actions, on average (0: none, as fast as answers come).
+    pub think_seconds: u64,
 }
 
 impl Args {
-    /// `--seconds N --customers N --astrologers N`, each defaulting to `defaults`.
+    /// `--seconds N --customers N --astrologers N --think-seconds N`, each defaulting to `defaults`.
     pub fn parse(defaults: Args) -> Args {
         let mut a = defaults;
         let mut it = std::env::args().skip(1);
@@ -27,6 +29,7 @@ impl Args {
                 "--seconds" => a.seconds = value.clamp(1, 300),
                 "--customers" => a.customers = value.clamp(1, 200) as usize,
                 "--astrologers" => a.astrologers = value.clamp(1, 50) as usize,
+                "--think-seconds" => a.think_seconds = value.min(120),
                 other => panic!("unknown option {other}"),
             }
         }
