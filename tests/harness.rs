@@ -27,10 +27,15 @@ pub async fn stack() -> LocalStack {
 }
 
 pub async fn stack_with(adjust: impl FnOnce(&mut Options)) -> LocalStack {
+    let endpoint = tokio::task::spawn_blocking(moto).await.unwrap();
+    stack_on(endpoint, adjust).await
+}
+
+/// A local stack on the given moto (a test that needs a moto of its own).
+pub async fn stack_on(moto_endpoint: &str, adjust: impl FnOnce(&mut Options)) -> LocalStack {
     static N: AtomicUsize = AtomicUsize::new(0);
     capture_logs();
-    let endpoint = tokio::task::spawn_blocking(moto).await.unwrap();
-    let mut opts = Options::new(endpoint, format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let mut opts = Options::new(moto_endpoint, format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
     adjust(&mut opts);
     LocalStack::start(opts).await.expect("local stack starts")
 }
