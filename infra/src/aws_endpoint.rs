@@ -116,7 +116,8 @@ pub struct Fault {
 }
 
 /// A request the endpoint holds for [`STALL`], past the SDK's 3 s attempt timeout
-/// (`shared::config`): the caller sees a timeout, not an answer.
+/// (`shared::config`): the caller sees a timeout, not an answer. Start the stack with
+/// [`crate::Options::lambda_timeouts`], or the local stack's patient timeouts wait it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stall {
     /// moto never sees the request: nothing happened.
