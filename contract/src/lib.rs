@@ -161,7 +161,8 @@ fn operation(function: &FunctionDoc, route: &Documented, registry: &mut Registry
         .path_params()
         .into_iter()
         .map(|name| {
-            json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 } })
+            json!({ "name": name, "in": "path", "required": true,
+                "schema": { "type": "string", "minLength": 1, "maxLength": shared::store::keys::MAX_ID_LEN } })
         })
         .collect();
     if op.idempotency_key {

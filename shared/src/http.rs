@@ -102,8 +102,9 @@ pub fn path_param<'a>(req: &'a Request, name: &str) -> Result<&'a str, ApiError>
         .and_then(|params| params.first(name))
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::invalid_field(name, "missing path parameter"))?;
-    // Every id we hand out is far shorter; a longer one would reach a key DynamoDB refuses.
-    if value.len() > crate::store::keys::MAX_ID_LEN {
+    // Every id we hand out is far shorter; the contract states the limit in characters (JSON
+    // Schema's maxLength), and 128 of them, at most 512 bytes, stay well inside a key.
+    if value.chars().count() > crate::store::keys::MAX_ID_LEN {
         return Err(ApiError::invalid_field(name, format!("at most {} characters", crate::store::keys::MAX_ID_LEN)));
     }
     Ok(value)
@@ -361,6 +362,13 @@ mod tests {
         assert_eq!(path_param(&req, "other").unwrap_err().field.as_deref(), Some("other"));
         assert_eq!(query_param(&req, "limit"), Some("5"));
         assert_eq!(query_param(&req, "cursor"), None);
+        // The limit is 128 characters, as the contract's maxLength counts them, not bytes.
+        let with_id = |id: String| {
+            request("GET /x/{id}", Body::Empty, None).with_path_parameters(HashMap::from([("id".to_owned(), id)]))
+        };
+        assert!(path_param(&with_id("𝄞".repeat(128)), "id").is_ok());
+        let err = path_param(&with_id("a".repeat(129)), "id").unwrap_err();
+        assert_eq!((err.status, err.field.as_deref()), (400, Some("id")));
         assert_eq!(route_key(&req), "GET /wallet/top-ups/{id}");
     }
 
