@@ -46,7 +46,8 @@ impl Gateway {
         Self { routes, issuer, audience, jwks_url, keys: OnceCell::new() }
     }
 
-    /// The route a request matches, and its path parameters.
+    /// The route a request matches, and its path parameters, percent-decoded as an HTTP API
+    /// hands them to Lambda (`/notifications/%F0%9D%95%BF` gives `id` = "𝕿").
     fn matching(&self, method: &Method, path: &str) -> Option<(&Route, HashMap<String, String>)> {
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         self.routes.iter().filter(|r| r.route.method == method.as_str()).find_map(|r| {
@@ -60,7 +61,8 @@ impl Gateway {
                     if actual.is_empty() {
                         return None;
                     }
-                    params.insert(name.to_owned(), actual.to_string());
+                    let decoded = percent_encoding::percent_decode_str(actual).decode_utf8_lossy();
+                    params.insert(name.to_owned(), decoded.into_owned());
                 } else if p != actual {
                     return None;
                 }
@@ -322,6 +324,14 @@ mod tests {
                 resp
             }) as BoxFuture<_>
         })
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded_as_api_gateway_does() {
+        let route = HttpRoute { method: "POST".into(), path: "/notifications/{id}/read".into(), authorized: true };
+        let gw = Gateway::new(vec![Route { route, handler: echo() }], String::new(), String::new(), String::new());
+        let (_, params) = gw.matching(&Method::POST, "/notifications/%F0%9D%95%BF%20a%2Fb/read").unwrap();
+        assert_eq!(params["id"], "𝕿 a/b");
     }
 
     #[tokio::test]
