@@ -2,7 +2,6 @@
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,16 +13,20 @@ pub struct MotoServer {
     pid: u32,
 }
 
-/// `MOTO_SERVER` if set, else the repo's own `.venv/bin/moto_server` (installed by `scripts/setup.sh`).
-pub fn moto_binary() -> Result<PathBuf> {
+/// The command that starts moto: `MOTO_SERVER` if set (a `moto_server` executable, moto as
+/// published), else the repo's `infra/moto_server.py` on the `.venv`'s Python (installed by
+/// `scripts/setup.sh`): moto_server with three fixes long runs need, explained in that file.
+pub fn moto_command() -> Result<Command> {
     if let Ok(path) = std::env::var("MOTO_SERVER") {
-        return Ok(PathBuf::from(path));
+        return Ok(Command::new(path));
     }
-    let path = crate::repo_root().join(".venv/bin/moto_server");
-    if !path.exists() {
-        bail!("moto_server not found at {}: run scripts/setup.sh first (it installs moto into .venv)", path.display());
+    let python = crate::repo_root().join(".venv/bin/python");
+    if !python.exists() {
+        bail!("{} not found: run scripts/setup.sh first (it installs moto into .venv)", python.display());
     }
-    Ok(path)
+    let mut command = Command::new(python);
+    command.arg(crate::repo_root().join("infra/moto_server.py"));
+    Ok(command)
 }
 
 pub fn free_port() -> Result<u16> {
@@ -33,7 +36,7 @@ pub fn free_port() -> Result<u16> {
 impl MotoServer {
     pub fn start() -> Result<Self> {
         let port = free_port()?;
-        let mut command = Command::new(moto_binary()?);
+        let mut command = moto_command()?;
         command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
         // SAFETY: prctl is async-signal-safe; it asks the kernel to kill moto if we die,
         // so no emulator outlives a crashed test run.

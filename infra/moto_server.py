@@ -1,0 +1,122 @@
+"""moto server as the local stack and the tests run it: moto_server's own `main`, after three
+fixes to moto 5.2.5 that long runs (the load run, the contention bench) need. None of them
+changes what any API call answers; each is checked by the test named beside it
+(infra/tests/moto_patches.rs).
+
+1. moto keeps every model object it ever creates, for its dashboard, and that includes the copy
+   of each table TransactWriteItems takes so it can roll back: memory grew by a whole table per
+   transaction (18.5 GiB within minutes of the load run). We never open the dashboard, so
+   nothing is tracked.                                        (memory_stays_flat_under_transactions)
+2. moto serves each request on its own thread with no lock around DynamoDB. A cancelled
+   transaction puts its copy of the table back over whatever other requests wrote meanwhile,
+   and a reader, or the table's stream, can see a write that is then rolled back. DynamoDB
+   isolates transactions; here one lock serves DynamoDB and its stream one call at a time
+   (moto runs Python under one interpreter lock anyway).  (cancelled_transaction_keeps_others_writes)
+3. That copy was deep: every item and every stream record, so each transaction took time in
+   proportion to everything the table ever held. Now only the items the transaction writes
+   are copied; under the lock nothing else can change before it ends, and stream records never
+   change once written.                               (cancelled_transaction_leaves_nothing_written)
+"""
+
+import copy
+import functools
+import sys
+import threading
+from collections import defaultdict
+
+from moto.core.common_models import BaseModel
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+
+# 1. No instance tracking.
+def _untracked_new(cls, *args, **kwargs):
+    return object.__new__(cls)
+
+
+BaseModel.__new__ = staticmethod(_untracked_new)
+
+# 2. One DynamoDB call at a time (re-entrant: a transaction calls put_item and friends).
+_dynamodb = threading.RLock()
+
+
+def _one_at_a_time(call_action):
+    @functools.wraps(call_action)
+    def locked(self):
+        with _dynamodb:
+            return call_action(self)
+
+    return locked
+
+
+DynamoHandler.call_action = _one_at_a_time(DynamoHandler.call_action)
+DynamoDBStreamsHandler.call_action = _one_at_a_time(DynamoDBStreamsHandler.call_action)
+
+# 3. A transaction's rollback copy holds deep copies of the items it writes, and shares the rest.
+_transaction = threading.local()
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _written_keys(backend, transact_items):
+    """{table name: {(hash key, range key or None)}} of every Put, Update and Delete."""
+    written = defaultdict(set)
+    for entry in transact_items:
+        for op_type, op in entry.items():
+            table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            if table is None or op_type not in ("Put", "Update", "Delete"):
+                continue
+            attrs = op.get("Item" if op_type == "Put" else "Key") or {}
+            try:
+                hash_key = DynamoType(attrs[table.hash_key_attr])
+                range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+            except (KeyError, TypeError):
+                continue  # moto refuses this op before it writes anything
+            written[table.name].add((hash_key, range_key))
+    return written
+
+
+def transact_write_items(self, transact_items):
+    _transaction.written = _written_keys(self, transact_items)
+    try:
+        return _transact_write_items(self, transact_items)
+    finally:
+        _transaction.written = None
+
+
+def _table_deepcopy(self, memo):
+    clone = copy.copy(self)
+    memo[id(self)] = clone
+    written = getattr(_transaction, "written", None)
+    if written is None:  # any other deep copy stays a full one
+        clone.__dict__ = copy.deepcopy(self.__dict__, memo)
+        return clone
+    # dict.copy() keeps the stored hashes: moto's DynamoType hashes slowly, so no rehashing.
+    clone.items = self.items.copy()
+    for hash_key, range_key in written.get(self.name, ()):
+        if hash_key not in self.items:
+            continue
+        if range_key is None:
+            clone.items[hash_key] = copy.deepcopy(self.items[hash_key])
+            continue
+        if clone.items[hash_key] is self.items[hash_key]:
+            clone.items[hash_key] = self.items[hash_key].copy()
+        if range_key in self.items[hash_key]:
+            clone.items[hash_key][range_key] = copy.deepcopy(self.items[hash_key][range_key])
+    if self.stream_shard is not None:
+        shard = copy.copy(self.stream_shard)
+        shard.table = clone
+        shard.items = list(self.stream_shard.items)
+        clone.stream_shard = shard
+    return clone
+
+
+DynamoDBBackend.transact_write_items = transact_write_items
+Table.__deepcopy__ = _table_deepcopy
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    sys.exit(main())
