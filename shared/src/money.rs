@@ -69,9 +69,22 @@ impl Money {
 impl FromStr for Money {
     type Err = MoneyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let d = Decimal::from_str_exact(s.trim()).map_err(|_| MoneyError::NotANumber)?;
-        Money::new(d)
+        Money::new(plain_decimal(s)?)
     }
+}
+
+/// Plain notation only, as the contract's pattern writes money: digits, at most one point, a
+/// leading minus (refused later, for `Money`, as negative). `Decimal`'s own parser also takes
+/// `_` separators and a `+`, and we used to trim whitespace: the fuzz had `"\v 050000.00\r"` accepted.
+fn plain_decimal(s: &str) -> Result<Decimal, MoneyError> {
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let plain = unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && unsigned.bytes().filter(|&b| b == b'.').count() <= 1
+        && unsigned.bytes().any(|b| b.is_ascii_digit());
+    if !plain {
+        return Err(MoneyError::NotANumber);
+    }
+    Decimal::from_str_exact(s).map_err(|_| MoneyError::NotANumber)
 }
 
 impl fmt::Display for Money {
@@ -161,7 +174,7 @@ impl Amount {
 impl FromStr for Amount {
     type Err = MoneyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Amount::new(Decimal::from_str_exact(s.trim()).map_err(|_| MoneyError::NotANumber)?)
+        Amount::new(plain_decimal(s)?)
     }
 }
 
@@ -213,6 +226,16 @@ mod tests {
         assert_eq!("abc".parse::<Money>(), Err(MoneyError::NotANumber));
         assert!(serde_json::from_str::<Money>("true").is_err());
         assert!(serde_json::from_str::<Money>("10.001").is_err());
+        for text in [" 1.00", "1.00\n", "\u{b} 050000.00\r\u{c}", "+1.00", "1_000.00", "1.0.0", ".", "", "1e3"] {
+            assert_eq!(text.parse::<Money>(), Err(MoneyError::NotANumber), "{text:?}");
+            assert_eq!(text.parse::<Amount>(), Err(MoneyError::NotANumber), "{text:?}");
+        }
+        assert_eq!("-1.00".parse::<Money>(), Err(MoneyError::Negative));
+        assert_eq!(
+            "050000.00".parse::<Money>().unwrap().paise(),
+            5_000_000,
+            "the contract's pattern allows leading zeros"
+        );
     }
 
     #[test]
