@@ -354,8 +354,7 @@ impl utoipa::ToSchema for crate::Email {}
 
 /// `rate_per_minute`: what `Money` parses, within the default `RATE_MIN_PER_MINUTE`..
 /// `RATE_MAX_PER_MINUTE` (5 to 1,000; a deployment may set others).
-pub const RATE_PATTERN: &str =
-    "^\\s*\\+?0*([5-9]|[1-9][0-9]{1,2})(\\.[0-9]{0,2})?\\s*$|^\\s*\\+?0*1000(\\.0{0,2})?\\s*$";
+pub const RATE_PATTERN: &str = "^0*([5-9]|[1-9][0-9]{1,2})(\\.[0-9]{0,2})?$|^0*1000(\\.0{0,2})?$";
 
 pub fn rate_per_minute() -> RefOr<Schema> {
     json_schema(json!({

@@ -140,7 +140,8 @@ pub fn openapi() -> FunctionDoc {
 
 /// `amount` of `POST /wallet/top-ups`: what `Money` parses, within the default
 /// `TOPUP_MIN_AMOUNT`..`TOPUP_MAX_AMOUNT` (10 to 50,000; a deployment may set others).
-pub const AMOUNT_PATTERN: &str = "^\\s*\\+?0*(1[0-9]|[2-9][0-9]|[1-9][0-9]{2,3}|[1-4][0-9]{4})(\\.[0-9]{0,2})?\\s*$|^\\s*\\+?0*50000(\\.0{0,2})?\\s*$";
+pub const AMOUNT_PATTERN: &str =
+    "^0*(1[0-9]|[2-9][0-9]|[1-9][0-9]{2,3}|[1-4][0-9]{4})(\\.[0-9]{0,2})?$|^0*50000(\\.0{0,2})?$";
 
 pub fn amount() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     doc::json_schema(json!({
