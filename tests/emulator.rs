@@ -98,21 +98,7 @@ fn failing_check(pk: &str) -> TransactWriteItem {
 
 async fn stream_records(streams: &aws_sdk_dynamodbstreams::Client, db: &Client) -> usize {
     let table = db.describe_table().table_name(TABLE).send().await.unwrap().table.unwrap();
-    let arn = table.latest_stream_arn.unwrap();
-    let stream = streams.describe_stream().stream_arn(&arn).send().await.unwrap().stream_description.unwrap();
-    let shard = stream.shards.unwrap().remove(0).shard_id.unwrap();
-    let iterator = streams
-        .get_shard_iterator()
-        .stream_arn(&arn)
-        .shard_id(shard)
-        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
-    let records = streams.get_records().shard_iterator(iterator).limit(1000).send().await.unwrap();
-    records.records.unwrap_or_default().len()
+    integration_tests::stream_records(streams, &table.latest_stream_arn.unwrap()).await.len()
 }
 
 /// Fix 3: the rollback copy deep-copies the items a transaction writes, so a cancelled one

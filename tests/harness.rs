@@ -146,6 +146,25 @@ pub async fn all_items(stack: &LocalStack) -> Vec<std::collections::HashMap<Stri
     pages.collect::<Result<Vec<_>, _>>().await.expect("the table scans")
 }
 
+/// Every record on the stream `arn` from its start (its first shard; moto makes one).
+pub async fn stream_records(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+) -> Vec<aws_sdk_dynamodbstreams::types::Record> {
+    let described = streams.describe_stream().stream_arn(arn).send().await.unwrap();
+    let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
+    let iterator = streams
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap();
+    let records = streams.get_records().shard_iterator(iterator.shard_iterator().unwrap()).send().await.unwrap();
+    records.records.unwrap_or_default()
+}
+
 /// The items the requests under test can have written: everything but the in-app
 /// notifications, which the consumers write later, whenever the events of earlier requests
 /// (a sign-up's welcome) arrive, and the SMS send counters every code request counts on.

@@ -215,18 +215,8 @@ async fn a_batch_past_its_retries_goes_to_the_failure_queue_and_later_events_flo
 async fn stream_batch(stack: &LocalStack) -> aws_lambda_events::dynamodb::Event {
     let streams = aws_sdk_dynamodbstreams::Client::new(&stack.sdk);
     let arn = stack.provisioned.lookup("AppTable", "StreamArn").unwrap();
-    let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
-    let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
-    let iterator = streams
-        .get_shard_iterator()
-        .stream_arn(&arn)
-        .shard_id(shard)
-        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap();
-    let records = streams.get_records().shard_iterator(iterator.shard_iterator().unwrap()).send().await.unwrap();
-    let records: Vec<Value> = records.records().iter().map(|r| infra::stream_poller::lambda_record(r, &arn)).collect();
+    let records = stream_records(&streams, &arn).await;
+    let records: Vec<Value> = records.iter().map(|r| infra::stream_poller::lambda_record(r, &arn)).collect();
     serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
 }
 
