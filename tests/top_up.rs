@@ -1006,3 +1006,95 @@ async fn a_chargeback_holds_the_recharge_back_until_the_dispute_is_won_in_whatev
     assert_eq!(balances(&api, &token).await, rupees([0, 0, 0]));
     assert_eq!(assert_ledger_balances(&stack).await, 4);
 }
+
+/// The app's order id and Razorpay's payment, paid at the stand-in with no webhook sent.
+async fn paid_quietly(stack: &LocalStack, api: &Api, token: &str, amount: &str) -> (Value, String) {
+    let created = new_topup(api, token, amount).await;
+    let order = created["checkout"]["order_id"].as_str().unwrap().to_owned();
+    let paid = stack.stubs.razorpay.pay(&order, false).await.unwrap();
+    (created, paid.razorpay_payment_id)
+}
+
+#[tokio::test]
+async fn a_refund_or_chargeback_that_overtakes_its_credit_leaves_what_razorpay_kept_whatever_comes_later() {
+    let stack = stack().await;
+    seed_rule(&stack, "r20", "500", Some("10000"), 20, false).await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let rzp = stack.stubs.razorpay.clone();
+    let outcome = async |hook: &infra::stubs::razorpay::Webhook| {
+        let d = rzp.deliver(hook).await.unwrap();
+        (d.status, d.response["status"].as_str().unwrap_or_default().to_owned())
+    };
+
+    // Paid, refunded in full at Razorpay, and the refund's event comes first: the payment is
+    // credited from Razorpay's record and taken straight back. The capture that Razorpay
+    // retries afterwards (its copy still says `captured`) credits nothing more.
+    let (created, payment) = paid_quietly(&stack, &api, &token, "500").await;
+    let order = created["checkout"]["order_id"].as_str().unwrap();
+    let refund = rzp.refund(&payment, 50_000).unwrap();
+    assert_eq!(outcome(&refund).await, (200, "reversed".to_owned()));
+    assert_eq!(balances(&api, &token).await, rupees([0, 0, 0]));
+    for event in ["payment.captured", "order.paid"] {
+        let late = rzp.webhook(event, order, &payment).unwrap();
+        assert_eq!(outcome(&late).await, (200, "already_credited".to_owned()), "{event}");
+    }
+    assert_eq!(outcome(&refund).await, (200, "duplicate".to_owned()));
+    assert_eq!(balances(&api, &token).await, rupees([0, 0, 0]));
+
+    // Half refunded and the refund's event lost: a stale `payment.captured` credits the
+    // payment and takes back the refund Razorpay reports, once however often it comes.
+    let (created, payment) = paid_quietly(&stack, &api, &token, "1000").await;
+    let order = created["checkout"]["order_id"].as_str().unwrap();
+    let _lost = rzp.refund(&payment, 50_000).unwrap();
+    let stale = rzp.webhook("payment.captured", order, &payment).unwrap();
+    assert_eq!(outcome(&stale).await, (200, "credited".to_owned()));
+    assert_eq!(outcome(&rzp.webhook("order.paid", order, &payment).unwrap()).await.1, "already_credited");
+    assert_eq!(balances(&api, &token).await, rupees([500, 100, 0]));
+
+    // A chargeback opened and lost before the credit: nothing stays in the wallet.
+    let (created, payment) = paid_quietly(&stack, &api, &token, "600").await;
+    let order = created["checkout"]["order_id"].as_str().unwrap();
+    let lost = rzp.dispute("payment.dispute.lost", &payment, "disp_E5", "chargeback", "lost").unwrap();
+    assert_eq!(outcome(&lost).await, (200, "reversed".to_owned()));
+    let opened = rzp.dispute("payment.dispute.created", &payment, "disp_E5", "chargeback", "open").unwrap();
+    assert_eq!(outcome(&opened).await, (200, "duplicate".to_owned()));
+    assert_eq!(outcome(&rzp.webhook("payment.captured", order, &payment).unwrap()).await.1, "already_credited");
+    assert_eq!(balances(&api, &token).await, rupees([500, 100, 0]));
+
+    // The books from Razorpay's side: what each top-up left in the wallet is what Razorpay kept.
+    let found = integration_tests::money::check_money(&stack, &[]).await;
+    assert!(found.violations.is_empty(), "{:?}", found.violations);
+}
+
+#[tokio::test]
+async fn a_bonus_quote_holds_thirty_minutes_then_the_rules_at_payment_time_apply() {
+    let stack = stack().await;
+    seed_rule(&stack, "r50", "100", None, 50, false).await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let rzp = stack.stubs.razorpay.clone();
+
+    // Quoted 50 % while the rule ran; staff switch it off; paid 31 minutes later: no bonus.
+    let late = new_topup(&api, &token, "40000").await;
+    assert_eq!(dec(&late["bonus"]), Decimal::from(20_000));
+    let on_time = new_topup(&api, &token, "1000").await;
+    let rules = store(&stack).promotion_rules().await.unwrap();
+    let mut off = rules.into_iter().find(|r| r.id == "r50").unwrap();
+    off.active = false;
+    store(&stack).put_promotion_rule(&off).await.unwrap();
+    let created_at =
+        (chrono::Utc::now() - chrono::Duration::minutes(31)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    set_topup_attributes(&stack, late["top_up_id"].as_str().unwrap(), "SET created_at = :t", &[(":t", &created_at)])
+        .await;
+    let paid = rzp.pay(late["checkout"]["order_id"].as_str().unwrap(), true).await.unwrap();
+    assert_eq!(paid.webhooks[0].response["status"], "credited");
+    assert_eq!(balances(&api, &token).await, rupees([40_000, 0, 0]));
+    // Within its 30 minutes, the quote is honoured though the rule is off now.
+    let paid = rzp.pay(on_time["checkout"]["order_id"].as_str().unwrap(), true).await.unwrap();
+    assert_eq!(paid.webhooks[0].response["status"], "credited");
+    assert_eq!(balances(&api, &token).await, rupees([41_000, 500, 0]));
+    let (_, view) = api.get(&format!("/wallet/top-ups/{}", late["top_up_id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(dec(&view["bonus"]), Decimal::ZERO, "{view}");
+    assert_eq!(assert_ledger_balances(&stack).await, 3);
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::events::{Envelope, WalletCredited};
 use crate::invoice::{GstSplit, Gstin, TaxLines, gst_inclusive_split, invoice_number, tax_lines};
 use crate::money::Money;
+use crate::promotion::{PromotionRule, best_rule};
 use crate::status::string_enum;
 use crate::user::UserId;
 use crate::wallet::{Movement, Posting, Wallet, WalletError};
@@ -17,6 +18,11 @@ string_enum!(
     /// Where a top-up stands: `failed` can still be credited by a late capture.
     Status { Pending => "pending", Failed => "failed", Completed => "completed" }
 );
+
+/// How long the bonus quoted when a top-up is created holds: paid later, the bonus is what
+/// the promotion rules say when the credit is made (a rule staff switched off meanwhile no
+/// longer pays). Long enough for a checkout, short enough that a quote cannot be banked.
+pub const QUOTE_VALID_FOR: chrono::Duration = chrono::Duration::minutes(30);
 
 #[derive(Debug, Clone)]
 pub struct TopUp {
@@ -36,6 +42,13 @@ pub struct TopUp {
     pub status: Status,
     pub created_at: DateTime<Utc>,
     pub credit: Option<CreditRecord>,
+}
+
+impl TopUp {
+    /// Whether the bonus quoted at creation still holds for a payment made at `paid_at`.
+    pub fn quote_holds(&self, paid_at: DateTime<Utc>) -> bool {
+        paid_at - self.created_at <= QUOTE_VALID_FOR
+    }
 }
 
 /// What a completed top-up records about its credit.
@@ -132,19 +145,29 @@ pub struct CreditState {
     pub event_seen: bool,
 }
 
-/// Decides the credit `state` calls for, paid by `payment_id`.
+/// Decides the credit `state` calls for, paid by `payment_id`. `rules_now`: the promotion
+/// rules in force, read because the quote no longer held ([`TopUp::quote_holds`]); `None`:
+/// the quote holds.
 pub fn plan_credit(
     state: &CreditState,
     payment_id: &str,
     source: &Source,
+    rules_now: Option<&[PromotionRule]>,
     settings: &CreditSettings<'_>,
     now: DateTime<Utc>,
 ) -> Result<CreditPlan, WalletError> {
     let CreditState { topup, wallet, invoice_series, invoice_seq: invoice_seq_read, financial_year, .. } = state;
     let (invoice_series, invoice_seq_read) = (*invoice_series, *invoice_seq_read);
-    // A first-recharge-only bonus is void if another recharge got in first: the best rule
-    // that still held for this recharge applies instead.
-    let bonus = if topup.first_recharge_only && wallet.recharge_count > 0 { topup.fallback_bonus } else { topup.bonus };
+    let bonus = match rules_now {
+        // The quote expired: the rules as they stand, for this wallet's recharge count.
+        Some(rules) => {
+            best_rule(rules, topup.amount, wallet.recharge_count).map_or(Money::ZERO, |r| r.bonus_for(topup.amount))
+        }
+        // A first-recharge-only bonus is void if another recharge got in first: the best
+        // rule that still held for this recharge applies instead.
+        None if topup.first_recharge_only && wallet.recharge_count > 0 => topup.fallback_bonus,
+        None => topup.bonus,
+    };
     let invoice_seq = invoice_seq_read.unwrap_or(0) + 1;
     // A series past 999,999 this year: refuse rather than issue a number GST does not allow.
     let number = invoice_number(settings.invoice_prefix, financial_year, invoice_series, invoice_seq)
@@ -234,7 +257,8 @@ mod tests {
             event_seen: false,
         };
         let plan =
-            plan_credit(&state(Wallet::empty(), Some(41)), "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
+            plan_credit(&state(Wallet::empty(), Some(41)), "pay_1", &Source::Confirm, None, &settings, Utc::now())
+                .unwrap();
         assert_eq!(plan.invoice_seq, 42);
         let invoice = &plan.topup.credit.as_ref().unwrap().invoice;
         assert_eq!(invoice.invoice_number, "AK2627-A-000042");
@@ -255,9 +279,23 @@ mod tests {
         // best rule that still held applies.
         let mut w = Wallet::empty();
         w.recharge_count = 1;
-        let plan = plan_credit(&state(w, None), "pay_1", &Source::Confirm, &settings, Utc::now()).unwrap();
+        let plan = plan_credit(&state(w, None), "pay_1", &Source::Confirm, None, &settings, Utc::now()).unwrap();
         assert_eq!(plan.topup.credit.unwrap().bonus_credited, "25".parse().unwrap());
         assert_eq!(plan.posting.entries.len(), 2);
         assert_eq!(plan.invoice_seq, 1);
+
+        // The quote expired and staff switched the rule off meanwhile: no bonus, one entry.
+        let stale =
+            plan_credit(&state(Wallet::empty(), None), "pay_1", &Source::Confirm, Some(&[]), &settings, Utc::now())
+                .unwrap();
+        assert_eq!(stale.topup.credit.unwrap().bonus_credited, Money::ZERO);
+        assert_eq!(stale.posting.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_quote_holds_for_thirty_minutes_from_creation() {
+        let t = topup(false);
+        assert!(t.quote_holds(t.created_at + QUOTE_VALID_FOR));
+        assert!(!t.quote_holds(t.created_at + QUOTE_VALID_FOR + chrono::Duration::seconds(1)));
     }
 }

@@ -11,7 +11,10 @@
 //!   moved exactly its hold and earned nothing yet;
 //! - no astrologer has two open consultations at once;
 //! - no payment credited twice, no refund or chargeback taken (or given back) twice, and
-//!   every top-up the service acknowledged credited.
+//!   every top-up the service acknowledged credited;
+//! - the books from Razorpay's side: every credited top-up left in the wallet (its amount
+//!   less what refunds and chargebacks took back) exactly what the Razorpay stand-in kept of
+//!   its order (captured, less refunded, less disputes standing at a stage that holds money).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -138,6 +141,15 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
         out.invariants += 1;
         if *n > 1 {
             v.push(format!("{wallet}: {kind} {reference} posted {n} times"));
+        }
+    }
+    let rzp = &stack.stubs.razorpay;
+    for t in items.iter().filter(|i| text(i, "entity") == "top_up" && text(i, "status") == "completed") {
+        out.invariants += 1;
+        let received = number(t, "amount") - number(t, "reversed_amount");
+        let kept = Decimal::new(rzp.kept_of_order(&text(t, "razorpay_order_id")) as i64, 2);
+        if received != kept {
+            v.push(format!("top-up {}: the wallet kept {received}, Razorpay kept {kept}", text(t, "top_up_id")));
         }
     }
     for top_up in acknowledged {

@@ -69,7 +69,7 @@ async fn reconcile(app: &App, topup: &TopUp, now: DateTime<Utc>) -> Result<Outco
     let order = &topup.razorpay_order_id;
     let payments = app.razorpay.get().await?.order_payments(order).await?;
     if let Some(paid) = payments.iter().find(|p| p.check(order, topup.amount) == PaymentCheck::Captured) {
-        return Ok(match credit::credit_captured(app, topup, &paid.id, &Source::Reconciliation).await? {
+        return Ok(match credit::credit_captured(app, topup, paid, &Source::Reconciliation).await? {
             Credited::Now => Outcome::Credited,
             Credited::Before | Credited::DuplicateEvent => Outcome::AlreadyCredited,
             Credited::NoTopUp => Outcome::Waiting,

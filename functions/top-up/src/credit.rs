@@ -1,13 +1,17 @@
-//! The credit of a payment Razorpay captured, shared by the webhook and the scheduled
-//! reconciliation (`top-up-reconcile`): read, plan, write the one credit transaction
-//! ([`shared::store::Store::credit`]), and read again after a lost race.
+//! The credit of a payment Razorpay captured, shared by the webhook, the confirm route, a
+//! refund or dispute that overtook its payment, and the scheduled reconciliation
+//! (`top-up-reconcile`): read, plan, write the one credit transaction
+//! ([`shared::store::Store::credit`]), and read again after a lost race. Then, if Razorpay's
+//! record shows refunds, each is taken back (once per refund id, as its own webhook would),
+//! so a credit that arrives after its refund never leaves money Razorpay gave back.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use shared::ApiError;
 use shared::store::topups::Credit;
-use shared::topup::{Source, Status, TopUp};
+use shared::topup::{CreditState, Source, Status, TopUp};
 
-use crate::{App, CREDIT_ATTEMPTS, credit_plan, log_credit};
+use crate::razorpay::PaymentEntity;
+use crate::{App, CREDIT_ATTEMPTS, log_credit};
 
 /// What became of a captured payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +26,27 @@ pub enum Credited {
     NoTopUp,
 }
 
-/// Credits `topup` for `payment_id`, which the caller checked Razorpay captured for the
-/// top-up's order, amount and currency. Exactly once, whoever else is crediting it.
+/// Credits `topup` for `payment`, Razorpay's own record (never a webhook's copy), which the
+/// caller checked is captured for the top-up's order, amount and currency; then takes back
+/// the refunds Razorpay reports. Exactly once, whoever else is crediting it.
 pub async fn credit_captured(
     app: &App,
     topup: &TopUp,
-    payment_id: &str,
+    payment: &PaymentEntity,
+    source: &Source,
+) -> Result<Credited, ApiError> {
+    let credited = credit_only(app, topup, payment, source).await?;
+    if credited != Credited::NoTopUp {
+        take_back_refunds(app, topup, payment).await?;
+    }
+    Ok(credited)
+}
+
+/// The credit alone (a refund or dispute that overtook its payment applies itself after it).
+pub(crate) async fn credit_only(
+    app: &App,
+    topup: &TopUp,
+    payment: &PaymentEntity,
     source: &Source,
 ) -> Result<Credited, ApiError> {
     for attempt in 0..CREDIT_ATTEMPTS {
@@ -41,7 +60,7 @@ pub async fn credit_captured(
         if state.topup.status == Status::Completed {
             return Ok(Credited::Before);
         }
-        let plan = credit_plan(app, &state, payment_id, source, now)?;
+        let plan = credit_plan(app, &state, payment, source, now).await?;
         match app.store.credit(&plan, source, now).await? {
             Credit::Credited => {
                 log_credit(&plan.topup);
@@ -52,4 +71,34 @@ pub async fn credit_captured(
         }
     }
     Err(ApiError::unavailable("busy", "the wallet is busy; retry"))
+}
+
+/// Every refund Razorpay reports for `payment`, applied to the credited `topup` (a refund
+/// applied before changes nothing). Costs a Razorpay call only when something was refunded.
+pub(crate) async fn take_back_refunds(app: &App, topup: &TopUp, payment: &PaymentEntity) -> Result<(), ApiError> {
+    if payment.amount_refunded == 0 {
+        return Ok(());
+    }
+    for refund in app.razorpay.get().await?.payment_refunds(&payment.id).await? {
+        if let Some(request) = crate::reversals::refund_request(&refund) {
+            crate::reversals::apply_to_credited(app, topup, &payment.id, &request).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The credit `state` calls for, decided by the domain: a bonus quote that no longer held
+/// when the customer paid is replaced by what the promotion rules say now (one Query, only
+/// then).
+pub(crate) async fn credit_plan(
+    app: &App,
+    state: &CreditState,
+    payment: &PaymentEntity,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<shared::topup::CreditPlan, ApiError> {
+    let paid_at = payment.paid_at().unwrap_or(now);
+    let rules = if state.topup.quote_holds(paid_at) { None } else { Some(app.store.promotion_rules().await?) };
+    shared::topup::plan_credit(state, &payment.id, source, rules.as_deref(), &app.settings(), now)
+        .map_err(|e| ApiError::internal(format!("credit not possible: {e}")))
 }

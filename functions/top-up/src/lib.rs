@@ -4,8 +4,13 @@
 //! |---|---|
 //! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
 //! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), Razorpay `GET /v1/payments/{id}` (captured?), TransactWriteItems (the credit); a replay stops after the first |
-//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: Query, Razorpay `GET /v1/orders/{id}` (its notes), GetItem (the top-up they name: found, 503 to be retried) |
-//! | `POST /webhooks/razorpay` `refund.processed`, `payment.dispute.*` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + refund or dispute record), TransactWriteItems (see [`reversals`]) |
+//! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), Razorpay `GET /v1/payments/{id}` (the event's copy may be stale), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: Query, Razorpay `GET /v1/orders/{id}` (its notes), GetItem (the top-up they name: found, 503 to be retried) |
+//! | `POST /webhooks/razorpay` `refund.processed`, `payment.dispute.*` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + refund or dispute record), TransactWriteItems (see [`reversals`]); one that overtook its payment's credit credits it first (Razorpay `GET /v1/payments/{id}`, BatchGetItem, TransactWriteItems) |
+//!
+//! A credit made more than [`shared::topup::QUOTE_VALID_FOR`] after the top-up was created
+//! (by the payment's time) reads the promotion rules again (one Query): the bonus is what
+//! they say then. A credit of a payment Razorpay reports refunded takes each refund back
+//! (Razorpay `GET /v1/payments/{id}/refunds`, then as the refund's own webhook would).
 //! | `GET /wallet/top-ups/{id}` | GetItem |
 //! | `GET /wallet` | GetItem |
 //! | `GET /wallet/transactions` | Query on `LEDGER#{sub}`, newest first |
@@ -37,7 +42,7 @@ use shared::invoice::{Gstin, valid_invoice_prefix};
 use shared::secrets::OnFirstUse;
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
-use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp, plan_credit};
+use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp};
 use shared::user::UserId;
 use shared::wallet::WalletView;
 use shared::{ApiError, Money};
@@ -122,7 +127,7 @@ impl App {
         })
     }
 
-    fn settings(&self) -> CreditSettings<'_> {
+    pub(crate) fn settings(&self) -> CreditSettings<'_> {
         CreditSettings {
             gst_rate_percent: self.gst_rate_percent,
             invoice_prefix: &self.invoice_prefix,
@@ -334,7 +339,7 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
     if !valid_payment_id(&body.razorpay_payment_id) {
         return Err(ApiError::invalid_field("razorpay_payment_id", "must be a Razorpay payment id (pay_...)"));
     }
-    let mut captured = false;
+    let mut captured: Option<razorpay::PaymentEntity> = None;
     for attempt in 0..CREDIT_ATTEMPTS {
         let now = Utc::now();
         let state = app
@@ -357,14 +362,20 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
         if state.topup.status == Status::Completed {
             return Ok(json(200, &topup_view(&state.topup, Some(&state.wallet.view()))));
         }
-        if !captured {
-            require_captured(app, &state.topup, &body.razorpay_payment_id).await?;
-            captured = true;
-        }
-        let plan = credit_plan(app, &state, &body.razorpay_payment_id, &Source::Confirm, now)?;
+        let payment = match &captured {
+            Some(payment) => payment,
+            None => captured.insert(require_captured(app, &state.topup, &body.razorpay_payment_id).await?),
+        };
+        let plan = credit::credit_plan(app, &state, payment, &Source::Confirm, now).await?;
         match app.store.credit(&plan, &Source::Confirm, now).await? {
             Credit::Credited => {
                 log_credit(&plan.topup);
+                if payment.amount_refunded > 0 {
+                    // Refunded already: what the wallet holds now is read again after.
+                    credit::take_back_refunds(app, &plan.topup, payment).await?;
+                    let wallet = app.store.wallet(&caller.user_id).await?.map(|w| w.view());
+                    return Ok(json(200, &topup_view(&plan.topup, wallet.as_ref())));
+                }
                 return Ok(json(200, &topup_view(&plan.topup, Some(&plan.posting.after.view()))));
             }
             // Completed by a webhook meanwhile: the next read shows it.
@@ -385,10 +396,10 @@ fn log_amount_differs(topup: &TopUp, payment: &razorpay::PaymentEntity, via: &st
 
 /// The checkout signature proves the checkout finished, not that money moved: only
 /// Razorpay's own record of a captured payment for this order, amount and currency credits.
-async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<(), ApiError> {
+async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<razorpay::PaymentEntity, ApiError> {
     let payment = app.razorpay.get().await?.payment(payment_id).await?;
     match payment.check(&topup.razorpay_order_id, topup.amount) {
-        PaymentCheck::Captured => Ok(()),
+        PaymentCheck::Captured => Ok(payment),
         PaymentCheck::NotCaptured => {
             tracing::warn!(top_up_id = %topup.id, status = %payment.status, "confirm of a payment not captured");
             Err(ApiError::conflict(
@@ -407,18 +418,6 @@ async fn require_captured(app: &App, topup: &TopUp, payment_id: &str) -> Result<
             ))
         }
     }
-}
-
-/// The credit `state` calls for, decided by the domain.
-fn credit_plan(
-    app: &App,
-    state: &shared::topup::CreditState,
-    payment_id: &str,
-    source: &Source,
-    now: chrono::DateTime<Utc>,
-) -> Result<shared::topup::CreditPlan, ApiError> {
-    plan_credit(state, payment_id, source, &app.settings(), now)
-        .map_err(|e| ApiError::internal(format!("credit not possible: {e}")))
 }
 
 /// A top-up as its owner sees it.
@@ -502,8 +501,8 @@ async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let outcome = match event.event.as_str() {
         "payment.captured" | "order.paid" => webhook_credit(app, &event, &event_id).await?,
         "payment.failed" => webhook_failed(app, &event).await?,
-        "refund.processed" => reversals::refund(app, &event).await?,
-        dispute if dispute.starts_with("payment.dispute.") => reversals::dispute(app, &event).await?,
+        "refund.processed" => reversals::refund(app, &event, &event_id).await?,
+        dispute if dispute.starts_with("payment.dispute.") => reversals::dispute(app, &event, &event_id).await?,
         other => {
             tracing::info!(event = other, "razorpay event ignored");
             WebhookOutcome::Ignored
@@ -553,6 +552,12 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
     let Some(topup) = topup_of_order(app, order_id).await? else {
         return Ok(WebhookOutcome::Ignored);
     };
+    if !valid_payment_id(&payment.id) {
+        return Ok(WebhookOutcome::Ignored);
+    }
+    // The event's copy of the payment may be days old (Razorpay retries): Razorpay's record
+    // now says whether it is still captured, and what of it was refunded since.
+    let payment = &app.razorpay.get().await?.payment(&payment.id).await?;
     match payment.check(order_id, topup.amount) {
         PaymentCheck::Captured => {}
         PaymentCheck::NotCaptured => {
@@ -565,7 +570,7 @@ async fn webhook_credit(app: &App, event: &razorpay::WebhookEvent, event_id: &st
         }
     }
     let source = Source::Webhook { event: event.event.clone(), event_id: event_id.to_owned() };
-    Ok(match credit::credit_captured(app, &topup, &payment.id, &source).await? {
+    Ok(match credit::credit_captured(app, &topup, payment, &source).await? {
         credit::Credited::Now => WebhookOutcome::Credited,
         credit::Credited::Before => WebhookOutcome::AlreadyCredited,
         credit::Credited::DuplicateEvent => WebhookOutcome::Duplicate,

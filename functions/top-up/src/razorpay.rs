@@ -79,6 +79,19 @@ impl Razorpay {
     }
 
     /// Every payment attempt on order `order_id` (`GET /v1/orders/{id}/payments`).
+    /// Every refund of payment `id` (`GET /v1/payments/{id}/refunds`), oldest first.
+    pub async fn payment_refunds(&self, id: &str) -> Result<Vec<RefundEntity>, ProviderError> {
+        #[derive(Deserialize)]
+        struct Collection {
+            items: Vec<RefundEntity>,
+        }
+        let reply = self.api.get(&format!("/v1/payments/{id}/refunds")).await?;
+        if !reply.is_success() {
+            return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
+        }
+        Ok(reply.json::<Collection>()?.items)
+    }
+
     pub async fn order_payments(&self, order_id: &str) -> Result<Vec<PaymentEntity>, ProviderError> {
         #[derive(Deserialize)]
         struct Collection {
@@ -182,6 +195,12 @@ pub struct PaymentEntity {
     pub status: String,
     #[serde(default)]
     pub error_description: Option<String>,
+    /// Paise refunded so far: a credit takes back what Razorpay already gave back.
+    #[serde(default)]
+    pub amount_refunded: u64,
+    /// Unix seconds: when the customer paid, which decides whether the bonus quote held.
+    #[serde(default)]
+    pub created_at: Option<i64>,
 }
 
 /// What a payment means for a top-up.
@@ -196,11 +215,17 @@ pub enum PaymentCheck {
 }
 
 impl PaymentEntity {
+    /// When the customer paid, if Razorpay says.
+    pub fn paid_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.created_at.and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+    }
+
     /// Whether this payment pays the top-up made as `order_id` for `amount` INR.
     pub fn check(&self, order_id: &str, amount: Money) -> PaymentCheck {
         if self.order_id.as_deref() != Some(order_id) || self.amount != amount.paise() || self.currency != "INR" {
             PaymentCheck::Mismatch
-        } else if self.status == "captured" {
+        } else if self.status == "captured" || self.status == "refunded" {
+            // A refunded payment was captured first: it is credited, and its refunds taken back.
             PaymentCheck::Captured
         } else {
             PaymentCheck::NotCaptured
@@ -269,10 +294,14 @@ mod tests {
             currency: currency.into(),
             status: status.into(),
             error_description: None,
+            amount_refunded: 0,
+            created_at: None,
         };
         let amount: Money = "500".parse().unwrap();
-        assert_eq!(payment("order_1", 50_000, "INR", "captured").check("order_1", amount), PaymentCheck::Captured);
-        for status in ["created", "authorized", "failed", "refunded"] {
+        for status in ["captured", "refunded"] {
+            assert_eq!(payment("order_1", 50_000, "INR", status).check("order_1", amount), PaymentCheck::Captured);
+        }
+        for status in ["created", "authorized", "failed"] {
             assert_eq!(payment("order_1", 50_000, "INR", status).check("order_1", amount), PaymentCheck::NotCaptured);
         }
         for other in [payment("order_2", 50_000, "INR", "captured"), payment("order_1", 49_999, "INR", "captured")] {

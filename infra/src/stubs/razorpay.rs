@@ -1,5 +1,6 @@
 //! The Razorpay stand-in: the Orders API (`POST /v1/orders`, `GET /v1/orders/{id}`,
-//! `GET /v1/orders/{id}/payments`), the Payments API (`GET /v1/payments/{id}`), Basic auth with
+//! `GET /v1/orders/{id}/payments`), the Payments API (`GET /v1/payments/{id}`,
+//! `GET /v1/payments/{id}/refunds`), Basic auth with
 //! the key id and secret, integer paise; and a "customer" who pays or fails an order. A payment
 //! is `captured` when its order was created with `payment_capture` (auto-capture), else only
 //! `authorized` (with no webhooks), as on an account that captures by hand.
@@ -94,6 +95,10 @@ struct Inner {
     webhook_url: String,
     orders: Mutex<HashMap<String, StubOrder>>,
     payments: Mutex<Vec<StubPayment>>,
+    /// Refund entities by payment id, oldest first.
+    refunds: Mutex<HashMap<String, Vec<Value>>>,
+    /// Each dispute's payment, amount and latest phase and status.
+    disputes: Mutex<HashMap<String, (String, u64, String, String)>>,
     /// Every webhook delivered, for replays.
     sent: Mutex<Vec<Webhook>>,
     http: reqwest::Client,
@@ -114,6 +119,8 @@ impl RazorpayStub {
                 webhook_url: format!("{}/webhooks/razorpay", api_url.trim_end_matches('/')),
                 orders: Mutex::default(),
                 payments: Mutex::default(),
+                refunds: Mutex::default(),
+                disputes: Mutex::default(),
                 sent: Mutex::default(),
                 http: reqwest::Client::new(),
             }),
@@ -126,6 +133,7 @@ impl RazorpayStub {
             .route("/v1/orders/{id}", get(fetch_order))
             .route("/v1/orders/{id}/payments", get(order_payments))
             .route("/v1/payments/{id}", get(fetch_payment))
+            .route("/v1/payments/{id}/refunds", get(payment_refunds))
             .route("/_local/orders/{id}/pay", post(pay_order))
             .route("/_local/orders/{id}/fail", post(fail_order))
             .route("/_local/webhooks/replay", post(replay_webhooks))
@@ -142,6 +150,29 @@ impl RazorpayStub {
 
     pub fn payment(&self, id: &str) -> Option<StubPayment> {
         self.inner.payments.lock().unwrap().iter().find(|p| p.id == id).cloned()
+    }
+
+    /// Paise Razorpay finally keeps of order `order_id`: what it captured, less what it
+    /// refunded and what disputes standing at a stage that holds money take (the books'
+    /// other side, for the reliability suite's balance check).
+    pub fn kept_of_order(&self, order_id: &str) -> u64 {
+        let disputes = self.inner.disputes.lock().unwrap();
+        let payments = self.inner.payments.lock().unwrap();
+        payments
+            .iter()
+            .filter(|p| p.order_id == order_id && (p.status == "captured" || p.status == "refunded"))
+            .map(|p| {
+                let disputed: u64 = disputes
+                    .values()
+                    .filter(|(payment, ..)| *payment == p.id)
+                    .filter(|(_, _, phase, status)| {
+                        shared::reversal::dispute_stage(phase, status).is_some_and(|s| s.holds_money)
+                    })
+                    .map(|(_, amount, ..)| *amount)
+                    .sum();
+                p.amount.saturating_sub(p.amount_refunded).saturating_sub(disputed)
+            })
+            .sum()
     }
 
     /// Changes Razorpay's record of a payment (a capture, another amount...).
@@ -231,6 +262,7 @@ impl RazorpayStub {
             "created_at": chrono::Utc::now().timestamp(), "status": "processed", "speed_processed": "normal",
             "speed_requested": "normal",
         });
+        self.inner.refunds.lock().unwrap().entry(payment_id.to_owned()).or_default().push(refund.clone());
         let payload = json!({ "refund": { "entity": refund }, "payment": { "entity": payment_entity(&payment) } });
         Ok(self.signed("refund.processed", &["refund", "payment"], payload))
     }
@@ -246,6 +278,10 @@ impl RazorpayStub {
         status: &str,
     ) -> Result<Webhook> {
         let payment = self.payment(payment_id).ok_or_else(|| anyhow!("no payment {payment_id}"))?;
+        self.inner.disputes.lock().unwrap().insert(
+            dispute_id.to_owned(),
+            (payment_id.to_owned(), payment.amount, phase.to_owned(), status.to_owned()),
+        );
         let dispute = json!({
             "id": dispute_id, "entity": "dispute", "payment_id": payment_id, "amount": payment.amount,
             "currency": payment.currency, "amount_deducted": if status == "lost" { payment.amount } else { 0 },
@@ -439,6 +475,17 @@ async fn order_payments(State(stub): State<RazorpayStub>, headers: HeaderMap, Pa
     }
     let items: Vec<Value> =
         stub.inner.payments.lock().unwrap().iter().filter(|p| p.order_id == id).map(payment_entity).collect();
+    Json(json!({ "entity": "collection", "count": items.len(), "items": items })).into_response()
+}
+
+async fn payment_refunds(State(stub): State<RazorpayStub>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !stub.authorised(&headers) {
+        return razorpay_error(StatusCode::UNAUTHORIZED, "BAD_REQUEST_ERROR", "Authentication failed");
+    }
+    if stub.payment(&id).is_none() {
+        return razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "The id provided does not exist");
+    }
+    let items = stub.inner.refunds.lock().unwrap().get(&id).cloned().unwrap_or_default();
     Json(json!({ "entity": "collection", "count": items.len(), "items": items })).into_response()
 }
 
