@@ -1,4 +1,4 @@
-"""moto server as the local stack and the tests run it: moto_server's own `main`, after four
+"""moto server as the local stack and the tests run it: moto_server's own `main`, after five
 fixes to moto 5.2.5 that long runs (the load run, the contention bench) need. None of them
 changes what any API call answers; each is checked by the test named beside it
 (tests/emulator.rs).
@@ -20,6 +20,12 @@ changes what any API call answers; each is checked by the test named beside it
    items: two thirds of moto's time in the load run. A Query now reads its partition, or, on
    an index, walks the items once unsorted; Query sorts what it keeps itself.
                                               (queries_answer_in_key_order, and every Query in the suite)
+5. moto's rollback puts its copy of the table in place, and the copy had a stream shard of its
+   own: a shard iterator opened before the rollback (the stream poller keeps one) read the
+   old shard, which nothing wrote to again, so every event after the first cancelled
+   transaction was lost to it. The table keeps its one shard: the rollback only drops the
+   records the cancelled transaction appended to it.
+                                     (a_shard_iterator_reads_on_after_a_cancelled_transaction)
 """
 
 import copy
@@ -85,10 +91,22 @@ def _written_keys(backend, transact_items):
 
 def transact_write_items(self, transact_items):
     _this_request.written = _written_keys(self, transact_items)
+    # 5. Each table's shard and its length now: a rollback keeps the shard, minus what it appended.
+    named = {op.get("TableName") for entry in transact_items for op in entry.values() if isinstance(op, dict)}
+    tables = [(name, self.tables.get(name)) for name in named]
+    shards = {name: (table, table.stream_shard, len(table.stream_shard.items))
+              for name, table in tables if table is not None and table.stream_shard is not None}
     try:
         return _transact_write_items(self, transact_items)
     finally:
         _this_request.written = None
+        for name, (table, shard, length) in shards.items():
+            restored = self.tables.get(name)
+            if restored is None or restored is table:
+                continue  # committed (or never copied): the shard is the table's still
+            del shard.items[length:]
+            shard.table = restored
+            restored.stream_shard = shard
 
 
 def _table_deepcopy(self, memo):
@@ -110,11 +128,7 @@ def _table_deepcopy(self, memo):
             clone.items[hash_key] = self.items[hash_key].copy()
         if range_key in self.items[hash_key]:
             clone.items[hash_key][range_key] = copy.deepcopy(self.items[hash_key][range_key])
-    if self.stream_shard is not None:
-        shard = copy.copy(self.stream_shard)
-        shard.table = clone
-        shard.items = list(self.stream_shard.items)
-        clone.stream_shard = shard
+    # 5. The shard is shared, not copied: transact_write_items hands it to whichever table stays.
     return clone
 
 

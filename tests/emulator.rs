@@ -1,4 +1,4 @@
-//! The emulator itself: the four fixes `infra/moto_server.py` makes to moto hold, so the
+//! The emulator itself: the five fixes `infra/moto_server.py` makes to moto hold, so the
 //! rest of the suite tests our code against DynamoDB's transaction semantics, not moto's
 //! gaps. Each test runs the raw SDK against a moto of its own.
 
@@ -135,6 +135,57 @@ async fn cancelled_transaction_leaves_nothing_written() {
     // And one that commits still commits every write.
     db.transact_write_items().transact_items(add_five("updated")).send().await.unwrap();
     assert_eq!(balance(&db, "updated").await.as_deref(), Some("15"));
+}
+
+/// The stream's only shard, and an iterator on it from its start.
+async fn open_iterator(streams: &aws_sdk_dynamodbstreams::Client, db: &Client) -> String {
+    let table = db.describe_table().table_name(TABLE).send().await.unwrap().table.unwrap();
+    let arn = table.latest_stream_arn.unwrap();
+    let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+    let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
+    let opened = streams
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap();
+    opened.shard_iterator.unwrap()
+}
+
+/// What `iterator` reads: the keys of its records, and the iterator to read on with.
+async fn read_on(streams: &aws_sdk_dynamodbstreams::Client, iterator: String) -> (Vec<String>, String) {
+    let read = streams.get_records().shard_iterator(iterator).send().await.unwrap();
+    let keys = read.records().iter().map(|r| r.dynamodb().unwrap().keys().unwrap()["pk"].as_s().unwrap().clone());
+    (keys.collect(), read.next_shard_iterator.unwrap())
+}
+
+/// Fix 5: moto's rollback put a copy of the table in place with a stream shard of its own, so
+/// an iterator opened before it (the stream poller's) never read another record. The table
+/// keeps its shard: what is written after a cancelled transaction reaches the old iterator.
+#[tokio::test]
+async fn a_shard_iterator_reads_on_after_a_cancelled_transaction() {
+    let (_moto, db, streams) = moto_with_table().await;
+    let iterator = open_iterator(&streams, &db).await;
+    put(&db, "before", 1).await;
+    let (keys, iterator) = read_on(&streams, iterator).await;
+    assert_eq!(keys, ["before"]);
+
+    let cancelled =
+        db.transact_write_items().transact_items(add_five("before")).transact_items(failing_check("missing"));
+    assert!(cancelled.send().await.is_err(), "the failing condition cancels the transaction");
+    put(&db, "after", 1).await;
+    db.transact_write_items().transact_items(add_five("after")).send().await.unwrap();
+
+    let (keys, iterator) = read_on(&streams, iterator).await;
+    assert_eq!(
+        keys,
+        ["after", "after"],
+        "the put and the committed update after the rollback, nothing of the cancelled one"
+    );
+    assert_eq!(read_on(&streams, iterator).await.0, Vec::<String>::new());
+    assert_eq!(stream_records(&streams, &db).await, 3, "a fresh iterator reads the same");
 }
 
 /// Fix 2: a cancelled transaction restores its copy of the table; without one lock around
