@@ -955,6 +955,18 @@ async fn a_refund_takes_the_recharge_back_once_and_what_was_spent_is_a_debt_the_
     let settlement = &page["transactions"][0];
     assert_eq!((dec(&settlement["real_delta"]), dec(&settlement["debt_after"])), (Decimal::from(-500), Decimal::ZERO));
 
+    // The astrologer keeps the 500 they earned; the platform carried it as a loss until
+    // the debt was paid, in a ledger of its own: a loss of 500, then its recovery.
+    let losses: Vec<(String, Decimal)> = all_items(&stack)
+        .await
+        .iter()
+        .filter(|i| i["PK"].as_s().unwrap() == "PLATFORM#RECHARGE_LOSSES")
+        .map(|i| (i["type"].as_s().unwrap().clone(), i["amount"].as_n().unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(losses, [("loss".to_owned(), Decimal::from(500)), ("recovery".to_owned(), Decimal::from(-500))]);
+    let found = integration_tests::money::check_money(&stack, &[]).await;
+    assert!(found.violations.is_empty(), "{:?}", found.violations);
+
     // Replayed later, the refund still changes nothing.
     let again = rzp.deliver(&refund).await.unwrap();
     assert_eq!((again.status, again.response["status"].as_str()), (200, Some("duplicate")));

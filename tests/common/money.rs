@@ -14,7 +14,10 @@
 //!   every top-up the service acknowledged credited;
 //! - the books from Razorpay's side: every credited top-up left in the wallet (its amount
 //!   less what refunds and chargebacks took back) exactly what the Razorpay stand-in kept of
-//!   its order (captured, less refunded, less disputes standing at a stage that holds money).
+//!   its order (captured, less refunded, less disputes standing at a stage that holds money);
+//! - the platform's recharge-loss ledger sums to every wallet's debt (what refunds and
+//!   chargebacks took back after it was spent and paid out is carried by the platform until
+//!   the customer's next credits pay it).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -142,6 +145,13 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
         if *n > 1 {
             v.push(format!("{wallet}: {kind} {reference} posted {n} times"));
         }
+    }
+    out.invariants += 1;
+    let losses: Decimal =
+        items.iter().filter(|i| text(i, "entity") == "platform_loss_entry").map(|i| number(i, "amount")).sum();
+    let debts: Decimal = items.iter().filter(|i| text(i, "entity") == "wallet").map(|i| number(i, "debt")).sum();
+    if losses != debts {
+        v.push(format!("the platform's recharge losses sum to {losses}, the wallets owe {debts}"));
     }
     let rzp = &stack.stubs.razorpay;
     for t in items.iter().filter(|i| text(i, "entity") == "top_up" && text(i, "status") == "completed") {

@@ -123,11 +123,6 @@ pub fn openapi() -> FunctionDoc {
                         "top_up_not_found_yet",
                         "Razorpay says the order is ours but its top-up is not visible yet: retry",
                     ),
-                    error(
-                        503,
-                        "top_up_not_credited_yet",
-                        "a refund or dispute of a captured payment the wallet is not credited for yet: retry",
-                    ),
                     BUSY,
                 ],
                 doc::provider_errors("razorpay").to_vec(),

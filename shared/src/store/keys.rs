@@ -167,6 +167,9 @@ pub fn dispute_pk(dispute_id: &str) -> String {
 }
 pub const REVERSAL_SK: &str = "REVERSAL";
 pub const PROMO_RULES_PK: &str = "PROMO_RULES";
+/// The platform's ledger of recharge losses: money a refund or chargeback took back after it
+/// was spent (paid out as earnings and the platform's share), owed by the customer's wallet.
+pub const PLATFORM_LOSSES_PK: &str = "PLATFORM#RECHARGE_LOSSES";
 pub fn promo_rule_sk(id: &str) -> String {
     format!("RULE#{id}")
 }
@@ -198,17 +201,20 @@ pub use super::outbox::{OUTBOX_SK, outbox_pk};
 // ---- the inbox's unread counter and read-all watermark, and push devices (issue 10)
 /// Sorts after every `NOTIF#` key, so a newest-first Query of an inbox meets it first.
 pub const INBOX_COUNTER_SK: &str = "UNREAD";
-/// The read-all watermark at `now` (a time as in [`notification_sk`]): `~` sorts after every
-/// event id, so it covers everything that happened up to `now`.
-pub fn inbox_read_upto(now: &str) -> String {
-    notification_sk(now, "~")
-}
 pub fn devices_pk(user: &UserId) -> String {
     format!("DEVICES#{user}")
 }
 pub fn device_sk(platform: &str, token: &str) -> String {
     format!("DEVICE#{platform}#{token}")
 }
+pub const DEVICE_SK_PREFIX: &str = "DEVICE#";
+/// The user's device set: its version orders their registrations (the bound on devices).
+pub const DEVICES_SET_SK: &str = "SET";
+/// Who a push token belongs to: one user at a time.
+pub fn device_owner_pk(platform: &str, token: &str) -> String {
+    format!("DEVICETOKEN#{platform}#{token}")
+}
+pub const DEVICE_OWNER_SK: &str = "OWNER";
 // ---- reviews and the rating aggregate
 /// One review per consultation: keyed by the booking id, so a second is refused by condition.
 pub fn review_pk(booking_id: &str) -> String {

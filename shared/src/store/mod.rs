@@ -10,9 +10,12 @@
 //! | astrologer profile | `USER#{sub}` | `ASTROLOGER` | KYC and verification status |
 //! | phone claim | `PHONE#{e164}` | `PHONE` | makes a phone number unique |
 //! | ledger entry | `LEDGER#{sub}` | `TXN#{wallet version:012}#{n:02}` | deltas and balances after (Numbers), in posting order |
+//! | platform loss entry | `PLATFORM#RECHARGE_LOSSES` | `{sub}#TXN#{wallet version:012}#{n:02}` | the wallet entry's `debt_delta`: a loss when a reversal leaves the wallet owing, a recovery when a credit pays it; the sum is every wallet's debt |
 //! | notification | `INBOX#{sub}` | `NOTIF#{occurred_at}#{event id}` | written once per event and recipient |
 //! | inbox counter | `INBOX#{sub}` | `UNREAD` | unread count and read-all watermark (see [`inbox`]) |
 //! | push device | `DEVICES#{sub}` | `DEVICE#{platform}#{token}` | registered token; SNS endpoint ARN once made |
+//! | push device set | `DEVICES#{sub}` | `SET` | version every registration conditions on (at most `MAX_DEVICES`; see [`devices`]) |
+//! | push token owner | `DEVICETOKEN#{platform}#{token}` | `OWNER` | the one user a token belongs to |
 //! | KYC request | `KYCREQ#{digio id}` | `KYCREQ` | status; `GSI1PK = KYC_OPEN`, `GSI1SK = expiry` while open |
 //! | KYC audit entry | `KYCAUDIT#{sub}` | `{created_at}#{random}` | time-ordered per astrologer, redacted |
 //! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
@@ -41,11 +44,12 @@
 //! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists`; a claim held by another user: + 1 GetItem (its holder) and, when Cognito no longer gives the holder the number, the transaction again with the claim moved (`user_id = holder`) |
 //! | `GET /me` | 1 Query on `PK = USER#{sub}`; an account whose setup the trigger left unfinished: + the trigger's TransactWriteItems and 1 Query, once (see `shared::account`) |
 //! | `POST /auth/signup`, `/auth/signup/resend`, `/auth/otp` | 2 conditional UpdateItems, concurrently (the number's and the source address's SMS counters: `ADD sends`, condition `sends < limit`) |
-//! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 DeleteItem |
+//! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 TransactWriteItems (it and its owner item) |
 //! | `GET /notifications` | 1 Query on `INBOX#{sub}`, newest first (the counter comes first on page one) |
 //! | `POST /notifications/{id}/read` | 1 TransactWriteItems (flag + count); +1 GetItem when it was not unread |
-//! | `POST /notifications/read-all` | 1 UpdateItem (count 0, watermark now) |
-//! | `POST /me/devices` | 1 conditional PutItem |
+//! | `POST /notifications/read-all` | 1 UpdateItem (count 0, arrival watermark now) |
+//! | `POST /me/devices` | 1 Query (the caller's devices) and 1 GetItem (the token's owner), concurrently; 1 TransactWriteItems (device, owner, set version, the previous owner's device, devices dropped past the bound); nothing more when already theirs |
+//! | `DELETE /me/devices/{token}` | 1 TransactWriteItems (the device, its owner item if the caller's) |
 //! | `POST /astrologers/me/kyc` | 1 Query (user + astrologer), 1 conditional UpdateItem (claim), 1 TransactWriteItems (request, astrologer, superseded request, audit) |
 //! | `GET /astrologers/me/kyc` | 1 Query |
 //! | `POST /webhooks/digio` | 1 GetItem (request), 1 TransactWriteItems (de-dup, request, astrologer, user, audit, `KycStatusChanged`) |
@@ -93,7 +97,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 pub use astrologers::{CatalogueCursor, CataloguePage};
-pub use devices::DeviceRecord;
+pub use devices::{DeviceRecord, DeviceRegistration};
 pub use inbox::{InboxPage, MarkRead, StoredNotification};
 pub use keys::{PK, SK};
 pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};

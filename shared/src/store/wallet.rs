@@ -101,6 +101,24 @@ fn ledger_item(account: &Account, e: &LedgerEntry) -> Item {
     item
 }
 
+/// Money a refund or chargeback took back after the customer had spent it was already paid
+/// out (the astrologer's earnings, the platform's share): the astrologer keeps what they
+/// earned, and the platform carries the loss in a ledger of its own, recovered as the
+/// customer's next credits pay the wallet's debt. Mirrors each wallet entry that moves debt,
+/// so the ledger's sum is every wallet's debt.
+fn platform_loss_item(user: &UserId, e: &LedgerEntry) -> Item {
+    let sk = format!("{user}#{}", ledger_sk(e.sequence, e.index));
+    let mut item = items::key(keys::PLATFORM_LOSSES_PK.to_owned(), sk);
+    item.insert("entity".into(), items::s("platform_loss_entry"));
+    item.insert("user_id".into(), items::s(user.as_str()));
+    item.insert("amount".into(), items::n(e.debt_delta));
+    item.insert("type".into(), items::s(if e.debt_delta > Amount::ZERO { "loss" } else { "recovery" }));
+    item.insert("reference_type".into(), items::s(e.reference.kind.as_str()));
+    item.insert("reference_id".into(), items::s(&e.reference.id));
+    item.insert("created_at".into(), items::time(e.created_at));
+    item
+}
+
 fn read_ledger_entry(item: &Item) -> Result<LedgerEntry, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("ledger entry: {what}"));
     let sk = get_str(item, SK)?;
@@ -159,6 +177,9 @@ impl Tx {
         );
         for entry in &posting.entries {
             self.put_new("ledger", ledger_item(account, entry));
+            if let (Account::Wallet(user), false) = (account, entry.debt_delta == Amount::ZERO) {
+                self.put_new("platform_loss", platform_loss_item(user, entry));
+            }
         }
         self
     }
