@@ -1,7 +1,9 @@
 //! Notifications end to end: every event a person should hear about becomes one in-app
 //! notification per recipient (through the outbox, the topic's filter policy and the
 //! consumer's queue), once however often it is delivered; poison messages fail alone; the
-//! inbox routes page, count, mark read and keep to the caller's own; devices register once;
+//! inbox routes page, count, mark read and keep to the caller's own; "read all" covers what had
+//! arrived, not what arrives later; devices register once, a token belongs to one user, a
+//! user keeps at most ten, and signing out stops the pushes;
 //! push goes to SNS when it is on and never costs the in-app notification when it fails.
 
 use std::collections::{BTreeMap, HashMap};
@@ -356,13 +358,21 @@ async fn the_inbox_pages_newest_first_counts_unread_and_marks_read() {
         .await;
     assert_eq!(status, 200);
 
-    // What happens later arrives unread; what happened before "read all" but arrived late, read.
+    // "Read all" covered what had arrived when it was pressed: whatever arrives later is
+    // unread, a later event and an event that happened before the press (delivered late) alike.
     deliver(&stack, &[credited(&me, 6, Utc::now() + chrono::Duration::seconds(5)), credited(&me, 7, at(7))]).await;
     let (_, page) = api.get("/notifications", Some(&token)).await;
-    assert_eq!(page["unread_count"], 1, "{page}");
+    assert_eq!(page["unread_count"], 2, "{page}");
     let unread: Vec<_> = page["notifications"].as_array().unwrap().iter().filter(|n| n["read"] == false).collect();
-    assert_eq!(unread.len(), 1);
-    assert!(unread[0]["body"].as_str().unwrap().contains("000006"));
+    assert_eq!(invoices(&json!({ "notifications": unread })), ["AK/2026-27/000006", "AK/2026-27/000007"]);
+    assert_eq!(stored_unread(&stack, &me).await, 2);
+    // The late one is marked read on its own (one transaction), and the count follows.
+    let late = unread[1]["id"].as_str().unwrap().to_owned();
+    stack.calls.clear();
+    let (status, _) = api.post_as(&format!("/notifications/{late}/read"), &token, &[], json!({})).await;
+    assert_eq!((status, stack.calls.dynamodb()), (200, vec!["TransactWriteItems".to_owned()]));
+    let (_, page) = api.get("/notifications", Some(&token)).await;
+    assert_eq!(page["unread_count"], 1, "{page}");
     assert_eq!(stored_unread(&stack, &me).await, 1);
 }
 
@@ -392,9 +402,13 @@ async fn devices_register_once_and_bad_tokens_are_refused() {
     stack.calls.clear();
     let (status, first) = api.post_as("/me/devices", &token, &[], json!({ "platform": "fcm", "token": fcm })).await;
     assert_eq!((status, &first["token"]), (201, &json!(fcm)), "{first}");
-    assert_eq!(stack.calls.dynamodb(), ["PutItem"]);
+    let mut calls = stack.calls.dynamodb();
+    calls[..2].sort();
+    assert_eq!(calls, ["GetItem", "Query", "TransactWriteItems"], "devices and owner read together, then one write");
+    stack.calls.clear();
     let (status, again) = api.post_as("/me/devices", &token, &[], json!({ "platform": "fcm", "token": fcm })).await;
     assert_eq!((status, &again), (200, &first));
+    assert!(!stack.calls.dynamodb().contains(&"TransactWriteItems".to_owned()), "already theirs: nothing written");
     // An APNs token is kept in one case, so the same token in another case is the same device.
     let apns = "AB".repeat(32);
     let (status, _) = api.post_as("/me/devices", &token, &[], json!({ "platform": "apns", "token": apns })).await;
@@ -413,6 +427,100 @@ async fn devices_register_once_and_bad_tokens_are_refused() {
             Some(&json!({ "platform": "fcm", "token": fcm }).to_string()),
         )
         .await;
+    assert_eq!(status, 401);
+}
+
+/// A push service that records which tokens it was asked to reach.
+#[derive(Debug, Default)]
+struct PushRecorder(std::sync::Mutex<Vec<String>>);
+
+impl notifications::push::PushChannel for PushRecorder {
+    fn send<'a>(
+        &'a self,
+        device: &'a shared::store::DeviceRecord,
+        _: &'a shared::messages::Message,
+    ) -> notifications::push::BoxFuture<'a, Result<Option<String>, notifications::push::PushError>> {
+        self.0.lock().unwrap().push(device.token.clone());
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The tokens a push of a notification to `user` reaches.
+async fn pushed_to(stack: &LocalStack, user: &UserId, n: u32) -> Vec<String> {
+    let recorder = Arc::new(PushRecorder::default());
+    let app = notifications::App { store: store(stack), push: Some(recorder.clone()) };
+    let event = sqs_event(&[("m", serde_json::to_string(&credited(user, n, at(n))).unwrap())]);
+    assert!(notifications::handle(&app, event).await.batch_item_failures.is_empty());
+    let mut tokens = recorder.0.lock().unwrap().clone();
+    tokens.sort();
+    tokens
+}
+
+async fn tokens_of(stack: &LocalStack, user: &UserId) -> Vec<String> {
+    let mut tokens: Vec<_> = store(stack).devices(user).await.unwrap().into_iter().map(|d| d.token).collect();
+    tokens.sort();
+    tokens
+}
+
+#[tokio::test]
+async fn a_push_token_belongs_to_one_user_who_keeps_at_most_ten_and_can_sign_it_out() {
+    let stack = stack_with(|o| o.poll_queues = false).await;
+    let api = Api::new(&stack);
+    let (alice, alice_id) = quiet_customer(&stack).await;
+    let (bob, bob_id) = quiet_customer(&stack).await;
+    let register = async |who: &str, token: &str| {
+        let (status, body) = api.post_as("/me/devices", who, &[], json!({ "platform": "fcm", "token": token })).await;
+        assert!(status == 201 || status == 200, "{token}: {status} {body}");
+        status
+    };
+
+    // The phone changes hands: Bob signs in on the device Alice used. It is his now, and a
+    // notification for Alice no longer reaches it.
+    register(&alice, "shared-phone").await;
+    assert_eq!(pushed_to(&stack, &alice_id, 1).await, ["shared-phone"]);
+    assert_eq!(register(&bob, "shared-phone").await, 201);
+    assert!(pushed_to(&stack, &alice_id, 2).await.is_empty(), "Alice's notification reaches Bob's phone");
+    assert_eq!(pushed_to(&stack, &bob_id, 3).await, ["shared-phone"]);
+    assert!(tokens_of(&stack, &alice_id).await.is_empty());
+
+    // Bob registers eleven more devices, one after another: he keeps the ten newest.
+    for n in 1..=11 {
+        register(&bob, &format!("bob-device-{n:02}")).await;
+    }
+    let expected: Vec<String> = (2..=11).map(|n| format!("bob-device-{n:02}")).collect();
+    assert_eq!(tokens_of(&stack, &bob_id).await, expected, "the oldest two dropped");
+    assert_eq!(pushed_to(&stack, &bob_id, 4).await, expected);
+    // Racing registrations cannot pass the bound either.
+    let names: Vec<String> = (0..4).map(|n| format!("bob-race-{n}")).collect();
+    futures::future::join_all(names.iter().map(|name| register(&bob, name))).await;
+    let after = tokens_of(&stack, &bob_id).await;
+    assert_eq!(after.len(), shared::notification::MAX_DEVICES, "{after:?}");
+    assert!((0..4).all(|n| after.contains(&format!("bob-race-{n}"))), "{after:?}");
+
+    // Signing out: one write; the device gets no more pushes; again is the same answer.
+    for _ in 0..2 {
+        stack.calls.clear();
+        let (status, body) = api.send(reqwest::Method::DELETE, "/me/devices/bob-race-0", Some(&bob), &[], None).await;
+        assert_eq!((status, &body), (200, &json!({ "registered": false })));
+        assert_eq!(stack.calls.dynamodb(), ["TransactWriteItems"]);
+    }
+    assert!(!pushed_to(&stack, &bob_id, 5).await.contains(&"bob-race-0".to_owned()));
+    // Alice cannot sign Bob's device out: the same answer, and it stays his.
+    let (status, _) = api.send(reqwest::Method::DELETE, "/me/devices/bob-race-1", Some(&alice), &[], None).await;
+    assert_eq!(status, 200);
+    assert!(tokens_of(&stack, &bob_id).await.contains(&"bob-race-1".to_owned()));
+    // Signed out, the token is free: Alice registering it takes nothing from anyone.
+    assert_eq!(register(&alice, "bob-race-0").await, 201);
+    // A long FCM token (past the 128 characters of ids) signs out; nonsense is a 400 naming it.
+    let long = format!("dXJ0c2VjcmV0:APA91b{}", "x".repeat(300));
+    register(&alice, &long).await;
+    let (status, _) = api.send(reqwest::Method::DELETE, &format!("/me/devices/{long}"), Some(&alice), &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(tokens_of(&stack, &alice_id).await, ["bob-race-0"]);
+    let (status, body) =
+        api.send(reqwest::Method::DELETE, "/me/devices/not%20a%20token", Some(&alice), &[], None).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("token")), "{body}");
+    let (status, _) = api.send(reqwest::Method::DELETE, "/me/devices/bob-race-1", None, &[], None).await;
     assert_eq!(status, 401);
 }
 

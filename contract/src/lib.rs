@@ -157,9 +157,11 @@ fn operation(function: &FunctionDoc, route: &Documented, registry: &mut Registry
     }
     description.push_str(&format!("**Access:** {access}"));
 
+    let described = |name: &str| op.params.iter().any(|p| p.location == "path" && p.name == name);
     let mut params: Vec<Value> = route
         .path_params()
         .into_iter()
+        .filter(|name| !described(name))
         .map(|name| {
             json!({ "name": name, "in": "path", "required": true,
                 "schema": { "type": "string", "minLength": 1, "maxLength": shared::store::keys::MAX_ID_LEN } })

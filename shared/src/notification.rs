@@ -10,23 +10,31 @@ use crate::status::string_enum;
 /// Sort keys of notifications start with this (see `store::keys::notification_sk`).
 const NOTIFICATION_SK_PREFIX: &str = "NOTIF#";
 /// Longest id or cursor we hand out is far below these; anything longer is not ours.
-const MAX_ID_CHARS: usize = 256;
+pub const MAX_ID_CHARS: usize = 256;
 const MAX_CURSOR_CHARS: usize = 1024;
 
 fn base64url(raw: &str) -> bool {
     raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A notification's id in the API: its sort key, encoded, so clients cannot build one for
-/// another partition (the partition is always the caller's).
+/// A notification's id in the API: its sort key and when it arrived, encoded, so clients
+/// cannot build one for another partition (the partition is always the caller's). The
+/// arrival is in the id so marking it read is one transaction: "read all" covers what had
+/// arrived when it was pressed, and only the arrival says whether that includes this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationId {
     sk: String,
+    arrived: String,
+}
+
+/// A time as the store writes it (`crate::time::text`), and nothing else.
+fn is_time_text(raw: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(raw).is_ok_and(|t| crate::time::text(t.to_utc()) == raw)
 }
 
 impl NotificationId {
-    pub fn from_sk(sk: &str) -> Self {
-        Self { sk: sk.to_owned() }
+    pub fn new(sk: &str, arrived: &str) -> Self {
+        Self { sk: sk.to_owned(), arrived: arrived.to_owned() }
     }
 
     /// An id this API handed out, or `None` (then no such notification exists).
@@ -35,17 +43,25 @@ impl NotificationId {
             return None;
         }
         let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
-        let (occurred, event) = decoded.split_once('#')?;
+        let (key, arrived) = decoded.rsplit_once('#')?;
+        let (occurred, event) = key.split_once('#')?;
         let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
-        (printable(occurred) && printable(event)).then(|| Self { sk: format!("{NOTIFICATION_SK_PREFIX}{decoded}") })
+        (printable(occurred) && printable(event) && is_time_text(arrived))
+            .then(|| Self { sk: format!("{NOTIFICATION_SK_PREFIX}{key}"), arrived: arrived.to_owned() })
     }
 
     pub fn sk(&self) -> &str {
         &self.sk
     }
 
+    /// When it arrived in the inbox, as stored.
+    pub fn arrived(&self) -> &str {
+        &self.arrived
+    }
+
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.sk.strip_prefix(NOTIFICATION_SK_PREFIX).unwrap_or(&self.sk))
+        let key = self.sk.strip_prefix(NOTIFICATION_SK_PREFIX).unwrap_or(&self.sk);
+        URL_SAFE_NO_PAD.encode(format!("{key}#{}", self.arrived))
     }
 }
 
@@ -55,9 +71,9 @@ impl NotificationId {
 pub struct InboxCursor {
     /// The sort key of the last notification handed out.
     pub after: String,
-    /// The read-all watermark the first page saw.
+    /// The read-all watermark the first page saw (an arrival time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_upto: Option<String>,
+    pub read_before: Option<String>,
     pub unread: u64,
 }
 
@@ -73,7 +89,7 @@ impl InboxCursor {
         }
         let cursor: Self = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
         let is_sk = |sk: &str| sk.starts_with(NOTIFICATION_SK_PREFIX) && sk.bytes().all(|b| b.is_ascii_graphic());
-        (is_sk(&cursor.after) && cursor.read_upto.as_deref().is_none_or(is_sk)).then_some(cursor)
+        (is_sk(&cursor.after) && cursor.read_before.as_deref().is_none_or(is_time_text)).then_some(cursor)
     }
 }
 
@@ -117,6 +133,20 @@ impl DeviceToken {
     }
 }
 
+/// How many devices a user may have registered for push at once: more phones and tablets
+/// than anyone signs in on. Registering one more drops the least recently registered (a phone
+/// lost or reset cannot sign out, so refusing would leave the user stuck with it).
+pub const MAX_DEVICES: usize = 10;
+
+/// Registering one more device to `registered` (each with when it was registered): the ones
+/// to drop, oldest first, so the user keeps at most [`MAX_DEVICES`] with the new one.
+pub fn devices_to_drop<T: Clone>(registered: &[(chrono::DateTime<chrono::Utc>, T)]) -> Vec<T> {
+    let mut by_age: Vec<_> = registered.iter().collect();
+    by_age.sort_by_key(|(at, _)| *at);
+    let excess = (registered.len() + 1).saturating_sub(MAX_DEVICES);
+    by_age.into_iter().take(excess).map(|(_, device)| device.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,12 +154,28 @@ mod tests {
     #[test]
     fn notification_ids_round_trip_and_anything_else_is_nothing() {
         let sk = "NOTIF#2026-11-22T13:00:00.000Z#consultation-booked-AT00000042";
-        let id = NotificationId::from_sk(sk);
-        assert!(id.encode().len() < 100 && base64url(&id.encode()));
-        assert_eq!(NotificationId::parse(&id.encode()).unwrap().sk(), sk);
+        let id = NotificationId::new(sk, "2026-11-22T13:00:01.250Z");
+        assert!(id.encode().len() < 120 && base64url(&id.encode()));
+        let back = NotificationId::parse(&id.encode()).unwrap();
+        assert_eq!((back.sk(), back.arrived()), (sk, "2026-11-22T13:00:01.250Z"));
         let no_hash = URL_SAFE_NO_PAD.encode("2026-11-22");
-        let control = URL_SAFE_NO_PAD.encode("a#b\nc");
-        for bad in ["", "a+b", "x/y", "%%", &"A".repeat(MAX_ID_CHARS + 1), &no_hash, &control, "_-_-"] {
+        let control = URL_SAFE_NO_PAD.encode("a#b\nc#2026-11-22T13:00:01.250Z");
+        // An id without its arrival (as handed out before arrivals were in ids), or with
+        // something else in its place, names nothing.
+        let no_arrival = URL_SAFE_NO_PAD.encode("2026-11-22T13:00:00.000Z#e1");
+        let bad_arrival = URL_SAFE_NO_PAD.encode("2026-11-22T13:00:00.000Z#e1#2026-11-22T13:00:01Z");
+        for bad in [
+            "",
+            "a+b",
+            "x/y",
+            "%%",
+            &"A".repeat(MAX_ID_CHARS + 1),
+            &no_hash,
+            &control,
+            "_-_-",
+            &no_arrival,
+            &bad_arrival,
+        ] {
             assert!(NotificationId::parse(bad).is_none(), "{bad:?}");
         }
     }
@@ -138,14 +184,31 @@ mod tests {
     fn cursors_round_trip_and_forgeries_are_refused() {
         let cursor = InboxCursor {
             after: "NOTIF#2026-11-22T13:00:00.000Z#e1".into(),
-            read_upto: Some("NOTIF#2026-11-22T12:00:00.000Z#~".into()),
+            read_before: Some("2026-11-22T12:00:00.000Z".into()),
             unread: 3,
         };
         assert_eq!(InboxCursor::parse(&cursor.encode()), Some(cursor.clone()));
-        let elsewhere = InboxCursor { after: "TXN#1".into(), ..cursor };
-        for bad in [elsewhere.encode(), "e30".into(), "not base64!".into(), "A".repeat(MAX_CURSOR_CHARS + 1)] {
+        let elsewhere = InboxCursor { after: "TXN#1".into(), ..cursor.clone() };
+        let old_watermark = InboxCursor { read_before: Some("NOTIF#2026-11-22T12:00:00.000Z#~".into()), ..cursor };
+        for bad in [
+            elsewhere.encode(),
+            old_watermark.encode(),
+            "e30".into(),
+            "not base64!".into(),
+            "A".repeat(MAX_CURSOR_CHARS + 1),
+        ] {
             assert!(InboxCursor::parse(&bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn one_device_too_many_drops_the_oldest() {
+        let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let devices =
+            |n: usize| -> Vec<_> { (0..n).rev().map(|i| (t0 + chrono::Duration::minutes(i as i64), i)).collect() };
+        assert!(devices_to_drop(&devices(MAX_DEVICES - 1)).is_empty(), "the tenth fits");
+        assert_eq!(devices_to_drop(&devices(MAX_DEVICES)), [0], "the eleventh drops the oldest");
+        assert_eq!(devices_to_drop(&devices(MAX_DEVICES + 2)), [0, 1, 2], "back to the bound");
     }
 
     #[test]

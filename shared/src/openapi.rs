@@ -102,7 +102,7 @@ pub fn success(status: u16, description: &'static str, schema: SchemaFn) -> Succ
 #[derive(Clone)]
 pub struct Param {
     pub name: &'static str,
-    /// `query` or `header`.
+    /// `query`, `header` or `path` (a path parameter described in full, in place of the default).
     pub location: &'static str,
     pub required: bool,
     pub description: &'static str,
@@ -111,6 +111,11 @@ pub struct Param {
 
 pub fn query(name: &'static str, description: &'static str, schema: Value) -> Param {
     Param { name, location: "query", required: false, description, schema }
+}
+
+/// A path parameter whose schema is not the default id's (1 to `MAX_ID_LEN` characters).
+pub fn path(name: &'static str, description: &'static str, schema: Value) -> Param {
+    Param { name, location: "path", required: true, description, schema }
 }
 
 pub fn header(name: &'static str, required: bool, description: &'static str, schema: Value) -> Param {

@@ -1,6 +1,8 @@
 //! The caller's in-app inbox and push devices: `GET /notifications` (newest first, a page
 //! and the unread count in one Query), `POST /notifications/{id}/read`,
-//! `POST /notifications/read-all`, and `POST /me/devices`. Everything is the caller's own:
+//! `POST /notifications/read-all`, `POST /me/devices` and `DELETE /me/devices/{token}`
+//! (sign-out; a token belongs to one user, and a user has at most `MAX_DEVICES`, see
+//! `shared::store::devices`). Everything is the caller's own:
 //! the partition comes from the token, never from the request, so someone else's
 //! notification id is simply not found (404). Ids and cursors are opaque and checked
 //! (`shared::notification`) before any store call. The counter and watermark behind the
@@ -9,9 +11,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
-use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::notification::{DevicePlatform, DeviceToken, InboxCursor, NotificationId};
-use shared::store::{MarkRead, StoredNotification};
+use shared::http::{self, Access, Caller, Request, RequestExt, Response, Route, json};
+use shared::notification::{DevicePlatform, DeviceToken, InboxCursor, MAX_ID_CHARS, NotificationId};
+use shared::store::{DeviceRegistration, MarkRead, StoredNotification};
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 50;
@@ -29,6 +31,7 @@ pub enum Op {
     MarkRead,
     ReadAll,
     RegisterDevice,
+    UnregisterDevice,
 }
 
 /// Every route of this function in `template.yaml`.
@@ -37,6 +40,7 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "POST /notifications/{id}/read", access: Access::SignedIn, handler: Op::MarkRead },
     Route { key: "POST /notifications/read-all", access: Access::SignedIn, handler: Op::ReadAll },
     Route { key: "POST /me/devices", access: Access::SignedIn, handler: Op::RegisterDevice },
+    Route { key: "DELETE /me/devices/{token}", access: Access::SignedIn, handler: Op::UnregisterDevice },
 ];
 
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
@@ -50,6 +54,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
             Ok(json(200, &AllRead { unread_count: 0 }))
         }
         Op::RegisterDevice => register_device(app, req, &caller).await,
+        Op::UnregisterDevice => unregister_device(app, req, &caller).await,
     }
 }
 
@@ -72,7 +77,7 @@ pub struct NotificationView {
 impl From<StoredNotification> for NotificationView {
     fn from(n: StoredNotification) -> Self {
         Self {
-            id: NotificationId::from_sk(&n.sk).encode(),
+            id: NotificationId::new(&n.sk, &n.arrived).encode(),
             event_type: n.event_type,
             title: n.title,
             body: n.body,
@@ -125,16 +130,20 @@ async fn list(app: &App, req: &Request, caller: &Caller) -> Result<Response, Api
     let page = app.store.inbox_page(&caller.user_id, cursor.as_ref(), limit).await?;
     let next_cursor = page
         .next_after
-        .map(|after| InboxCursor { after, read_upto: page.read_upto.clone(), unread: page.unread }.encode());
+        .map(|after| InboxCursor { after, read_before: page.read_before.clone(), unread: page.unread }.encode());
     let notifications = page.notifications.into_iter().map(NotificationView::from).collect();
     Ok(json(200, &InboxPageView { notifications, unread_count: page.unread, next_cursor }))
 }
 
 async fn mark_read(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
-    let raw = http::path_param(req, "id")?;
+    // Ids carry their arrival and outgrow `http::path_param`'s 128: bounded here instead.
+    let raw = req.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default();
+    if raw.len() > MAX_ID_CHARS {
+        return Err(ApiError::invalid_field("id", format!("at most {MAX_ID_CHARS} characters")));
+    }
     // An id we never handed out names nothing: no store call.
     let id = NotificationId::parse(raw).ok_or_else(|| ApiError::not_found("notification"))?;
-    match app.store.mark_notification_read(&caller.user_id, id.sk()).await? {
+    match app.store.mark_notification_read(&caller.user_id, id.sk(), id.arrived()).await? {
         MarkRead::Marked | MarkRead::AlreadyRead => Ok(json(200, &MarkedRead { id: id.encode(), read: true })),
         MarkRead::NotFound => Err(ApiError::not_found("notification")),
     }
@@ -184,9 +193,45 @@ pub struct DeviceView {
 async fn register_device(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
     let body: DeviceBody = http::json_body(req)?;
     let token = DeviceToken::parse(body.platform, &body.token).map_err(|e| ApiError::invalid_field("token", e))?;
-    let new = app.store.register_device(&caller.user_id, body.platform, &token, Utc::now()).await?;
-    Ok(json(if new { 201 } else { 200 }, &DeviceView { platform: body.platform, token }))
+    let status = match app.store.register_device(&caller.user_id, body.platform, &token, Utc::now()).await? {
+        DeviceRegistration::Registered { moved, dropped } => {
+            // Counts only: tokens are credentials of a kind and stay out of logs.
+            tracing::info!(moved, dropped = dropped.len(), "device registered");
+            201
+        }
+        DeviceRegistration::AlreadyRegistered => 200,
+    };
+    Ok(json(status, &DeviceView { platform: body.platform, token }))
 }
+
+/// What signing out of a device leaves.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceSignedOut {
+    /// Always `false`: this device gets no more pushes for the caller.
+    registered: bool,
+}
+
+/// Longest token either platform issues (FCM's); path ids elsewhere are shorter, so this
+/// route reads its parameter itself instead of through `http::path_param`'s id bound.
+const MAX_TOKEN_CHARS: usize = shared::notification::MAX_FCM_TOKEN_CHARS;
+
+async fn unregister_device(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let refused = || ApiError::invalid_field("token", "is not an FCM or APNs token");
+    let raw = req.path_parameters_ref().and_then(|p| p.first("token")).ok_or_else(refused)?;
+    let valid = |platform| DeviceToken::parse(platform, raw).is_ok();
+    if raw.len() > MAX_TOKEN_CHARS || !(valid(DevicePlatform::Fcm) || valid(DevicePlatform::Apns)) {
+        return Err(refused());
+    }
+    // The same answer whether the token was theirs, nobody's or someone else's: signing out
+    // tells nobody who else holds a token.
+    app.store.unregister_device(&caller.user_id, raw).await?;
+    Ok(json(200, &DeviceSignedOut { registered: false }))
+}
+
+/// The contract states the bound in words.
+#[cfg(feature = "openapi")]
+const _: () = assert!(shared::notification::MAX_DEVICES == 10, "the contract says 10 devices");
 
 /// This function's part of the API contract (see `shared::openapi`).
 #[cfg(feature = "openapi")]
@@ -217,24 +262,51 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
         Op::MarkRead => Operation {
             summary: "Mark one notification read",
             description: "Idempotent: marking a read notification read again is a 200.",
+            params: vec![shared::openapi::path(
+                "id",
+                "a notification's `id`, as listed (opaque)",
+                schema_json!({ "type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS }),
+            )],
             responses: vec![success(200, "It is read", schema::<MarkedRead>)],
-            errors: vec![error(404, "not_found", "no such notification in the caller's inbox")],
+            errors: vec![
+                error(404, "not_found", "no such notification in the caller's inbox"),
+                error(400, "invalid_field", "`id` is longer than any id we hand out"),
+            ],
             ..Operation::default()
         },
         Op::ReadAll => Operation {
             summary: "Mark every notification read",
-            description: "Covers everything that happened up to now; later notifications arrive unread.",
+            description: "Covers every notification that has arrived up to now; whatever arrives later is unread, \
+                          even for an event that happened before.",
             responses: vec![success(200, "All read", schema::<AllRead>)],
             ..Operation::default()
         },
         Op::RegisterDevice => Operation {
             summary: "Register this device for push notifications",
-            description: "Registering the same token again is a 200 and changes nothing.",
+            description: concat!(
+                "Registering the same token again is a 200 and changes nothing. A token belongs to one user: ",
+                "registering one another user registered moves it (they get no more pushes on it). A user has at ",
+                "most 10 devices (`MAX_DEVICES`): registering an eleventh drops the least recently registered."
+            ),
             request: shared::openapi::Request::Json(body(schema::<DeviceBody>)),
             responses: vec![
                 success(201, "Registered", schema::<DeviceView>),
                 success(200, "Already registered", schema::<DeviceView>),
             ],
+            ..Operation::default()
+        },
+        Op::UnregisterDevice => Operation {
+            summary: "Sign this device out of push notifications",
+            description: "Idempotent, and the same 200 whether the token was the caller's, nobody's or another \
+                          user's (theirs stays theirs).",
+            params: vec![shared::openapi::path(
+                "token",
+                "the device's FCM or APNs token, as registered",
+                schema_json!({ "type": "string", "minLength": 1, "maxLength": MAX_TOKEN_CHARS,
+                               "pattern": "^[A-Za-z0-9_:.-]+$" }),
+            )],
+            responses: vec![success(200, "Signed out", schema::<DeviceSignedOut>)],
+            errors: vec![error(400, "invalid_field", "`token` is not an FCM or APNs token")],
             ..Operation::default()
         },
     })

@@ -5,19 +5,23 @@
 //!
 //! Why a counter and a watermark: `GET /notifications` reads its page and the count in ONE
 //! newest-first Query (the counter comes first), and "read all" is ONE UpdateItem (count to
-//! 0, watermark to now) however many notifications there are. A notification is read when
-//! its `read` flag is set or its sort key is at or below the watermark. Every change to the
-//! count goes in the same transaction as the change to a notification, conditioned on the
-//! watermark, so the count is the number of unread notifications:
-//! - a new notification: put it + count + 1, unless the watermark already covers it (an event
-//!   that happened before "read all" but arrived after): then it is stored read, uncounted;
-//! - mark one read: flag it (if it was unflagged) + count - 1, unless the watermark covers it.
+//! 0, watermark `read_before` to now) however many notifications there are. The watermark is
+//! an ARRIVAL time: "read all" covers what had arrived in the inbox when it was pressed, never
+//! what arrives later, even for an event that happened before. A notification is read when
+//! its `read` flag is set or its arrival (`created_at`) is at or below the watermark. Every
+//! change to the count goes in the same transaction as the change to a notification,
+//! conditioned on the watermark, so the count is the number of unread notifications:
+//! - a new notification: put it + count + 1, unless the watermark already covers its arrival
+//!   (only a "read all" from a faster clock can): then it is stored read, uncounted;
+//! - mark one read: flag it (if it was unflagged and arrived when the id says) + count - 1,
+//!   unless the watermark covers it. The arrival comes with the id (`NotificationId`), so
+//!   this is one transaction; the item's own `created_at` is in its condition.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::items::{self, Item};
-use super::keys::{INBOX_COUNTER_SK, SK, inbox_pk, inbox_read_upto, notification_sk};
+use super::keys::{INBOX_COUNTER_SK, SK, inbox_pk, notification_sk};
 use super::{Store, StoreError, TxError};
 use crate::events::Envelope;
 use crate::notification::InboxCursor;
@@ -26,13 +30,15 @@ use crate::user::UserId;
 /// Labels of the two items of an inbox transaction.
 const NOTIFICATION: &str = "notification";
 const COUNTER: &str = "unread";
-/// The counter changes only for notifications the watermark does not cover.
-const NOT_COVERED: &str = "attribute_not_exists(read_upto) OR read_upto < :sk";
+/// The counter changes only for notifications whose arrival the watermark does not cover.
+const NOT_COVERED: &str = "attribute_not_exists(read_before) OR read_before < :arrived";
 
 /// A notification as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredNotification {
     pub sk: String,
+    /// When it arrived (`created_at` as stored): part of its id.
+    pub arrived: String,
     pub event_type: String,
     pub title: String,
     pub body: String,
@@ -45,7 +51,8 @@ pub struct StoredNotification {
 pub struct InboxPage {
     pub notifications: Vec<StoredNotification>,
     pub unread: u64,
-    pub read_upto: Option<String>,
+    /// The read-all watermark (an arrival time), if "read all" was ever pressed.
+    pub read_before: Option<String>,
     /// The sort key to continue after; `None` on the last page.
     pub next_after: Option<String>,
 }
@@ -74,6 +81,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let sk = notification_sk(&items::time_text(envelope.occurred_at), &envelope.id);
+        let arrived = items::time_text(now);
         let mut item = items::key(inbox_pk(user), &sk);
         item.insert("entity".into(), items::s("notification"));
         item.insert("event_id".into(), items::s(&envelope.id));
@@ -81,19 +89,20 @@ impl Store {
         item.insert("title".into(), items::s(title));
         item.insert("body".into(), items::s(body));
         item.insert("read".into(), AttributeValue::Bool(false));
-        item.insert("created_at".into(), items::time(now));
+        item.insert("created_at".into(), items::s(&arrived));
         let mut tx = self.tx();
         tx.put_new(NOTIFICATION, item.clone()).update(
             COUNTER,
             counter_key(user),
             "ADD unread :one",
             NOT_COVERED,
-            vec![(":one", items::n(1)), (":sk", items::s(&sk))],
+            vec![(":one", items::n(1)), (":arrived", items::s(&arrived))],
         );
         match self.commit(tx).await {
             Ok(()) => Ok(true),
             Err(TxError::Cancelled(c)) if c.failed(NOTIFICATION) => Ok(false),
-            // "Read all" already covers it: it is stored (read, by the watermark), not counted.
+            // A "read all" stamped later than this arrival (another clock) covers it: it is
+            // stored (read, by the watermark), not counted.
             Err(TxError::Cancelled(c)) if c.failed(COUNTER) => self.put_once(item).await,
             Err(e) => Err(e.into()),
         }
@@ -124,7 +133,7 @@ impl Store {
                 .limit(limit as i32 + 1),
         };
         let output = query.send().await.map_err(StoreError::from_sdk)?;
-        let (mut unread, mut read_upto) = cursor.map(|c| (c.unread, c.read_upto.clone())).unwrap_or_default();
+        let (mut unread, mut read_before) = cursor.map(|c| (c.unread, c.read_before.clone())).unwrap_or_default();
         let mut notifications = Vec::new();
         for item in output.items.unwrap_or_default() {
             let sk = items::get_str(&item, SK)?;
@@ -132,12 +141,14 @@ impl Store {
                 // Never below zero, whatever happened to the count.
                 let count = item.get("unread").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
                 unread = count.unwrap_or(0).max(0) as u64;
-                read_upto = items::opt_str(&item, "read_upto").map(str::to_owned);
+                read_before = items::opt_str(&item, "read_before").map(str::to_owned);
                 continue;
             }
-            let covered = read_upto.as_deref().is_some_and(|w| sk <= w);
+            let arrived = items::get_str(&item, "created_at")?;
+            let covered = read_before.as_deref().is_some_and(|w| arrived <= w);
             notifications.push(StoredNotification {
                 sk: sk.to_owned(),
+                arrived: arrived.to_owned(),
                 event_type: items::get_str(&item, "event_type")?.to_owned(),
                 title: items::get_str(&item, "title")?.to_owned(),
                 body: items::get_str(&item, "body")?.to_owned(),
@@ -149,47 +160,54 @@ impl Store {
             notifications.truncate(limit);
             notifications.last().map(|n| n.sk.clone())
         });
-        Ok(InboxPage { notifications, unread, read_upto, next_after: next_after.flatten() })
+        Ok(InboxPage { notifications, unread, read_before, next_after: next_after.flatten() })
     }
 
-    /// Marks `user`'s notification `sk` read: 1 TransactWriteItems (the flag and the count);
-    /// 1 GetItem more when it was not there unread, to tell "already read" from "no such".
-    pub async fn mark_notification_read(&self, user: &UserId, sk: &str) -> Result<MarkRead, StoreError> {
+    /// Marks `user`'s notification `sk`, which arrived at `arrived` (both from its id), read:
+    /// 1 TransactWriteItems (the flag and the count); 1 GetItem more when it was not there
+    /// unread as the id says, to tell "already read" from "no such".
+    pub async fn mark_notification_read(&self, user: &UserId, sk: &str, arrived: &str) -> Result<MarkRead, StoreError> {
         let key = items::key(inbox_pk(user), sk);
         let mut tx = self.tx();
         tx.update(
             NOTIFICATION,
             key.clone(),
             "SET #read = :true",
-            "attribute_exists(PK) AND #read = :false",
-            vec![(":true", AttributeValue::Bool(true)), (":false", AttributeValue::Bool(false))],
+            "attribute_exists(PK) AND #read = :false AND created_at = :arrived",
+            vec![
+                (":true", AttributeValue::Bool(true)),
+                (":false", AttributeValue::Bool(false)),
+                (":arrived", items::s(arrived)),
+            ],
         )
         .update(
             COUNTER,
             counter_key(user),
             "ADD unread :minus_one",
             NOT_COVERED,
-            vec![(":minus_one", items::n(-1)), (":sk", items::s(sk))],
+            vec![(":minus_one", items::n(-1)), (":arrived", items::s(arrived))],
         );
         match self.commit(tx).await {
             Ok(()) => Ok(MarkRead::Marked),
-            Err(TxError::Cancelled(c)) if c.failed(NOTIFICATION) => {
-                Ok(if self.get(key).await?.is_some() { MarkRead::AlreadyRead } else { MarkRead::NotFound })
-            }
+            Err(TxError::Cancelled(c)) if c.failed(NOTIFICATION) => Ok(match self.get(key).await? {
+                // An arrival the notification does not have: not an id we handed out.
+                Some(item) if items::opt_str(&item, "created_at") == Some(arrived) => MarkRead::AlreadyRead,
+                _ => MarkRead::NotFound,
+            }),
             Err(TxError::Cancelled(c)) if c.failed(COUNTER) => Ok(MarkRead::AlreadyRead),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Marks everything up to now read: 1 UpdateItem of the counter (count 0, watermark now).
+    /// Marks everything that has arrived up to now read: 1 UpdateItem of the counter (count
+    /// 0, watermark now). What arrives later is unread, whenever its event happened.
     pub async fn mark_all_notifications_read(&self, user: &UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let upto = inbox_read_upto(&items::time_text(now));
         // The watermark only moves forward (a slower clock cannot take reads back).
         self.update_if(
             counter_key(user),
-            "SET unread = :zero, read_upto = :sk",
-            "attribute_not_exists(read_upto) OR read_upto < :sk",
-            vec![(":zero", items::n(0)), (":sk", items::s(upto))],
+            "SET unread = :zero, read_before = :now",
+            "attribute_not_exists(read_before) OR read_before < :now",
+            vec![(":zero", items::n(0)), (":now", items::s(items::time_text(now)))],
         )
         .await
         .map(|_| ())

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::items::Item;
@@ -148,6 +148,28 @@ impl Tx {
 }
 
 impl Tx {
+    /// Deletes the item at `key` when `condition` holds (`None`: whether or not it exists).
+    pub(crate) fn delete(
+        &mut self,
+        label: &'static str,
+        key: Item,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> &mut Self {
+        let mut b = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .set_condition_expression(condition.map(str::to_owned));
+        for name in placeholder_names(&[condition.unwrap_or("")]) {
+            b = b.expression_attribute_names(format!("#{name}"), name);
+        }
+        for (k, v) in values {
+            b = b.expression_attribute_values(k, v);
+        }
+        let delete = b.build().expect("key and table are set");
+        self.push(label, TransactWriteItem::builder().delete(delete).build())
+    }
+
     /// Holds the transaction to `condition` on the item at `key` without writing it.
     pub(crate) fn check(
         &mut self,
