@@ -23,6 +23,8 @@ use regex::Regex;
 const SDK_CALLS: &[(&str, &str)] = &[
     ("admin_add_user_to_group", "cognito-idp:AdminAddUserToGroup"),
     ("list_users", "cognito-idp:ListUsers"),
+    ("admin_get_user", "cognito-idp:AdminGetUser"),
+    ("admin_delete_user", "cognito-idp:AdminDeleteUser"),
     // PublishBatch is authorised as sns:Publish.
     ("publish_batch", "sns:Publish"),
     ("publish", "sns:Publish"),

@@ -119,6 +119,53 @@ async fn a_phone_number_registers_once() {
     assert_eq!(me["user"]["user_id"], first["user_id"]);
 }
 
+/// Someone who signs up with another person's number, never confirming (they never see the
+/// code), does not decide what that person's account will be: the owner's own sign-up,
+/// answered as any other, is the one their code confirms.
+#[tokio::test]
+async fn a_stale_sign_up_of_someone_elses_number_does_not_shape_their_account() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let victim = random_phone();
+    let mallory =
+        json!({ "phone": victim, "first_name": "Mallory", "last_name": "Attacker", "user_type": "astrologer" });
+    let (status, _) = api.post("/auth/signup", mallory).await;
+    assert_eq!(status, 201);
+    let mallorys_code = stack.outbox.latest_code(&victim).unwrap();
+
+    let owner = json!({ "phone": victim, "first_name": "Priya", "last_name": "Sharma", "user_type": "user" });
+    let (status, signed_up) = api.post("/auth/signup", owner).await;
+    let (fresh_status, fresh) = api
+        .post(
+            "/auth/signup",
+            json!({ "phone": random_phone(), "first_name": "A", "last_name": "B", "user_type": "user" }),
+        )
+        .await;
+    assert_eq!((status, fresh_status), (201, 201), "{signed_up}");
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&signed_up), keys(&fresh), "answered as a number nobody used");
+    assert_eq!((signed_up["user_type"].as_str(), signed_up["confirmed"].as_bool()), (Some("user"), Some(false)));
+
+    // The code of the stale sign-up no longer confirms anything; the owner's code does.
+    let code = stack.outbox.latest_code(&victim).unwrap();
+    if code != mallorys_code {
+        let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": victim, "code": mallorys_code })).await;
+        assert_eq!(status, 400, "the stale sign-up's code");
+    }
+    let (status, body) = api.post("/auth/signup/confirm", json!({ "phone": victim, "code": code })).await;
+    assert_eq!(status, 200, "{body}");
+    let tokens = sign_in(&stack, &victim).await;
+    let (status, me) = api.get("/me", tokens["access_token"].as_str()).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        (me["role"].as_str(), me["user"]["first_name"].as_str(), me["user"]["last_name"].as_str()),
+        (Some("user"), Some("Priya"), Some("Sharma")),
+        "{me}"
+    );
+    assert_eq!(me["user"]["user_id"], signed_up["user_id"], "the id the owner's sign-up was given");
+    assert!(me.get("astrologer").is_none(), "{me}");
+}
+
 /// What an attacker can see of the sign-up routes is the same for a customer's number, a
 /// pending sign-up and a number nobody used: status and body (but for the number's own
 /// masked digits and a fresh-looking id).
@@ -180,17 +227,18 @@ async fn sign_up_routes_do_not_reveal_which_numbers_are_customers() {
     assert_eq!(answers[0].0, 400, "{answers:?}");
     assert!(answers.iter().all(|a| *a == answers[0]), "confirm: {answers:#?}");
 
-    // Nothing changed for anyone: the customer's account is as it was, and the pending
-    // sign-up (sent a new code each time, as a real one would be) confirms as first asked.
+    // Nothing changed for the customer: their account is as it was. The pending sign-up was
+    // replaced by the latest one (a new code each time, as a real sign-up is sent): whoever
+    // holds the phone confirms the sign-up they made last (see the stale sign-up test).
     assert_eq!(written_items(&stack).await, before);
     assert!(stack.outbox.count_to(&pending) > sms_to_pending);
     let code = stack.outbox.latest_code(&pending).unwrap();
     let (status, _) = api.post("/auth/signup/confirm", json!({ "phone": pending, "code": code })).await;
     assert_eq!(status, 200);
-    for (phone, name) in [(&customer, "Asha"), (&pending, "P")] {
+    for (phone, role, name) in [(&customer, "user", "Asha"), (&pending, "astrologer", "Mallory")] {
         let tokens = sign_in(&stack, phone).await;
         let (_, me) = api.get("/me", tokens["access_token"].as_str()).await;
-        assert_eq!((me["role"].as_str(), me["user"]["first_name"].as_str()), (Some("user"), Some(name)), "{me}");
+        assert_eq!((me["role"].as_str(), me["user"]["first_name"].as_str()), (Some(role), Some(name)), "{me}");
     }
 }
 

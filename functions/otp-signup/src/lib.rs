@@ -8,6 +8,11 @@
 //! | `POST /auth/otp` | InitiateAuth `USER_AUTH`, preferring `SMS_OTP` |
 //! | `POST /auth/otp/verify` | RespondToAuthChallenge `SMS_OTP` |
 //!
+//! A sign-up of a number with a sign-up still unconfirmed replaces it: the code goes to the
+//! number, so whoever confirms holds the phone, and the account they confirm must be the one
+//! they asked for, not one a stranger started for their number (a role and names chosen by
+//! someone else).
+//!
 //! No route reveals whether a phone number is registered (see `cognito_errors`): sign-in
 //! gives an unknown number a challenge that looks the same and fails every wrong answer the
 //! same way; sign-up answers a taken number as a new one; confirming and resending answer a
@@ -21,7 +26,7 @@ mod openapi;
 pub use openapi::openapi;
 
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, ChallengeNameType};
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, ChallengeNameType, UserStatusType};
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -41,6 +46,8 @@ pub struct App {
     pub client_id: String,
     /// The backend's client for sign-up, the only one that may write the sign-up's attributes.
     pub sign_up_client_id: String,
+    /// The pool, for replacing a stale unconfirmed sign-up (AdminGetUser, AdminDeleteUser).
+    pub user_pool_id: String,
     /// Where the SMS send counters are kept.
     pub store: Store,
     pub sms: SmsPolicy,
@@ -52,6 +59,7 @@ impl App {
             cognito: Client::new(sdk),
             client_id: config::required(vars, "USER_POOL_CLIENT_ID")?,
             sign_up_client_id: config::required(vars, "SIGN_UP_CLIENT_ID")?,
+            user_pool_id: config::required(vars, "USER_POOL_ID")?,
             store: Store::from_env(sdk, vars)?,
             sms: SmsPolicy::from_env(vars)?,
         })
@@ -266,27 +274,13 @@ async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
     if let Some(email) = &body.email {
         attributes.push(attribute("email", email.as_str()));
     }
-    let result = app
-        .cognito
-        .sign_up()
-        .client_id(&app.sign_up_client_id)
-        .username(body.phone.e164())
-        .set_user_attributes(Some(attributes))
-        .send()
-        .await;
-    let (user_id, confirmed) = match result {
-        Ok(output) => (output.user_sub().to_owned(), output.user_confirmed()),
-        Err(e) => match map_error(Operation::SignUp, e) {
-            // A taken number is answered as a new one, with an id that names nobody. A
-            // pending sign-up gets its code again (what its owner, signing up again, wants);
-            // a customer's account is left as it is. Neither answer changes a thing.
-            Refusal::Taken => {
-                resend_code(app, &body.phone).await;
-                (uuid::Uuid::new_v4().to_string(), false)
-            }
-            other => return Err(other.into_error()),
-        },
-    };
+    let mut created = cognito_sign_up(app, &body.phone, &attributes).await?;
+    if created.is_none() && replace_unconfirmed(app, &body.phone).await {
+        created = cognito_sign_up(app, &body.phone, &attributes).await?;
+    }
+    // A confirmed number is answered as a new one, with an id that names nobody, and is
+    // left as it is (no code: it has none to confirm).
+    let (user_id, confirmed) = created.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), false));
     tracing::info!(phone = %body.phone, role = role.as_str(), "sign-up started");
     Ok(json(
         201,
@@ -297,6 +291,57 @@ async fn sign_up(app: &App, body: SignUpBody) -> Result<Response, ApiError> {
             code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" },
         },
     ))
+}
+
+/// Cognito's SignUp (which sends the code): the new user's id and whether it is confirmed,
+/// or `None` when the number is taken.
+async fn cognito_sign_up(
+    app: &App,
+    phone: &Phone,
+    attributes: &[AttributeType],
+) -> Result<Option<(String, bool)>, ApiError> {
+    let result = app
+        .cognito
+        .sign_up()
+        .client_id(&app.sign_up_client_id)
+        .username(phone.e164())
+        .set_user_attributes(Some(attributes.to_vec()))
+        .send()
+        .await;
+    match result {
+        Ok(output) => Ok(Some((output.user_sub().to_owned(), output.user_confirmed()))),
+        Err(e) => match map_error(Operation::SignUp, e) {
+            Refusal::Taken => Ok(None),
+            other => Err(other.into_error()),
+        },
+    }
+}
+
+/// Deletes the number's user if it is an unconfirmed sign-up (nobody has shown they hold the
+/// number, so nothing of it is anyone's yet; its code dies with it). `true`: deleted, sign up
+/// again. Any other user (a customer, staff an operator made) is left alone, and so is a
+/// failure: the caller then gets the taken-number answer, which changes nothing.
+async fn replace_unconfirmed(app: &App, phone: &Phone) -> bool {
+    let user = app.cognito.admin_get_user().user_pool_id(&app.user_pool_id).username(phone.e164()).send().await;
+    match user {
+        Ok(user) if user.user_status() == Some(&UserStatusType::Unconfirmed) => {}
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::info!(error = %e.into_service_error(), "no user to replace for a taken number");
+            return false;
+        }
+    }
+    let deleted = app.cognito.admin_delete_user().user_pool_id(&app.user_pool_id).username(phone.e164()).send().await;
+    match deleted {
+        Ok(_) => {
+            tracing::info!(phone = %phone, "unconfirmed sign-up replaced");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.into_service_error(), "unconfirmed sign-up not replaced");
+            false
+        }
+    }
 }
 
 async fn confirm(app: &App, body: ConfirmBody) -> Result<Response, ApiError> {
@@ -337,16 +382,6 @@ async fn resend(app: &App, body: PhoneBody) -> Result<Response, ApiError> {
         },
     }
     Ok(json(202, &CodeResent { code: CodeSent { destination: body.phone.masked(), delivery_medium: "SMS" } }))
-}
-
-/// Sends a pending sign-up its code again, for a sign-up that found its number taken; what
-/// happens is never told to the caller (a customer's number has no code to resend).
-async fn resend_code(app: &App, phone: &Phone) {
-    let result =
-        app.cognito.resend_confirmation_code().client_id(&app.sign_up_client_id).username(phone.e164()).send().await;
-    if let Err(e) = result {
-        tracing::info!(refusal = ?map_error(Operation::ResendCode, e), "no sign-up code resent for a taken number");
-    }
 }
 
 async fn start_sign_in(app: &App, body: PhoneBody) -> Result<Response, ApiError> {

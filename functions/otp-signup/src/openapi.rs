@@ -33,8 +33,9 @@ pub fn openapi() -> FunctionDoc {
             summary: "Sign up with a phone number",
             description: "Creates the account (no password) and sends a 6-digit code by SMS; confirm it with \
                           `POST /auth/signup/confirm`. Locally the code appears in the stack's log. A number that \
-                          is registered already gets the same answer and its account is left as it is (a pending \
-                          sign-up is sent its code again), so this does not reveal who is registered.",
+                          is registered already gets the same answer and its account is left as it is; a sign-up \
+                          still unconfirmed is replaced by this one (its code no longer works), so the code confirms \
+                          the account its holder asked for, and this does not reveal who is registered.",
             request: Request::Json(doc::body(schema::<SignUpBody>)),
             responses: vec![success(201, "Signed up; a code was sent by SMS", schema::<SignedUp>)],
             errors: vec![TOO_MANY_SMS],

@@ -55,7 +55,14 @@ async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let sms = shared::sms::SmsPolicy::from_env(&vars).unwrap();
-    let app = App { cognito, client_id: "client".into(), sign_up_client_id: "sign-up".into(), store: store(), sms };
+    let app = App {
+        cognito,
+        client_id: "client".into(),
+        sign_up_client_id: "sign-up".into(),
+        user_pool_id: "pool".into(),
+        store: store(),
+        sms,
+    };
     let resp = handle(&app, request(route, body)).await;
     let Body::Text(text) = resp.body() else { panic!("no body") };
     (i64::from(resp.status().as_u16()), serde_json::from_str(text).unwrap())
@@ -181,8 +188,10 @@ async fn unknown_route_is_a_404() {
 
 #[tokio::test]
 async fn a_taken_number_is_answered_as_a_new_sign_up() {
-    use aws_sdk_cognitoidentityprovider::operation::resend_confirmation_code::ResendConfirmationCodeError;
+    use aws_sdk_cognitoidentityprovider::operation::admin_delete_user::AdminDeleteUserOutput;
+    use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserOutput;
     use aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpOutput;
+    use aws_sdk_cognitoidentityprovider::types::UserStatusType;
     let signup = json!({ "phone": PHONE, "first_name": "A", "last_name": "B", "user_type": "user" });
     let fresh = mock!(Client::sign_up).then_output(|| {
         SignUpOutput::builder().user_sub("0b7f5e1c-6a3d-4e2f-9c1b-2d3e4f5a6b7c").user_confirmed(false).build().unwrap()
@@ -190,14 +199,16 @@ async fn a_taken_number_is_answered_as_a_new_sign_up() {
     let (status, new) =
         call(mock_client!(aws_sdk_cognitoidentityprovider, [&fresh]), "POST /auth/signup", signup.clone()).await;
     assert_eq!(status, 201, "{new}");
-    // Taken by a customer: no sign-up code to resend, and nothing says so.
+    // Taken by a customer: left alone (not deleted, no code), and nothing says so.
     let taken = mock!(Client::sign_up).then_error(|| err!(SignUpError, UsernameExistsException));
-    let confirmed = mock!(Client::resend_confirmation_code)
-        .then_error(|| err!(ResendConfirmationCodeError, InvalidParameterException));
-    let client = mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::MatchAny, [&taken, &confirmed]);
+    let confirmed = mock!(Client::admin_get_user).then_output(|| {
+        AdminGetUserOutput::builder().username(PHONE).user_status(UserStatusType::Confirmed).build().unwrap()
+    });
+    let delete = mock!(Client::admin_delete_user).then_output(|| AdminDeleteUserOutput::builder().build());
+    let client = mock_client!(aws_sdk_cognitoidentityprovider, RuleMode::MatchAny, [&taken, &confirmed, &delete]);
     let (status, old) = call(client, "POST /auth/signup", signup).await;
     assert_eq!(status, 201, "{old}");
-    assert_eq!(confirmed.num_calls(), 1);
+    assert_eq!((taken.num_calls(), confirmed.num_calls(), delete.num_calls()), (1, 1, 0));
     let without_id = |mut v: Value| {
         v["user_id"] = json!(null);
         v
