@@ -554,21 +554,23 @@ async fn promotion_rules_at_their_edges() {
     seed_rule(&stack, "big", "10000.01", None, 25, false).await;
     seed_rule(&stack, "welcome", "100", Some("499.99"), 50, true).await;
     let api = Api::new(&stack);
-    let (token, _) = customer(&stack).await;
-    let quote = |amount: &'static str| {
-        let (api, token) = (&api, &token);
+    // Three customers: each holds at most 5 open top-ups (`MAX_OPEN_TOPUPS`).
+    let (a, b, token) = (customer(&stack).await.0, customer(&stack).await.0, customer(&stack).await.0);
+    let quote = |token: &str, amount: &'static str| {
+        let (api, token) = (&api, token.to_owned());
         async move {
+            let token = &token;
             let body = new_topup(api, token, amount).await;
             (dec(&body["bonus"]), body["promotion"]["rule_id"].as_str().map(str::to_owned))
         }
     };
     let d = |s: &str| s.parse::<Decimal>().unwrap();
-    assert_eq!(quote("99.99").await, (Decimal::ZERO, None));
-    assert_eq!(quote("100").await, (d("50"), Some("welcome".into())));
-    assert_eq!(quote("499.99").await, (d("249.99"), Some("welcome".into())), "rounded down to the paisa");
-    assert_eq!(quote("500").await, (d("100"), Some("mid".into())));
-    assert_eq!(quote("10000").await, (d("2000"), Some("mid".into())));
-    assert_eq!(quote("10000.01").await, (d("2500"), Some("big".into())));
+    assert_eq!(quote(&a, "99.99").await, (Decimal::ZERO, None));
+    assert_eq!(quote(&a, "100").await, (d("50"), Some("welcome".into())));
+    assert_eq!(quote(&a, "499.99").await, (d("249.99"), Some("welcome".into())), "rounded down to the paisa");
+    assert_eq!(quote(&b, "500").await, (d("100"), Some("mid".into())));
+    assert_eq!(quote(&b, "10000").await, (d("2000"), Some("mid".into())));
+    assert_eq!(quote(&b, "10000.01").await, (d("2500"), Some("big".into())));
 
     // The welcome rule is for the first recharge only: once one is credited, it is gone,
     // and a second first-recharge quote paid afterwards gets the best rule that still holds
@@ -585,7 +587,7 @@ async fn promotion_rules_at_their_edges() {
     let (_, credited) =
         api.get(&format!("/wallet/top-ups/{}", second["top_up_id"].as_str().unwrap()), Some(&token)).await;
     assert_eq!(credited["bonus"], "20.00", "{credited}");
-    assert_eq!(quote("200").await, (d("20"), Some("small".into())));
+    assert_eq!(quote(&token, "200").await, (d("20"), Some("small".into())));
     assert_eq!(assert_ledger_balances(&stack).await, 4);
 }
 
@@ -1109,4 +1111,35 @@ async fn a_bonus_quote_holds_thirty_minutes_then_the_rules_at_payment_time_apply
     let (_, view) = api.get(&format!("/wallet/top-ups/{}", late["top_up_id"].as_str().unwrap()), Some(&token)).await;
     assert_eq!(dec(&view["bonus"]), Decimal::ZERO, "{view}");
     assert_eq!(assert_ledger_balances(&stack).await, 3);
+}
+
+#[tokio::test]
+async fn a_customer_holds_at_most_five_open_top_ups_and_paying_one_frees_its_place() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (token, _) = customer(&stack).await;
+    let rzp = stack.stubs.razorpay.clone();
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        open.push(new_topup(&api, &token, "100").await);
+    }
+    // Six more at once: every one refused, before Razorpay is asked for an order.
+    let orders = rzp.order_count();
+    let refused = futures::future::join_all(
+        (0..6).map(|_| async { create(&api, &token, &key(), json!({ "amount": "100" })).await }),
+    )
+    .await;
+    for (status, body) in &refused {
+        assert_eq!((*status, body["error"]["code"].as_str()), (409, Some("too_many_open_top_ups")), "{body}");
+    }
+    assert_eq!(rzp.order_count(), orders);
+    // Paying one frees its place, once.
+    let paid = rzp.pay(open[0]["checkout"]["order_id"].as_str().unwrap(), true).await.unwrap();
+    assert_eq!(paid.webhooks[0].response["status"], "credited");
+    let raced = futures::future::join_all(
+        (0..3).map(|_| async { create(&api, &token, &key(), json!({ "amount": "100" })).await }),
+    )
+    .await;
+    assert_eq!(raced.iter().filter(|(status, _)| *status == 201).count(), 1, "{raced:?}");
+    assert_eq!(assert_ledger_balances(&stack).await, 1);
 }

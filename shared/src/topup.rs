@@ -24,6 +24,11 @@ string_enum!(
 /// longer pays). Long enough for a checkout, short enough that a quote cannot be banked.
 pub const QUOTE_VALID_FOR: chrono::Duration = chrono::Duration::minutes(30);
 
+/// Top-ups a customer may have open (created, neither credited nor given up) at once: each
+/// costs the reconciliation a Razorpay call every 5 minutes until it is paid or given up an
+/// hour after its creation.
+pub const MAX_OPEN_TOPUPS: usize = 5;
+
 #[derive(Debug, Clone)]
 pub struct TopUp {
     pub id: String,

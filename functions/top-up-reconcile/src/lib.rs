@@ -85,7 +85,7 @@ async fn reconcile(app: &App, topup: &TopUp, now: DateTime<Utc>) -> Result<Outco
         return Ok(Outcome::Waiting);
     }
     let reason = if payments.is_empty() { "not paid within an hour" } else { "every payment attempt failed" };
-    Ok(if app.store.close_unpaid_topup(&topup.id, reason, now).await? {
+    Ok(if app.store.close_unpaid_topup(topup, reason, now).await? {
         tracing::info!(top_up_id = %topup.id, reason, "top-up given up");
         Outcome::Failed
     } else {

@@ -2,7 +2,7 @@
 //!
 //! | route | DynamoDB calls |
 //! |---|---|
-//! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
+//! | `POST /wallet/top-ups` | BatchGetItem (idempotency record + wallet + open top-ups, at most [`MAX_OPEN_TOPUPS`]), Query (promotion rules), TransactWriteItems (top-up + idempotency record); a replay stops after the first |
 //! | `POST /wallet/top-ups/{id}/confirm` | BatchGetItem (top-up + wallet + invoice sequence), Razorpay `GET /v1/payments/{id}` (captured?), TransactWriteItems (the credit); a replay stops after the first |
 //! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), Razorpay `GET /v1/payments/{id}` (the event's copy may be stale), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: Query, Razorpay `GET /v1/orders/{id}` (its notes), GetItem (the top-up they name: found, 503 to be retried) |
 //! | `POST /webhooks/razorpay` `refund.processed`, `payment.dispute.*` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + refund or dispute record), TransactWriteItems (see [`reversals`]); one that overtook its payment's credit credits it first (Razorpay `GET /v1/payments/{id}`, BatchGetItem, TransactWriteItems) |
@@ -42,7 +42,7 @@ use shared::invoice::{Gstin, valid_invoice_prefix};
 use shared::secrets::OnFirstUse;
 use shared::store::topups::Credit;
 use shared::store::{Store, TxError};
-use shared::topup::{CreditSettings, InvoiceView, Source, Status, TopUp};
+use shared::topup::{CreditSettings, InvoiceView, MAX_OPEN_TOPUPS, Source, Status, TopUp};
 use shared::user::UserId;
 use shared::wallet::WalletView;
 use shared::{ApiError, Money};
@@ -239,11 +239,16 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
     let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
     let now = Utc::now();
 
-    let (record, wallet) = app.store.idempotency_record_and_wallet(&key).await?;
+    let (record, wallet, open) = app.store.topup_create_state(&key).await?;
     if let Some(first) = key.replay(record.as_ref(), now)? {
         return Ok(first);
     }
     let wallet = wallet.ok_or_else(|| ApiError::not_found("wallet"))?;
+    // Checked before Razorpay is asked for an order; the transaction's condition holds it
+    // under races.
+    if open >= MAX_OPEN_TOPUPS {
+        return Err(too_many_open());
+    }
 
     let rules = app.store.promotion_rules().await?;
     let rule = shared::promotion::best_rule(&rules, amount, wallet.recharge_count);
@@ -306,8 +311,18 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
         }
         // Another request with this key won: answer as it did (its order is the one kept).
         Err(TxError::Cancelled(c)) if c.failed("idempotency") => key.winner(&app.store, now).await,
+        Err(TxError::Cancelled(c)) if c.failed("open_topups") => Err(too_many_open()),
         Err(e) => Err(shared::store::StoreError::from(e).into()),
     }
+}
+
+fn too_many_open() -> ApiError {
+    ApiError::conflict(
+        "too_many_open_top_ups",
+        format!(
+            "at most {MAX_OPEN_TOPUPS} top-ups may await payment at once: pay one, or wait (an unpaid one is given up an hour after it was created)"
+        ),
+    )
 }
 
 // ------------------------------------------------------------------ confirm

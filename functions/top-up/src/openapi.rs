@@ -24,7 +24,14 @@ pub fn openapi() -> FunctionDoc {
             idempotency_key: true,
             responses: vec![success(201, "The top-up and the checkout options", schema::<Created>)],
             errors: [
-                vec![error(404, "not_found", "the caller has no wallet (account setup did not finish)")],
+                vec![
+                    error(404, "not_found", "the caller has no wallet (account setup did not finish)"),
+                    error(
+                        409,
+                        "too_many_open_top_ups",
+                        "the caller already has 5 top-ups awaiting payment (each is given up an hour after creation)",
+                    ),
+                ],
                 doc::provider_errors("razorpay").to_vec(),
             ]
             .concat(),

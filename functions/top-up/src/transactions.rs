@@ -1,8 +1,6 @@
 //! `GET /wallet/transactions`: the caller's ledger, newest first, one Query per page, with an
 //! opaque cursor (URL-safe base64 of the last key's sort key; the partition is always the caller's).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use shared::ApiError;
 use shared::http::{self, Caller, Request, Response, json};
 use shared::store::keys::LEDGER_SK_PREFIX;
@@ -13,22 +11,12 @@ pub const DEFAULT_LIMIT: i32 = 20;
 pub const MAX_LIMIT: i32 = 100;
 
 pub fn encode_cursor(sk: &str) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::json!({ "sk": sk }).to_string())
+    http::encode_sk_cursor(sk)
 }
 
 /// The sort key a cursor stands for; anything we did not hand out is a 400.
 pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::invalid_field("cursor", "is not a cursor this API returned");
-    if cursor.len() > 512 {
-        return Err(bad());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let sk = value.get("sk").and_then(|v| v.as_str()).ok_or_else(bad)?;
-    if !sk.starts_with(LEDGER_SK_PREFIX) || sk.len() > 200 {
-        return Err(bad());
-    }
-    Ok(sk.to_owned())
+    http::decode_sk_cursor(cursor, LEDGER_SK_PREFIX)
 }
 
 fn limit(req: &Request) -> Result<i32, ApiError> {
@@ -55,6 +43,8 @@ pub(crate) struct Page<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn cursors_round_trip_and_forgeries_are_refused() {

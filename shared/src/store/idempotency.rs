@@ -46,16 +46,18 @@ impl Store {
         self.get(record_key(key)).await?.as_ref().map(read_record).transpose()
     }
 
-    /// The record of `key` and the user's wallet, in one BatchGetItem: what a money-moving
-    /// route reads first.
-    pub async fn idempotency_record_and_wallet(
+    /// The idempotency record, the caller's wallet and one more item (of another partition),
+    /// in one `BatchGetItem`.
+    pub(crate) async fn idempotency_record_and_wallet_with(
         &self,
         key: &IdempotencyKey,
-    ) -> Result<(Option<StoredResponse>, Option<crate::wallet::Wallet>), StoreError> {
+        extra: items::Item,
+    ) -> Result<(Option<StoredResponse>, Option<crate::wallet::Wallet>, Option<items::Item>), StoreError> {
         let wallet_key = items::key(super::keys::user_pk(&key.user), super::keys::WALLET_SK);
-        let found = self.batch_get(vec![record_key(key), wallet_key]).await?;
+        let extra_pk = items::get_str(&extra, super::PK)?.to_owned();
+        let mut found = self.batch_get(vec![record_key(key), wallet_key, extra]).await?;
         let record = found.get(&idempotency_pk(&key.user, &key.key)).map(read_record).transpose()?;
         let wallet = found.get(&super::keys::user_pk(&key.user)).map(super::wallet::read_wallet).transpose()?;
-        Ok((record, wallet))
+        Ok((record, wallet, found.remove(&extra_pk)))
     }
 }

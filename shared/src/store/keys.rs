@@ -96,12 +96,14 @@ pub const GSI2: &str = "GSI2";
 pub fn astrologer_consultations_gsi2pk(astrologer: &UserId) -> String {
     format!("ASTROCONS#{astrologer}")
 }
-/// `ConsultationsDue`: scheduled consultations by start time, while nobody has started them
-/// (sparse: the attributes go when they start, finish or are cancelled), for the no-show sweep.
+/// `ConsultationsDue`: open consultations by when the sweep must look at them, for the
+/// sweep (sparse: the attributes go when they close): `SCHEDULED` by start time while nobody
+/// has started them (no-shows), `IN_PROGRESS` by booked end once started (overruns).
 pub const CONSULTATIONS_DUE: &str = "ConsultationsDue";
 pub const DUE_PK: &str = "DUE_PK";
 pub const DUE_AT: &str = "DUE_AT";
 pub const DUE_SCHEDULED: &str = "SCHEDULED";
+pub const DUE_IN_PROGRESS: &str = "IN_PROGRESS";
 /// A promo code, and one customer's uses of it (`USAGE#{sub}`) in the same partition.
 pub fn promo_code_pk(code: &str) -> String {
     format!("PROMO#{code}")
@@ -167,6 +169,11 @@ pub fn dispute_pk(dispute_id: &str) -> String {
 }
 pub const REVERSAL_SK: &str = "REVERSAL";
 pub const PROMO_RULES_PK: &str = "PROMO_RULES";
+/// A customer's top-ups not yet credited nor given up (a String Set), bounded at creation.
+pub fn open_topups_pk(user: &UserId) -> String {
+    format!("OPEN_TOPUPS#{user}")
+}
+pub const OPEN_TOPUPS_SK: &str = "OPEN_TOPUPS";
 /// The platform's ledger of recharge losses: money a refund or chargeback took back after it
 /// was spent (paid out as earnings and the platform's share), owed by the customer's wallet.
 pub const PLATFORM_LOSSES_PK: &str = "PLATFORM#RECHARGE_LOSSES";

@@ -5,15 +5,15 @@ use chrono::{DateTime, Utc};
 
 use super::items::{self, Item, get_money, get_str, get_u64, opt_str};
 use super::keys::{
-    COUNTER_SK, GSI1, GSI2, INVOICE_SK, OPEN_TOPUPS_GSI2PK, TOPUP_SK, WALLET_SK, invoice_counter_pk, invoices_gsi1pk,
-    razorpay_order_gsi1pk, topup_pk, user_pk, webhook_event_pk,
+    COUNTER_SK, GSI1, GSI2, INVOICE_SK, OPEN_TOPUPS_GSI2PK, OPEN_TOPUPS_SK, TOPUP_SK, WALLET_SK, invoice_counter_pk,
+    invoices_gsi1pk, open_topups_pk, razorpay_order_gsi1pk, topup_pk, user_pk, webhook_event_pk,
 };
 use super::wallet::{Account, read_wallet};
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, Tx, TxError};
 use crate::invoice::{Gstin, INVOICE_SERIES, TaxLines, financial_year};
 use crate::money::Money;
-use crate::topup::{CreditPlan, CreditRecord, CreditState, InvoiceView, Source, Status, TopUp};
+use crate::topup::{CreditPlan, CreditRecord, CreditState, InvoiceView, MAX_OPEN_TOPUPS, Source, Status, TopUp};
 use crate::user::UserId;
 
 fn topup_item(t: &TopUp) -> Item {
@@ -106,9 +106,33 @@ pub enum Credit {
 }
 
 impl Tx {
-    /// A new top-up (label `top_up`).
+    /// A new top-up (label `top_up`), counted among its owner's open top-ups, at most
+    /// [`MAX_OPEN_TOPUPS`] (label `open_topups` fails past it).
     pub fn new_topup(&mut self, topup: &TopUp) -> &mut Self {
-        self.put_new("top_up", topup_item(topup))
+        self.put_new("top_up", topup_item(topup));
+        self.update(
+            "open_topups",
+            items::key(open_topups_pk(&topup.user_id), OPEN_TOPUPS_SK),
+            "ADD topup_ids :id SET entity = :entity",
+            "attribute_not_exists(topup_ids) OR size(topup_ids) < :max",
+            vec![
+                (":id", AttributeValue::Ss(vec![topup.id.clone()])),
+                (":entity", items::s("open_topups")),
+                (":max", items::n(MAX_OPEN_TOPUPS)),
+            ],
+        )
+    }
+
+    /// `topup` is open no more (credited or given up). Unconditional: removing an id that
+    /// is not in the set changes nothing, so a late credit of a given-up top-up is fine.
+    fn topup_closed(&mut self, topup: &TopUp) -> &mut Self {
+        self.update(
+            "open_topups",
+            items::key(open_topups_pk(&topup.user_id), OPEN_TOPUPS_SK),
+            "DELETE topup_ids :id",
+            "attribute_exists(PK) OR attribute_not_exists(PK)",
+            vec![(":id", AttributeValue::Ss(vec![topup.id.clone()]))],
+        )
     }
 }
 
@@ -117,6 +141,18 @@ impl Store {
     pub async fn topup(&self, id: &str, user: &UserId) -> Result<Option<TopUp>, StoreError> {
         let item = self.get(items::key(topup_pk(id), TOPUP_SK)).await?;
         Ok(item.as_ref().map(read_topup).transpose()?.filter(|t| t.user_id == *user))
+    }
+
+    /// What creating a top-up reads, in one `BatchGetItem`: the idempotency record, the
+    /// wallet and how many top-ups `key.user` has open.
+    pub async fn topup_create_state(
+        &self,
+        key: &crate::idempotency::IdempotencyKey,
+    ) -> Result<(Option<crate::idempotency::StoredResponse>, Option<crate::wallet::Wallet>, usize), StoreError> {
+        let open_key = items::key(open_topups_pk(&key.user), OPEN_TOPUPS_SK);
+        let (record, wallet, found) = self.idempotency_record_and_wallet_with(key, open_key).await?;
+        let open = found.and_then(|item| item.get("topup_ids").and_then(|v| v.as_ss().ok()).map(Vec::len)).unwrap_or(0);
+        Ok((record, wallet, open))
     }
 
     /// The top-up paid through Razorpay order `order_id` (GSI1, one Query).
@@ -219,6 +255,7 @@ impl Store {
             ],
         );
         tx.posting(&Account::Wallet(t.user_id.clone()), &plan.posting);
+        tx.topup_closed(t);
         let (counter_cond, mut counter_values) = match plan.invoice_seq_read {
             Some(prev) => ("seq = :prev", vec![(":prev", items::n(prev))]),
             None => ("attribute_not_exists(PK)", vec![]),
@@ -292,11 +329,30 @@ impl Store {
     /// `false`: it was completed meanwhile.
     pub async fn close_unpaid_topup(
         &self,
-        topup_id: &str,
+        topup: &TopUp,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.fail_topup(topup_id, reason, now, true).await
+        let mut tx = self.tx();
+        tx.update(
+            "top_up",
+            items::key(topup_pk(&topup.id), TOPUP_SK),
+            "SET #status = :failed, failure_reason = :reason, failed_at = :at REMOVE GSI2PK, GSI2SK",
+            "#status IN (:pending, :failed)",
+            vec![
+                (":failed", items::s(Status::Failed.as_str())),
+                (":pending", items::s(Status::Pending.as_str())),
+                (":reason", items::s(reason.chars().take(200).collect::<String>())),
+                (":at", items::time(now)),
+            ],
+        );
+        tx.topup_closed(topup);
+        match self.commit(tx).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(c)) if c.failed("top_up") => Ok(false),
+            Err(TxError::Cancelled(c)) => Err(StoreError::Other(format!("closing a top-up: {c:?}"))),
+            Err(TxError::Store(e)) => Err(e),
+        }
     }
 
     /// `payment.failed`: a pending top-up becomes failed; a completed one is left alone. It
@@ -307,27 +363,10 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.fail_topup(topup_id, reason, now, false).await
-    }
-
-    /// A top-up not completed becomes `failed`; `close`: also out of the open top-ups.
-    async fn fail_topup(
-        &self,
-        topup_id: &str,
-        reason: &str,
-        now: DateTime<Utc>,
-        close: bool,
-    ) -> Result<bool, StoreError> {
-        let set = "SET #status = :failed, failure_reason = :reason, failed_at = :at";
-        let (expression, condition) = if close {
-            (format!("{set} REMOVE GSI2PK, GSI2SK"), "#status IN (:pending, :failed)")
-        } else {
-            (set.to_owned(), "#status = :pending")
-        };
         self.update_if(
             items::key(topup_pk(topup_id), TOPUP_SK),
-            &expression,
-            condition,
+            "SET #status = :failed, failure_reason = :reason, failed_at = :at",
+            "#status = :pending",
             vec![
                 (":failed", items::s(Status::Failed.as_str())),
                 (":pending", items::s(Status::Pending.as_str())),
