@@ -250,8 +250,8 @@ impl Tally {
     async fn deliver(&self, world: &World, what: &str, hook: &Webhook) -> u16 {
         self.webhooks.lock().unwrap().push(hook.clone());
         let rzp = &world.stack.stubs.razorpay;
-        // Razorpay retries a webhook for hours: a refund or a dispute that overtook its
-        // payment is answered 503 until the payment is credited (here for about 5 s).
+        // Razorpay retries a webhook for hours: a 503 (a lost race on the wallet) is
+        // delivered again (here for about 5 s).
         self.call(what, 12, || async {
             let d = rzp.deliver(hook).await.unwrap();
             (d.status, d.response)
