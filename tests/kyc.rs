@@ -297,6 +297,45 @@ async fn no_full_pan_aadhaar_or_phone_is_kept_or_logged() {
     }
 }
 
+/// A reviewer's remarks and a rejection reason quoting the astrologer's PAN, Aadhaar number
+/// and VID: none of the three is stored (anywhere in the table, outbox events included),
+/// logged, or told to the astrologer; the last 4 of each and the rest of the words are.
+#[tokio::test]
+async fn numbers_in_digio_free_text_are_masked_everywhere() {
+    let stack = stack().await;
+    let (_, token, user_id) = astrologer_with_phone(&stack).await;
+    let (_, started) = post_kyc(&stack, &token).await;
+    let kid = request_id(&started);
+    let digio = &stack.stubs.digio;
+    let free_text = json!({
+        "rejection_reason": "Name on PAN bxqpk4821m differs from Aadhaar 7391 4820 5617",
+        "remarks": "VID 6138-2947-5031-8264 expired; PAN BXQPK4821M",
+        "actions": [{ "type": "selfie", "status": "rejected", "details": { "comment": "held card 739148205617" } }],
+    });
+    let rejected = digio.event_body(&kid, "KYC_REQUEST_REJECTED", "rejected", free_text).unwrap();
+    assert_eq!(digio.deliver(&rejected).await.unwrap().0, 200);
+
+    let kyc = get_kyc(&stack, &token).await;
+    assert_eq!(
+        kyc["rejection_reason"], "Name on PAN ******821m differs from Aadhaar ********5617",
+        "the reason is kept, its numbers masked"
+    );
+    // The astrologer is told through the outbox, the relay and the notifications consumer.
+    assert_eq!(settled_inbox_count(&stack, &user_id, "KycStatusChanged").await, 1);
+    let items = all_items(&stack).await;
+    assert!(items.iter().any(|i| i["PK"].as_s().unwrap().starts_with("OUTBOX#")), "the event is in the outbox");
+    // Compared without case, spaces or hyphens: no grouping or case hides a number.
+    let squeeze = |text: String| text.to_ascii_lowercase().replace([' ', '-'], "");
+    let (stored, logged) = (squeeze(format!("{items:?}")), squeeze(captured_logs()));
+    for number in ["bxqpk482", "73914820", "61382947503"] {
+        assert!(!stored.contains(number), "{number} stored");
+        assert!(!logged.contains(number), "{number} logged");
+    }
+    for kept in ["821m", "5617", "8264"] {
+        assert!(stored.contains(kept), "the last 4 ({kept}) are kept");
+    }
+}
+
 mod provider_failures {
     use super::*;
     use wiremock::matchers::{method, path};

@@ -155,17 +155,66 @@ pub fn last4(value: &str) -> String {
     format!("{}{}", "*".repeat(masked), chars[chars.len() - keep..].iter().collect::<String>())
 }
 
-fn looks_like_pan(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 10
-        && b[..5].iter().all(u8::is_ascii_alphabetic)
-        && b[5..9].iter().all(u8::is_ascii_digit)
-        && b[9].is_ascii_alphabetic()
+/// Whether `c` starts a PAN-shaped run: 5 letters, 4 digits, 1 letter, in either case.
+fn pan_at(c: &[char]) -> bool {
+    c.len() >= 10
+        && c[..5].iter().all(char::is_ascii_alphabetic)
+        && c[5..9].iter().all(char::is_ascii_digit)
+        && c[9].is_ascii_alphabetic()
 }
 
-fn looks_like_aadhaar(s: &str) -> bool {
-    let digits: String = s.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
-    digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit())
+/// The digits of the number starting at `c[0]`, with a single space or hyphen allowed between
+/// groups (`1234 5678 9012`, `1234-5678-9012-3456`), and how many characters it spans.
+fn number_at(c: &[char]) -> (String, usize) {
+    let (mut digits, mut end) = (String::new(), 0);
+    while end < c.len() {
+        if c[end].is_ascii_digit() {
+            digits.push(c[end]);
+            end += 1;
+        } else if matches!(c[end], ' ' | '-') && !digits.is_empty() && c.get(end + 1).is_some_and(char::is_ascii_digit)
+        {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    (digits, end)
+}
+
+/// The shortest run of digits read as an identity number: an Aadhaar number has 12, its
+/// virtual id (VID) 16; any longer run is masked too, as it may hold one.
+const IDENTITY_DIGITS: usize = 12;
+
+/// Free text (a reviewer's remarks, a rejection reason) with every PAN-shaped
+/// (`ABCDE1234F`, any case) and Aadhaar- or VID-shaped (12 or more digits, grouped by spaces
+/// or hyphens or not) run cut to its last 4 characters: `PAN abcde1234f, Aadhaar 1234 5678
+/// 9012` → `PAN ******234f, Aadhaar ********9012`. Everything else is kept as written. Masked
+/// text has neither shape, so redacting it again changes nothing.
+pub fn redact_text(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let rest = &chars[i..];
+        if pan_at(rest) {
+            out.push_str(&last4(&rest[..10].iter().collect::<String>()));
+            i += 10;
+            continue;
+        }
+        if rest[0].is_ascii_digit() {
+            let (digits, end) = number_at(rest);
+            if digits.len() >= IDENTITY_DIGITS {
+                out.push_str(&last4(&digits));
+            } else {
+                out.extend(&rest[..end]);
+            }
+            i += end;
+            continue;
+        }
+        out.push(rest[0]);
+        i += 1;
+    }
+    out
 }
 
 const SECRET_KEYS: &[&str] = &["token", "secret", "password", "authorization", "otp"];
@@ -175,14 +224,14 @@ const DOCUMENT_NUMBER_KEYS: &[&str] = &["id_number", "document_number", "number"
 const PHONE_KEYS: &[&str] = &["phone", "mobile", "customer_identifier"];
 
 /// A copy of provider data safe to store and log: secrets, tokens, date of birth and address
-/// removed, phone numbers masked, and anything that is or looks like a PAN or Aadhaar number
-/// cut to its last 4. By field name whatever the value's type: a numeric `id_number` is
-/// still a document number.
+/// removed, phone numbers masked, and every PAN- or Aadhaar-shaped number, whole value or
+/// inside free text ([`redact_text`]), cut to its last 4. By field name whatever the value's
+/// type: a numeric `id_number` is still a document number.
 pub fn redact(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(map.iter().map(|(key, v)| (key.clone(), redact_field(key, v))).collect()),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        Value::String(s) if looks_like_pan(s) || looks_like_aadhaar(s) => Value::String(last4(s)),
+        Value::String(s) => Value::String(redact_text(s)),
         other => other.clone(),
     }
 }
@@ -232,17 +281,16 @@ pub fn masked_documents(kyc_request: &Value) -> MaskedDocuments {
         return out;
     };
     for action in actions {
-        let status = action.get("status").and_then(Value::as_str).map(str::to_owned);
+        // Digio's own words, kept as free text: redacted like any other.
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(redact_text);
+        let status = text(action.get("status"));
         let details = action.get("details").cloned().unwrap_or(Value::Null);
         for (key, slot) in [("pan", &mut out.pan), ("aadhaar", &mut out.aadhaar)] {
             if let Some(doc) = details.get(key) {
                 let number =
                     doc.get("id_number").or_else(|| doc.get("number")).and_then(Value::as_str).unwrap_or_default();
-                *slot = Some(MaskedDocument {
-                    last4: last4(number),
-                    name: doc.get("name").and_then(Value::as_str).map(str::to_owned),
-                    status: status.clone(),
-                });
+                *slot =
+                    Some(MaskedDocument { last4: last4(number), name: text(doc.get("name")), status: status.clone() });
             }
         }
         let liveness = details
@@ -251,7 +299,7 @@ pub fn masked_documents(kyc_request: &Value) -> MaskedDocuments {
             .and_then(Value::as_str)
             .or_else(|| details.get("liveness_result").and_then(Value::as_str));
         if let Some(result) = liveness {
-            out.liveness = Some(result.to_owned());
+            out.liveness = Some(redact_text(result));
         }
     }
     out
@@ -283,6 +331,7 @@ pub fn status_changed_event(
 mod tests {
     use super::*;
     use RequestStatus::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -359,6 +408,85 @@ mod tests {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("9012") && text.contains("approved") && text.contains(r#""attempts":2"#), "{text}");
+    }
+
+    #[test]
+    fn free_text_keeps_the_last_four_of_pan_and_aadhaar_shaped_runs() {
+        let cases = [
+            ("PAN ABCDE1234F does not match", "PAN ******234F does not match"),
+            ("pan abcde1234f, lower case", "pan ******234f, lower case"),
+            ("Aadhaar 1234 5678 9012.", "Aadhaar ********9012."),
+            ("aadhaar:1234-5678-9012", "aadhaar:********9012"),
+            ("uid 123456789012 blurred", "uid ********9012 blurred"),
+            ("VID 9876 5432 1098 7654 expired", "VID ************7654 expired"),
+            ("ref XABCDE1234FY", "ref X******234FY"),
+            ("both:ABCDE1234F/123456789012", "both:******234F/********9012"),
+            // Not shaped like either: dates, amounts, short numbers, near-PANs.
+            ("retry on 2026-11-22 at 10:30, fee 1500", "retry on 2026-11-22 at 10:30, fee 1500"),
+            ("ABCD1234F and ABCDE123F and 12345678901", "ABCD1234F and ABCDE123F and 12345678901"),
+            ("नाम मेल नहीं खाता ABCDE1234F", "नाम मेल नहीं खाता ******234F"),
+            ("", ""),
+        ];
+        for (raw, redacted) in cases {
+            assert_eq!(redact_text(raw), redacted, "{raw}");
+        }
+    }
+
+    #[test]
+    fn redaction_reaches_free_text_inside_provider_data() {
+        let raw = json!({ "remarks": "PAN ABCDE1234F, Aadhaar 1234 5678 9012", "created_at": 1764000000000u64 });
+        let text = redact(&raw).to_string();
+        assert!(!text.contains("ABCDE1234F") && !text.contains("1234 5678"), "{text}");
+        assert!(text.contains("******234F") && text.contains("********9012"), "{text}");
+        assert!(text.contains("1764000000000"), "numbers outside document fields are kept: {text}");
+    }
+
+    /// A PAN: 5 letters, 4 digits, 1 letter, in any case.
+    fn pan() -> impl Strategy<Value = String> {
+        "[A-Za-z]{5}[0-9]{4}[A-Za-z]"
+    }
+
+    /// An Aadhaar number (12 digits) or VID (16), plain or grouped by 4 with spaces or hyphens.
+    fn aadhaar() -> impl Strategy<Value = String> {
+        (prop_oneof![Just(3usize), Just(4usize)], "[0-9]{16}", prop_oneof![Just(""), Just(" "), Just("-")]).prop_map(
+            |(groups, digits, sep)| {
+                digits.as_bytes()[..groups * 4]
+                    .chunks(4)
+                    .map(|g| std::str::from_utf8(g).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            },
+        )
+    }
+
+    /// Text around a number: anything that does not run on into it (a letter before a PAN, a
+    /// digit or separator around a number, would make a longer run).
+    fn around() -> impl Strategy<Value = String> {
+        "[ .,:;()/A-Za-z\\u{0900}-\\u{097F}]{0,12}"
+    }
+
+    proptest! {
+        #[test]
+        fn no_number_survives_and_its_last_four_do(
+            before in around(), after in around(), number in prop_oneof![pan(), aadhaar()]
+        ) {
+            let text = format!("{before} {number} {after}");
+            let redacted = redact_text(&text);
+            let plain: String = number.chars().filter(char::is_ascii_alphanumeric).collect();
+            let squeezed: String = redacted.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+            prop_assert!(!squeezed.to_ascii_lowercase().contains(&plain[..plain.len() - 4].to_ascii_lowercase()), "{text} -> {redacted}");
+            prop_assert!(redacted.contains(&plain[plain.len() - 4..]), "the last 4 are kept: {redacted}");
+            prop_assert!(redacted.starts_with(&before) && redacted.ends_with(&after), "the rest is kept: {redacted}");
+            prop_assert_eq!(redact_text(&redacted), redacted.clone(), "redacting twice changes nothing");
+        }
+
+        #[test]
+        fn text_without_such_numbers_is_kept(text in "[ -~\\u{0900}-\\u{097F}]{0,60}") {
+            let has_pan = (0..text.len()).any(|i| text.is_char_boundary(i) && pan_at(&text[i..].chars().collect::<Vec<_>>()));
+            let digits_run = text.split(|c: char| !(c.is_ascii_digit() || c == ' ' || c == '-')).any(|run| run.chars().filter(char::is_ascii_digit).count() >= IDENTITY_DIGITS);
+            prop_assume!(!has_pan && !digits_run);
+            prop_assert_eq!(redact_text(&text), text);
+        }
     }
 
     #[test]

@@ -156,7 +156,9 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<DigioOutcome, Ap
         Some(id) => hex::encode(Sha256::digest(id.as_bytes())),
         None => hex::encode(Sha256::digest(body)),
     };
-    let name = event.get("event").and_then(Value::as_str).unwrap_or_default();
+    // Free text like any other: it is logged and audited.
+    let name = kyc::redact_text(event.get("event").and_then(Value::as_str).unwrap_or_default());
+    let name = name.as_str();
     let kyc_request = event.pointer("/payload/kyc_request").cloned().unwrap_or(Value::Null);
     let request_id = kyc_request
         .get("id")
@@ -218,12 +220,12 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<DigioOutcome, Ap
     Err(ApiError::unavailable("busy", "the KYC request is changing; retry the webhook"))
 }
 
+/// The reviewer's words, redacted before they are cut to length (a cut could leave most of
+/// a number no longer shaped like one).
 fn rejection_reason(kyc_request: &Value) -> String {
-    ["rejection_reason", "reason", "remarks"]
+    let reason = ["rejection_reason", "reason", "remarks"]
         .iter()
         .find_map(|k| kyc_request.get(*k).and_then(Value::as_str))
-        .unwrap_or("rejected by the KYC reviewer")
-        .chars()
-        .take(500)
-        .collect()
+        .unwrap_or("rejected by the KYC reviewer");
+    kyc::redact_text(reason).chars().take(500).collect()
 }

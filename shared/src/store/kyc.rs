@@ -384,7 +384,10 @@ impl Store {
                 values.push((":approved", items::s(VerificationStatus::Approved.as_str())));
                 values.push((":listed", items::s(super::keys::LISTED)));
             }
-            if let Some(reason) = &event.rejection_reason {
+            // Whoever decided (Digio or staff) wrote free text: no PAN or Aadhaar number in it
+            // is stored or put in the event.
+            let reason = event.rejection_reason.as_deref().map(crate::kyc::redact_text);
+            if let Some(reason) = &reason {
                 set.push("kyc_rejection_reason = :reason");
                 values.push((":reason", items::s(reason)));
             }
@@ -414,7 +417,6 @@ impl Store {
                     vec![(":approved", items::s(ProfileStatus::Approved.as_str())), (":now", now.clone())],
                 );
             }
-            let reason = event.rejection_reason.clone();
             tx.outbox(&crate::kyc::status_changed_event(astrologer, &request.request_id, next, reason, event.now));
         }
         for a in &event.audit {
