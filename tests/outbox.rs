@@ -5,14 +5,16 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{TimeZone, Utc};
 use infra::LocalStack;
 use infra::aws_endpoint::Fault;
 use integration_tests::*;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::events::{Envelope, Event, KycStatusChanged, UserRegistered};
 use shared::{KycStatus, UserId, UserType};
 
@@ -265,4 +267,113 @@ async fn a_relay_failing_or_dying_mid_batch_loses_and_doubles_nothing() {
         "outbox relay: 15 events, SNS failed after the first 10 then the relay died and was retried whole: \
          15 delivered once each, 0 lost, 0 doubled"
     );
+}
+
+/// A transaction inserting `envelope` into the outbox that is cancelled, as every lost race,
+/// replay or `already_reviewed` is: its condition on an item that does not exist fails.
+async fn cancelled_outbox_insert(stack: &LocalStack, envelope: &Envelope<UserRegistered>) {
+    let table = stack.table_name();
+    let item = shared::store::outbox::outbox_item(envelope);
+    let put = Put::builder().table_name(&table).set_item(Some(item)).build().unwrap();
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .key("PK", AttributeValue::S("CONFLICT#nobody".into()))
+        .key("SK", AttributeValue::S("CONFLICT".into()))
+        .condition_expression("attribute_exists(PK)")
+        .build()
+        .unwrap();
+    let cancelled = aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().put(put).build())
+        .transact_items(TransactWriteItem::builder().condition_check(check).build())
+        .send()
+        .await;
+    assert!(cancelled.is_err(), "the transaction is cancelled");
+}
+
+/// Cancelled outbox inserts every 50 ms until `done`: the users whose events they would have made.
+async fn conflicts_until(stack: &LocalStack, done: &AtomicBool) -> Vec<UserId> {
+    let mut phantoms = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        let user = new_user();
+        cancelled_outbox_insert(stack, &welcome(&user)).await;
+        phantoms.push(user);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    phantoms
+}
+
+#[tokio::test]
+async fn events_still_flow_after_a_cancelled_transaction() {
+    let stack = stack().await;
+    // One event through first: the stream mapping is reading the shard when the conflict comes.
+    let (first, phantom, next) = (new_user(), new_user(), new_user());
+    write_outbox(&stack, &welcome(&first)).await;
+    assert_eq!(settled_inbox(&stack, &first).await.len(), 1);
+
+    cancelled_outbox_insert(&stack, &welcome(&phantom)).await;
+    write_outbox(&stack, &welcome(&next)).await;
+    assert_eq!(settled_inbox(&stack, &next).await.len(), 1, "the event after the cancelled transaction");
+    assert!(notifications_of(&stack, &phantom).await.is_empty(), "nothing of the cancelled transaction");
+}
+
+/// Twenty top-ups paid at once, five per customer (each customer's credits race on their
+/// wallet), with cancelled transactions in flight throughout: every credit's `WalletCredited`
+/// reaches its customer once, and no cancelled transaction's event reaches anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_top_ups_each_notify_once_with_conflicts_in_flight() {
+    const CUSTOMERS: usize = 4;
+    const EACH: usize = 5;
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let customers = futures::future::join_all((0..CUSTOMERS).map(|_| customer(&stack))).await;
+    let rzp = &stack.stubs.razorpay;
+    let top_up = |token: String| {
+        let api = &api;
+        async move {
+            let key = format!("conflicts-{}", rand::random::<u64>());
+            let (status, created) =
+                api.post_as("/wallet/top-ups", &token, &[("idempotency-key", &key)], json!({ "amount": "100" })).await;
+            assert_eq!(status, 201, "{created}");
+            let paid = rzp.pay(created["checkout"]["order_id"].as_str().unwrap(), false).await.unwrap();
+            let body = json!({
+                "razorpay_order_id": paid.razorpay_order_id,
+                "razorpay_payment_id": paid.razorpay_payment_id,
+                "razorpay_signature": paid.razorpay_signature,
+            });
+            let path = format!("/wallet/top-ups/{}/confirm", created["top_up_id"].as_str().unwrap());
+            // A lost race on the wallet is a 503 with nothing written: the app tries again.
+            for attempt in 1.. {
+                let (status, confirmed) = api.post_as(&path, &token, &[], body.clone()).await;
+                if status != 503 || attempt == 10 {
+                    assert_eq!(status, 200, "{confirmed}");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+        }
+    };
+    let done = AtomicBool::new(false);
+    let top_ups = async {
+        let all = customers.iter().flat_map(|(token, _)| std::iter::repeat_n(token.clone(), EACH));
+        futures::future::join_all(all.map(top_up)).await;
+        done.store(true, Ordering::Relaxed);
+    };
+    let ((), phantoms) = futures::join!(top_ups, conflicts_until(&stack, &done));
+    assert!(!phantoms.is_empty());
+
+    let mut credited = Vec::new();
+    for (_, id) in &customers {
+        credited.push(settled_inbox_count(&stack, id, "WalletCredited").await);
+    }
+    for user in &phantoms {
+        assert!(notifications_of(&stack, user).await.is_empty(), "an event of a cancelled transaction");
+    }
+    println!(
+        "outbox relay under conflicts: {} top-ups, {} cancelled transactions in flight: WalletCredited per customer {credited:?}",
+        CUSTOMERS * EACH,
+        phantoms.len()
+    );
+    assert_eq!(credited, [EACH; CUSTOMERS], "each credit notified once");
+    assert_eq!(queue_depth(&stack, "NotificationsDeadLetterQueue").await, 0);
 }

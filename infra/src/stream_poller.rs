@@ -4,7 +4,9 @@
 //! only as far as the function says (`ReportBatchItemFailures`): on a reported failure it
 //! reads again from that sequence number, so nothing after it is skipped. Past
 //! `MaximumRetryAttempts` it gives the batch up, reports it to the `OnFailure` queue the way
-//! Lambda does (`DDBStreamBatchInfo`) and goes on after it.
+//! Lambda does (`DDBStreamBatchInfo`) and goes on after it. An idle shard is read through a
+//! fresh iterator from the last record delivered, not through the one its last empty read
+//! returned ([`Position::reopens`]): an iterator that has gone stale cannot starve the mapping.
 //!
 //! Not played: `BisectBatchOnFunctionError` (the relay reports partial failures, so a retry
 //! starts at the failed record anyway), batching windows, parallelization, record age.
@@ -29,6 +31,18 @@ enum Position {
     Start(ShardIteratorType),
     At(String),
     After(String),
+}
+
+impl Position {
+    /// Whether an idle shard is read through a fresh iterator from here rather than the one
+    /// the last read returned. moto's rollback of a cancelled transaction used to swap the
+    /// table's stream shard, and the old iterator then read nothing, ever again (every event
+    /// after the first conflict was lost). A fresh iterator from the last sequence number
+    /// delivered costs one call and reads exactly what follows it. From `LATEST` no record has
+    /// been read yet and a fresh iterator would skip what arrived meanwhile: that one is kept.
+    fn reopens(&self) -> bool {
+        !matches!(self, Position::Start(ShardIteratorType::Latest))
+    }
 }
 
 struct Shard {
@@ -111,7 +125,7 @@ async fn poll_shard(streams: &aws_sdk_dynamodbstreams::Client, mapping: &Mapping
     let records = output.records();
     let next = output.next_shard_iterator().map(str::to_owned);
     if records.is_empty() {
-        shard.iterator = next;
+        shard.iterator = next.filter(|_| !shard.position.reopens());
         return Ok(0);
     }
     let events: Vec<Value> = records.iter().map(|r| lambda_record(r, &mapping.stream_arn)).collect();
