@@ -412,9 +412,267 @@ async fn booking_keeps_to_its_store_round_trips() {
     assert_eq!(stack.calls.dynamodb(), ["GetItem"]);
     stack.calls.clear();
     act(&stack, &astro, id, "start").await;
-    assert_eq!(stack.calls.dynamodb(), ["GetItem", "UpdateItem"]);
+    assert_eq!(stack.calls.dynamodb(), ["GetItem", "TransactWriteItems"], "start (with the suspension check)");
     stack.calls.clear();
     let (status, _) = act(&stack, &astro, id, "complete").await;
     assert_eq!(status, 200);
     assert_eq!(stack.calls.dynamodb(), ["GetItem", "BatchGetItem", "TransactWriteItems"], "complete");
+}
+
+// ---------------------------------------------------------------- how consultations end
+
+/// Moves a consultation's `fields` (RFC 3339 times) `seconds` back, as if that much time
+/// had passed (the tests cannot wait); a field it does not have is left out.
+async fn shift_back(stack: &LocalStack, id: &str, seconds: i64, fields: &[&str]) {
+    let item = aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .get_item()
+        .table_name(stack.table_name())
+        .key("PK", AttributeValue::S(format!("CONSULTATION#{id}")))
+        .key("SK", AttributeValue::S("CONSULTATION".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("a booked consultation");
+    let mut update = consultation_update(stack, id);
+    let mut sets = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        let Some(at) = item.get(*field).and_then(|v| v.as_s().ok()) else { continue };
+        let at = chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc() - chrono::Duration::seconds(seconds);
+        sets.push(format!("{field} = :t{i}"));
+        update = update.expression_attribute_values(
+            format!(":t{i}"),
+            AttributeValue::S(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+    }
+    update.update_expression(format!("SET {}", sets.join(", "))).send().await.unwrap();
+}
+
+/// Every time a consultation carries (the sweep's index key too).
+const TIMES: &[&str] = &["created_at", "scheduled_at", "ends_at", "started_at", "DUE_AT"];
+
+/// One run of the sweep, as its schedule runs it; its report.
+async fn sweep(stack: &LocalStack) -> Value {
+    let Some(Handler::Scheduled(sweep)) = stack.handler("no-show-sweep") else { panic!("no sweep") };
+    sweep(json!({})).await.unwrap()
+}
+
+async fn earned(stack: &LocalStack, astro: &str) -> Decimal {
+    dec(&Api::new(stack).get("/astrologers/me/earnings", Some(astro)).await.1["balance"])
+}
+
+async fn once_per_customer_code(stack: &LocalStack, code: &str) {
+    store(stack)
+        .create_promo_code(&PromoCode {
+            code: code.into(),
+            kind: DiscountKind::Fixed,
+            value: Decimal::from(10),
+            max_discount: None,
+            min_order: "0".parse().unwrap(),
+            valid_from: Utc::now() - chrono::Duration::days(1),
+            valid_until: None,
+            usage_limit: Some(2),
+            per_user_limit: 1,
+            user_type: None,
+            active: true,
+        })
+        .await
+        .unwrap();
+}
+
+/// README "Cancellation policy", row 4 (issue 27, item 2): an instant consultation the
+/// astrologer never starts, cancelled by the customer 5.5 minutes later, gives all of it
+/// back and earns the astrologer nothing; a scheduled one whose time has passed likewise.
+#[tokio::test]
+async fn a_customer_left_waiting_gets_everything_back_and_the_astrologer_earns_nothing() {
+    let stack = stack().await;
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "20").await;
+    let (status, instant) =
+        book(&stack, &customer, &key(), json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10 })).await;
+    assert_eq!(status, 201, "{instant}");
+    let id = instant["booking_id"].as_str().unwrap();
+    shift_back(&stack, id, 330, TIMES).await;
+    let (status, cancelled) = act(&stack, &customer, id, "cancel").await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(
+        (cancelled["closing"]["refund_percent"].as_u64(), dec(&cancelled["closing"]["astrologer_earnings"])),
+        (Some(100), Decimal::ZERO),
+        "{cancelled}"
+    );
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000));
+
+    // Booked for tomorrow, a day ago: the time has come and gone, nobody started it.
+    let at = (Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT10:00:00Z").to_string();
+    let body = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "scheduled_at": at });
+    let (_, later) = book(&stack, &customer, &key(), body).await;
+    let id = later["booking_id"].as_str().unwrap();
+    let until_start = (chrono::DateTime::parse_from_rfc3339(&at).unwrap().to_utc() - Utc::now()).num_seconds();
+    shift_back(&stack, id, until_start + 60, TIMES).await;
+    let (status, cancelled) = act(&stack, &customer, id, "cancel").await;
+    assert_eq!((status, cancelled["closing"]["refund_percent"].as_u64()), (200, Some(100)), "{cancelled}");
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000));
+    assert_eq!(earned(&stack, &astro).await, Decimal::ZERO);
+    assert_ledger_balances(&stack).await;
+}
+
+/// Issue 27, item 3: the customer ends a consultation in progress and pays the minutes so
+/// far; the sweep ends one still running 10 minutes after its booked end, billed up to that
+/// end; a start after the no-show grace is refused.
+#[tokio::test]
+async fn consultations_in_progress_end_by_the_customer_or_the_sweep_and_late_starts_are_refused() {
+    let stack = stack().await;
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
+    let instant = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 20 });
+
+    let (_, a) = book(&stack, &customer, &key(), instant.clone()).await;
+    let a_id = a["booking_id"].as_str().unwrap();
+    assert_eq!(act(&stack, &astro, a_id, "start").await.0, 200);
+    started_minutes_ago(&stack, a_id, 6).await;
+    let (status, ended) = act(&stack, &customer, a_id, "complete").await;
+    assert_eq!((status, ended["status"].as_str()), (200, Some("completed")), "{ended}");
+    let minutes = ended["closing"]["actual_minutes"].as_u64().unwrap();
+    assert!((6..=7).contains(&minutes), "{ended}");
+    assert_eq!(dec(&ended["closing"]["charged"]["real"]), Decimal::from(10 * minutes));
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000 - 10 * minutes));
+    // The customer still cannot cancel one in progress (they end it) nor start one.
+    let (_, b) = book(&stack, &customer, &key(), instant.clone()).await;
+    let b_id = b["booking_id"].as_str().unwrap();
+    assert_eq!(act(&stack, &customer, b_id, "start").await.0, 403);
+    assert_eq!(act(&stack, &astro, b_id, "start").await.0, 200);
+    let (status, refused) = act(&stack, &customer, b_id, "cancel").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("invalid_transition")), "{refused}");
+
+    // Started 5 minutes late and left running: the booked end was 15 minutes ago (past the
+    // 10-minute grace); billed from the start to the booked end, 15 minutes, no more.
+    shift_back(&stack, b_id, 35 * 60, TIMES).await;
+    started_minutes_ago(&stack, b_id, 30).await;
+    let report = sweep(&stack).await;
+    assert_eq!((report["overruns"].as_u64(), report["no_shows"].as_u64()), (Some(1), Some(0)), "{report}");
+    let (_, swept) = Api::new(&stack).get(&format!("/consultations/{b_id}"), Some(&customer)).await;
+    assert_eq!((swept["status"].as_str(), swept["closing"]["actual_minutes"].as_u64()), (Some("completed"), Some(15)));
+    assert_eq!(dec(&swept["closing"]["charged"]["real"]), Decimal::from(150), "{swept}");
+    assert_eq!(sweep(&stack).await["closed"], 0, "swept once");
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(1000 - 10 * minutes - 150));
+
+    // Past the no-show grace (15 minutes after the time) nobody can start it any more.
+    let (_, c) = book(&stack, &customer, &key(), instant).await;
+    let c_id = c["booking_id"].as_str().unwrap();
+    shift_back(&stack, c_id, 16 * 60, TIMES).await;
+    let (status, late) = act(&stack, &astro, c_id, "start").await;
+    assert_eq!((status, late["error"]["code"].as_str()), (409, Some("too_late")), "{late}");
+    let report = sweep(&stack).await;
+    assert_eq!(report["no_shows"], 1, "{report}");
+    assert_ledger_balances(&stack).await;
+}
+
+/// Issue 27, item 4: a use of a once-per-customer code comes back when the consultation
+/// ends with a full refund, and is kept when it charged anything.
+#[tokio::test]
+async fn a_promo_codes_use_comes_back_with_a_full_refund() {
+    let stack = stack().await;
+    once_per_customer_code(&stack, "ONCE").await;
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
+    let body = json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 10, "promo_code": "once" });
+    let (status, first) = book(&stack, &customer, &key(), body.clone()).await;
+    assert_eq!((status, dec(&first["price"]["discount"])), (201, Decimal::from(10)), "{first}");
+    let id = first["booking_id"].as_str().unwrap();
+    assert_eq!(act(&stack, &astro, id, "cancel").await.0, 200);
+
+    let (status, again) = book(&stack, &customer, &key(), body.clone()).await;
+    assert_eq!((status, dec(&again["price"]["discount"])), (201, Decimal::from(10)), "{again}");
+    // This one is used: started and ended, so the code is spent for this customer.
+    let id = again["booking_id"].as_str().unwrap();
+    assert_eq!(act(&stack, &astro, id, "start").await.0, 200);
+    assert_eq!(act(&stack, &customer, id, "complete").await.0, 200);
+    let (status, refused) = book(&stack, &customer, &key(), body).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("promo_code_refused")), "{refused}");
+    // Both counts: one use of its total of 2, by this customer.
+    let items = all_items(&stack).await;
+    let uses = |sk: &str, attr: &str| {
+        items
+            .iter()
+            .find(|i| i["PK"].as_s().unwrap() == "PROMO#ONCE" && i["SK"].as_s().unwrap().starts_with(sk))
+            .map(|i| i[attr].as_n().unwrap().to_owned())
+    };
+    assert_eq!((uses("PROMO", "used_count"), uses("USAGE#", "uses")), (Some("1".into()), Some("1".into())));
+    assert_ledger_balances(&stack).await;
+}
+
+/// Issue 27, item 10: a suspension ends the astrologer's consultations in progress, settled
+/// for the minutes used as a staff close, and a start cannot win against it.
+#[tokio::test]
+async fn a_suspension_ends_consultations_in_progress_and_a_racing_start_never_wins() {
+    let stack = stack().await;
+    let (staff, _) = staff(&stack).await;
+    let (customer, _) = topped_up_customer(&stack, "5000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
+    let instant = |astro_id: &str| json!({ "astrologer_id": astro_id, "mode": "chat", "minutes": 30 });
+    let (_, running) = book(&stack, &customer, &key(), instant(&astro_id)).await;
+    let id = running["booking_id"].as_str().unwrap();
+    assert_eq!(act(&stack, &astro, id, "start").await.0, 200);
+    started_minutes_ago(&stack, id, 4).await;
+    let suspend = |id: String| {
+        let (stack, staff) = (&stack, &staff);
+        async move {
+            let path = format!("/admin/astrologers/{id}/suspend");
+            Api::new(stack).post_as(&path, staff, &[], json!({ "reason": "complaints" })).await
+        }
+    };
+    let (status, suspended) = suspend(astro_id.clone()).await;
+    assert_eq!(status, 200, "{suspended}");
+    let ended = suspended["ended"].as_array().unwrap();
+    assert_eq!((ended.len(), ended[0]["booking_id"].as_str()), (1, Some(id)), "{suspended}");
+    let minutes = ended[0]["closing"]["actual_minutes"].as_u64().unwrap();
+    assert!((4..=5).contains(&minutes), "{suspended}");
+    assert_eq!(dec(&wallet(&stack, &customer).await["real_cash"]), Decimal::from(5000 - 10 * minutes));
+    assert_eq!(earned(&stack, &astro).await, Decimal::from(7 * minutes));
+    let event = all_items(&stack)
+        .await
+        .into_iter()
+        .find(|i| i["PK"].as_s().unwrap() == &format!("OUTBOX#consultation-completed-{id}"))
+        .expect("the completion's event");
+    assert!(event.contains_key("SK"));
+
+    // Starts racing suspensions, one per astrologer: whichever lands first, nothing stays
+    // open and no start answered 200 is left running.
+    let mut pairs = Vec::new();
+    for _ in 0..4 {
+        let (token, astro_id) = bookable_astrologer(&stack, "10").await;
+        let (status, c) = book(&stack, &customer, &key(), instant(&astro_id)).await;
+        assert_eq!(status, 201, "{c}");
+        pairs.push((token, astro_id, c["booking_id"].as_str().unwrap().to_owned()));
+    }
+    let stack = &stack;
+    let races = pairs.iter().map(|(token, astro_id, id)| {
+        let suspend = suspend(astro_id.clone());
+        async move { tokio::join!(act(stack, token, id, "start"), suspend) }
+    });
+    for ((started, start_body), (suspended, body)) in futures::future::join_all(races).await {
+        assert!([200, 403, 409].contains(&started), "{started} {start_body}");
+        assert_eq!(suspended, 200, "{body}");
+    }
+    for (_, _, id) in &pairs {
+        let (_, c) = Api::new(&stack).get(&format!("/consultations/{id}"), Some(&customer)).await;
+        assert!(["cancelled", "completed"].contains(&c["status"].as_str().unwrap()), "left open: {c}");
+    }
+    // Once suspended, a start is refused outright, whatever the consultation's state says.
+    let (token, astro_id) = bookable_astrologer(&stack, "10").await;
+    let (_, c) = book(&stack, &customer, &key(), instant(&astro_id)).await;
+    let c_id = c["booking_id"].as_str().unwrap();
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .update_item()
+        .table_name(stack.table_name())
+        .key("PK", AttributeValue::S(format!("USER#{astro_id}")))
+        .key("SK", AttributeValue::S("ASTROLOGER".into()))
+        .update_expression("SET suspended = :s")
+        .expression_attribute_values(":s", AttributeValue::S("SUSPENDED".into()))
+        .send()
+        .await
+        .unwrap();
+    let (status, refused) = act(&stack, &token, c_id, "start").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("astrologer_suspended")), "{refused}");
+    assert_ledger_balances(&stack).await;
 }

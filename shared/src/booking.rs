@@ -3,13 +3,16 @@
 //! Pure; the store writes what these functions decide in one transaction per change.
 //!
 //! ```text
-//!             start (astrologer)            complete (astrologer)
+//!             start (astrologer)            complete (astrologer or customer; sweep at end + grace)
 //! scheduled ───────────────────> in_progress ─────────────────────> completed
-//!     │  │                           │
-//!     │  └── cancel (customer: notice policy; astrologer, staff: all back) ─> cancelled
-//!     │                              └── cancel (astrologer: all back) ─> cancelled
+//!     │  │                           │  └── end (staff: suspension settles the minutes used) ─> completed
+//!     │  │                           └── cancel (astrologer: all back) ─> cancelled
+//!     │  └── cancel (customer: notice policy, all back once left waiting; astrologer, staff: all back) ─> cancelled
 //!     └── nobody started it by the grace period (sweep: all back) ─────> no_show
 //! ```
+//!
+//! The cancellation policy, row by row, is the README's table (section "Cancellation
+//! policy"); `refunds_follow_the_policy_table` pins each row.
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -40,7 +43,8 @@ pub enum Party {
     Astrologer,
     /// The no-show sweep.
     System,
-    /// Operations staff (suspending an astrologer cancels their bookings): all back.
+    /// Operations staff (suspending an astrologer ends their consultations): a scheduled one
+    /// all back, one in progress settled for the minutes used.
     Staff,
 }
 
@@ -50,6 +54,8 @@ pub enum Action {
     Complete,
     Cancel,
     NoShow,
+    /// Staff stop whatever is open (a suspension): cancelled if not started, settled if started.
+    End,
 }
 
 /// The state a transition leads to, or `None` when the state machine does not allow it.
@@ -57,10 +63,13 @@ pub fn transition(from: ConsultationStatus, action: Action, by: Party) -> Option
     use ConsultationStatus::*;
     match (from, action, by) {
         (Scheduled, Action::Start, Party::Astrologer) => Some(InProgress),
-        (InProgress, Action::Complete, Party::Astrologer) => Some(Completed),
+        // The customer ends it too, and the sweep ends one left running past its booked end.
+        (InProgress, Action::Complete, Party::Astrologer | Party::Customer | Party::System) => Some(Completed),
         (Scheduled, Action::Cancel, Party::Customer | Party::Astrologer | Party::Staff) => Some(Cancelled),
         (InProgress, Action::Cancel, Party::Astrologer) => Some(Cancelled),
         (Scheduled, Action::NoShow, Party::System) => Some(NoShow),
+        (Scheduled, Action::End, Party::Staff) => Some(Cancelled),
+        (InProgress, Action::End, Party::Staff) => Some(Completed),
         _ => None,
     }
 }
@@ -73,6 +82,31 @@ pub const MAX_LEAD: Duration = Duration::days(30);
 /// An astrologer may start this early, and is a no-show this long after the scheduled time.
 pub const EARLY_START: Duration = Duration::minutes(5);
 pub const NO_SHOW_GRACE: Duration = Duration::minutes(15);
+/// A consultation still in progress this long after its booked end is ended by the sweep
+/// (charged up to the booked end at most): no hold stays held forever.
+pub const OVERRUN_GRACE: Duration = Duration::minutes(10);
+
+/// Why a consultation cannot start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StartRefusal {
+    #[error("the consultation cannot start more than 5 minutes before its scheduled time")]
+    TooEarly,
+    #[error("the consultation can no longer start: its no-show grace period or its booked time has passed")]
+    TooLate,
+}
+
+/// Whether a consultation booked for `[scheduled_at, ends_at)` may start at `now`: from
+/// [`EARLY_START`] before its time until [`NO_SHOW_GRACE`] after it (when the sweep may
+/// close it as a no-show), and never after its booked end (no minute could be billed).
+pub fn may_start(scheduled_at: DateTime<Utc>, ends_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), StartRefusal> {
+    if now < scheduled_at - EARLY_START {
+        Err(StartRefusal::TooEarly)
+    } else if now >= (scheduled_at + NO_SHOW_GRACE).min(ends_at) {
+        Err(StartRefusal::TooLate)
+    } else {
+        Ok(())
+    }
+}
 
 /// `AT` and 8 digits: what customers read out to support.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -449,6 +483,12 @@ pub fn settle(price: &Price, hold: Hold, actual_minutes: u32, share: RevenueShar
 
 /// What a cancellation keeps and gives back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The minutes billed when a consultation started at `started_at` ends at `now`: the meter
+/// stops at the booked end (`ends_at`), whoever ends it and however late.
+pub fn billed_minutes(started_at: DateTime<Utc>, ends_at: DateTime<Utc>, booked: u32, now: DateTime<Utc>) -> u32 {
+    actual_minutes(started_at, now.min(ends_at), booked)
+}
+
 pub struct Cancellation {
     pub refund_percent: u32,
     pub charged: Hold,
@@ -458,7 +498,9 @@ pub struct Cancellation {
 }
 
 /// Customers get everything back when they cancel at least this long before the start, or
-/// within [`CHANGE_OF_MIND`] of booking; later, half. An astrologer's cancellation and a
+/// within [`CHANGE_OF_MIND`] of booking, or once the start has passed without the astrologer
+/// starting (left waiting: a customer can only cancel a consultation not started; an instant
+/// one's start is its booking); otherwise half. An astrologer's or staff's cancellation and a
 /// no-show give everything back.
 pub const FULL_REFUND_NOTICE: Duration = Duration::hours(2);
 pub const CHANGE_OF_MIND: Duration = Duration::minutes(5);
@@ -467,7 +509,11 @@ pub const LATE_CANCEL_REFUND_PERCENT: u32 = 50;
 pub fn refund_percent(by: Party, booked_at: DateTime<Utc>, scheduled_at: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
     match by {
         Party::Astrologer | Party::System | Party::Staff => 100,
-        Party::Customer if scheduled_at - now >= FULL_REFUND_NOTICE || now - booked_at <= CHANGE_OF_MIND => 100,
+        Party::Customer
+            if scheduled_at - now >= FULL_REFUND_NOTICE || now - booked_at <= CHANGE_OF_MIND || now >= scheduled_at =>
+        {
+            100
+        }
         Party::Customer => LATE_CANCEL_REFUND_PERCENT,
     }
 }
@@ -486,6 +532,29 @@ mod tests {
     use super::*;
     use rust_decimal_macros::dec;
 
+/// How ending `c` as `to` (by `by`, at `now`) moves its money: completed settles the
+/// minutes billed (`None` if it never started); cancelled or no-show refunds by the policy.
+pub fn closing_for(
+    c: &Consultation,
+    to: ConsultationStatus,
+    by: Party,
+    share: RevenueShare,
+    now: DateTime<Utc>,
+) -> Option<Closing> {
+    if to == ConsultationStatus::Completed {
+        let minutes = billed_minutes(c.started_at?, c.ends_at, c.price.minutes, now);
+        Some(settle(&c.price, c.hold, minutes, share).into())
+    } else {
+        Some(cancel(c.hold, refund_percent(by, c.created_at, c.scheduled_at, now), share).into())
+    }
+}
+
+/// The promo code whose use comes back (both limits) when `c` ends with `closing`: only a
+/// full refund gives it back; a consultation that charged anything used it.
+pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<&'a str> {
+    c.promo_code.as_deref().filter(|_| closing.refund_percent == Some(100))
+}
+
     fn m(s: &str) -> Money {
         s.parse().unwrap()
     }
@@ -497,7 +566,7 @@ mod tests {
     #[test]
     fn only_the_state_machines_transitions_are_allowed() {
         use ConsultationStatus::*;
-        let actions = [Action::Start, Action::Complete, Action::Cancel, Action::NoShow];
+        let actions = [Action::Start, Action::Complete, Action::Cancel, Action::NoShow, Action::End];
         let parties = [Party::Customer, Party::Astrologer, Party::System, Party::Staff];
         let mut allowed = Vec::new();
         for from in ConsultationStatus::ALL {
@@ -531,8 +600,12 @@ mod tests {
         for bad in ["AT1234567", "AT123456789", "at12345678", "AT1234567x", ""] {
             assert!(BookingId::parse(bad).is_none(), "{bad}");
         }
+                (Scheduled, Action::End, Party::Staff, Cancelled),
+                (InProgress, Action::Complete, Party::Customer, Completed),
     }
+                (InProgress, Action::Complete, Party::System, Completed),
 
+                (InProgress, Action::End, Party::Staff, Completed),
     fn promo(kind: DiscountKind, value: Decimal) -> PromoCode {
         PromoCode {
             code: "WELCOME50".into(),
@@ -611,21 +684,106 @@ mod tests {
     }
 
     #[test]
-    fn refunds_follow_the_notice_policy() {
-        let booked = utc("2026-11-22T08:00:00Z");
-        let at = utc("2026-11-22T12:00:00Z");
-        let cases = [
-            (Party::Customer, utc("2026-11-22T10:00:00Z"), 100), // 2 hours' notice
-            (Party::Customer, utc("2026-11-22T10:00:01Z"), 50),
-            (Party::Customer, utc("2026-11-22T08:05:00Z"), 100), // changed their mind at once
-            (Party::Astrologer, utc("2026-11-22T11:59:00Z"), 100),
-            (Party::System, utc("2026-11-22T12:20:00Z"), 100),
-            (Party::Staff, utc("2026-11-22T11:59:00Z"), 100),
-        ];
-        for (by, now, pct) in cases {
-            assert_eq!(refund_percent(by, booked, at, now), pct, "{by:?} at {now}");
-        }
+    fn refunds_follow_the_policy_table() {
+        use ConsultationStatus::*;
         let share = RevenueShare { astrologer_percent: dec!(70) };
+        let noon = utc("2026-11-22T12:00:00Z");
+        let at = |t: &str| utc(&format!("2026-11-22T{t}Z"));
+        // An instant consultation: booked for the moment it was booked.
+        let instant = |now| {
+            let mut c = consultation(utc("2026-11-22T08:00:00Z"), None);
+            c.instant = true;
+            (c, now)
+        };
+        let scheduled = |now| (consultation(noon, None), now);
+        let started = |started: &str, now| (consultation(noon, Some(at(started))), now);
+        /// The percent refunded, or the minutes billed.
+        enum Outcome {
+            Percent(u32),
+            Minutes(u32),
+        }
+        use Outcome::*;
+        #[rustfmt::skip]
+        let rows = [
+            // 1. customer, 2 hours' notice or more
+            (scheduled(at("10:00:00")), Party::Customer, Action::Cancel, Cancelled, Percent(100), false, true),
+            // 2. customer, within 5 minutes of booking
+            (scheduled(at("08:05:00")), Party::Customer, Action::Cancel, Cancelled, Percent(100), false, true),
+            // 3. customer, late notice before the start
+            (scheduled(at("10:00:01")), Party::Customer, Action::Cancel, Cancelled, Percent(50), true, false),
+            (scheduled(at("11:59:59")), Party::Customer, Action::Cancel, Cancelled, Percent(50), true, false),
+            // 4. customer left waiting: the start has passed, the astrologer has not started
+            (scheduled(at("12:00:00")), Party::Customer, Action::Cancel, Cancelled, Percent(100), false, true),
+            (scheduled(at("12:14:00")), Party::Customer, Action::Cancel, Cancelled, Percent(100), false, true),
+            (instant(at("08:05:30")), Party::Customer, Action::Cancel, Cancelled, Percent(100), false, true),
+            // 5. customer ends it in progress: the minutes so far
+            (started("12:00:00", at("12:06:30")), Party::Customer, Action::Complete, Completed, Minutes(7), true, false),
+            // 6. astrologer cancels, before or after starting
+            (scheduled(at("11:59:00")), Party::Astrologer, Action::Cancel, Cancelled, Percent(100), false, true),
+            (started("12:00:00", at("12:05:00")), Party::Astrologer, Action::Cancel, Cancelled, Percent(100), false, true),
+            // 7. astrologer completes: the minutes used, never past the booked end
+            (started("12:00:00", at("12:09:10")), Party::Astrologer, Action::Complete, Completed, Minutes(10), true, false),
+            (started("12:10:00", at("18:00:00")), Party::Astrologer, Action::Complete, Completed, Minutes(10), true, false),
+            // 8. staff (suspension), not started
+            (scheduled(at("11:59:00")), Party::Staff, Action::End, Cancelled, Percent(100), false, true),
+            // 9. staff (suspension), in progress: the minutes so far
+            (started("12:00:00", at("12:03:00")), Party::Staff, Action::End, Completed, Minutes(3), true, false),
+            // 10. the sweep: nobody started it
+            (scheduled(at("12:15:00")), Party::System, Action::NoShow, NoShow, Percent(100), false, true),
+            // 11. the sweep: still in progress after the booked end, billed up to it
+            (started("12:05:00", at("12:30:00")), Party::System, Action::Complete, Completed, Minutes(15), true, false),
+        ];
+        for (n, ((c, now), by, action, to, money, earns, promo_back)) in rows.into_iter().enumerate() {
+            let row = format!("row {n}: {by:?} {action:?} at {now}");
+            assert_eq!(transition(c.status, action, by), Some(to), "{row}");
+            let closing = closing_for(&c, to, by, share, now).unwrap();
+            assert_eq!(
+                closing.charged.total().checked_add(closing.refunded.total()).ok(),
+                Some(c.hold.total()),
+                "{row}"
+            );
+            match money {
+                Percent(p) => assert_eq!(closing.refund_percent, Some(p), "{row}"),
+                Minutes(minutes) => {
+                    assert_eq!(closing.actual_minutes, Some(minutes), "{row}");
+                    assert_eq!(closing.charged.total(), m(&(10 * minutes).to_string()), "{row}");
+                }
+            }
+            assert_eq!(closing.astrologer_earnings > Money::ZERO, earns, "{row}");
+            assert_eq!(promo_use_returned(&c, &closing), promo_back.then_some("ONCE"), "{row}");
+    /// A consultation of 20 minutes at 10.00 (200.00 held, 50.00 of it bonus) with a promo
+    /// code, booked at 08:00 for `scheduled_at`.
+    fn consultation(scheduled_at: DateTime<Utc>, started_at: Option<DateTime<Utc>>) -> Consultation {
+        let customer = UserId::parse("11111111-1111-4111-8111-111111111111").unwrap();
+        let astrologer = UserId::parse("22222222-2222-4222-8222-222222222222").unwrap();
+        Consultation {
+            booking_id: BookingId::from_number(1),
+            customer_id: customer,
+            astrologer_id: astrologer,
+            astrologer_name: "A".into(),
+            mode: Mode::Chat,
+            scheduled_at,
+            ends_at: scheduled_at + Duration::minutes(20),
+            instant: false,
+            price: price(m("10"), 20, Money::ZERO).unwrap(),
+            promo_code: Some("ONCE".into()),
+            question: None,
+            hold: Hold { real: m("150"), bonus: m("50") },
+            status: if started_at.is_some() { ConsultationStatus::InProgress } else { ConsultationStatus::Scheduled },
+            created_at: utc("2026-11-22T08:00:00Z"),
+            started_at,
+            closed_at: None,
+            closing: None,
+        }
+    }
+
+    /// Every row of the README's "Cancellation policy" table, in its order: who, what, from
+    /// when, at what time; then the status it ends in, the percent refunded (for a
+    /// settlement: the minutes billed), whether the astrologer earns, whether the promo
+    /// code's use comes back.
+        }
+        // The customer cannot cancel one in progress (they end it), nor anyone close one twice.
+        assert_eq!(transition(InProgress, Action::Cancel, Party::Customer), None);
         let half = cancel(Hold { real: m("100.01"), bonus: m("50") }, 50, share);
         assert_eq!(half.refunded.total().checked_add(half.charged.total()).unwrap(), m("150.01"));
         assert_eq!(half.refunded, Hold { real: m("75"), bonus: m("0") });
@@ -634,3 +792,20 @@ mod tests {
         assert_eq!((all.charged.total(), all.refunded), (Money::ZERO, Hold { real: m("10"), bonus: m("5") }));
     }
 }
+
+    #[test]
+    fn a_start_is_refused_before_the_early_window_and_after_the_no_show_grace_or_the_booked_end() {
+        let at = utc("2026-11-22T12:00:00Z");
+        let long = at + Duration::minutes(60);
+        let cases = [
+            (at - Duration::minutes(6), long, Err(StartRefusal::TooEarly)),
+            (at - EARLY_START, long, Ok(())),
+            (at + NO_SHOW_GRACE - Duration::seconds(1), long, Ok(())),
+            (at + NO_SHOW_GRACE, long, Err(StartRefusal::TooLate)),
+            // A 10-minute booking cannot start at its end: no minute could be billed.
+            (at + Duration::minutes(10), at + Duration::minutes(10), Err(StartRefusal::TooLate)),
+        ];
+        for (now, ends_at, want) in cases {
+            assert_eq!(may_start(at, ends_at, now), want, "at {now}");
+        }
+    }

@@ -1,14 +1,13 @@
 //! Closing a consultation, the one way: complete (settle the minutes), cancel (refund by
-//! policy) or no-show (refund all). Shared by the `book` function and the no-show sweep so
-//! money leaves a consultation through one path: read (wallet, earnings, astrologer), let
-//! the domain decide, write once; a race reads again.
+//! policy), no-show (refund all) or a staff end (whichever of the first two its state
+//! needs). Shared by the `book` function, the sweep and suspensions so money leaves a
+//! consultation through one path: read (wallet, earnings, astrologer), let the domain
+//! decide, write once (with the promo code's use given back on a full refund); a race
+//! reads again.
 
 use chrono::{DateTime, Utc};
 
-use crate::booking::{
-    self, Action, Closing, Consultation, ConsultationStatus, Party, RevenueShare, cancel, refund_percent, settle,
-    transition,
-};
+use crate::booking::{self, Action, Consultation, ConsultationStatus, Party, RevenueShare, transition};
 use crate::money::Money;
 use crate::store::{Store, StoreError};
 use crate::wallet::{Movement, Reference, WalletError};
@@ -39,6 +38,7 @@ fn verb(action: Action) -> &'static str {
         Action::Complete => "completed",
         Action::Cancel => "cancelled",
         Action::NoShow => "closed as a no-show",
+        Action::End => "ended",
     }
 }
 
@@ -51,7 +51,7 @@ fn party_name(by: Party) -> &'static str {
     }
 }
 
-/// Completes, cancels or closes as no-show `read` (as just read) for `by`; the
+/// Completes, cancels, closes as no-show or ends `read` (as just read) for `by`; the
 /// consultation as it ends. Closing one already in the state asked for returns it (a retry
 /// is not an error). A race reads the consultation again.
 pub async fn close(
@@ -75,13 +75,14 @@ pub async fn close(
                 (Action::Complete, ConsultationStatus::Completed)
                     | (Action::Cancel, ConsultationStatus::Cancelled)
                     | (Action::NoShow, ConsultationStatus::NoShow)
+                    | (Action::End, ConsultationStatus::Completed | ConsultationStatus::Cancelled)
             );
             if done {
                 return Ok(c);
             }
             return Err(CloseError::NotAllowed(c.status.as_str(), verb(action)));
         };
-        if let Some(closed) = try_close(store, &c, to, action, by, share, now).await? {
+        if let Some(closed) = try_close(store, &c, to, by, share, now).await? {
             return Ok(closed);
         }
     }
@@ -93,29 +94,25 @@ async fn try_close(
     store: &Store,
     c: &Consultation,
     to: ConsultationStatus,
-    action: Action,
     by: Party,
     share: RevenueShare,
     now: DateTime<Utc>,
 ) -> Result<Option<Consultation>, CloseError> {
-    let closing: Closing = match action {
-        Action::Complete => {
-            let started = c.started_at.ok_or(CloseError::TooEarly)?;
-            settle(&c.price, c.hold, booking::actual_minutes(started, now, c.price.minutes), share).into()
-        }
-        _ => cancel(c.hold, refund_percent(by, c.created_at, c.scheduled_at, now), share).into(),
-    };
+    let closing = booking::closing_for(c, to, by, share, now).ok_or(CloseError::TooEarly)?;
+    let settles = to == ConsultationStatus::Completed;
     let (wallet, earnings, astrologer) = store.closing_state(c).await?;
     let reference = Reference::consultation(c.booking_id.as_str());
     let refund = (closing.refunded.total() > Money::ZERO)
         .then(|| {
-            let note = match action {
-                Action::Complete => format!("Unused minutes of consultation {}", c.booking_id),
-                _ => format!("Refund of consultation {}", c.booking_id),
-            };
-            let movement = match action {
-                Action::Complete => Movement::release(closing.refunded, reference.clone(), &note),
-                _ => Movement::refund(closing.refunded, reference.clone(), &note),
+            let movement = if settles {
+                let note = format!("Unused minutes of consultation {}", c.booking_id);
+                Movement::release(closing.refunded, reference.clone(), &note)
+            } else {
+                Movement::refund(
+                    closing.refunded,
+                    reference.clone(),
+                    &format!("Refund of consultation {}", c.booking_id),
+                )
             };
             wallet.post(vec![movement], now)
         })
@@ -133,6 +130,7 @@ async fn try_close(
             refund.as_ref(),
             earned.as_ref(),
             schedule.as_ref().map(|(b, v)| (b.as_slice(), *v)),
+            booking::promo_use_returned(c, &closing),
             party_name(by),
             now,
         )

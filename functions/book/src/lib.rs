@@ -1,20 +1,23 @@
 //! Paid consultations. A customer books an astrologer (the price held from the wallet, bonus
 //! cash first, in the same transaction that creates the consultation and claims the
-//! astrologer's time); the astrologer starts and completes it (the minutes used are
-//! charged, the rest goes back, the astrologer earns their share); either side cancels by
-//! the stated policy. Rules: `shared::booking`; writes: `shared::store::consultations`;
+//! astrologer's time); the astrologer starts it and either side ends it (the minutes used
+//! are charged, never past the booked end, the rest goes back, the astrologer earns their
+//! share); either side cancels one not started by the stated policy (README, "Cancellation
+//! policy"). Rules: `shared::booking`; writes: `shared::store::consultations`;
 //! closing: `shared::closing`.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use shared::astrologer::Mode;
-use shared::booking::{self, Action, BookingId, Consultation, ConsultationStatus, NotBookable, Party, PromoCode};
+use shared::booking::{
+    self, Action, BookingId, Consultation, ConsultationStatus, NotBookable, Party, PromoCode, StartRefusal,
+};
 use shared::closing::{self, CloseError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::idempotency::{IdempotencyKey, StoredResponse};
 use shared::store::Account;
-use shared::store::consultations::{BookingPlan, BookingWrite};
+use shared::store::consultations::{BookingPlan, BookingWrite, StartWrite};
 use shared::wallet::{Movement, Reference, WalletError};
 use shared::{ApiError, UserId, UserType};
 
@@ -97,23 +100,35 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
         },
         Op::Start => Operation {
             summary: "Start a scheduled consultation (its astrologer, from 5 minutes before the time)",
-            description: "Starting one already in progress answers it again.",
+            description: "Starting one already in progress answers it again. Refused once 15 minutes have passed \
+                          since the scheduled time (the no-show grace) or the booked end has passed.",
             responses: consultation("The consultation, in progress"),
-            errors: vec![not_yours, transition, error(409, "too_early", "more than 5 minutes before the scheduled time")],
+            errors: vec![
+                not_yours,
+                transition,
+                error(409, "too_early", "more than 5 minutes before the scheduled time"),
+                error(409, "too_late", "the no-show grace (15 minutes after the scheduled time) or the booked end has passed"),
+                error(403, "astrologer_suspended", "the astrologer is suspended"),
+            ],
             ..Operation::default()
         },
         Op::Complete => Operation {
-            summary: "Complete a consultation in progress (its astrologer): settle the minutes used",
-            description: "Charges the minutes used (never more than booked), returns the rest to the buckets it \
-                          came from and credits the astrologer's share. Completing a completed one answers it again.",
+            summary: "End a consultation in progress (its astrologer or its customer): settle the minutes used",
+            description: "Charges the minutes used up to now (a started minute counts whole; never past the booked \
+                          end, never more than booked), returns the rest to the buckets it came from and credits \
+                          the astrologer's share. One still in progress 10 minutes after its booked end is ended \
+                          so by the sweep. Completing a completed one answers it again.",
             responses: consultation("The consultation, completed, with `closing`"),
             errors: vec![not_yours, transition, busy],
             ..Operation::default()
         },
         Op::Cancel => Operation {
-            summary: "Cancel a scheduled consultation (its customer or astrologer), refunding by the policy",
-            description: "An astrologer's cancellation refunds all of it; a customer's refunds by how long before \
-                          the start (`closing.refund_percent`). Cancelling a cancelled one answers it again.",
+            summary: "Cancel a consultation (its customer, before it starts; its astrologer), refunding by the policy",
+            description: "An astrologer's cancellation refunds all of it; a customer's refunds all of it with 2 \
+                          hours' notice, within 5 minutes of booking, or once the scheduled time has passed without \
+                          the astrologer starting (instant ones included), half otherwise \
+                          (`closing.refund_percent`). A full refund gives the promo code's use back. A customer \
+                          ends a consultation in progress with `complete`. Cancelling a cancelled one answers it again.",
             responses: consultation("The consultation, cancelled, with `closing`"),
             errors: vec![not_yours, transition, busy],
             ..Operation::default()
@@ -148,7 +163,8 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "GET /consultations", access: Access::SignedIn, handler: Op::List },
     Route { key: "GET /consultations/{id}", access: Access::SignedIn, handler: Op::Get },
     Route { key: "POST /consultations/{id}/start", access: ASTROLOGER, handler: Op::Start },
-    Route { key: "POST /consultations/{id}/complete", access: ASTROLOGER, handler: Op::Complete },
+    // Either party ends it (own_consultation: only its customer or astrologer).
+    Route { key: "POST /consultations/{id}/complete", access: Access::SignedIn, handler: Op::Complete },
     Route { key: "POST /consultations/{id}/cancel", access: Access::SignedIn, handler: Op::Cancel },
     Route { key: "GET /astrologers/me/earnings", access: ASTROLOGER, handler: Op::Earnings },
 ];
@@ -339,11 +355,18 @@ async fn start(app: &App, req: &Request, caller: &Caller) -> Result<Response, Ap
             format!("a {} consultation cannot be started", c.status.as_str()),
         ));
     }
-    if now < c.scheduled_at - booking::EARLY_START {
-        return Err(ApiError::conflict("too_early", "the consultation cannot start before its scheduled time"));
-    }
-    if !app.store.start_consultation(&c.booking_id, now).await? {
-        return Err(ApiError::conflict("invalid_transition", "the consultation changed; read it again"));
+    booking::may_start(c.scheduled_at, c.ends_at, now).map_err(|r| match r {
+        StartRefusal::TooEarly => ApiError::conflict("too_early", r.to_string()),
+        StartRefusal::TooLate => ApiError::conflict("too_late", r.to_string()),
+    })?;
+    match app.store.start_consultation(&c, now).await? {
+        StartWrite::Started => {}
+        StartWrite::Moved => {
+            return Err(ApiError::conflict("invalid_transition", "the consultation changed; read it again"));
+        }
+        StartWrite::Suspended => {
+            return Err(ApiError::new(403, "astrologer_suspended", "the astrologer is suspended"));
+        }
     }
     c.status = ConsultationStatus::InProgress;
     c.started_at = Some(now);

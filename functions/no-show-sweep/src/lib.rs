@@ -1,32 +1,72 @@
-//! Scheduled sweep: a scheduled consultation nobody started within the grace period after
-//! its time is closed as `no_show` and fully refunded, through the same closing path as a
-//! cancellation (`shared::closing`). Idempotent: a consultation that moved meanwhile is
-//! left alone, and one already closed is not closed again.
+//! Scheduled sweep (every 5 minutes), so nothing stays open forever:
+//! - a scheduled consultation nobody started within the no-show grace after its time is
+//!   closed as `no_show` and fully refunded;
+//! - a consultation still in progress [`OVERRUN_GRACE`] after its booked end is completed,
+//!   charged for the minutes up to its booked end at most (as a complete would settle them).
+//!
+//! Both go through the one closing path (`shared::closing`). Each kind is read one bounded
+//! page at a time, oldest first (`SWEEP_PAGE`); what is left waits for the next run.
+//! Idempotent: a consultation that moved meanwhile is left alone, and one already closed is
+//! not closed again.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use shared::booking::{Action, NO_SHOW_GRACE, Party};
+use shared::booking::{Action, ConsultationStatus, NO_SHOW_GRACE, OVERRUN_GRACE, Party};
 use shared::closing::{self, CloseError};
 use shared::store::StoreError;
 
 pub use shared::app::ClosingApp as App;
 
-/// Handles the EventBridge schedule event (its content is not needed) and reports counts.
-pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {
-    let due = app.store.consultations_due_by(Utc::now() - NO_SHOW_GRACE).await?;
-    let (mut closed, mut skipped, mut failed) = (0, 0, 0);
-    for c in due.iter().cloned() {
+/// What one kind of sweep did.
+#[derive(Default)]
+struct Swept {
+    due: usize,
+    closed: usize,
+    skipped: usize,
+    failed: usize,
+    /// More were due than one page: the next run takes them.
+    more: bool,
+}
+
+/// Closes with `action` the consultations in `status` due by `cutoff` (one page of them).
+async fn sweep(
+    app: &App,
+    status: ConsultationStatus,
+    cutoff: DateTime<Utc>,
+    action: Action,
+) -> Result<Swept, StoreError> {
+    let (due, more) = app.store.consultations_due(status, cutoff).await?;
+    let mut s = Swept { due: due.len(), more, ..Swept::default() };
+    for c in due {
         let id = c.booking_id.clone();
-        match closing::close(&app.store, c, Action::NoShow, Party::System, app.share).await {
-            Ok(_) => closed += 1,
-            // Started or cancelled a moment ago (the index lags the table): nothing to do.
-            Err(CloseError::NotAllowed(..)) => skipped += 1,
+        match closing::close(&app.store, c, action, Party::System, app.share).await {
+            Ok(_) => s.closed += 1,
+            // Started, ended or cancelled a moment ago (the index lags the table): nothing to do.
+            Err(CloseError::NotAllowed(..)) => s.skipped += 1,
             Err(e) => {
-                tracing::warn!(booking_id = %id, error = %e, "no-show not closed");
-                failed += 1;
+                tracing::warn!(booking_id = %id, error = %e, "consultation not swept");
+                s.failed += 1;
             }
         }
     }
-    tracing::info!(due = due.len(), closed, skipped, failed, "no-show sweep");
-    Ok(json!({ "due": due.len(), "closed": closed, "skipped": skipped, "failed": failed }))
+    Ok(s)
+}
+
+/// Handles the EventBridge schedule event (its content is not needed) and reports counts.
+pub async fn handle(app: &App, _event: Value) -> Result<Value, StoreError> {
+    let now = Utc::now();
+    let no_shows = sweep(app, ConsultationStatus::Scheduled, now - NO_SHOW_GRACE, Action::NoShow).await?;
+    let overruns = sweep(app, ConsultationStatus::InProgress, now - OVERRUN_GRACE, Action::Complete).await?;
+    let [due, closed, skipped, failed] = [
+        no_shows.due + overruns.due,
+        no_shows.closed + overruns.closed,
+        no_shows.skipped + overruns.skipped,
+        no_shows.failed + overruns.failed,
+    ];
+    let more = no_shows.more || overruns.more;
+    tracing::info!(due, closed, no_shows = no_shows.closed, overruns = overruns.closed, skipped, failed, more, "sweep");
+    Ok(json!({
+        "due": due, "closed": closed, "no_shows": no_shows.closed, "overruns": overruns.closed,
+        "skipped": skipped, "failed": failed, "more": more,
+    }))
 }

@@ -50,13 +50,16 @@ impl From<Standing> for AstrologerStanding {
     }
 }
 
-/// A suspension and the bookings it cancelled (fully refunded).
+/// A suspension and the consultations it closed: scheduled ones cancelled (fully refunded),
+/// ones in progress ended and settled for the minutes used.
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Suspended {
     astrologer: AstrologerStanding,
     /// Cancelled by this request (a retry lists only what was still left to cancel).
     cancelled: Vec<Consultation>,
+    /// In progress, ended (completed, settled) by this request.
+    ended: Vec<Consultation>,
 }
 
 async fn standing(app: &App, id: &UserId) -> Result<Standing, ApiError> {
@@ -67,8 +70,10 @@ fn target(id: &UserId) -> String {
     format!("astrologer:{id}")
 }
 
-/// Suspends (once) and then cancels every scheduled consultation of the astrologer. A retry
-/// after a partial failure finds the suspension done and cancels what is left.
+/// Suspends (once) and then ends every open consultation of the astrologer: scheduled ones
+/// cancelled, ones in progress settled, as staff. A start cannot slip in after the
+/// suspension (it is conditioned on the astrologer not being suspended), so what this
+/// reads after it is everything. A retry after a partial failure ends what is left.
 pub(crate) async fn suspend(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
     let body: ReasonBody = http::json_body(req)?;
     let reason = reason(StaffAction::SuspendAstrologer, body.reason)?;
@@ -79,27 +84,18 @@ pub(crate) async fn suspend(app: &App, req: &Request, staff: &UserId) -> Result<
         app.store.suspend_astrologer(&id, &audit).await?;
     }
     let after = standing(app, &id).await?;
-    let cancelled = cancel_scheduled(app, &after).await?;
-    tracing::info!(astrologer = %id, cancelled = cancelled.len(), "astrologer suspended");
-    Ok(json(200, &Suspended { astrologer: after.into(), cancelled }))
+    let (cancelled, ended) = end_open(app, &after).await?;
+    tracing::info!(astrologer = %id, cancelled = cancelled.len(), ended = ended.len(), "astrologer suspended");
+    Ok(json(200, &Suspended { astrologer: after.into(), cancelled, ended }))
 }
 
-/// The astrologer's scheduled consultations: from the schedule on their item (strongly
-/// consistent: a booking committed just before the suspension is there) and from their
-/// consultations index (GSI2, which also has any the schedule has dropped).
-async fn scheduled(app: &App, s: &Standing) -> Result<Vec<Consultation>, StoreError> {
+/// The astrologer's open (scheduled or in progress) consultations: from the schedule on
+/// their item (strongly consistent: a booking committed just before the suspension is
+/// there) and from their consultations index (GSI2, which also has any the schedule has
+/// dropped).
+async fn open(app: &App, s: &Standing) -> Result<Vec<Consultation>, StoreError> {
     let id = &s.astrologer.id;
-    let mut found: Vec<Consultation> = Vec::new();
-    let mut after = None;
-    loop {
-        let (page, next) =
-            app.store.consultations_of(id, true, Some(ConsultationStatus::Scheduled), 100, after.as_deref()).await?;
-        found.extend(page);
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let mut found = app.store.open_consultations_of(id).await?;
     for (_, _, booking) in &s.astrologer.booked {
         let Some(booking) = BookingId::parse(booking) else { continue };
         if found.iter().any(|c| c.booking_id == booking) {
@@ -107,22 +103,27 @@ async fn scheduled(app: &App, s: &Standing) -> Result<Vec<Consultation>, StoreEr
         }
         found.extend(app.store.consultation(&booking).await?);
     }
-    found.retain(|c| c.status == ConsultationStatus::Scheduled && &c.astrologer_id == id);
+    found.retain(|c| {
+        matches!(c.status, ConsultationStatus::Scheduled | ConsultationStatus::InProgress) && &c.astrologer_id == id
+    });
     Ok(found)
 }
 
-/// Cancels each through the one closing path, as staff: everything back to the customer.
-async fn cancel_scheduled(app: &App, s: &Standing) -> Result<Vec<Consultation>, ApiError> {
-    let mut cancelled = Vec::new();
+/// Ends each through the one closing path, as staff (whatever its status is when written:
+/// the index may be a moment behind): everything back for one not started, the minutes
+/// used settled for one in progress. The cancelled, then the ended.
+async fn end_open(app: &App, s: &Standing) -> Result<(Vec<Consultation>, Vec<Consultation>), ApiError> {
+    let (mut cancelled, mut ended) = (Vec::new(), Vec::new());
     let mut failed = 0;
-    for c in scheduled(app, s).await? {
+    for c in open(app, s).await? {
         let id = c.booking_id.clone();
-        match closing::close(&app.store, c, Action::Cancel, Party::Staff, app.share).await {
+        match closing::close(&app.store, c, Action::End, Party::Staff, app.share).await {
+            Ok(closed) if closed.status == ConsultationStatus::Completed => ended.push(closed),
             Ok(closed) => cancelled.push(closed),
-            // Started or closed a moment ago (the index lags the table): not ours to cancel.
+            // Closed a moment ago by someone else: nothing left to end.
             Err(CloseError::NotAllowed(..)) => {}
             Err(e) => {
-                tracing::warn!(booking_id = %id, error = %e, "suspension could not cancel a consultation");
+                tracing::warn!(booking_id = %id, error = %e, "suspension could not end a consultation");
                 failed += 1;
             }
         }
@@ -130,10 +131,10 @@ async fn cancel_scheduled(app: &App, s: &Standing) -> Result<Vec<Consultation>, 
     if failed > 0 {
         return Err(ApiError::unavailable(
             "busy",
-            format!("suspended, but {failed} consultation(s) could not be cancelled yet; retry"),
+            format!("suspended, but {failed} consultation(s) could not be ended yet; retry"),
         ));
     }
-    Ok(cancelled)
+    Ok((cancelled, ended))
 }
 
 /// Lifts a suspension: listed again if KYC approved them, still unlisted otherwise.

@@ -20,10 +20,11 @@ pub fn openapi() -> FunctionDoc {
     let reason_body = || Request::Json(body(schema::<ReasonBody>));
     FunctionDoc::new("operations", "Operations (staff only)", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Suspend => Operation {
-            summary: "Suspend an astrologer: out of the catalogue, unbookable, scheduled consultations cancelled",
-            description: "Cancels each scheduled consultation with a full refund (`closed_by: staff`). Suspending a \
-                          suspended astrologer writes nothing and cancels anything still left; a 503 means some \
-                          are left: retry.",
+            summary: "Suspend an astrologer: out of the catalogue, unbookable, open consultations ended",
+            description: "Cancels each scheduled consultation with a full refund and ends each one in progress, \
+                          settled for the minutes used (`closed_by: staff`); a start racing the suspension is \
+                          refused. Suspending a suspended astrologer writes nothing and ends anything still left; \
+                          a 503 means some are left: retry.",
             request: reason_body(),
             responses: vec![success(200, "Suspended, with the consultations this call cancelled", schema::<Suspended>)],
             errors: vec![NOT_FOUND, REASON_MISSING, BUSY],

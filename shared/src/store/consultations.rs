@@ -5,9 +5,10 @@
 //! | `POST /consultations` | 1 BatchGetItem (idempotency record, wallet, astrologer, promo code, the customer's uses of it), 1 TransactWriteItems (below); a lost race reads and writes again |
 //! | `GET /consultations/{id}` | 1 GetItem |
 //! | `GET /consultations` | 1 Query: GSI1 `CUSTCONS#{sub}` (customer) or GSI2 `ASTROCONS#{sub}` (astrologer), newest first |
-//! | `POST /consultations/{id}/start` | 1 GetItem, 1 conditional UpdateItem |
+//! | `POST /consultations/{id}/start` | 1 GetItem, 1 TransactWriteItems (the consultation `scheduled` → `in_progress`, moved to the sweep's `IN_PROGRESS` partition by booked end; a ConditionCheck that the astrologer is not suspended: a start racing a suspension cannot win) |
 //! | `POST /consultations/{id}/complete`, `/cancel` | 1 GetItem, 1 BatchGetItem (wallet, earnings, astrologer), 1 TransactWriteItems |
-//! | no-show sweep | 1 Query on `ConsultationsDue`, then per consultation the cancel's calls |
+//! | the sweep (every 5 minutes) | 2 Queries on `ConsultationsDue` (`SCHEDULED` started by now - no-show grace; `IN_PROGRESS` ended by now - overrun grace), one page of at most [`SWEEP_PAGE`] each, oldest first (the rest next run), then per consultation the closing's calls |
+//! | suspension | Query GSI2 `ASTROCONS#{id}` filtered to scheduled and in progress (all pages), then per consultation the closing's calls |
 //! | `GET /astrologers/me/earnings` | 1 GetItem (earnings), 1 Query (its ledger) |
 //!
 //! The booking transaction: `consultation` (`put_new`: a unique booking id), the customer's
@@ -16,6 +17,11 @@
 //! astrologer still being listed: two overlapping bookings cannot both commit, and a
 //! suspension in between wins), `promo` and `promo_user` (usage counted against both
 //! limits in their conditions), `idempotency`, and `outbox` (`ConsultationBooked`).
+//!
+//! The closing transaction: `consultation` (conditioned on the status read), the refund to
+//! the customer's `wallet` + `ledger`, the astrologer's earnings, their `astrologer`
+//! schedule, on a full refund `promo` and `promo_user` (the use given back to both limits,
+//! once, as the status condition makes the whole closing once), and `outbox`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -24,8 +30,8 @@ use super::astrologers::{read_astrologer, schedule_json};
 use super::idempotency::{read_record, record_key};
 use super::items::{self, Item, get_money, get_str, get_time, get_u64, opt_str};
 use super::keys::{
-    ASTROLOGER_SK, CONSULTATION_SK, CONSULTATIONS_DUE, DUE_AT, DUE_PK, DUE_SCHEDULED, GSI1, GSI2, LISTED,
-    PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk, customer_consultations_gsi1pk,
+    ASTROLOGER_SK, CONSULTATION_SK, CONSULTATIONS_DUE, DUE_AT, DUE_IN_PROGRESS, DUE_PK, DUE_SCHEDULED, GSI1, GSI2,
+    LISTED, PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk, customer_consultations_gsi1pk,
     earnings_pk, idempotency_pk, promo_code_pk, promo_usage_sk, user_pk,
 };
 use super::wallet::{Account, read_wallet};
@@ -215,6 +221,20 @@ pub enum BookingWrite {
     Moved,
 }
 
+/// What a start wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartWrite {
+    Started,
+    /// It was no longer scheduled (started, cancelled or closed a moment ago).
+    Moved,
+    /// The astrologer is suspended (a suspension won the race).
+    Suspended,
+}
+
+/// The most consultations of one kind (no-shows, overruns) a sweep run closes: its Query
+/// reads one page of them, and the next run, 5 minutes later, the rest.
+pub const SWEEP_PAGE: i32 = 100;
+
 impl Store {
     pub async fn booking_state(
         &self,
@@ -371,29 +391,98 @@ impl Store {
         Ok((list, next))
     }
 
-    /// Scheduled consultations nobody started that were due at or before `cutoff`.
-    pub async fn consultations_due_by(&self, cutoff: DateTime<Utc>) -> Result<Vec<Consultation>, StoreError> {
-        let due = self
-            .index_items_upto(CONSULTATIONS_DUE, (DUE_PK, DUE_SCHEDULED), (DUE_AT, items::time_text(cutoff)))
-            .await?;
-        due.iter().map(read_consultation).collect()
+    /// The oldest open consultations in `status` due at or before `cutoff` for the sweep
+    /// (scheduled: by start; in progress: by booked end), at most [`SWEEP_PAGE`] (one
+    /// Query); `true` with them when more are due (the next run takes them).
+    pub async fn consultations_due(
+        &self,
+        status: ConsultationStatus,
+        cutoff: DateTime<Utc>,
+    ) -> Result<(Vec<Consultation>, bool), StoreError> {
+        let partition = match status {
+            ConsultationStatus::Scheduled => DUE_SCHEDULED,
+            ConsultationStatus::InProgress => DUE_IN_PROGRESS,
+            _ => return Ok((Vec::new(), false)),
+        };
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CONSULTATIONS_DUE)
+            .key_condition_expression(format!("{DUE_PK} = :pk AND {DUE_AT} <= :cutoff"))
+            .expression_attribute_values(":pk", items::s(partition))
+            .expression_attribute_values(":cutoff", items::s(items::time_text(cutoff)))
+            .limit(SWEEP_PAGE)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        let due = output.items().iter().map(read_consultation).collect::<Result<Vec<_>, _>>()?;
+        Ok((due, output.last_evaluated_key().is_some()))
+    }
+
+    /// The astrologer's scheduled and in-progress consultations in their consultations index
+    /// (GSI2, eventually consistent: a caller that must not miss one also reads the schedule
+    /// on the astrologer's item).
+    pub async fn open_consultations_of(&self, astrologer: &UserId) -> Result<Vec<Consultation>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI2)
+                .key_condition_expression("GSI2PK = :pk")
+                .filter_expression("#status IN (:scheduled, :in_progress)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":pk", items::s(astrologer_consultations_gsi2pk(astrologer)))
+                .expression_attribute_values(":scheduled", items::s(ConsultationStatus::Scheduled.as_str()))
+                .expression_attribute_values(":in_progress", items::s(ConsultationStatus::InProgress.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in page.items() {
+                found.push(read_consultation(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
     }
 
     // ------------------------------------------------------------ lifecycle
 
-    /// `scheduled` → `in_progress` (one conditional UpdateItem); `false`: it had moved.
-    pub async fn start_consultation(&self, id: &BookingId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.update_if(
-            items::key(consultation_pk(id.as_str()), CONSULTATION_SK),
-            "SET #status = :started, started_at = :now REMOVE DUE_PK, DUE_AT",
+    /// `scheduled` → `in_progress`, on the sweep's `IN_PROGRESS` partition by booked end,
+    /// while the astrologer is not suspended, in one transaction.
+    pub async fn start_consultation(&self, c: &Consultation, now: DateTime<Utc>) -> Result<StartWrite, StoreError> {
+        let mut tx = self.tx();
+        tx.update(
+            "consultation",
+            items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK),
+            "SET #status = :started, started_at = :now, DUE_PK = :due, DUE_AT = :ends_at",
             "#status = :scheduled",
             vec![
                 (":started", items::s(ConsultationStatus::InProgress.as_str())),
                 (":scheduled", items::s(ConsultationStatus::Scheduled.as_str())),
                 (":now", items::time(now)),
+                (":due", items::s(DUE_IN_PROGRESS)),
+                (":ends_at", items::time(c.ends_at)),
             ],
-        )
-        .await
+        );
+        tx.check(
+            "astrologer",
+            items::key(user_pk(&c.astrologer_id), ASTROLOGER_SK),
+            "attribute_exists(PK) AND attribute_not_exists(suspended)",
+            vec![],
+        );
+        match self.commit(tx).await {
+            Ok(()) => Ok(StartWrite::Started),
+            Err(TxError::Cancelled(c)) if c.failed("astrologer") => Ok(StartWrite::Suspended),
+            Err(TxError::Cancelled(_)) => Ok(StartWrite::Moved),
+            Err(TxError::Store(e)) => Err(e),
+        }
     }
 
     /// The customer's wallet, the astrologer's earnings and the astrologer (one BatchGetItem).
@@ -425,8 +514,9 @@ impl Store {
     }
 
     /// Closes a consultation (completed, cancelled or no-show) all at once: its status and
-    /// money, the refund to the customer, the astrologer's earnings, their schedule, and
-    /// the event. `Ok(false)`: something read has moved; read again.
+    /// money, the refund to the customer, the astrologer's earnings, their schedule, the
+    /// promo code's use given back (`promo_back`), and the event. `Ok(false)`: something
+    /// read has moved; read again.
     #[allow(clippy::too_many_arguments)]
     pub async fn close_consultation(
         &self,
@@ -436,6 +526,7 @@ impl Store {
         refund: Option<&Posting>,
         earnings: Option<&Posting>,
         schedule: Option<(&[Booked], u64)>,
+        promo_back: Option<&str>,
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -487,6 +578,24 @@ impl Store {
         if let Some((booked, version)) = schedule {
             let completed = (to == ConsultationStatus::Completed).then_some(());
             schedule_update(&mut tx, &c.astrologer_id, booked, version, false, completed);
+        }
+        if let Some(code) = promo_back {
+            // The booking counted this use in its own transaction, so both counts hold it.
+            let one = || vec![(":one", items::n(1))];
+            tx.update(
+                "promo",
+                items::key(promo_code_pk(code), PROMO_CODE_SK),
+                "SET used_count = used_count - :one",
+                "used_count >= :one",
+                one(),
+            );
+            tx.update(
+                "promo_user",
+                items::key(promo_code_pk(code), promo_usage_sk(&c.customer_id)),
+                "SET uses = uses - :one",
+                "uses >= :one",
+                one(),
+            );
         }
         let id = c.booking_id.to_string();
         if to == ConsultationStatus::Completed {
