@@ -521,3 +521,45 @@ async fn the_app_cannot_write_phone_or_names_into_cognito() {
         |n: &str| user.user_attributes().iter().find(|a| a.name() == n).and_then(|a| a.value()).map(str::to_owned);
     assert_eq!((attr("phone_number"), attr("given_name")), (Some(phone.clone()), Some("Asha".into())));
 }
+
+/// The app client id is public (every token carries it), so anyone can ask Cognito for codes
+/// straight, past the routes' counters. Every SMS Cognito sends goes through the custom SMS
+/// sender trigger, which sends none to a number past its limit, whatever asked.
+#[tokio::test]
+async fn codes_asked_of_cognito_straight_are_limited_too() {
+    let stack = stack_with(|o| {
+        o.parameters.insert("SmsLimitPerPhone".into(), "3".into());
+    })
+    .await;
+    let api = Api::new(&stack);
+    let phone = random_phone();
+    let signup = json!({ "phone": phone, "first_name": "A", "last_name": "B", "user_type": "user" });
+    assert_eq!(api.post("/auth/signup", signup).await.0, 201);
+    // Straight at Cognito, with the apps' client id, as an attacker would.
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&stack.sdk);
+    let client_id = &stack.provisioned.user_pool_client_id;
+    for _ in 0..5 {
+        cognito.resend_confirmation_code().client_id(client_id).username(&phone).send().await.unwrap();
+    }
+    assert_eq!(stack.outbox.count_to(&phone), 3, "the limit, then nothing");
+    // Sign-in and password-reset codes of a customer asked of Cognito straight, likewise.
+    let customer = random_phone();
+    sign_up(&stack, &customer, "user").await;
+    for _ in 0..3 {
+        use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+        let started = cognito
+            .initiate_auth()
+            .client_id(client_id)
+            .auth_flow(AuthFlowType::UserAuth)
+            .auth_parameters("USERNAME", &customer)
+            .auth_parameters("PREFERRED_CHALLENGE", "SMS_OTP")
+            .send()
+            .await;
+        started.unwrap();
+        cognito.forgot_password().client_id(client_id).username(&customer).send().await.unwrap();
+    }
+    assert_eq!(stack.outbox.count_to(&customer), 3);
+    // Each code sent went out through SNS, one Publish each.
+    let published = stack.calls.every().iter().filter(|c| *c == "sns:Publish").count();
+    assert_eq!(published, 6, "{:?}", stack.calls.every());
+}

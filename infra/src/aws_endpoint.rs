@@ -1,6 +1,9 @@
 //! The local AWS endpoint the functions talk to: moto for everything, plus the Cognito
 //! behaviour moto lacks, played the way Cognito plays it:
 //! - SignUp / ResendConfirmationCode send a 6-digit code "by SMS" (to the [`Outbox`] and the log);
+//!   with a CustomSMSSender trigger in the pool's LambdaConfig, every SMS (sign-up, resend,
+//!   sign-in, ForgotPassword) goes to that trigger instead, its code encrypted with the pool's
+//!   KMS key, and what the trigger publishes to a phone number through SNS is the SMS sent;
 //! - ConfirmSignUp checks that code, then runs the PostConfirmation trigger;
 //! - InitiateAuth `USER_AUTH` + RespondToAuthChallenge `SMS_OTP` sign in with an SMS code
 //!   and return moto-signed tokens;
@@ -263,6 +266,9 @@ pub struct LocalCognito {
     pub pool_id: OnceLock<String>,
     pub client_id: OnceLock<String>,
     pub post_confirmation: OnceLock<TriggerHandler>,
+    /// The pool's CustomSMSSender trigger and the ARN of the KMS key it decrypts codes with.
+    pub custom_sms_sender: OnceLock<TriggerHandler>,
+    pub sms_key: OnceLock<String>,
     pub outbox: Arc<Outbox>,
     pub calls: Arc<CallLog>,
     pub faults: Arc<Faults>,
@@ -273,6 +279,7 @@ pub struct LocalCognito {
     /// stack, so a per-stack lock is enough).
     dynamodb: tokio::sync::Mutex<()>,
     cognito: Cognito,
+    kms: aws_sdk_kms::Client,
     http: reqwest::Client,
     sign_up_codes: Mutex<HashMap<String, PendingCode>>,
     sessions: Mutex<HashMap<String, SignInSession>>,
@@ -285,6 +292,9 @@ impl LocalCognito {
             pool_id: OnceLock::new(),
             client_id: OnceLock::new(),
             post_confirmation: OnceLock::new(),
+            custom_sms_sender: OnceLock::new(),
+            sms_key: OnceLock::new(),
+            kms: aws_sdk_kms::Client::new(moto_sdk),
             outbox,
             calls: Arc::default(),
             faults: Arc::default(),
@@ -349,6 +359,9 @@ pub async fn serve(
         _ => service_of(&headers),
     };
     if let Some(op) = operation_of(&headers, &body) {
+        if service == "sns" && op == "Publish" {
+            local.record_sms(&body);
+        }
         local.calls.record_any(service, &op);
     }
     if let Some(dynamodb) = target.strip_prefix("DynamoDB_20120810.") {
@@ -380,6 +393,7 @@ pub async fn serve(
         },
         Some("ConfirmSignUp") => local.confirm_sign_up(request).await,
         Some("ResendConfirmationCode") => local.resend(request).await,
+        Some("ForgotPassword") => local.forgot_password(request).await,
         Some("InitiateAuth") if request["AuthFlow"] == "USER_AUTH" => local.start_sign_in(request).await,
         Some("RespondToAuthChallenge") if request["ChallengeName"] == "SMS_OTP" => local.finish_sign_in(request).await,
         _ => Ok(local.forward(method, &uri, &headers, body).await),
@@ -468,18 +482,41 @@ impl LocalCognito {
         let body = Bytes::from(request.to_string());
         let response = self.forward(Method::POST, uri, headers, body).await;
         if response.status().is_success() {
-            self.send_sign_up_code(&username);
+            self.send_sign_up_code(&username, "CustomSMSSender_SignUp").await?;
         }
         Ok(response)
     }
 
-    fn send_sign_up_code(&self, phone: &str) {
+    async fn send_sign_up_code(&self, phone: &str, source: &str) -> Result<()> {
         let code = new_code();
         self.sign_up_codes
             .lock()
             .unwrap()
             .insert(phone.to_owned(), PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 });
-        self.outbox.send(phone, code.clone(), format!("Your AstroKiran code is {code}"));
+        self.send_sms(phone, source, code, "Your AstroKiran code is").await
+    }
+
+    /// Sends `code` as Cognito would: through the pool's CustomSMSSender trigger when it has
+    /// one (whose SNS publish then reaches the [`Outbox`], see [`serve`]), else straight.
+    /// Simplification: the code goes to the trigger as a plain KMS ciphertext (base64), where
+    /// Cognito sends an AWS Encryption SDK message (see `custom_sms_sender`'s module doc).
+    async fn send_sms(&self, phone: &str, source: &str, code: String, text: &str) -> Result<()> {
+        let (Some(trigger), Some(key)) = (self.custom_sms_sender.get(), self.sms_key.get()) else {
+            self.outbox.send(phone, code.clone(), format!("{text} {code}"));
+            return Ok(());
+        };
+        let encrypted = encrypt_sms_code(&self.kms, key, &code).await?;
+        let (_, attributes) = self.user(phone).await?.unwrap_or_default();
+        let mut event = trigger_event(self.pool(), source, self.client_id.get(), &attributes);
+        event["request"]["userAttributes"]["phone_number"] = json!(phone);
+        event["request"]["userAttributes"].as_object_mut().map(|a| a.remove("cognito:user_status"));
+        event["request"]["type"] = json!("customSMSSenderRequestV1");
+        event["request"]["code"] = json!(encrypted);
+        event["request"]["clientMetadata"] = json!({});
+        // Cognito answers the caller as sent whatever the trigger did; a failing trigger is
+        // the caller's CodeDeliveryFailure.
+        trigger(event).await.map_err(|e| anyhow::anyhow!("CustomSMSSender failed: {e}"))?;
+        Ok(())
     }
 
     async fn confirm_sign_up(&self, request: Value) -> Result<Response> {
@@ -543,10 +580,32 @@ impl LocalCognito {
                 Ok(cognito_error("InvalidParameterException", "User is already confirmed."))
             }
             Some(_) => {
-                self.send_sign_up_code(username);
+                self.send_sign_up_code(username, "CustomSMSSender_ResendCode").await?;
                 Ok(cognito_ok(json!({ "CodeDeliveryDetails": delivery(username) })))
             }
         }
+    }
+
+    /// A password-reset code by SMS, for a confirmed user (the pool is passwordless, so no
+    /// route uses it and ConfirmForgotPassword is not played; it is here because anyone can
+    /// call it, and it sends an SMS). Unknown numbers get the same answer, as the app client
+    /// prevents user existence errors.
+    async fn forgot_password(&self, request: Value) -> Result<Response> {
+        let username = request["Username"].as_str().unwrap_or_default();
+        if let Some((status, _)) = self.user(username).await?
+            && status == "CONFIRMED"
+        {
+            self.send_sms(username, "CustomSMSSender_ForgotPassword", new_code(), "Your AstroKiran code is").await?;
+        }
+        Ok(cognito_ok(json!({ "CodeDeliveryDetails": delivery(username) })))
+    }
+
+    /// An SNS Publish to a phone number (the SMS sender trigger's): the SMS, in the outbox.
+    fn record_sms(&self, body: &[u8]) {
+        let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+        let (Some(to), Some(text)) = (form.get("PhoneNumber"), form.get("Message")) else { return };
+        let code = text.split(|c: char| !c.is_ascii_digit()).rfind(|w| w.len() == 6).unwrap_or_default();
+        self.outbox.send(to, code.to_owned(), text.clone());
     }
 
     async fn start_sign_in(&self, request: Value) -> Result<Response> {
@@ -567,7 +626,7 @@ impl LocalCognito {
                 code: PendingCode { code: code.clone(), issued: Instant::now(), wrong: 0 },
             },
         );
-        self.outbox.send(username, code.clone(), format!("Your AstroKiran sign-in code is {code}"));
+        self.send_sms(username, "CustomSMSSender_Authentication", code, "Your AstroKiran sign-in code is").await?;
         Ok(cognito_ok(json!({
             "ChallengeName": "SMS_OTP",
             "Session": session,
@@ -636,6 +695,15 @@ impl LocalCognito {
             }
         })))
     }
+}
+
+/// A code as the local Cognito hands it to the CustomSMSSender trigger: base64 of its KMS
+/// ciphertext under `key` (Cognito's is an AWS Encryption SDK message; see [`LocalCognito`]).
+pub async fn encrypt_sms_code(kms: &aws_sdk_kms::Client, key: &str, code: &str) -> Result<String> {
+    use base64::Engine;
+    let encrypted = kms.encrypt().key_id(key).plaintext(code.as_bytes().to_vec().into()).send().await?;
+    let blob = encrypted.ciphertext_blob.ok_or_else(|| anyhow::anyhow!("KMS returned no ciphertext"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()))
 }
 
 /// The `client_id` claim of an access token (moto's tokens are JWTs).

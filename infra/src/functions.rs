@@ -27,7 +27,7 @@ pub type TriggerHandler = Arc<dyn Fn(Value) -> BoxFuture<Result<Value, String>> 
 pub enum Handler {
     Http(HttpHandler),
     Sqs(SqsHandler),
-    /// Invoked by Cognito (PostConfirmation).
+    /// Invoked by Cognito (PostConfirmation, CustomSMSSender).
     Trigger(TriggerHandler),
     /// Invoked by an EventBridge schedule.
     Scheduled(TriggerHandler),
@@ -70,6 +70,9 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>)
         }
         "post-confirmation" => handler!(Trigger, post_confirmation::App::from_env(sdk, env)?, |app, event| {
             post_confirmation::handle(&app, event).await.map_err(|e| e.to_string())
+        }),
+        "custom-sms-sender" => handler!(Trigger, custom_sms_sender::App::from_env(sdk, env)?, |app, event| {
+            custom_sms_sender::handle(&app, event).await.map_err(|e| e.to_string())
         }),
         "kyc-initiate" => {
             handler!(Http, kyc_initiate::App::from_env(sdk, env)?, |app, req| kyc_initiate::handle(&app, req).await)

@@ -139,6 +139,9 @@ pub struct LocalStack {
     pub calls: Arc<aws_endpoint::CallLog>,
     /// Failures the AWS endpoint injects into the functions' requests.
     pub faults: Arc<Faults>,
+    /// The ARN of the key the local Cognito encrypts SMS codes with, when the pool has a
+    /// CustomSMSSender trigger.
+    pub sms_key: Option<String>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -202,10 +205,27 @@ impl LocalStack {
             functions.push((def, handler));
         }
 
-        // Cognito invokes the function the user pool's LambdaConfig names.
-        let trigger_id = template.of_kind("AWS::Cognito::UserPool").find_map(|(_, r)| {
-            r.properties.get("LambdaConfig").and_then(|l| l.get("PostConfirmation")).and_then(template::referenced_id)
-        });
+        // Cognito invokes the functions the user pool's LambdaConfig names.
+        let lambda_config = |path: &[&str]| {
+            template.of_kind("AWS::Cognito::UserPool").find_map(|(_, r)| {
+                let mut v = r.properties.get("LambdaConfig")?;
+                for key in path {
+                    v = v.get(key)?;
+                }
+                template::referenced_id(v)
+            })
+        };
+        if let Some(id) = lambda_config(&["CustomSMSSender", "LambdaArn"]) {
+            match functions.iter().find(|(d, _)| d.logical_id == id) {
+                Some((_, Handler::Trigger(h))) => {
+                    let _ = cognito.custom_sms_sender.set(h.clone());
+                }
+                _ => return Err(anyhow!("CustomSMSSender names {id}, which is not a trigger function")),
+            }
+            let key = lambda_config(&["KMSKeyID"]).and_then(|k| provisioned.lookup(&k, "Arn"));
+            let _ = cognito.sms_key.set(key.ok_or_else(|| anyhow!("CustomSMSSender without a KMSKeyID"))?);
+        }
+        let trigger_id = lambda_config(&["PostConfirmation"]);
         if let Some(id) = trigger_id {
             match functions.iter().find(|(d, _)| d.logical_id == id) {
                 Some((_, Handler::Trigger(h))) => {
@@ -308,8 +328,15 @@ impl LocalStack {
             stubs,
             calls,
             faults,
+            sms_key: cognito.sms_key.get().cloned(),
             tasks,
         })
+    }
+
+    /// `code` as Cognito hands it to the CustomSMSSender trigger (for its sample event).
+    pub async fn encrypt_sms_code(&self, code: &str) -> Result<String> {
+        let key = self.sms_key.as_deref().ok_or_else(|| anyhow!("the pool has no CustomSMSSender key"))?;
+        aws_endpoint::encrypt_sms_code(&aws_sdk_kms::Client::new(&self.sdk), key, code).await
     }
 
     /// For `cargo lambda watch` against this stack: `lambda.env`. For `sam local invoke`: `env-vars.json` (every function's

@@ -130,6 +130,15 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
         out.refs.insert(id.clone(), url);
     }
 
+    // Symmetric keys (the custom SMS sender's): moto encrypts and decrypts with them.
+    let kms = aws_sdk_kms::Client::new(sdk);
+    for (id, _) in template.of_kind("AWS::KMS::Key") {
+        let key = kms.create_key().description(format!("{prefix}-{id}")).send().await;
+        let key = key.with_context(|| format!("creating key {id}"))?.key_metadata.ok_or_else(|| anyhow!("{id}"))?;
+        out.attrs.insert((id.clone(), "Arn".into()), key.arn.unwrap_or_default());
+        out.refs.insert(id.clone(), key.key_id);
+    }
+
     let sns = aws_sdk_sns::Client::new(sdk);
     for (id, res) in template.of_kind("AWS::SNS::Topic") {
         let name = format!("{prefix}-{id}");

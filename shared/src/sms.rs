@@ -3,6 +3,11 @@
 //! and at most so many per phone number and per source address in a window, counted in the
 //! table ([`crate::store::Store::count_sms`]). Over a limit is `429 too_many_sms` with
 //! `Retry-After`.
+//!
+//! The routes' counters count requests; Cognito can also be asked for codes straight (the
+//! app client id is public), so the custom SMS sender trigger counts what is actually sent
+//! to a number ([`SmsCounter::Delivered`]), whatever asked for it, and sends nothing past the
+//! per-phone limit.
 
 use std::net::IpAddr;
 
@@ -74,7 +79,11 @@ fn parse_countries(raw: &str) -> Option<Vec<String>> {
 /// What one send is counted against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmsCounter {
+    /// Requests for a code to the number, counted by the routes.
     Phone(Phone),
+    /// Codes sent to the number, counted by the sender trigger: a counter of its own, as a
+    /// request through a route is counted once there and once again when its SMS goes.
+    Delivered(Phone),
     /// The caller's address as API Gateway saw it; an IPv6 address counts by its /64, since
     /// one subscriber is usually given a whole /64. Anything unreadable shares one counter.
     Source(String),
@@ -100,17 +109,17 @@ impl SmsCounter {
     /// number is kept only in its owner's record and its claim, so the counter names a hash
     /// of it (a table export or backup shows no numbers; the counter lives an hour).
     pub fn key_part(&self) -> String {
+        let hashed = |phone: &Phone| crate::idempotency::bytes_hash("sms-limit", phone.e164().as_bytes());
         match self {
-            SmsCounter::Phone(phone) => {
-                format!("PHONE#{}", &crate::idempotency::bytes_hash("sms-limit", phone.e164().as_bytes())[..32])
-            }
+            SmsCounter::Phone(phone) => format!("PHONE#{}", &hashed(phone)[..32]),
+            SmsCounter::Delivered(phone) => format!("SENT#{}", &hashed(phone)[..32]),
             SmsCounter::Source(bucket) => format!("IP#{bucket}"),
         }
     }
 
     pub fn limit(&self, policy: &SmsPolicy) -> u32 {
         match self {
-            SmsCounter::Phone(_) => policy.per_phone,
+            SmsCounter::Phone(_) | SmsCounter::Delivered(_) => policy.per_phone,
             SmsCounter::Source(_) => policy.per_source,
         }
     }
@@ -169,6 +178,9 @@ mod tests {
         assert_eq!(SmsCounter::source(Some("203.0.113.7")).key_part(), "IP#203.0.113.7");
         let phone = SmsCounter::Phone(Phone::parse("+919876543210").unwrap()).key_part();
         assert!(phone.starts_with("PHONE#") && phone.len() == 38 && !phone.contains("9876543210"), "{phone}");
+        // Codes sent are counted apart from codes asked for, each send once.
+        let sent = SmsCounter::Delivered(Phone::parse("+919876543210").unwrap()).key_part();
+        assert!(sent.starts_with("SENT#") && sent[5..] == phone[6..], "{sent}");
         let a = SmsCounter::source(Some("2001:db8:1:2:aaaa::1"));
         assert_eq!(a, SmsCounter::source(Some("2001:db8:1:2:ffff:ffff:ffff:ffff")));
         assert_eq!(a.key_part(), "IP#2001:db8:1:2::/64");
