@@ -3,7 +3,8 @@
 //! consultation to the paisa, and reinstating brings them back; KYC decided by hand goes
 //! through the webhook's path with `verified_by`; promo codes stay unique whatever the case
 //! and promotion rules never overlap, however creations race; support reads a wallet with
-//! its ledger check and a masked phone; every change writes one audit entry, once.
+//! a page of its ledger (only that page is read) with its check and a masked phone; every
+//! change writes one audit entry, once, and every staff read one of its own.
 
 use std::collections::HashMap;
 
@@ -30,6 +31,16 @@ fn s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
 /// The staff audit entries of `action` (from the table itself, not through the routes).
 async fn audit_entries(stack: &LocalStack, action: &str) -> Vec<HashMap<String, AttributeValue>> {
     all_items(stack).await.into_iter().filter(|i| s(i, "SK") == "STAFFAUDIT" && s(i, "action") == action).collect()
+}
+
+/// The staff audit entries of reads.
+async fn audit_entries_of_reads(stack: &LocalStack) -> usize {
+    let reads = ["view_user_wallet", "view_audit_log", "list_promo_codes", "list_promotion_rules"];
+    all_items(stack)
+        .await
+        .iter()
+        .filter(|i| s(i, "SK") == "STAFFAUDIT" && reads.contains(&s(i, "action").as_str()))
+        .count()
 }
 
 /// A route key's path with its parameters filled in.
@@ -72,7 +83,11 @@ async fn every_admin_route_refuses_everyone_but_staff() {
         let (status, resp) = api.send(method.clone(), &path, Some(&staff), &[], body).await;
         assert!(status != 401 && status != 403 && status < 500, "staff {}: {status} {resp}", route.key);
     }
-    assert_eq!(written_items(&stack).await, before, "nothing refused wrote anything");
+    // Nothing refused wrote anything; staff's own reads wrote their audit entries, one each.
+    let reads = operations::ROUTES.iter().filter(|r| r.key.starts_with("GET ")).count();
+    assert_eq!(reads, 4);
+    assert_eq!(audit_entries_of_reads(&stack).await, reads);
+    assert_eq!(written_items(&stack).await, before + reads, "nothing refused wrote anything");
     // Sign-up can never make staff.
     let (status, resp) = api
         .post(
@@ -416,13 +431,110 @@ async fn support_reads_a_wallet_with_its_ledger_check_and_a_masked_phone() {
     ] {
         assert_eq!(api.get(&path, Some(&staff)).await.0, status, "{path}");
     }
-    // The audit log lists what staff did, newest first.
+    // The audit log lists what staff did, newest first, and what they looked at: each wallet
+    // read that got past the checks (a user not found too; a bad limit read nothing).
     create_code(&stack, &staff, "AUDIT1").await;
     create_code(&stack, &staff, "AUDIT2").await;
     let (status, log) = api.get("/admin/audit?limit=10", Some(&staff)).await;
     assert_eq!(status, 200, "{log}");
-    let targets: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["target"].as_str().unwrap()).collect();
-    assert_eq!(targets, ["promo_code:AUDIT2", "promo_code:AUDIT1"]);
+    let staff_id = log["entries"][0]["staff_id"].as_str().unwrap().to_owned();
+    let seen = |log: &Value| -> Vec<(String, String)> {
+        let entries = log["entries"].as_array().unwrap();
+        assert!(entries.iter().all(|e| e["staff_id"] == staff_id.as_str() && e["at"].is_string()), "{log}");
+        entries.iter().map(|e| (e["action"].as_str().unwrap().into(), e["target"].as_str().unwrap().into())).collect()
+    };
+    let pair = |a: &str, t: &str| (a.to_owned(), t.to_owned());
+    assert_eq!(
+        seen(&log),
+        [
+            pair("create_promo_code", "promo_code:AUDIT2"),
+            pair("create_promo_code", "promo_code:AUDIT1"),
+            pair("view_user_wallet", "user:5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"),
+            pair("view_user_wallet", &format!("user:{customer_id}")),
+        ]
+    );
+    // Reading the log is in the log, and so are the lists; the log pages with a cursor.
+    assert_eq!(api.get("/admin/promo-codes", Some(&staff)).await.0, 200);
+    assert_eq!(api.get("/admin/promotion-rules", Some(&staff)).await.0, 200);
+    let (_, first) = api.get("/admin/audit?limit=3", Some(&staff)).await;
+    assert_eq!(
+        seen(&first),
+        [
+            pair("list_promotion_rules", "promotion_rules"),
+            pair("list_promo_codes", "promo_codes"),
+            pair("view_audit_log", "audit_log"),
+        ]
+    );
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, rest) = api.get(&format!("/admin/audit?limit=100&cursor={cursor}"), Some(&staff)).await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(
+        seen(&rest)[..3],
+        [
+            pair("create_promo_code", "promo_code:AUDIT2"),
+            pair("create_promo_code", "promo_code:AUDIT1"),
+            pair("view_user_wallet", "user:5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f")
+        ]
+    );
+    for bad in ["forged", "eyJzayI6IlBST0ZJTEUifQ"] {
+        let (status, body) = api.get(&format!("/admin/audit?cursor={bad}"), Some(&staff)).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("cursor")), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_wallet_look_up_reads_only_the_page_it_shows() {
+    let stack = stack_with(|o| {
+        o.poll_queues = false;
+        o.poll_streams = false;
+    })
+    .await;
+    let (staff, _) = staff(&stack).await;
+    let (_, customer_id) = customer(&stack).await;
+    // A ledger longer than one of DynamoDB's own pages of the old whole-ledger read (100).
+    let store = shared::store::Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name());
+    let id = shared::UserId::parse(&customer_id).unwrap();
+    const ENTRIES: u64 = 110;
+    for n in 1..=ENTRIES {
+        let wallet = store.wallet(&id).await.unwrap().unwrap();
+        let movement = shared::wallet::Movement::top_up(shared::Money::from_paise(100), &format!("tu_{n}"), "AK/1");
+        let posting = wallet.post(vec![movement], Utc::now()).unwrap();
+        let mut tx = store.tx();
+        tx.posting(&shared::store::Account::Wallet(id.clone()), &posting);
+        store.commit(tx).await.unwrap();
+    }
+    let api = Api::new(&stack);
+    stack.calls.clear();
+    let (status, first) = api.get(&format!("/admin/users/{customer_id}/wallet?limit=25"), Some(&staff)).await;
+    assert_eq!(status, 200, "{first}");
+    let mut calls = stack.calls.dynamodb();
+    calls.sort();
+    assert_eq!(calls, ["GetItem", "PutItem", "Query", "Query"], "the user, the wallet, ONE page, the audit entry");
+    assert_eq!(
+        (&first["ledger_check"]["balanced"], &first["ledger_check"]["entries_checked"]),
+        (&json!(true), &json!(25)),
+        "{}",
+        first["ledger_check"]
+    );
+    assert_eq!(dec(&first["wallet"]["real_cash"]), Decimal::from(ENTRIES));
+    // The cursor walks the rest, each entry once, newest first.
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = first;
+    loop {
+        seen.extend(page["transactions"].as_array().unwrap().iter().map(|t| t["entry_id"].as_str().unwrap().into()));
+        assert_eq!(page["ledger_check"]["balanced"], json!(true), "{}", page["ledger_check"]);
+        let Some(cursor) = page["next_cursor"].as_str() else { break };
+        let (status, next) =
+            api.get(&format!("/admin/users/{customer_id}/wallet?limit=25&cursor={cursor}"), Some(&staff)).await;
+        assert_eq!(status, 200, "{next}");
+        page = next;
+    }
+    assert_eq!(seen.len() as u64, ENTRIES);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats");
+    let (status, body) =
+        api.get(&format!("/admin/users/{customer_id}/wallet?cursor=eyJzayI6IlBST0ZJTEUifQ"), Some(&staff)).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("cursor")));
+    assert_eq!(audit_entries(&stack, "view_user_wallet").await.len(), 5, "one per page read, the refused one not");
 }
 
 #[tokio::test]
@@ -438,10 +550,16 @@ async fn staff_routes_keep_to_their_store_round_trips() {
     assert_eq!(book_at(&stack, &customer, &astro_id, 3, 10).await.0, 201);
     let calls = async |method: Method, path: &str, body: Option<Value>| {
         stack.calls.clear();
+        let read = method == Method::GET;
         let (status, resp) =
             Api::new(&stack).send(method, path, Some(&staff), &[], body.map(|b| b.to_string()).as_deref()).await;
         assert!(status < 300, "{path}: {status} {resp}");
-        stack.calls.dynamodb()
+        let mut calls = stack.calls.dynamodb();
+        if read {
+            // A read and its audit entry go concurrently: in no particular order.
+            calls.sort();
+        }
+        calls
     };
     let reason = || Some(json!({ "reason": "checks" }));
     assert_eq!(
@@ -455,18 +573,18 @@ async fn staff_routes_keep_to_their_store_round_trips() {
     );
     let code = json!({ "code": "TRIPS", "discount_type": "fixed", "discount_value": "5" });
     assert_eq!(calls(Method::POST, "/admin/promo-codes", Some(code)).await, ["TransactWriteItems"]);
-    assert_eq!(calls(Method::GET, "/admin/promo-codes", None).await, ["Query"]);
+    assert_eq!(calls(Method::GET, "/admin/promo-codes", None).await, ["PutItem", "Query"]);
     assert_eq!(
         calls(Method::POST, "/admin/promo-codes/TRIPS/deactivate", reason()).await,
         ["TransactWriteItems", "GetItem"]
     );
     let rule = json!({ "name": "r", "min_amount": "100", "max_amount": "200", "bonus_percent": "5" });
     assert_eq!(calls(Method::POST, "/admin/promotion-rules", Some(rule)).await, ["Query", "TransactWriteItems"]);
-    assert_eq!(calls(Method::GET, "/admin/promotion-rules", None).await, ["Query"]);
+    assert_eq!(calls(Method::GET, "/admin/promotion-rules", None).await, ["PutItem", "Query"]);
     assert_eq!(
         calls(Method::GET, &format!("/admin/users/{customer_id}/wallet"), None).await,
-        ["Query", "GetItem", "Query"],
-        "the user partition, the wallet and its whole ledger (one page here)"
+        ["GetItem", "PutItem", "Query", "Query"],
+        "the user partition, the wallet, the page of its ledger shown, the audit entry"
     );
-    assert_eq!(calls(Method::GET, "/admin/audit", None).await, ["Query"]);
+    assert_eq!(calls(Method::GET, "/admin/audit", None).await, ["PutItem", "Query"]);
 }

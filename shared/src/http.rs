@@ -261,6 +261,30 @@ pub fn limit_param(req: &Request, default: i32, max: i32) -> Result<i32, ApiErro
     }
 }
 
+/// An opaque page cursor standing for a sort key (URL-safe base64 of `{"sk": ...}`): the
+/// partition is always the route's own, so the key is all a cursor carries.
+pub fn encode_sk_cursor(sk: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::json!({ "sk": sk }).to_string())
+}
+
+/// The sort key a cursor from [`encode_sk_cursor`] stands for, when it starts with `prefix`;
+/// anything we did not hand out is `400 invalid_field` on `cursor`.
+pub fn decode_sk_cursor(cursor: &str, prefix: &str) -> Result<String, ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::invalid_field("cursor", "is not a cursor this API returned");
+    if cursor.len() > 512 {
+        return Err(bad());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let sk = value.get("sk").and_then(|v| v.as_str()).ok_or_else(bad)?;
+    if !sk.starts_with(prefix) || sk.len() > 200 {
+        return Err(bad());
+    }
+    Ok(sk.to_owned())
+}
+
 /// The route is not one this function serves.
 pub fn no_route(req: &Request) -> ApiError {
     ApiError::new(404, "no_route", format!("no route {}", route_key(req)))

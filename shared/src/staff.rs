@@ -10,6 +10,7 @@ use crate::booking::{DiscountKind, PromoCode};
 use crate::money::Money;
 use crate::promotion::PromotionRule;
 use crate::status::string_enum;
+use crate::wallet::{LedgerEntry, Wallet};
 
 string_enum!(
     /// One kind of staff action, as the audit log names it.
@@ -22,14 +23,81 @@ string_enum!(
         DeactivatePromoCode => "deactivate_promo_code",
         CreatePromotionRule => "create_promotion_rule",
         DeactivatePromotionRule => "deactivate_promotion_rule",
+        // What staff read is audited like what they change: who looked at what, when.
+        ViewUserWallet => "view_user_wallet",
+        ViewAuditLog => "view_audit_log",
+        ListPromoCodes => "list_promo_codes",
+        ListPromotionRules => "list_promotion_rules",
     }
 );
 
 impl StaffAction {
-    /// Taking something away from someone needs a reason on the record; creating does not.
+    /// Taking something away from someone needs a reason on the record; creating and
+    /// reading do not.
     pub fn needs_reason(self) -> bool {
         !matches!(self, StaffAction::CreatePromoCode | StaffAction::CreatePromotionRule | StaffAction::ApproveKyc)
+            && !self.is_read()
     }
+
+    /// A look, not a change: its audit entry is written on its own, with the read.
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            StaffAction::ViewUserWallet
+                | StaffAction::ViewAuditLog
+                | StaffAction::ListPromoCodes
+                | StaffAction::ListPromotionRules
+        )
+    }
+}
+
+/// What support can check of one page of a ledger, newest first, without reading the rest:
+/// each entry's balances follow from the entry before it, and, when `wallet` is given (the
+/// first page) and was read at the version of the newest entry's posting, the newest
+/// entry's balances are the wallet's. (The whole-ledger sum, `wallet::check_ledger`, is
+/// the reliability suite's; a support look-up reads only the page it shows.)
+pub fn check_ledger_page(wallet: Option<&Wallet>, page: &[LedgerEntry]) -> Result<(), String> {
+    for pair in page.windows(2) {
+        let (newer, older) = (&pair[0], &pair[1]);
+        if (newer.sequence, newer.index) <= (older.sequence, older.index) {
+            return Err(format!("entry {} is out of order", newer.entry_id()));
+        }
+        for (bucket, before, delta, after) in [
+            ("real", older.real_balance_after, newer.real_delta, newer.real_balance_after),
+            ("bonus", older.bonus_balance_after, newer.bonus_delta, newer.bonus_balance_after),
+            ("debt", older.debt_after, newer.debt_delta, newer.debt_after),
+        ] {
+            if before.decimal() + delta.decimal() != after.decimal() {
+                return Err(format!(
+                    "entry {}: {bucket} {before} changed by {delta} does not make the {after} recorded",
+                    newer.entry_id()
+                ));
+            }
+        }
+    }
+    let (Some(wallet), Some(newest)) = (wallet, page.first()) else { return Ok(()) };
+    if newest.sequence != wallet.version {
+        // A posting landed between the two reads: nothing to compare, nothing wrong.
+        return Ok(());
+    }
+    for (bucket, recorded, balance) in [
+        ("real", newest.real_balance_after, wallet.real_cash),
+        ("bonus", newest.bonus_balance_after, wallet.bonus_cash),
+        ("debt", newest.debt_after, wallet.debt),
+    ] {
+        if recorded != balance {
+            return Err(format!("the newest entry leaves {bucket} at {recorded}, the wallet holds {balance}"));
+        }
+    }
+    Ok(())
+}
+
+/// A position in the staff audit log (its index sort key, `{at}#{audit id}`) from a cursor,
+/// with the audit id; `None`: not one we handed out.
+pub fn audit_log_position(sk: &str) -> Option<(&str, &str)> {
+    let (at, id) = sk.rsplit_once('#')?;
+    let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    (id_ok && DateTime::parse_from_rfc3339(at).is_ok()).then_some((at, id))
 }
 
 pub const MAX_REASON_CHARS: usize = 500;
@@ -222,6 +290,45 @@ mod tests {
         for (bad, field) in cases {
             assert_eq!(check_promo_code(&bad).unwrap_err().0, field);
         }
+    }
+
+    #[test]
+    fn a_ledger_page_is_checked_entry_to_entry_and_against_the_wallet() {
+        use crate::wallet::Movement;
+        let m = |s: &str| Money::new(s.parse().unwrap()).unwrap();
+        let mut w = Wallet::empty();
+        let mut ledger = Vec::new();
+        for (real, bonus) in [("500", "100"), ("20", "0"), ("7.25", "1")] {
+            let p = w
+                .post(vec![Movement::top_up(m(real), "tu", "AK"), Movement::top_up_bonus(m(bonus), "tu")], Utc::now())
+                .unwrap();
+            ledger.extend(p.entries);
+            w = p.after;
+        }
+        ledger.reverse(); // newest first, as pages are
+        assert_eq!(check_ledger_page(Some(&w), &ledger[..3]), Ok(()), "the first page");
+        assert_eq!(check_ledger_page(None, &ledger[3..]), Ok(()), "a later page");
+        let mut off = w.clone();
+        off.real_cash = m("527");
+        assert!(check_ledger_page(Some(&off), &ledger[..2]).unwrap_err().contains("real"));
+        off.version += 1; // a posting landed between the reads: nothing to compare
+        assert_eq!(check_ledger_page(Some(&off), &ledger[..2]), Ok(()));
+        let mut tampered = ledger.clone();
+        tampered[2].bonus_balance_after = m("99");
+        assert!(check_ledger_page(None, &tampered).unwrap_err().contains("bonus"));
+        let mut reordered = ledger.clone();
+        reordered.swap(0, 1);
+        assert!(check_ledger_page(None, &reordered).unwrap_err().contains("out of order"));
+    }
+
+    #[test]
+    fn audit_log_positions_are_a_time_and_an_id() {
+        assert_eq!(audit_log_position("2026-11-22T13:00:00.000Z#0a1b2c"), Some(("2026-11-22T13:00:00.000Z", "0a1b2c")));
+        for bad in ["", "#abc", "2026-11-22T13:00:00.000Z#", "yesterday#abc", "2026-11-22T13:00:00.000Z#a-b"] {
+            assert!(audit_log_position(bad).is_none(), "{bad}");
+        }
+        assert!(StaffAction::ViewUserWallet.is_read() && !StaffAction::ViewUserWallet.needs_reason());
+        assert!(!StaffAction::SuspendAstrologer.is_read());
     }
 
     #[test]

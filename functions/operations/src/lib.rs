@@ -2,7 +2,8 @@
 //! astrologers, decide a KYC by hand, manage promo codes and promotion rules, look up a
 //! customer's money. Every change is one transaction with its staff audit entry
 //! (`shared::store::staff`); a change that already happened (a retry) writes nothing and
-//! answers the state as it is.
+//! answers the state as it is. Every read writes its own audit entry beside the read, and
+//! answers only once the entry is written ([`audited`]).
 
 mod astrologers;
 #[cfg(feature = "openapi")]
@@ -14,7 +15,7 @@ mod support;
 pub use openapi::openapi;
 use serde::Deserialize;
 use shared::http::{self, Access, Request, Response, Route};
-use shared::staff::{Reason, StaffAction, reason_for};
+use shared::staff::{AuditEntry, Reason, StaffAction, reason_for};
 use shared::{ApiError, UserId, UserType};
 
 pub use shared::app::ClosingApp as App;
@@ -64,14 +65,36 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         Op::Reinstate => astrologers::reinstate(app, req, &staff).await,
         Op::KycDecision => astrologers::kyc_decision(app, req, &staff).await,
         Op::CreatePromoCode => promotions::create_code(app, req, &staff).await,
-        Op::ListPromoCodes => promotions::list_codes(app).await,
+        Op::ListPromoCodes => {
+            audited(app, &staff, StaffAction::ListPromoCodes, "promo_codes", promotions::list_codes(app)).await
+        }
         Op::DeactivatePromoCode => promotions::deactivate_code(app, req, &staff).await,
         Op::CreatePromotionRule => promotions::create_rule(app, req, &staff).await,
-        Op::ListPromotionRules => promotions::list_rules(app).await,
+        Op::ListPromotionRules => {
+            audited(app, &staff, StaffAction::ListPromotionRules, "promotion_rules", promotions::list_rules(app)).await
+        }
         Op::DeactivatePromotionRule => promotions::deactivate_rule(app, req, &staff).await,
-        Op::UserWallet => support::user_wallet(app, req).await,
-        Op::AuditLog => support::audit_log(app, req).await,
+        Op::UserWallet => support::user_wallet(app, req, &staff).await,
+        Op::AuditLog => support::audit_log(app, req, &staff).await,
     }
+}
+
+/// A staff read, answered once its audit entry (who, `action`, `target`, now) is written:
+/// the read and the entry go concurrently, so the audit costs one call but no round trip
+/// of latency, and a look that could not be recorded shows nothing. Called after the
+/// request's input is checked (a refused request read nothing).
+async fn audited<T>(
+    app: &App,
+    staff: &UserId,
+    action: StaffAction,
+    target: impl Into<String>,
+    read: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    debug_assert!(action.is_read());
+    let entry = AuditEntry::new(staff, action, target.into(), None);
+    let record = async { app.store.record_staff_read(&entry).await.map_err(ApiError::from) };
+    let (answer, ()) = tokio::try_join!(read, record)?;
+    Ok(answer)
 }
 
 /// The body of an action that only needs its reason.

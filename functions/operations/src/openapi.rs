@@ -10,6 +10,7 @@ use crate::promotions::{PromoCodeBody, PromoCodeList, PromoCodeView, RuleBody, R
 use crate::support::{AuditLog, UserWallet};
 use crate::{Op, ROUTES, ReasonBody};
 
+const READ_AUDITED: &str = "Audited: the look is recorded in the staff audit log (who, what, when) before it answers.";
 const BUSY: ErrorCase = error(503, "busy", "what this changes kept changing underneath; retry (nothing is done twice)");
 const REASON_MISSING: ErrorCase =
     error(400, "invalid_field", "`reason` is missing (this action needs one) or malformed");
@@ -17,6 +18,17 @@ const REASON_MISSING: ErrorCase =
 pub fn openapi() -> FunctionDoc {
     let limit =
         || vec![query("limit", "how many (default 20)", json!({ "type": "integer", "minimum": 1, "maximum": 100 }))];
+    let paged = || {
+        let mut params = limit();
+        params.push(query(
+            "cursor",
+            "`next_cursor` of the previous page, as returned (opaque)",
+            json!({ "type": "string", "maxLength": 512 }),
+        ));
+        params
+    };
+    const PAGE_REFUSED: ErrorCase =
+        error(400, "invalid_field", "`limit` is not 1 to 100, or `cursor` is not one we returned");
     let reason_body = || Request::Json(body(schema::<ReasonBody>));
     FunctionDoc::new("operations", "Operations (staff only)", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Suspend => Operation {
@@ -26,7 +38,11 @@ pub fn openapi() -> FunctionDoc {
                           refused. Suspending a suspended astrologer writes nothing and ends anything still left; \
                           a 503 means some are left: retry.",
             request: reason_body(),
-            responses: vec![success(200, "Suspended, with the consultations this call cancelled", schema::<Suspended>)],
+            responses: vec![success(
+                200,
+                "Suspended, with the consultations this call cancelled and ended",
+                schema::<Suspended>,
+            )],
             errors: vec![NOT_FOUND, REASON_MISSING, BUSY],
             ..Operation::default()
         },
@@ -61,6 +77,7 @@ pub fn openapi() -> FunctionDoc {
         },
         Op::ListPromoCodes => Operation {
             summary: "Every promo code with its usage",
+            description: READ_AUDITED,
             responses: vec![success(200, "The codes, by code", schema::<PromoCodeList>)],
             ..Operation::default()
         },
@@ -82,6 +99,7 @@ pub fn openapi() -> FunctionDoc {
         },
         Op::ListPromotionRules => Operation {
             summary: "Every top-up bonus rule",
+            description: READ_AUDITED,
             responses: vec![success(200, "The rules", schema::<RuleList>)],
             ..Operation::default()
         },
@@ -94,17 +112,21 @@ pub fn openapi() -> FunctionDoc {
             ..Operation::default()
         },
         Op::UserWallet => Operation {
-            summary: "A user's balances, newest ledger entries and the ledger check (support)",
-            params: limit(),
+            summary: "A user's balances and a page of their ledger, newest first, with its check (support)",
+            description: "Reads only the page it shows (`limit` entries after `cursor`); `ledger_check` checks that \
+                          page: each entry follows from the one before, and on the first page the newest agrees with \
+                          the balances. Audited (`view_user_wallet`, target `user:{id}`), a user not found included.",
+            params: paged(),
             responses: vec![success(200, "The wallet", schema::<UserWallet>)],
-            errors: vec![NOT_FOUND, error(400, "invalid_field", "`limit` is not 1 to 100")],
+            errors: vec![NOT_FOUND, PAGE_REFUSED],
             ..Operation::default()
         },
         Op::AuditLog => Operation {
-            summary: "The staff audit log, newest first",
-            params: limit(),
-            responses: vec![success(200, "The newest entries", schema::<AuditLog>)],
-            errors: vec![error(400, "invalid_field", "`limit` is not 1 to 100")],
+            summary: "The staff audit log, newest first, a page at a time",
+            description: "Reads are in it too: this look is recorded (`view_audit_log`), after the page it answers.",
+            params: paged(),
+            responses: vec![success(200, "A page of entries", schema::<AuditLog>)],
+            errors: vec![PAGE_REFUSED],
             ..Operation::default()
         },
     })

@@ -1,13 +1,15 @@
-//! What support staff read: a customer's money (with the ledger check) and the staff audit log.
+//! What support staff read: a customer's money (a page of the ledger, with what can be
+//! checked of it) and the staff audit log, each read audited (`crate::audited`).
 
 use serde::Serialize;
-use shared::http::{Request, Response, json};
-use shared::staff::AuditEntry;
+use shared::http::{self, Request, Response, json};
+use shared::staff::{AuditEntry, StaffAction, audit_log_position, check_ledger_page};
+use shared::store::keys::LEDGER_SK_PREFIX;
 use shared::store::{Account, WalletSummary};
-use shared::wallet::{LedgerEntry, check_ledger};
+use shared::wallet::LedgerEntry;
 use shared::{ApiError, ProfileStatus, UserId, UserType};
 
-use crate::{App, limit, user_in_path};
+use crate::{App, audited, limit, user_in_path};
 
 /// Who the wallet belongs to, with the phone number masked.
 #[derive(Serialize)]
@@ -22,14 +24,17 @@ pub(crate) struct SupportUser {
     profile_status: ProfileStatus,
 }
 
-/// Whether the ledger sums to the balances (`shared::wallet::check_ledger`).
+/// What support can check of the page shown (`shared::staff::check_ledger_page`): each
+/// entry follows from the one before, and on the first page the newest entry agrees with the
+/// balances. The whole ledger is never read here (it grows with every consultation); its sum
+/// is the reliability suite's check.
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct LedgerCheck {
     balanced: bool,
     /// What disagrees, when it does not balance.
     problem: Option<String>,
-    /// Entries checked: the whole ledger.
+    /// Entries checked: the page's.
     entries_checked: usize,
 }
 
@@ -39,22 +44,30 @@ pub(crate) struct UserWallet {
     user: SupportUser,
     wallet: WalletSummary,
     ledger_check: LedgerCheck,
-    /// The newest `limit` entries, newest first.
+    /// `limit` entries, newest first, after `cursor`.
     transactions: Vec<LedgerEntry>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
-pub(crate) async fn user_wallet(app: &App, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn user_wallet(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
     let id = user_in_path(req, "user")?;
-    let limit = limit(req)? as usize;
-    let overview = app.store.user_overview(&id).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    let (wallet, ledger) =
-        app.store.wallet_with_ledger(&Account::Wallet(id)).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    let check = check_ledger(&wallet, &ledger);
-    let ledger_check = LedgerCheck {
-        balanced: check.is_ok(),
-        problem: check.err().map(|e| e.to_string()),
-        entries_checked: ledger.len(),
+    let limit = limit(req)?;
+    let after = http::query_param(req, "cursor").map(|c| http::decode_sk_cursor(c, LEDGER_SK_PREFIX)).transpose()?;
+    let account = Account::Wallet(id.clone());
+    let read = async {
+        let (overview, wallet, page) = tokio::try_join!(
+            app.store.user_overview(&id),
+            app.store.account(&account),
+            app.store.account_ledger_page(&account, limit, after.as_deref()),
+        )?;
+        Ok::<_, ApiError>((overview, wallet, page))
     };
+    let (overview, wallet, page) = audited(app, staff, StaffAction::ViewUserWallet, format!("user:{id}"), read).await?;
+    let (Some(overview), Some(wallet)) = (overview, wallet) else { return Err(ApiError::not_found("user")) };
+    let check = check_ledger_page(after.is_none().then_some(&wallet), &page.entries);
+    let ledger_check =
+        LedgerCheck { balanced: check.is_ok(), problem: check.err(), entries_checked: page.entries.len() };
     let user = overview.user;
     Ok(json(
         200,
@@ -69,7 +82,8 @@ pub(crate) async fn user_wallet(app: &App, req: &Request) -> Result<Response, Ap
             },
             wallet: overview.wallet,
             ledger_check,
-            transactions: ledger.into_iter().rev().take(limit).collect(),
+            transactions: page.entries,
+            next_cursor: page.next.as_deref().map(http::encode_sk_cursor),
         },
     ))
 }
@@ -78,8 +92,21 @@ pub(crate) async fn user_wallet(app: &App, req: &Request) -> Result<Response, Ap
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct AuditLog {
     entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
-pub(crate) async fn audit_log(app: &App, req: &Request) -> Result<Response, ApiError> {
-    Ok(json(200, &AuditLog { entries: app.store.staff_audit_log(limit(req)?).await? }))
+pub(crate) async fn audit_log(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
+    let limit = limit(req)?;
+    let after = http::query_param(req, "cursor").map(|c| http::decode_sk_cursor(c, "")).transpose()?;
+    let position = match &after {
+        None => None,
+        Some(sk) => Some(
+            audit_log_position(sk)
+                .ok_or_else(|| ApiError::invalid_field("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    let read = async { Ok::<_, ApiError>(app.store.staff_audit_log(limit, position).await?) };
+    let (entries, next) = audited(app, staff, StaffAction::ViewAuditLog, "audit_log", read).await?;
+    Ok(json(200, &AuditLog { entries, next_cursor: next.as_deref().map(http::encode_sk_cursor) }))
 }

@@ -7,13 +7,18 @@
 //! | `POST /admin/astrologers/{id}/reinstate` | 1 GetItem, 1 TransactWriteItems (astrologer, audit) |
 //! | `POST /admin/astrologers/{id}/kyc-decision` | 1 Query (user + astrologer), 1 GetItem (request), the webhook's TransactWriteItems plus the staff audit entry |
 //! | `POST /admin/promo-codes` | 1 TransactWriteItems (code `attribute_not_exists`, audit) |
-//! | `GET /admin/promo-codes` | Query GSI1 `PROMO_CODES` (all pages) |
+//! | `GET /admin/promo-codes` | Query GSI1 `PROMO_CODES` (all pages) and 1 PutItem (the read's audit entry), concurrently |
 //! | `POST /admin/promo-codes/{code}/deactivate` | 1 TransactWriteItems (code `active = true`, audit); 1 GetItem when it did not hold |
 //! | `POST /admin/promotion-rules` | 1 Query `PROMO_RULES` (rules + set version), 1 TransactWriteItems (set version, rule, audit); a lost race reads again |
-//! | `GET /admin/promotion-rules` | 1 Query `PROMO_RULES` |
+//! | `GET /admin/promotion-rules` | 1 Query `PROMO_RULES` and 1 PutItem (audit), concurrently |
 //! | `POST /admin/promotion-rules/{id}/deactivate` | 1 Query `PROMO_RULES`, 1 TransactWriteItems (rule `active = true`, audit) |
-//! | `GET /admin/users/{id}/wallet` | 1 Query (user partition), 1 GetItem + Query pages (the whole ledger, for the check) |
-//! | `GET /admin/audit` | 1 Query GSI1 `STAFF_AUDIT`, newest first |
+//! | `GET /admin/users/{id}/wallet` | 1 Query (user partition), 1 GetItem (the wallet at its version), 1 Query `LEDGER#{id}` with `Limit` from the cursor (the page shown, and only it) and 1 PutItem (audit), all four concurrently: one round trip of latency |
+//! | `GET /admin/audit` | 1 Query GSI1 `STAFF_AUDIT`, newest first, `Limit` from the cursor, and 1 PutItem (audit), concurrently |
+//!
+//! A staff READ is audited like a change (who, what, when: one entry, `put_new` on its own
+//! id): reads change nothing to put the entry in a transaction with, so the entry is written
+//! beside the read, and the answer is only sent once both succeeded: a look that could not be
+//! recorded shows nothing.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -281,8 +286,28 @@ impl Store {
         committed(self.commit(tx).await, "rule")
     }
 
-    /// The newest `limit` staff audit entries (one Query on GSI1), newest first.
-    pub async fn staff_audit_log(&self, limit: i32) -> Result<Vec<AuditEntry>, StoreError> {
+    /// Records a staff read (1 PutItem of its audit entry, written once).
+    pub async fn record_staff_read(&self, audit: &AuditEntry) -> Result<(), StoreError> {
+        match self.put_once(audit_item(audit)).await? {
+            true => Ok(()),
+            false => Err(StoreError::Corrupt(format!("staff audit id {} taken", audit.audit_id))),
+        }
+    }
+
+    /// Up to `limit` staff audit entries, newest first, after `after` (a position
+    /// [`crate::staff::audit_log_position`] accepted): one Query on GSI1. Also the position
+    /// to continue after, when there may be more.
+    pub async fn staff_audit_log(
+        &self,
+        limit: i32,
+        after: Option<(&str, &str)>,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
+        let start = after.map(|(at, id)| {
+            let mut key = items::key(staff_audit_pk(id), STAFF_AUDIT_SK);
+            key.insert("GSI1PK".into(), items::s(STAFF_AUDIT_GSI1PK));
+            key.insert("GSI1SK".into(), items::s(format!("{at}#{id}")));
+            key
+        });
         let output = self
             .client
             .query()
@@ -292,10 +317,12 @@ impl Store {
             .expression_attribute_values(":pk", items::s(STAFF_AUDIT_GSI1PK))
             .scan_index_forward(false)
             .limit(limit)
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(StoreError::from_sdk)?;
-        output.items().iter().map(read_audit).collect()
+        let next = output.last_evaluated_key().and_then(|k| k.get("GSI1SK")).and_then(|v| v.as_s().ok()).cloned();
+        Ok((output.items().iter().map(read_audit).collect::<Result<_, _>>()?, next))
     }
 }
 
