@@ -355,3 +355,81 @@ async fn each_route_is_one_store_call() {
         assert_eq!(stack.calls.dynamodb(), [call], "{path}");
     }
 }
+
+#[tokio::test]
+async fn weekly_availability_is_bounded_at_28_windows() {
+    let stack = stack().await;
+    let (token, _) = approved_astrologer(&stack).await;
+    // Four disjoint windows a day, every day: 28, the most one may keep.
+    let windows: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .flat_map(|d| (0..4).map(move |h| json!({ "weekday": d, "start": format!("{:02}:00", 2 * h), "end": format!("{:02}:00", 2 * h + 1) })))
+        .collect();
+    assert_eq!(windows.len(), shared::availability::MAX_WINDOWS);
+    let (status, body) = put(&stack, &token, "/astrologers/me/availability", json!({ "windows": windows })).await;
+    assert_eq!(status, 200, "{body}");
+    let mut one_more = windows.clone();
+    one_more.push(json!({ "weekday": "mon", "start": "20:00", "end": "21:00" }));
+    let (status, body) = put(&stack, &token, "/astrologers/me/availability", json!({ "windows": one_more })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("windows")), "{body}");
+    let (_, own) = Api::new(&stack).get("/astrologers/me/profile", Some(&token)).await;
+    assert_eq!(own["availability"]["windows"].as_array().unwrap().len(), 28, "the 29th changed nothing");
+}
+
+#[tokio::test]
+async fn a_full_calendar_is_a_409_and_frees_itself_never_a_stuck_astrologer() {
+    let stack = stack().await;
+    let (customer_token, _) = topped_up_customer(&stack, "5000").await;
+    let (_, astrologer) = bookable_astrologer(&stack, "10").await;
+    let api = Api::new(&stack);
+    let book = async |hours_ahead: i64| {
+        let at = (chrono::Utc::now() + chrono::Duration::hours(hours_ahead)).format("%Y-%m-%dT%H:00:00Z").to_string();
+        let key = format!("full-{}", rand::random::<u64>());
+        let body = json!({ "astrologer_id": astrologer, "mode": "chat", "minutes": 5, "scheduled_at": at });
+        api.post_as("/consultations", &customer_token, &[("idempotency-key", &key)], body).await
+    };
+    // The calendar as the store keeps it: 999 upcoming bookings (5 minutes every 10, from
+    // four days on) and a few past ones, put straight on the astrologer's item.
+    let now = chrono::Utc::now().timestamp();
+    let from = now + 4 * 86_400;
+    let mut schedule: Vec<(i64, i64, String)> =
+        (0..5).map(|i| (now - 86_400 - i * 600, now - 86_400 - i * 600 + 300, format!("AT9{i:07}"))).collect();
+    schedule.extend((0..999).map(|i| (from + i * 600, from + i * 600 + 300, format!("AT8{i:07}"))));
+    schedule.sort();
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let key = |item: &str| {
+        [
+            ("PK".to_owned(), AttributeValue::S(format!("USER#{astrologer}"))),
+            ("SK".to_owned(), AttributeValue::S(item.into())),
+        ]
+    };
+    client
+        .update_item()
+        .table_name(stack.table_name())
+        .set_key(Some(key("ASTROLOGER").into()))
+        .update_expression("SET schedule = :s")
+        .expression_attribute_values(":s", AttributeValue::S(serde_json::to_string(&schedule).unwrap()))
+        .send()
+        .await
+        .unwrap();
+
+    // The 1000th upcoming one fits (the past ones are pruned as it is written)...
+    let (status, first) = book(3).await;
+    assert_eq!(status, 201, "{first}");
+    let item = client.get_item().table_name(stack.table_name()).set_key(Some(key("ASTROLOGER").into())).send().await;
+    let stored = item.unwrap().item.unwrap()["schedule"].as_s().unwrap().clone();
+    let kept: Vec<(i64, i64, String)> = serde_json::from_str(&stored).unwrap();
+    assert_eq!(kept.len(), shared::booking::MAX_SCHEDULED, "past ones pruned");
+    assert!(stored.len() < 40_000, "{} bytes: far inside DynamoDB's 400 KB item", stored.len());
+    // ...the 1001st is a 409 that says why, and nothing is held from the wallet...
+    let (_, before) = api.get("/wallet", Some(&customer_token)).await;
+    let (status, body) = book(5).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("schedule_full")), "{body}");
+    assert_eq!(api.get("/wallet", Some(&customer_token)).await.1, before);
+    // ...and a cancellation frees a place: the astrologer is never stuck.
+    let id = first["booking_id"].as_str().unwrap();
+    let (status, body) = api.post_as(&format!("/consultations/{id}/cancel"), &customer_token, &[], json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = book(5).await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -275,7 +275,17 @@ pub enum NotBookable {
     BadTime,
     #[error("that time is already booked")]
     SlotTaken,
+    #[error("this astrologer's calendar is full (at most 1000 upcoming consultations); try a later day")]
+    ScheduleFull,
 }
+
+/// Upcoming consultations one astrologer may hold at once. Their booked intervals live on
+/// the astrologer's item (`store::astrologers`), rewritten by every booking: at most 37
+/// bytes each, 1000 are 37 KB, a tenth of DynamoDB's 400 KB item limit (the profile and the
+/// weekly availability beside them are bounded too), and far more than one person can
+/// attend in the 30 days bookable ahead. Past ones are pruned by every write
+/// ([`schedule_with`], [`schedule_without`]), so a full calendar frees itself as days pass.
+pub const MAX_SCHEDULED: usize = 1000;
 
 /// Checks that `customer` may book `astrologer` for `[start, start + minutes)`; `instant`:
 /// now, which needs them online instead of inside a weekly window.
@@ -310,6 +320,10 @@ pub fn check_bookable(
     }
     if astrologer.booked.iter().any(|&(s, e, _)| s < end && e > start) {
         return Err(NotBookable::SlotTaken);
+    }
+    // Counted as `schedule_with` will write it: past bookings do not count.
+    if astrologer.booked.iter().filter(|(_, e, _)| *e > now).count() >= MAX_SCHEDULED {
+        return Err(NotBookable::ScheduleFull);
     }
     Ok((start, end))
 }

@@ -67,6 +67,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
                 error(402, "insufficient_balance", "the wallet is short by `shortfall`; top up and retry with the same key"),
                 error(404, "not_found", "no such astrologer in the catalogue, or the caller has no wallet"),
                 error(409, "slot_taken", "the astrologer is booked at that time"),
+                error(409, "schedule_full", "the astrologer holds 1000 upcoming consultations, the most one may"),
                 error(409, "astrologer_offline", "an instant consultation needs the astrologer online"),
                 error(422, "cannot_book_yourself", "`astrologer_id` is the caller"),
                 error(422, "mode_not_offered", "the astrologer does not offer `mode`"),
@@ -214,6 +215,7 @@ fn not_bookable(e: NotBookable) -> ApiError {
     let message = e.to_string();
     match e {
         NotBookable::SlotTaken => ApiError::conflict("slot_taken", message),
+        NotBookable::ScheduleFull => ApiError::conflict("schedule_full", message),
         NotBookable::NotListed => ApiError::new(404, "not_found", "astrologer not found"),
         NotBookable::Yourself => ApiError::new(422, "cannot_book_yourself", message).with_field("astrologer_id"),
         NotBookable::ModeNotOffered => ApiError::new(422, "mode_not_offered", message).with_field("mode"),

@@ -70,6 +70,8 @@ fn read_availability(item: &Item) -> Result<WeeklyAvailability, StoreError> {
 
 /// The booked intervals, kept on the astrologer item as `[[start, end, "AT..."], ...]`
 /// (epoch seconds): small, and read with the item by every booking and `GET /astrologers/{id}`.
+/// Bounded: at most [`crate::booking::MAX_SCHEDULED`] upcoming ones (a booking past it is
+/// `409 schedule_full`), past ones pruned by every write, so at most 37 KB of the item's 400.
 fn read_schedule(item: &Item) -> Result<Vec<Booked>, StoreError> {
     let corrupt = || StoreError::Corrupt("astrologer schedule".into());
     let entries: Vec<(i64, i64, String)> =
@@ -315,5 +317,22 @@ impl Store {
             astrologers,
             next: more.then_some(after).flatten().map(|after| CatalogueCursor { sort: query.sort, after }),
         })
+    }
+}
+
+#[cfg(test)]
+mod schedule_bound {
+    use super::*;
+    use crate::booking::MAX_SCHEDULED;
+
+    #[test]
+    fn a_full_schedule_stays_far_inside_the_item_limit() {
+        // The widest entries there can be: 10-digit times (until 2286), 10-character ids.
+        let at = DateTime::from_timestamp(9_999_999_999, 0).unwrap();
+        let full: Vec<Booked> = (0..MAX_SCHEDULED).map(|_| (at, at, "AT99999999".to_owned())).collect();
+        let bytes = schedule_json(&full).len();
+        assert!(bytes <= 37 * MAX_SCHEDULED + 1, "{bytes} bytes");
+        assert!(bytes * 10 < 400 * 1024, "a tenth of DynamoDB's 400 KB item at most");
+        assert_eq!(read_schedule(&Item::from([("schedule".into(), items::s(schedule_json(&full)))])).unwrap(), full);
     }
 }
