@@ -483,6 +483,12 @@ pub fn actual_minutes(started_at: DateTime<Utc>, now: DateTime<Utc>, booked: u32
     minutes.clamp(1, booked)
 }
 
+/// The minutes billed when a consultation started at `started_at` ends at `now`: the meter
+/// stops at the booked end (`ends_at`), whoever ends it and however late.
+pub fn billed_minutes(started_at: DateTime<Utc>, ends_at: DateTime<Utc>, booked: u32, now: DateTime<Utc>) -> u32 {
+    actual_minutes(started_at, now.min(ends_at), booked)
+}
+
 pub fn settle(price: &Price, hold: Hold, actual_minutes: u32, share: RevenueShare) -> Settlement {
     let actual = actual_minutes.min(price.minutes);
     let gross = price.rate_per_minute.decimal() * Decimal::from(actual);
@@ -497,12 +503,6 @@ pub fn settle(price: &Price, hold: Hold, actual_minutes: u32, share: RevenueShar
 
 /// What a cancellation keeps and gives back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-/// The minutes billed when a consultation started at `started_at` ends at `now`: the meter
-/// stops at the booked end (`ends_at`), whoever ends it and however late.
-pub fn billed_minutes(started_at: DateTime<Utc>, ends_at: DateTime<Utc>, booked: u32, now: DateTime<Utc>) -> u32 {
-    actual_minutes(started_at, now.min(ends_at), booked)
-}
-
 pub struct Cancellation {
     pub refund_percent: u32,
     pub charged: Hold,
@@ -532,20 +532,6 @@ pub fn refund_percent(by: Party, booked_at: DateTime<Utc>, scheduled_at: DateTim
     }
 }
 
-pub fn cancel(hold: Hold, refund_percent: u32, share: RevenueShare) -> Cancellation {
-    let refund = (hold.total().decimal() * Decimal::from(refund_percent.min(100)) / Decimal::ONE_HUNDRED)
-        .round_dp_with_strategy(2, RoundingStrategy::ToZero);
-    let kept = hold.total().checked_sub(Money::new(refund).unwrap_or(Money::ZERO)).unwrap_or(Money::ZERO);
-    let (charged, refunded) = hold.split(kept);
-    let (astrologer_earnings, platform_share) = share.split(charged.total());
-    Cancellation { refund_percent, charged, refunded, astrologer_earnings, platform_share }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rust_decimal_macros::dec;
-
 /// How ending `c` as `to` (by `by`, at `now`) moves its money: completed settles the
 /// minutes billed (`None` if it never started); cancelled or no-show refunds by the policy.
 pub fn closing_for(
@@ -568,6 +554,20 @@ pub fn closing_for(
 pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<&'a str> {
     c.promo_code.as_deref().filter(|_| closing.refund_percent == Some(100))
 }
+
+pub fn cancel(hold: Hold, refund_percent: u32, share: RevenueShare) -> Cancellation {
+    let refund = (hold.total().decimal() * Decimal::from(refund_percent.min(100)) / Decimal::ONE_HUNDRED)
+        .round_dp_with_strategy(2, RoundingStrategy::ToZero);
+    let kept = hold.total().checked_sub(Money::new(refund).unwrap_or(Money::ZERO)).unwrap_or(Money::ZERO);
+    let (charged, refunded) = hold.split(kept);
+    let (astrologer_earnings, platform_share) = share.split(charged.total());
+    Cancellation { refund_percent, charged, refunded, astrologer_earnings, platform_share }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
 
     fn m(s: &str) -> Money {
         s.parse().unwrap()
@@ -600,8 +600,12 @@ pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<
                 (Scheduled, Action::Cancel, Party::Astrologer, Cancelled),
                 (Scheduled, Action::Cancel, Party::Staff, Cancelled),
                 (Scheduled, Action::NoShow, Party::System, NoShow),
+                (Scheduled, Action::End, Party::Staff, Cancelled),
+                (InProgress, Action::Complete, Party::Customer, Completed),
                 (InProgress, Action::Complete, Party::Astrologer, Completed),
+                (InProgress, Action::Complete, Party::System, Completed),
                 (InProgress, Action::Cancel, Party::Astrologer, Cancelled),
+                (InProgress, Action::End, Party::Staff, Completed),
             ]
         );
     }
@@ -614,12 +618,8 @@ pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<
         for bad in ["AT1234567", "AT123456789", "at12345678", "AT1234567x", ""] {
             assert!(BookingId::parse(bad).is_none(), "{bad}");
         }
-                (Scheduled, Action::End, Party::Staff, Cancelled),
-                (InProgress, Action::Complete, Party::Customer, Completed),
     }
-                (InProgress, Action::Complete, Party::System, Completed),
 
-                (InProgress, Action::End, Party::Staff, Completed),
     fn promo(kind: DiscountKind, value: Decimal) -> PromoCode {
         PromoCode {
             code: "WELCOME50".into(),
@@ -697,6 +697,36 @@ pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<
         }
     }
 
+    /// A consultation of 20 minutes at 10.00 (200.00 held, 50.00 of it bonus) with a promo
+    /// code, booked at 08:00 for `scheduled_at`.
+    fn consultation(scheduled_at: DateTime<Utc>, started_at: Option<DateTime<Utc>>) -> Consultation {
+        let customer = UserId::parse("11111111-1111-4111-8111-111111111111").unwrap();
+        let astrologer = UserId::parse("22222222-2222-4222-8222-222222222222").unwrap();
+        Consultation {
+            booking_id: BookingId::from_number(1),
+            customer_id: customer,
+            astrologer_id: astrologer,
+            astrologer_name: "A".into(),
+            mode: Mode::Chat,
+            scheduled_at,
+            ends_at: scheduled_at + Duration::minutes(20),
+            instant: false,
+            price: price(m("10"), 20, Money::ZERO).unwrap(),
+            promo_code: Some("ONCE".into()),
+            question: None,
+            hold: Hold { real: m("150"), bonus: m("50") },
+            status: if started_at.is_some() { ConsultationStatus::InProgress } else { ConsultationStatus::Scheduled },
+            created_at: utc("2026-11-22T08:00:00Z"),
+            started_at,
+            closed_at: None,
+            closing: None,
+        }
+    }
+
+    /// Every row of the README's "Cancellation policy" table, in its order: who, what, from
+    /// when, at what time; then the status it ends in, the percent refunded (for a
+    /// settlement: the minutes billed), whether the astrologer earns, whether the promo
+    /// code's use comes back.
     #[test]
     fn refunds_follow_the_policy_table() {
         use ConsultationStatus::*;
@@ -765,36 +795,6 @@ pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<
             }
             assert_eq!(closing.astrologer_earnings > Money::ZERO, earns, "{row}");
             assert_eq!(promo_use_returned(&c, &closing), promo_back.then_some("ONCE"), "{row}");
-    /// A consultation of 20 minutes at 10.00 (200.00 held, 50.00 of it bonus) with a promo
-    /// code, booked at 08:00 for `scheduled_at`.
-    fn consultation(scheduled_at: DateTime<Utc>, started_at: Option<DateTime<Utc>>) -> Consultation {
-        let customer = UserId::parse("11111111-1111-4111-8111-111111111111").unwrap();
-        let astrologer = UserId::parse("22222222-2222-4222-8222-222222222222").unwrap();
-        Consultation {
-            booking_id: BookingId::from_number(1),
-            customer_id: customer,
-            astrologer_id: astrologer,
-            astrologer_name: "A".into(),
-            mode: Mode::Chat,
-            scheduled_at,
-            ends_at: scheduled_at + Duration::minutes(20),
-            instant: false,
-            price: price(m("10"), 20, Money::ZERO).unwrap(),
-            promo_code: Some("ONCE".into()),
-            question: None,
-            hold: Hold { real: m("150"), bonus: m("50") },
-            status: if started_at.is_some() { ConsultationStatus::InProgress } else { ConsultationStatus::Scheduled },
-            created_at: utc("2026-11-22T08:00:00Z"),
-            started_at,
-            closed_at: None,
-            closing: None,
-        }
-    }
-
-    /// Every row of the README's "Cancellation policy" table, in its order: who, what, from
-    /// when, at what time; then the status it ends in, the percent refunded (for a
-    /// settlement: the minutes billed), whether the astrologer earns, whether the promo
-    /// code's use comes back.
         }
         // The customer cannot cancel one in progress (they end it), nor anyone close one twice.
         assert_eq!(transition(InProgress, Action::Cancel, Party::Customer), None);
@@ -805,7 +805,6 @@ pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<
         let all = cancel(Hold { real: m("10"), bonus: m("5") }, 100, share);
         assert_eq!((all.charged.total(), all.refunded), (Money::ZERO, Hold { real: m("10"), bonus: m("5") }));
     }
-}
 
     #[test]
     fn a_start_is_refused_before_the_early_window_and_after_the_no_show_grace_or_the_booked_end() {
@@ -823,3 +822,4 @@ pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<
             assert_eq!(may_start(at, ends_at, now), want, "at {now}");
         }
     }
+}
