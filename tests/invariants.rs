@@ -36,6 +36,9 @@ const ASTROLOGERS: usize = 2;
 /// A fresh stack (table, queues, users) on a fresh moto this often: moto copies the whole
 /// table for every transaction, so a table that only grows would make later runs ever slower.
 const RUNS_PER_STACK: usize = 20;
+/// A promo code every world has, with room for every run's uses: the check counts its uses
+/// against the consultations that kept them.
+const PROMO: &str = "INVARIANT5";
 
 #[derive(Debug, Clone, Copy)]
 enum Via {
@@ -70,6 +73,9 @@ enum Act {
     Cancel {
         by_customer: bool,
     },
+    /// Nobody started it and its time has passed (moved back, booking time too): the
+    /// customer gives up waiting and cancels.
+    GiveUp,
     /// Nobody started it: its time is moved back past the grace period and the sweep runs.
     NoShow,
 }
@@ -87,6 +93,8 @@ enum Op {
         astrologer: usize,
         minutes: u32,
         in_hours: Option<i64>,
+        /// With the world's promo code (`PROMO`).
+        promo: bool,
         acts: Vec<(Act, u64)>,
     },
     /// Every webhook the run sent so far, delivered again.
@@ -112,6 +120,7 @@ fn act() -> impl Strategy<Value = Act> {
         2 => (1i64..=20).prop_map(|minutes_ago| Act::Complete { minutes_ago }),
         1 => any::<bool>().prop_map(|by_customer| Act::Cancel { by_customer }),
         1 => Just(Act::NoShow),
+        1 => Just(Act::GiveUp),
     ]
 }
 
@@ -123,6 +132,7 @@ fn acts() -> impl Strategy<Value = Vec<(Act, u64)>> {
         1 => any::<bool>().prop_map(|by_customer| vec![Act::Start, Act::Cancel { by_customer }]),
         1 => any::<bool>().prop_map(|by_customer| vec![Act::Cancel { by_customer }]),
         1 => Just(vec![Act::NoShow]),
+        1 => Just(vec![Act::GiveUp]),
         1 => Just(vec![]),
     ];
     (lifecycle, option::weighted(0.3, act()), vec(0u64..20, 3)).prop_map(|(mut acts, extra, jitters)| {
@@ -137,9 +147,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(customer, fifties, deliveries, reversal)| Op::TopUp {
                 customer, rupees: fifties * 50, deliveries, reversal,
             }),
-        4 => (0..CUSTOMERS, 0..ASTROLOGERS, 1u32..=6, option::weighted(0.3, 1i64..=72), acts())
-            .prop_map(|(customer, astrologer, fives, in_hours, acts)| Op::Book {
-                customer, astrologer, minutes: fives * 5, in_hours, acts,
+        4 => (0..CUSTOMERS, 0..ASTROLOGERS, 1u32..=6, option::weighted(0.3, 1i64..=72), any::<bool>(), acts())
+            .prop_map(|(customer, astrologer, fives, in_hours, promo, acts)| Op::Book {
+                customer, astrologer, minutes: fives * 5, in_hours, promo, acts,
             }),
         1 => Just(Op::Redeliver),
     ]
@@ -177,6 +187,22 @@ impl World {
         })
         .await;
         let api = Api::new(&stack);
+        shared::store::Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name())
+            .create_promo_code(&shared::booking::PromoCode {
+                code: PROMO.into(),
+                kind: shared::booking::DiscountKind::Fixed,
+                value: 5.into(),
+                max_discount: None,
+                min_order: shared::Money::ZERO,
+                valid_from: Utc::now() - chrono::Duration::days(1),
+                valid_until: None,
+                usage_limit: None,
+                per_user_limit: 100_000,
+                user_type: None,
+                active: true,
+            })
+            .await
+            .unwrap();
         let mut customers = Vec::new();
         for _ in 0..CUSTOMERS {
             customers.push(customer(&stack).await);
@@ -348,7 +374,8 @@ async fn backdate_start(stack: &LocalStack, id: &str, minutes: i64) {
 }
 
 /// Moves a consultation nobody started back past the no-show grace period (its end too, so
-/// the interval it held keeps its length). The slot it was booked for stays on the item
+/// the interval it held keeps its length, and its booking time, so it is waited for rather
+/// than just booked). The slot it was booked for stays on the item
 /// (`booked_from`, `booked_until`, test-only): the moved interval is the test's, and may land
 /// on another consultation of the astrologer's (found at run 74 of 1,000), so the
 /// double-booking check reads the slot the app accepted.
@@ -369,13 +396,14 @@ async fn backdate_schedule(stack: &LocalStack, id: &str) {
     let text = |t: chrono::DateTime<Utc>| AttributeValue::S(t.to_rfc3339_opts(SecondsFormat::Millis, true));
     let _ = consultation_update(stack, id)
         .update_expression(
-            "SET scheduled_at = :start, DUE_AT = :start, ends_at = :end, \
+            "SET scheduled_at = :start, DUE_AT = :start, ends_at = :end, created_at = :created, \
              booked_from = if_not_exists(booked_from, :from), booked_until = if_not_exists(booked_until, :until)",
         )
         .condition_expression("#status = :scheduled")
         .expression_attribute_names("#status", "status")
         .expression_attribute_values(":start", text(at("scheduled_at") + shift))
         .expression_attribute_values(":end", text(at("ends_at") + shift))
+        .expression_attribute_values(":created", text(at("created_at") + shift))
         .expression_attribute_values(":from", item["scheduled_at"].clone())
         .expression_attribute_values(":until", item["ends_at"].clone())
         .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
@@ -390,11 +418,15 @@ async fn book(
     astrologer: usize,
     minutes: u32,
     in_hours: Option<i64>,
+    promo: bool,
     acts: &[(Act, u64)],
 ) {
     let (token, _) = &w.customers[customer];
     let (astro_token, astrologer_id) = &w.astrologers[astrologer];
     let mut body = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": minutes });
+    if promo {
+        body["promo_code"] = json!(PROMO);
+    }
     if let Some(hours) = in_hours {
         let at = (Utc::now() + chrono::Duration::hours(hours)).with_minute(0).unwrap().with_second(0).unwrap();
         body["scheduled_at"] = json!(at.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -422,6 +454,10 @@ async fn book(
                 let who = if by_customer { token } else { astro_token };
                 t.post(w, "cancel", &path("cancel"), who, None, json!({})).await;
             }
+            Act::GiveUp => {
+                backdate_schedule(&w.stack, id).await;
+                t.post(w, "give up", &path("cancel"), token, None, json!({})).await;
+            }
             Act::NoShow => {
                 backdate_schedule(&w.stack, id).await;
                 let Some(Handler::Scheduled(sweep)) = w.stack.handler("no-show-sweep") else { panic!("no sweep") };
@@ -446,8 +482,8 @@ async fn execute(w: &World, t: &Tally, ops: &[(Op, u64)]) {
             Op::TopUp { customer, rupees, deliveries, reversal } => {
                 top_up(w, t, *customer, *rupees, deliveries, *reversal).await
             }
-            Op::Book { customer, astrologer, minutes, in_hours, acts } => {
-                book(w, t, *customer, *astrologer, *minutes, *in_hours, acts).await
+            Op::Book { customer, astrologer, minutes, in_hours, promo, acts } => {
+                book(w, t, *customer, *astrologer, *minutes, *in_hours, *promo, acts).await
             }
             Op::Redeliver => {
                 let sent: Vec<Webhook> = t.webhooks.lock().unwrap().clone();

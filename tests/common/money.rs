@@ -10,6 +10,10 @@
 //!   exactly the charge and the astrologer's exactly the earnings, once; an open one has
 //!   moved exactly its hold and earned nothing yet;
 //! - no astrologer has two open consultations at once;
+//! - a consultation nobody started and closed at or after its time (the customer left
+//!   waiting, a no-show) gave all back and earned nothing;
+//! - each promo code's uses (in total and per customer) are the consultations holding it that
+//!   did not end with a full refund (a full refund gives the use back);
 //! - no payment credited twice, no refund or chargeback taken (or given back) twice, and
 //!   every top-up the service acknowledged credited;
 //! - the books from Razorpay's side: every credited top-up left in the wallet (its amount
@@ -64,6 +68,8 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
     let v = &mut out.violations;
 
     let mut open: BTreeMap<String, Vec<Slot>> = BTreeMap::new();
+    // Uses of each promo code kept by consultations, in total (customer "") and per customer.
+    let mut kept: BTreeMap<(String, String), Decimal> = BTreeMap::new();
     for c in items.iter().filter(|i| text(i, "entity") == "consultation") {
         let (id, status) = (text(c, "booking_id"), text(c, "status"));
         let mut moved = BTreeMap::from([("real", Decimal::ZERO), ("bonus", Decimal::ZERO)]);
@@ -81,6 +87,16 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
             .map(|e| number(e, "real_delta"))
             .collect();
         out.invariants += 4;
+        let full_refund = number(c, "refund_percent") == Decimal::ONE_HUNDRED;
+        if c.contains_key("promo_code") && !full_refund {
+            for customer in [String::new(), text(c, "customer_id")] {
+                *kept.entry((text(c, "promo_code"), customer)).or_default() += Decimal::ONE;
+            }
+        }
+        let waited = c.contains_key("closed_at") && !c.contains_key("started_at");
+        if waited && time(c, "closed_at") >= time(c, "scheduled_at") && !full_refund {
+            v.push(format!("{id} ({status}): closed unstarted after its time without a full refund"));
+        }
         if c.contains_key("charged_real") {
             for bucket in ["real", "bonus"] {
                 let field = |f: &str| number(c, &format!("{f}_{bucket}"));
@@ -128,6 +144,20 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
             if pair[1].0 < pair[0].1 {
                 v.push(format!("astrologer {astrologer}: {} and {} overlap", pair[0].2, pair[1].2));
             }
+        }
+    }
+
+    for p in items.iter().filter(|i| text(i, "PK").starts_with("PROMO#")) {
+        let code = text(p, "PK").trim_start_matches("PROMO#").to_owned();
+        let (customer, counted) = match text(p, "entity").as_str() {
+            "promo_code" => (String::new(), number(p, "used_count")),
+            "promo_usage" => (text(p, "SK").trim_start_matches("USAGE#").to_owned(), number(p, "uses")),
+            _ => continue,
+        };
+        out.invariants += 1;
+        let held = kept.get(&(code.clone(), customer.clone())).copied().unwrap_or_default();
+        if counted != held {
+            v.push(format!("promo code {code} ({customer:?}): {counted} uses counted, {held} consultations keep one"));
         }
     }
 
