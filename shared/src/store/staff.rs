@@ -3,7 +3,7 @@
 //!
 //! | route | calls |
 //! |---|---|
-//! | `POST /admin/astrologers/{id}/suspend` | 1 GetItem, 1 TransactWriteItems (astrologer: `REMOVE CATALOGUE`, audit), 1 GetItem (the schedule after), Query GSI2 `ASTROCONS#{id}` (scheduled), then per consultation the cancel's calls (GetItem, BatchGetItem, TransactWriteItems) |
+//! | `POST /admin/astrologers/{id}/suspend` | 1 GetItem, 1 TransactWriteItems (astrologer: `REMOVE CATALOGUE`, audit), 1 GetItem (the schedule after), Query GSI2 `ASTROCONS#{id}` (scheduled and in progress), then per consultation the closing's calls (GetItem, BatchGetItem, TransactWriteItems): scheduled ones cancelled, ones in progress settled |
 //! | `POST /admin/astrologers/{id}/reinstate` | 1 GetItem, 1 TransactWriteItems (astrologer, audit) |
 //! | `POST /admin/astrologers/{id}/kyc-decision` | 1 Query (user + astrologer), 1 GetItem (request), the webhook's TransactWriteItems plus the staff audit entry |
 //! | `POST /admin/promo-codes` | 1 TransactWriteItems (code `attribute_not_exists`, audit) |
