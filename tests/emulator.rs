@@ -140,18 +140,7 @@ async fn cancelled_transaction_leaves_nothing_written() {
 /// The stream's only shard, and an iterator on it from its start.
 async fn open_iterator(streams: &aws_sdk_dynamodbstreams::Client, db: &Client) -> String {
     let table = db.describe_table().table_name(TABLE).send().await.unwrap().table.unwrap();
-    let arn = table.latest_stream_arn.unwrap();
-    let described = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
-    let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
-    let opened = streams
-        .get_shard_iterator()
-        .stream_arn(arn)
-        .shard_id(shard)
-        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap();
-    opened.shard_iterator.unwrap()
+    integration_tests::trim_horizon_iterator(streams, &table.latest_stream_arn.unwrap()).await
 }
 
 /// What `iterator` reads: the keys of its records, and the iterator to read on with.

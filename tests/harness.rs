@@ -151,9 +151,16 @@ pub async fn stream_records(
     streams: &aws_sdk_dynamodbstreams::Client,
     arn: &str,
 ) -> Vec<aws_sdk_dynamodbstreams::types::Record> {
+    let iterator = trim_horizon_iterator(streams, arn).await;
+    let records = streams.get_records().shard_iterator(iterator).send().await.unwrap();
+    records.records.unwrap_or_default()
+}
+
+/// An iterator from the start of the stream `arn`'s first shard (moto makes one).
+pub async fn trim_horizon_iterator(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> String {
     let described = streams.describe_stream().stream_arn(arn).send().await.unwrap();
     let shard = described.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
-    let iterator = streams
+    let opened = streams
         .get_shard_iterator()
         .stream_arn(arn)
         .shard_id(shard)
@@ -161,8 +168,7 @@ pub async fn stream_records(
         .send()
         .await
         .unwrap();
-    let records = streams.get_records().shard_iterator(iterator.shard_iterator().unwrap()).send().await.unwrap();
-    records.records.unwrap_or_default()
+    opened.shard_iterator.unwrap()
 }
 
 /// The items the requests under test can have written: everything but the in-app
