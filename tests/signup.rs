@@ -563,3 +563,118 @@ async fn codes_asked_of_cognito_straight_are_limited_too() {
     let published = stack.calls.every().iter().filter(|c| *c == "sns:Publish").count();
     assert_eq!(published, 6, "{:?}", stack.calls.every());
 }
+
+/// `code` sealed by the AWS Encryption SDK itself (Python, from .venv), as Cognito seals the
+/// codes it hands the custom SMS sender: a KMS master key (the pool's `KMSKeyID`, on this
+/// stack's moto) and the encryption context `userpool-id`. `suite` is an algorithm suite id in
+/// hex, or `default` (0x0578, signed); `frame_length` 0 is non-framed content.
+async fn esdk_encrypt(stack: &infra::LocalStack, code: &str, suite: &str, frame_length: u32) -> Vec<u8> {
+    const SCRIPT: &str = "
+import base64, sys
+import aws_encryption_sdk
+from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy
+key, pool, code, suite, frame_length = sys.argv[1:]
+# Format 1.0 suites (older pools) are written only under the policy that forbids commitment.
+policy = CommitmentPolicy.FORBID_ENCRYPT_ALLOW_DECRYPT if suite == '0378' else CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
+extra = {} if suite == 'default' else {'algorithm': Algorithm.get_by_id(int(suite, 16))}
+sealed, header = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=policy).encrypt(
+    source=code.encode(),
+    key_provider=aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[key]),
+    encryption_context={'userpool-id': pool},
+    frame_length=int(frame_length),
+    **extra,
+)
+assert suite == 'default' or header.algorithm.algorithm_id == int(suite, 16)
+print(base64.b64encode(sealed).decode())
+";
+    let mut python = std::process::Command::new(infra::repo_root().join(".venv/bin/python"));
+    python
+        .args(["-c", SCRIPT, stack.sms_key.as_deref().unwrap(), &stack.provisioned.user_pool_id, code, suite])
+        .arg(frame_length.to_string())
+        .env("AWS_ENDPOINT_URL", &stack.aws_endpoint)
+        .env("AWS_DEFAULT_REGION", "ap-south-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE");
+    // Off the test's runtime, which serves the AWS endpoint the SDK calls.
+    let out = tokio::task::spawn_blocking(move || python.output()).await.unwrap().expect("the venv's python runs");
+    assert!(out.status.success(), "the Encryption SDK: {}", String::from_utf8_lossy(&out.stderr));
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+}
+
+/// The custom SMS sender run as Cognito runs it, on `sealed` for `phone`.
+async fn send_sealed(stack: &infra::LocalStack, phone: &str, sealed: &[u8]) -> Result<serde_json::Value, String> {
+    use base64::Engine;
+    let Some(infra::functions::Handler::Trigger(trigger)) = stack.handler("custom-sms-sender") else {
+        panic!("no custom SMS sender")
+    };
+    trigger(json!({
+        "version": "1",
+        "region": "ap-south-1",
+        "userPoolId": stack.provisioned.user_pool_id,
+        "userName": uuid::Uuid::new_v4().to_string(),
+        "triggerSource": "CustomSMSSender_SignUp",
+        "callerContext": { "awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": stack.provisioned.user_pool_client_id },
+        "request": {
+            "type": "customSMSSenderRequestV1",
+            "code": base64::engine::general_purpose::STANDARD.encode(sealed),
+            "clientMetadata": {},
+            "userAttributes": { "phone_number": phone, "phone_number_verified": "false" }
+        },
+        "response": {}
+    }))
+    .await
+}
+
+/// Cognito hands the trigger the code as an AWS Encryption SDK message, not a bare KMS
+/// ciphertext: what the SDK itself writes (Cognito's default signed suite, the unsigned
+/// committing one, an older pool's format 1.0 suite; one frame, several, or none) reaches the
+/// number. The SDK's frames are multiples of 128 bytes, so several frames take a secret longer
+/// than a code.
+#[tokio::test]
+async fn the_sms_sender_opens_codes_sealed_by_the_encryption_sdk() {
+    let stack = stack().await;
+    let code = || format!("{:06}", rand::random_range(0..1_000_000));
+    let cases = [
+        ("default", 4096, code()),
+        ("0478", 4096, code()),
+        ("0378", 4096, code()),
+        ("default", 0, code()),
+        ("default", 128, format!("{}-", code()).repeat(40)),
+    ];
+    for (suite, frame_length, secret) in cases {
+        let phone = random_phone();
+        let sealed = esdk_encrypt(&stack, &secret, suite, frame_length).await;
+        let case = format!("suite {suite}, frames of {frame_length}");
+        send_sealed(&stack, &phone, &sealed).await.unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(stack.outbox.count_to(&phone), 1, "{case}");
+        assert_eq!(stack.outbox.latest_text(&phone), Some(format!("Your AstroKiran code is {secret}")), "{case}");
+    }
+}
+
+/// A message changed on the way (one byte of the encrypted code, or of the signature) fails
+/// the invocation, and no SMS goes out.
+#[tokio::test]
+async fn a_tampered_code_message_sends_nothing() {
+    let stack = stack().await;
+    let sealed = esdk_encrypt(&stack, "482913", "default", 4096).await;
+    // The footer: the signature's length (u16), then the DER signature (a SEQUENCE, 0x30).
+    let n = sealed.len();
+    let signature_len = (90..110)
+        .find(|&l| sealed[n - l - 2..n - l] == (l as u16).to_be_bytes() && sealed[n - l] == 0x30)
+        .expect("a P-384 signature at the end");
+    // The encrypted code is the last bytes of the body before its 16-byte tag.
+    let last_code_byte = n - signature_len - 2 - 16 - 1;
+    let control = random_phone();
+    send_sealed(&stack, &control, &sealed).await.unwrap();
+    assert_eq!(stack.outbox.latest_code(&control).as_deref(), Some("482913"), "the untampered message");
+    for (what, at) in [("the encrypted code", last_code_byte), ("the signature", n - 1)] {
+        let mut tampered = sealed.clone();
+        tampered[at] ^= 0x01;
+        let phone = random_phone();
+        let sent = send_sealed(&stack, &phone, &tampered).await;
+        assert!(sent.is_err(), "{what} flipped: {sent:?}");
+        assert_eq!(stack.outbox.count_to(&phone), 0, "{what} flipped: an SMS went out");
+    }
+}

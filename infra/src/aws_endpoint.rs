@@ -2,8 +2,9 @@
 //! behaviour moto lacks, played the way Cognito plays it:
 //! - SignUp / ResendConfirmationCode send a 6-digit code "by SMS" (to the [`Outbox`] and the log);
 //!   with a CustomSMSSender trigger in the pool's LambdaConfig, every SMS (sign-up, resend,
-//!   sign-in, ForgotPassword) goes to that trigger instead, its code encrypted with the pool's
-//!   KMS key, and what the trigger publishes to a phone number through SNS is the SMS sent;
+//!   sign-in, ForgotPassword) goes to that trigger instead, its code an AWS Encryption SDK
+//!   message under the pool's KMS key, and what the trigger publishes to a phone number
+//!   through SNS is the SMS sent;
 //! - ConfirmSignUp checks that code, then runs the PostConfirmation trigger;
 //! - InitiateAuth `USER_AUTH` + RespondToAuthChallenge `SMS_OTP` sign in with an SMS code
 //!   and return moto-signed tokens;
@@ -53,6 +54,11 @@ impl Outbox {
     /// The last code sent to `phone`.
     pub fn latest_code(&self, phone: &str) -> Option<String> {
         self.messages.lock().unwrap().iter().rev().find(|m| m.to == phone).map(|m| m.code.clone())
+    }
+
+    /// The text of the last SMS sent to `phone`.
+    pub fn latest_text(&self, phone: &str) -> Option<String> {
+        self.messages.lock().unwrap().iter().rev().find(|m| m.to == phone).map(|m| m.text.clone())
     }
 
     pub fn count_to(&self, phone: &str) -> usize {
@@ -498,14 +504,12 @@ impl LocalCognito {
 
     /// Sends `code` as Cognito would: through the pool's CustomSMSSender trigger when it has
     /// one (whose SNS publish then reaches the [`Outbox`], see [`serve`]), else straight.
-    /// Simplification: the code goes to the trigger as a plain KMS ciphertext (base64), where
-    /// Cognito sends an AWS Encryption SDK message (see `custom_sms_sender`'s module doc).
     async fn send_sms(&self, phone: &str, source: &str, code: String, text: &str) -> Result<()> {
         let (Some(trigger), Some(key)) = (self.custom_sms_sender.get(), self.sms_key.get()) else {
             self.outbox.send(phone, code.clone(), format!("{text} {code}"));
             return Ok(());
         };
-        let encrypted = encrypt_sms_code(&self.kms, key, &code).await?;
+        let encrypted = encrypt_sms_code(&self.kms, key, self.pool(), &code).await?;
         let (_, attributes) = self.user(phone).await?.unwrap_or_default();
         let mut event = trigger_event(self.pool(), source, self.client_id.get(), &attributes);
         event["request"]["userAttributes"]["phone_number"] = json!(phone);
@@ -697,13 +701,35 @@ impl LocalCognito {
     }
 }
 
-/// A code as the local Cognito hands it to the CustomSMSSender trigger: base64 of its KMS
-/// ciphertext under `key` (Cognito's is an AWS Encryption SDK message; see [`LocalCognito`]).
-pub async fn encrypt_sms_code(kms: &aws_sdk_kms::Client, key: &str, code: &str) -> Result<String> {
+/// A code as Cognito hands it to the CustomSMSSender trigger: base64 of an AWS Encryption SDK
+/// message (suite 0x0578, Cognito's default) whose data key KMS generated under `key` and the
+/// message's encryption context (`userpool-id`, and the signing key), so the local stack runs
+/// the deployed trigger's decryption.
+pub async fn encrypt_sms_code(kms: &aws_sdk_kms::Client, key: &str, pool_id: &str, code: &str) -> Result<String> {
     use base64::Engine;
-    let encrypted = kms.encrypt().key_id(key).plaintext(code.as_bytes().to_vec().into()).send().await?;
-    let blob = encrypted.ciphertext_blob.ok_or_else(|| anyhow::anyhow!("KMS returned no ciphertext"))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()))
+    use custom_sms_sender::esdk::{EncryptedDataKey, Encryptor, KMS_PROVIDER};
+    let encryptor = Encryptor::new([("userpool-id".to_string(), pool_id.to_string())].into());
+    let generated = kms
+        .generate_data_key()
+        .key_id(key)
+        .number_of_bytes(32)
+        .set_encryption_context(Some(encryptor.context().clone().into_iter().collect()))
+        .send()
+        .await?;
+    let data_key: [u8; 32] = generated
+        .plaintext
+        .as_ref()
+        .and_then(|p| p.as_ref().try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("KMS returned no 32-byte data key"))?;
+    let wrapped = EncryptedDataKey {
+        provider_id: KMS_PROVIDER.into(),
+        provider_info: key.as_bytes().to_vec(),
+        ciphertext: generated
+            .ciphertext_blob
+            .ok_or_else(|| anyhow::anyhow!("KMS returned no ciphertext"))?
+            .into_inner(),
+    };
+    Ok(base64::engine::general_purpose::STANDARD.encode(encryptor.seal(&data_key, &wrapped, code.as_bytes())))
 }
 
 /// The `client_id` claim of an access token (moto's tokens are JWTs).

@@ -336,7 +336,8 @@ impl LocalStack {
     /// `code` as Cognito hands it to the CustomSMSSender trigger (for its sample event).
     pub async fn encrypt_sms_code(&self, code: &str) -> Result<String> {
         let key = self.sms_key.as_deref().ok_or_else(|| anyhow!("the pool has no CustomSMSSender key"))?;
-        aws_endpoint::encrypt_sms_code(&aws_sdk_kms::Client::new(&self.sdk), key, code).await
+        aws_endpoint::encrypt_sms_code(&aws_sdk_kms::Client::new(&self.sdk), key, &self.provisioned.user_pool_id, code)
+            .await
     }
 
     /// For `cargo lambda watch` against this stack: `lambda.env`. For `sam local invoke`: `env-vars.json` (every function's

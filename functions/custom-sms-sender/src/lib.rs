@@ -5,15 +5,13 @@
 //! (`SmsCounter::Delivered`, the per-phone limit of `shared::sms`) and sent through SNS only
 //! under the limit. Over it, or to a country not served, nothing is sent (and it is logged).
 //!
-//! Cognito encrypts the code with the user pool's KMS key (`KMSKeyID` in its LambdaConfig);
-//! this function decrypts it with `kms:Decrypt`.
-//!
-//! Simplification, to finish before this trigger is deployed: real Cognito wraps the code in
-//! an AWS Encryption SDK message (a header carrying the KMS-encrypted data key, then the
-//! AES-GCM-encrypted code), which `decrypt_code` must parse before calling KMS. The local
-//! stack sends the code as a plain KMS ciphertext (`infra/src/aws_endpoint.rs`), which is
-//! what `decrypt_code` reads today. A code that cannot be decrypted fails the invocation (so
-//! the function's Errors alarm fires), and nothing is sent.
+//! Cognito encrypts the code with the AWS Encryption SDK under the user pool's KMS key
+//! (`KMSKeyID` in its LambdaConfig): an ESDK message whose data key KMS wrapped, bound to an
+//! encryption context (`userpool-id`, and the signing key). [`esdk`] parses and checks the
+//! message; the data key is unwrapped here with `kms:Decrypt`. A code that cannot be
+//! decrypted fails the invocation (so the function's Errors alarm fires), and nothing is sent.
+
+pub mod esdk;
 
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
@@ -130,21 +128,28 @@ fn sms_attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
         .expect("data type is set")
 }
 
-/// The code in clear. See the module doc: a plain KMS ciphertext today, not yet the
-/// Encryption SDK message real Cognito sends.
+/// The code in clear: the message's KMS data key unwrapped under the message's encryption
+/// context (KMS refuses any other), then the message checked and opened with it.
 async fn decrypt_code(app: &App, encrypted: &str) -> Result<String, SenderError> {
-    let blob = base64::engine::general_purpose::STANDARD
+    let bytes = base64::engine::general_purpose::STANDARD
         .decode(encrypted)
         .map_err(|e| SenderError::Decrypt(format!("not base64: {e}")))?;
+    let message = esdk::Message::parse(&bytes).map_err(|e| SenderError::Decrypt(e.to_string()))?;
+    let wrapped = message.kms_data_key().map_err(|e| SenderError::Decrypt(e.to_string()))?;
+    let key_id = String::from_utf8(wrapped.provider_info.clone())
+        .map_err(|_| SenderError::Decrypt("the KMS key id is not text".into()))?;
     let output = app
         .kms
         .decrypt()
-        .ciphertext_blob(Blob::new(blob))
+        .key_id(key_id)
+        .ciphertext_blob(Blob::new(wrapped.ciphertext.clone()))
+        .set_encryption_context(Some(message.context.clone().into_iter().collect()))
         .send()
         .await
         .map_err(|e| SenderError::Decrypt(e.into_service_error().to_string()))?;
-    let plain = output.plaintext().ok_or_else(|| SenderError::Decrypt("no plaintext".into()))?;
-    String::from_utf8(plain.as_ref().to_vec()).map_err(|_| SenderError::Decrypt("not text".into()))
+    let data_key = output.plaintext().ok_or_else(|| SenderError::Decrypt("no plaintext".into()))?;
+    let plain = message.decrypt(data_key.as_ref()).map_err(|e| SenderError::Decrypt(e.to_string()))?;
+    String::from_utf8(plain).map_err(|_| SenderError::Decrypt("not text".into()))
 }
 
 #[cfg(test)]
