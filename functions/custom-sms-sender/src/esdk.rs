@@ -229,10 +229,10 @@ impl<'a> Message<'a> {
             return Err(EsdkError::Malformed("data key length"));
         }
         let (key, commit) = derive_keys(self.suite, self.message_id, data_key);
-        if let (Some(stored), Some(derived)) = (self.commitment, commit) {
-            if !bool::from(stored.ct_eq(&derived)) {
-                return Err(EsdkError::Commitment);
-            }
+        if let (Some(stored), Some(derived)) = (self.commitment, commit)
+            && !bool::from(stored.ct_eq(&derived))
+        {
+            return Err(EsdkError::Commitment);
         }
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("32-byte key"));
         open(&key, self.header_iv, self.header_body, &[], self.header_tag).map_err(|_| EsdkError::Header)?;
