@@ -655,12 +655,12 @@ async fn a_suspension_ends_consultations_in_progress_and_a_racing_start_never_wi
         assert_eq!(suspended, 200, "{body}");
     }
     for (_, _, id) in &pairs {
-        let (_, c) = Api::new(&stack).get(&format!("/consultations/{id}"), Some(&customer)).await;
+        let (_, c) = Api::new(stack).get(&format!("/consultations/{id}"), Some(&customer)).await;
         assert!(["cancelled", "completed"].contains(&c["status"].as_str().unwrap()), "left open: {c}");
     }
     // Once suspended, a start is refused outright, whatever the consultation's state says.
-    let (token, astro_id) = bookable_astrologer(&stack, "10").await;
-    let (_, c) = book(&stack, &customer, &key(), instant(&astro_id)).await;
+    let (token, astro_id) = bookable_astrologer(stack, "10").await;
+    let (_, c) = book(stack, &customer, &key(), instant(&astro_id)).await;
     let c_id = c["booking_id"].as_str().unwrap();
     aws_sdk_dynamodb::Client::new(&stack.sdk)
         .update_item()
@@ -672,7 +672,7 @@ async fn a_suspension_ends_consultations_in_progress_and_a_racing_start_never_wi
         .send()
         .await
         .unwrap();
-    let (status, refused) = act(&stack, &token, c_id, "start").await;
+    let (status, refused) = act(stack, &token, c_id, "start").await;
     assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("astrologer_suspended")), "{refused}");
-    assert_ledger_balances(&stack).await;
+    assert_ledger_balances(stack).await;
 }

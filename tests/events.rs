@@ -44,7 +44,7 @@ async fn every_function_has_a_sample_and_every_sample_runs() {
     }
 
     for (path, binary) in samples {
-        let mut event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         match stack.handler(&binary).unwrap() {
             Handler::Http(h) => {
@@ -57,30 +57,9 @@ async fn every_function_has_a_sample_and_every_sample_runs() {
                 }
             }
             Handler::Trigger(h) => {
-                // Point the sample at this stack's pool, with the user Cognito would have.
-                let attrs = event["request"]["userAttributes"].clone();
-                let cognito = aws_sdk_cognitoidentityprovider::Client::new(&stack.sdk);
-                let phone = attrs["phone_number"].as_str().unwrap();
-                let created = cognito
-                    .admin_create_user()
-                    .user_pool_id(&stack.provisioned.user_pool_id)
-                    .username(phone)
-                    .user_attributes(
-                        aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
-                            .name("phone_number")
-                            .value(phone)
-                            .build()
-                            .unwrap(),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
-                event["userPoolId"] = Value::String(stack.provisioned.user_pool_id.clone());
-                event["userName"] = Value::String(created.user().unwrap().username().unwrap().to_owned());
-                if binary == "custom-sms-sender" {
-                    // The code encrypted with this stack's key, as Cognito would send it.
-                    event["request"]["code"] = Value::String(stack.encrypt_sms_code("123456").await.unwrap());
-                }
+                // Pointed at this stack's pool, with the user Cognito would have.
+                let sample = infra::samples::Sample { file: name.clone(), binary: binary.clone(), event };
+                let event = infra::samples::as_sent_by(&stack, &sample).await.unwrap();
                 assert_eq!(h(event.clone()).await.unwrap(), event, "{name}");
             }
             Handler::Scheduled(h) => {

@@ -81,6 +81,17 @@ enum Act {
 }
 
 #[derive(Debug, Clone)]
+struct Booking {
+    customer: usize,
+    astrologer: usize,
+    minutes: u32,
+    in_hours: Option<i64>,
+    /// With the world's promo code (`PROMO`).
+    promo: bool,
+    acts: Vec<(Act, u64)>,
+}
+
+#[derive(Debug, Clone)]
 enum Op {
     TopUp {
         customer: usize,
@@ -88,15 +99,7 @@ enum Op {
         deliveries: Vec<(Via, u64)>,
         reversal: Option<(Reversal, u64)>,
     },
-    Book {
-        customer: usize,
-        astrologer: usize,
-        minutes: u32,
-        in_hours: Option<i64>,
-        /// With the world's promo code (`PROMO`).
-        promo: bool,
-        acts: Vec<(Act, u64)>,
-    },
+    Book(Booking),
     /// Every webhook the run sent so far, delivered again.
     Redeliver,
 }
@@ -148,9 +151,9 @@ fn op() -> impl Strategy<Value = Op> {
                 customer, rupees: fifties * 50, deliveries, reversal,
             }),
         4 => (0..CUSTOMERS, 0..ASTROLOGERS, 1u32..=6, option::weighted(0.3, 1i64..=72), any::<bool>(), acts())
-            .prop_map(|(customer, astrologer, fives, in_hours, promo, acts)| Op::Book {
+            .prop_map(|(customer, astrologer, fives, in_hours, promo, acts)| Op::Book(Booking {
                 customer, astrologer, minutes: fives * 5, in_hours, promo, acts,
-            }),
+            })),
         1 => Just(Op::Redeliver),
     ]
 }
@@ -411,16 +414,8 @@ async fn backdate_schedule(stack: &LocalStack, id: &str) {
         .await;
 }
 
-async fn book(
-    w: &World,
-    t: &Tally,
-    customer: usize,
-    astrologer: usize,
-    minutes: u32,
-    in_hours: Option<i64>,
-    promo: bool,
-    acts: &[(Act, u64)],
-) {
+async fn book(w: &World, t: &Tally, b: &Booking) {
+    let Booking { customer, astrologer, minutes, in_hours, promo, ref acts } = *b;
     let (token, _) = &w.customers[customer];
     let (astro_token, astrologer_id) = &w.astrologers[astrologer];
     let mut body = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": minutes });
@@ -482,9 +477,7 @@ async fn execute(w: &World, t: &Tally, ops: &[(Op, u64)]) {
             Op::TopUp { customer, rupees, deliveries, reversal } => {
                 top_up(w, t, *customer, *rupees, deliveries, *reversal).await
             }
-            Op::Book { customer, astrologer, minutes, in_hours, promo, acts } => {
-                book(w, t, *customer, *astrologer, *minutes, *in_hours, *promo, acts).await
-            }
+            Op::Book(booking) => book(w, t, booking).await,
             Op::Redeliver => {
                 let sent: Vec<Webhook> = t.webhooks.lock().unwrap().clone();
                 for hook in &sent {
