@@ -277,6 +277,24 @@ pub fn resolve_env(
 mod tests {
     use super::*;
 
+    /// The notifications queue hears exactly the events someone is told about: one list
+    /// (`shared::messages::NOTIFIED`), the filter policy checked against it.
+    #[test]
+    fn the_notifications_subscription_filters_on_the_notified_list() {
+        let t = Template::load(&crate::repo_root().join("template.yaml")).unwrap();
+        let subscription = &t.resources["NotificationsSubscription"].properties;
+        let mut filtered: Vec<&str> = subscription["FilterPolicy"]["event_type"]
+            .as_sequence()
+            .expect("an event_type filter")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut notified = shared::messages::NOTIFIED.to_vec();
+        filtered.sort_unstable();
+        notified.sort_unstable();
+        assert_eq!(filtered, notified);
+    }
+
     #[test]
     fn reads_routes_queues_and_env_from_the_real_template() {
         let t = Template::load(&crate::repo_root().join("template.yaml")).unwrap();

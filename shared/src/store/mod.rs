@@ -34,7 +34,10 @@
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
-//! `GSI1` (`GSI1PK`, `GSI1SK`) is the one secondary index, overloaded per item type;
+//! Six secondary indexes (template.yaml's `AppTable`): `GSI1` (`GSI1PK`, `GSI1SK`) and `GSI2`
+//! (`GSI2PK`, `GSI2SK`), overloaded per item type; `ConsultationsDue` (`DUE_PK`, `DUE_AT`),
+//! sparse, for the sweep; and `CatalogueByPrice`, `CatalogueByRating`, `CatalogueByExperience`
+//! (`CATALOGUE` and a sort key each), sparse, projecting the catalogue card only.
 //! `expires_at` (epoch seconds) is the TTL attribute for short-lived records. The table's
 //! stream (new images) carries `OUTBOX#` inserts to the outbox relay.
 //!
