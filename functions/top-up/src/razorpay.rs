@@ -78,30 +78,27 @@ impl Razorpay {
         reply.json()
     }
 
-    /// Every payment attempt on order `order_id` (`GET /v1/orders/{id}/payments`).
     /// Every refund of payment `id` (`GET /v1/payments/{id}/refunds`), oldest first.
     pub async fn payment_refunds(&self, id: &str) -> Result<Vec<RefundEntity>, ProviderError> {
-        #[derive(Deserialize)]
-        struct Collection {
-            items: Vec<RefundEntity>,
-        }
-        let reply = self.api.get(&format!("/v1/payments/{id}/refunds")).await?;
-        if !reply.is_success() {
-            return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
-        }
-        Ok(reply.json::<Collection>()?.items)
+        self.collection(&format!("/v1/payments/{id}/refunds")).await
     }
 
+    /// Every payment attempt on order `order_id` (`GET /v1/orders/{id}/payments`).
     pub async fn order_payments(&self, order_id: &str) -> Result<Vec<PaymentEntity>, ProviderError> {
+        self.collection(&format!("/v1/orders/{order_id}/payments")).await
+    }
+
+    /// The items of a Razorpay collection (`{ "entity": "collection", "items": [...] }`).
+    async fn collection<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ProviderError> {
         #[derive(Deserialize)]
-        struct Collection {
-            items: Vec<PaymentEntity>,
+        struct Collection<T> {
+            items: Vec<T>,
         }
-        let reply = self.api.get(&format!("/v1/orders/{order_id}/payments")).await?;
+        let reply = self.api.get(path).await?;
         if !reply.is_success() {
             return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
         }
-        Ok(reply.json::<Collection>()?.items)
+        Ok(reply.json::<Collection<T>>()?.items)
     }
 
     /// Our notes on order `order_id` (the top-up it was created for), asked of Razorpay

@@ -63,6 +63,9 @@ async fn apply(
         // lost). Razorpay captured the money, so it is credited now, from Razorpay's own
         // record, and this event then takes its share back: the wallet ends at what Razorpay
         // kept, whatever order the events come in. Not captured: nothing to take back.
+        if !valid_payment_id(&payment.id) {
+            return Ok(WebhookOutcome::Ignored);
+        }
         let record = app.razorpay.get().await?.payment(&payment.id).await?;
         if record.check(order_id, topup.amount) != PaymentCheck::Captured {
             tracing::warn!(top_up_id = %topup.id, status = %record.status, "refund or dispute of a payment not captured");

@@ -424,32 +424,19 @@ impl Store {
     /// (GSI2, eventually consistent: a caller that must not miss one also reads the schedule
     /// on the astrologer's item).
     pub async fn open_consultations_of(&self, astrologer: &UserId) -> Result<Vec<Consultation>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI2)
-                .key_condition_expression("GSI2PK = :pk")
-                .filter_expression("#status IN (:scheduled, :in_progress)")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":pk", items::s(astrologer_consultations_gsi2pk(astrologer)))
-                .expression_attribute_values(":scheduled", items::s(ConsultationStatus::Scheduled.as_str()))
-                .expression_attribute_values(":in_progress", items::s(ConsultationStatus::InProgress.as_str()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            for item in page.items() {
-                found.push(read_consultation(item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        let open = self
+            .index_items(
+                GSI2,
+                "GSI2PK = :pk",
+                Some("#status IN (:scheduled, :in_progress)"),
+                vec![
+                    (":pk", items::s(astrologer_consultations_gsi2pk(astrologer))),
+                    (":scheduled", items::s(ConsultationStatus::Scheduled.as_str())),
+                    (":in_progress", items::s(ConsultationStatus::InProgress.as_str())),
+                ],
+            )
+            .await?;
+        open.iter().map(read_consultation).collect()
     }
 
     // ------------------------------------------------------------ lifecycle

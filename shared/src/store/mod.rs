@@ -280,21 +280,36 @@ impl Store {
         (pk_attr, pk): (&str, &str),
         (sk_attr, upto): (&str, String),
     ) -> Result<Vec<items::Item>, StoreError> {
+        let key = format!("{pk_attr} = :pk AND {sk_attr} <= :upto");
+        self.index_items(index, &key, None, vec![(":pk", items::s(pk)), (":upto", items::s(upto))]).await
+    }
+
+    /// Every item of an index that `key_condition` (and `filter`, if any) selects, all
+    /// pages (placeholders as in [`Tx::update`]).
+    async fn index_items(
+        &self,
+        index: &str,
+        key_condition: &str,
+        filter: Option<&str>,
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) -> Result<Vec<items::Item>, StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(key_condition)
+            .set_filter_expression(filter.map(str::to_owned));
+        for name in tx::placeholder_names(&[key_condition, filter.unwrap_or_default()]) {
+            request = request.expression_attribute_names(format!("#{name}"), name);
+        }
+        for (k, v) in values {
+            request = request.expression_attribute_values(k, v);
+        }
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(format!("{pk_attr} = :pk AND {sk_attr} <= :upto"))
-                .expression_attribute_values(":pk", items::s(pk))
-                .expression_attribute_values(":upto", items::s(upto.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
+            let page = request.clone().set_exclusive_start_key(start).send().await.map_err(StoreError::from_sdk)?;
             out.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key;
             if start.is_none() {
