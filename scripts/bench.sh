@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cold-start and per-request benchmark (README: "Benchmark"). Builds what it measures:
+# The cold-start and per-request benchmark (docs/benchmark.md). Builds what it measures:
 # the release binaries of every function and of a bare lambda_runtime hello-world (same
 # profile), and their arm64 zips with cargo lambda (pinned into .venv, as
 # scripts/build-lambdas.sh does); then runs each binary through the repo's Runtime API
@@ -31,3 +31,9 @@ echo
 # The booking row: 50 customers over 10 astrologers through the local API, next to the raw
 # rate of the same transaction shape, then every money invariant (BENCH_CONTENTION_SECONDS).
 "$CARGO_TARGET_DIR/debug/contention" --seconds "${BENCH_CONTENTION_SECONDS:-20}"
+echo
+# The live chat row: 50 sessions talking at once over the local WebSocket API, delivery
+# times beside a raw PostToConnection round trip, then every message stored once
+# (BENCH_CHAT_SESSIONS, BENCH_CHAT_MESSAGES per session; tests/bin/chat.rs).
+cargo build --quiet -p integration-tests --bin chat
+"$CARGO_TARGET_DIR/debug/chat" --sessions "${BENCH_CHAT_SESSIONS:-50}" --messages "${BENCH_CHAT_MESSAGES:-20}"

@@ -6,7 +6,7 @@
 #   scripts/fuzz-api.sh                 # 50 cases per operation and token, a random seed
 #   FUZZ_EXAMPLES=10 FUZZ_SEED=1 scripts/fuzz-api.sh     # what CI runs (bounded, reproducible)
 #
-# Not checkable this way (stated in the README): valid webhook signatures (schemathesis does
+# Not checkable this way (stated in docs/reliability.md): valid webhook signatures (schemathesis does
 # not know the secrets, so every webhook case is refused with 400/401, which is checked), and
 # the SMS codes of sign-up/sign-in (a random code is refused; this script signs in with real ones).
 set -euo pipefail
@@ -19,7 +19,7 @@ echo "fuzz: building the local stack"
 cargo build --quiet -p infra --bin local-stack
 
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export API_PORT="$(free_port)" AWS_PORT="$(free_port)" RAZORPAY_PORT="$(free_port)" DIGIO_PORT="$(free_port)"
+export API_PORT="$(free_port)" AWS_PORT="$(free_port)" WS_PORT="$(free_port)" RAZORPAY_PORT="$(free_port)" DIGIO_PORT="$(free_port)"
 export LOCAL_SCHEDULE_SECONDS=3600 RUST_LOG="${RUST_LOG:-info,aws_config=warn,aws_smithy_runtime=warn}"
 work="$(mktemp -d)"
 log="$work/local-stack.log"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The reliability and security suite in full, then its figures (README: "Reliability and
+# The reliability and security suite in full, then its figures (docs/reliability.md: "Reliability and
 # security suite"): money invariants over random interleavings of every money path, faults
 # at each money path and in the middle of event batches, the authorisation matrix, webhook
 # attacks, privacy, every route fuzzed from the API contract, and a bounded load run.
@@ -27,18 +27,19 @@ started=$SECONDS
 figures() { grep --line-buffered -v '^{"timestamp' | tee -a "$out/all"; }
 
 echo "== money invariants: $runs runs of random interleavings (MONEY_SEED replays one)"
-MONEY_RUNS="$runs" cargo test -q --release -p integration-tests --test invariants -- --nocapture 2>&1 | figures
+MONEY_RUNS="$runs" cargo test -q --release -p integration-tests --test it -- --nocapture invariants:: 2>&1 | figures
 
 echo "== faults, the authorisation matrix, privacy, the outbox under failures"
-cargo test -q --release -p integration-tests --test faults --test authorization --test privacy --test outbox \
-  -- --nocapture 2>&1 | figures
+cargo test -q --release -p integration-tests --test it -- --nocapture faults:: authorization:: privacy:: outbox:: \
+  2>&1 | figures
 
 echo "== webhook attacks and consumers failing mid-batch"
 # Unsigned, tampered, replayed and reordered webhooks (Razorpay and Digio), confirmations
 # racing webhooks, refunds and chargebacks in any order, poison messages in a batch.
-cargo test -q --release -p integration-tests --test top_up --test kyc --test notifications -- --nocapture \
-  bad_signatures racing_and_repeated either_order refund chargeback unsigned_or_tampered \
-  never_regress poison webhooks_not_ours 2>&1 | figures
+cargo test -q --release -p integration-tests --test it -- --nocapture \
+  top_up::bad_signatures top_up::confirm_and_webhooks_racing_and_repeated top_up::payment_failed_and_captured_in_either_order \
+  top_up::a_refund top_up::a_chargeback top_up::webhooks_not_ours kyc::unsigned_or_tampered kyc::webhooks_never_regress \
+  notifications::poison 2>&1 | figures
 
 echo "== every route fuzzed from the OpenAPI document ($examples cases per operation and token)"
 FUZZ_EXAMPLES="$examples" FUZZ_SEED="${FUZZ_SEED:-$RANDOM}" FUZZ_MAX_TIME="$fuzz_seconds" scripts/fuzz-api.sh 2>&1 | figures

@@ -1,16 +1,18 @@
 //! The API contract the mobile apps build against: one OpenAPI 3.1 document, merged from
 //! every HTTP function's `openapi()` (its route table, its request and response types, its
-//! errors; see `shared::openapi`). The local stack serves it at `/openapi.json` and `/docs`.
+//! errors; see `shared::http::openapi`). The local stack serves it at `/openapi.json` and `/docs`.
 //!
 //! Adding an HTTP function: give it the `openapi` feature and a `pub fn openapi()` like the
 //! others, and list it in [`functions`]. Adding a route: add it to the function's `ROUTES`;
 //! the compiler then asks for its `Operation` in the function's `openapi()`.
 
+pub mod asyncapi;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 use shared::http::Access;
-use shared::openapi::{Documented, ErrorCase, FunctionDoc, Registry, Request};
+use shared::http::openapi::{Documented, ErrorCase, FunctionDoc, Registry, Request};
 
 /// Every HTTP function's part of the contract.
 pub fn functions() -> Vec<FunctionDoc> {
@@ -115,7 +117,7 @@ fn error_schema(codes: Option<&[&str]>) -> Value {
                 "message": { "type": "string", "description": "for people; may change" },
                 "field": { "type": "string", "description": "the request field at fault, when there is one" },
                 "shortfall": {
-                    "type": "string", "pattern": shared::openapi::MONEY_PATTERN,
+                    "type": "string", "pattern": shared::http::openapi::MONEY_PATTERN,
                     "description": "`insufficient_balance` only: how much more INR the wallet needs",
                 },
             },

@@ -114,12 +114,12 @@ pub fn constructed(src: &str) -> Errors {
 }
 
 /// Every (status, code) the document lists under the function's routes.
-fn documented(doc: &serde_json::Value, function: &shared::openapi::FunctionDoc) -> Errors {
+fn documented(doc: &serde_json::Value, function: &shared::http::openapi::FunctionDoc) -> Errors {
     function.routes.iter().flat_map(|r| api_contract::documented_errors(doc, r.method(), r.path())).collect()
 }
 
 /// What the function can return that the document does not list.
-fn missing(doc: &serde_json::Value, function: &shared::openapi::FunctionDoc, src: &str) -> Vec<String> {
+fn missing(doc: &serde_json::Value, function: &shared::http::openapi::FunctionDoc, src: &str) -> Vec<String> {
     let listed = documented(doc, function);
     constructed(src)
         .into_iter()

@@ -10,6 +10,11 @@
 //!   and return moto-signed tokens;
 //! - SignUp and UpdateUserAttributes write only the attributes the app client may write
 //!   (its `WriteAttributes`), as Cognito checks and moto does not.
+//!
+//! And the S3 behaviour moto lacks: a presigned request (SigV4 in the query string, as the
+//! functions presign chat images) is checked as S3 checks it, its signature over the method,
+//! the path, the query and the signed headers, and its expiry; moto takes any `Signature=` as
+//! good. A refused one gets S3's 403.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,7 +29,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde_json::{Value, json};
-use shared::phone::mask_phone;
+use shared::domain::phone::mask_phone;
 
 use crate::functions::TriggerHandler;
 
@@ -91,7 +96,7 @@ impl CallLog {
         self.every.lock().unwrap().clone()
     }
 
-    fn record_any(&self, service: &str, operation: &str) {
+    pub(crate) fn record_any(&self, service: &str, operation: &str) {
         self.every.lock().unwrap().push(format!("{service}:{operation}"));
     }
 
@@ -256,6 +261,120 @@ fn fault_response(fault: &Fault, json_protocol: bool) -> Response {
     (status, [("content-type", "text/xml")], body).into_response()
 }
 
+/// The secret of the access key the local stack gives its functions (`local_sdk` in lib.rs:
+/// `local` / `local`); S3 knows no other.
+const LOCAL_ACCESS_KEY: (&str, &str) = ("local", "local");
+
+/// The query parameters of a presigned request that are the signature itself, not signed.
+const PRESIGN_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// S3's error document.
+fn s3_error(code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    (StatusCode::FORBIDDEN, [("content-type", "application/xml")], body).into_response()
+}
+
+/// S3's refusal of a presigned S3 request whose signature or expiry does not hold; `None`
+/// for one that does, and for every other request. The signature is computed again over
+/// what arrived (the method, the path, the query without the signature's own parameters,
+/// the headers it names) with the same time, and compared.
+pub fn presigned_s3_refusal(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Response> {
+    use aws_sigv4::http_request::{
+        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    let query: HashMap<String, String> = form_urlencoded::parse(uri.query()?.as_bytes()).into_owned().collect();
+    let credential = query.get("X-Amz-Credential")?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    if scope.get(3) != Some(&"s3") || query.get("X-Amz-Algorithm").map(String::as_str) != Some("AWS4-HMAC-SHA256") {
+        return None;
+    }
+    let malformed = || Some(s3_error("AuthorizationQueryParametersError", "the presigned query is malformed"));
+    let (Some(date), Some(expires), Some(signed), Some(signature), Some(region)) = (
+        query.get("X-Amz-Date"),
+        query.get("X-Amz-Expires").and_then(|e| e.parse::<i64>().ok()),
+        query.get("X-Amz-SignedHeaders"),
+        query.get("X-Amz-Signature"),
+        scope.get(2),
+    ) else {
+        return malformed();
+    };
+    let Ok(signed_at) = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ") else { return malformed() };
+    let signed_at = signed_at.and_utc();
+    if now > signed_at + chrono::Duration::seconds(expires) {
+        return Some(s3_error("AccessDenied", "Request has expired"));
+    }
+    if scope[0] != LOCAL_ACCESS_KEY.0 {
+        return Some(s3_error(
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+        ));
+    }
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let rest: Vec<String> = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_ref()))
+        .map(|(k, v)| format!("{}={}", urlencode(&k), urlencode(&v)))
+        .collect();
+    let url = format!("http://{host}{}{}{}", uri.path(), if rest.is_empty() { "" } else { "?" }, rest.join("&"));
+    let signed_headers: Vec<(&str, &str)> = signed
+        .split(';')
+        .filter(|name| *name != "host")
+        .filter_map(|name| Some((name, headers.get(name)?.to_str().ok()?)))
+        .collect();
+    let identity =
+        aws_sdk_dynamodb::config::Credentials::new(LOCAL_ACCESS_KEY.0, LOCAL_ACCESS_KEY.1, None, None, "local").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(expires.max(0) as u64));
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("s3")
+        .time(signed_at.into())
+        .settings(settings)
+        .build()
+        .ok()?
+        .into();
+    let request =
+        SignableRequest::new(method.as_str(), url, signed_headers.into_iter(), SignableBody::UnsignedPayload).ok()?;
+    let expected = sign(request, &params).ok()?.signature().to_owned();
+    // A signed header missing from the request fails here too: it was signed with a value.
+    let all_present = signed.split(';').all(|name| headers.contains_key(name));
+    (!all_present || expected != *signature).then(|| {
+        s3_error(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        )
+    })
+}
+
+/// RFC 3986 percent-encoding of a query name or value, as SigV4 canonicalises it.
+fn urlencode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 struct PendingCode {
     code: String,
     issued: Instant,
@@ -342,6 +461,9 @@ pub async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = presigned_s3_refusal(&method, &uri, &headers, chrono::Utc::now()) {
+        return refused;
+    }
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let fault = operation_of(&headers, &body).and_then(|op| local.faults.take(&op));
     if let Some(fault) = &fault {
@@ -415,7 +537,11 @@ impl LocalCognito {
         let url = format!("{}{}", self.moto, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
         let mut request = self.http.request(method, url).body(body);
         for (name, value) in headers {
-            if name != "host" && name != "content-length" {
+            // moto picks the service by the SigV4 `Authorization` header; another scheme (an
+            // HTTP client's Basic auth on a public endpoint such as a pool's JWKS, which AWS
+            // ignores there) would misroute the request.
+            let not_sigv4 = name == "authorization" && !value.as_bytes().starts_with(b"AWS4-");
+            if name != "host" && name != "content-length" && !not_sigv4 {
                 request = request.header(name, value);
             }
         }

@@ -43,7 +43,16 @@ const PAGE: &str = r##"<!doctype html>
 
 pub fn router(document: serde_json::Value) -> axum::Router {
     let document = Arc::new(serde_json::to_string(&document).expect("the document serialises"));
+    // The WebSocket API's messages (AsyncAPI 3.0), beside the HTTP contract.
+    let live = Arc::new(serde_json::to_string(&api_contract::asyncapi::document()).expect("the document serialises"));
     axum::Router::new()
+        .route(
+            "/asyncapi.json",
+            get(move || {
+                let live = live.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], live.as_str().to_owned()) }
+            }),
+        )
         .route("/openapi.json", get(openapi))
         .route("/docs", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE) }))
         .route("/docs/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE) }))

@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use aws_config::SdkConfig;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest,
+};
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::DynamoDbEventResponse;
@@ -22,6 +26,17 @@ pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> BoxFuture<SqsBatchResponse> + Send
 pub type StreamHandler = Arc<dyn Fn(StreamEvent) -> BoxFuture<DynamoDbEventResponse> + Send + Sync>;
 /// Any function invoked with a JSON event that returns JSON: Cognito triggers, schedules.
 pub type TriggerHandler = Arc<dyn Fn(Value) -> BoxFuture<Result<Value, String>> + Send + Sync>;
+/// A WebSocket API's `REQUEST` authorizer: `Err` is its refusal (API Gateway's 401).
+pub type AuthorizerHandler = Arc<
+    dyn Fn(
+            ApiGatewayCustomAuthorizerRequestTypeRequest,
+        ) -> BoxFuture<Result<ApiGatewayCustomAuthorizerResponse, String>>
+        + Send
+        + Sync,
+>;
+/// A WebSocket route's function (`$connect`, `$disconnect`, `$default`, custom routes).
+pub type WebSocketHandler =
+    Arc<dyn Fn(ApiGatewayWebsocketProxyRequest) -> BoxFuture<ApiGatewayProxyResponse> + Send + Sync>;
 
 #[derive(Clone)]
 pub enum Handler {
@@ -33,6 +48,10 @@ pub enum Handler {
     Scheduled(TriggerHandler),
     /// Invoked with DynamoDB stream batches.
     Stream(StreamHandler),
+    /// Invoked by the WebSocket API on `$connect`, before the connection is accepted.
+    Authorizer(AuthorizerHandler),
+    /// Invoked by the WebSocket API for its routes.
+    WebSocket(WebSocketHandler),
 }
 
 macro_rules! handler {
@@ -99,6 +118,13 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>)
         "rating-aggregator" => handler!(Sqs, rating_aggregator::App::from_env(sdk, env)?, |app, event| {
             rating_aggregator::handle(&app, event).await
         }),
+        "connect-authorizer" => handler!(Authorizer, connect_authorizer::App::from_env(sdk, env)?, |app, event| {
+            connect_authorizer::handle(&app, event).await.map_err(|e| e.to_string())
+        }),
+        "live-session" => {
+            handler!(WebSocket, live_session::App::from_env(sdk, env)?, |app, event| live_session::handle(&app, event)
+                .await)
+        }
         other => bail!("template function binary {other:?} has no handler in infra/src/functions.rs"),
     })
 }

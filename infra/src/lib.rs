@@ -6,6 +6,7 @@
 
 pub mod aws_endpoint;
 pub mod docs;
+pub mod event_filter;
 pub mod functions;
 pub mod gateway;
 pub mod moto;
@@ -16,6 +17,7 @@ pub mod samples;
 pub mod stream_poller;
 pub mod stubs;
 pub mod template;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +78,8 @@ pub struct Options {
     pub prefix: String,
     pub api_addr: String,
     pub aws_addr: String,
+    /// Where the template's WebSocket API listens (`ws://`).
+    pub ws_addr: String,
     /// Where the Razorpay stand-in listens.
     pub digio_addr: String,
     pub razorpay_addr: String,
@@ -106,6 +110,7 @@ impl Options {
             prefix: prefix.into(),
             api_addr: "127.0.0.1:0".into(),
             aws_addr: "127.0.0.1:0".into(),
+            ws_addr: "127.0.0.1:0".into(),
             digio_addr: "127.0.0.1:0".into(),
             razorpay_addr: "127.0.0.1:0".into(),
             template: repo_root().join("template.yaml"),
@@ -122,6 +127,11 @@ impl Options {
 /// A running local stack; its servers and pollers stop when it is dropped.
 pub struct LocalStack {
     pub api_url: String,
+    /// The template's WebSocket API (`ws://127.0.0.1:<port>`; clients may add `/<stage>`);
+    /// empty when the template has none.
+    pub ws_url: String,
+    /// Its open connections (the Management API's view).
+    pub ws_connections: Option<Arc<websocket::Connections>>,
     /// The AWS endpoint functions use (moto plus local Cognito behaviour).
     pub aws_endpoint: String,
     pub provisioned: Provisioned,
@@ -149,6 +159,10 @@ impl Drop for LocalStack {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        // Connections outlive the server's task: close them, so their $disconnect runs.
+        if let Some(connections) = &self.ws_connections {
+            connections.close_all();
         }
     }
 }
@@ -179,25 +193,45 @@ impl LocalStack {
         let aws_listener =
             TcpListener::bind(&opts.aws_addr).await.with_context(|| format!("binding {}", opts.aws_addr))?;
         let aws_endpoint = format!("http://{}", aws_listener.local_addr()?);
+        opts.parameters.entry("AwsEndpointUrl".into()).or_insert_with(|| aws_endpoint.clone());
+        let lookup = |id: &str, attr: &str| {
+            provisioned.lookup(id, attr).or_else(|| match (id, attr) {
+                ("AWS::Region", "Ref") => Some(REGION.to_owned()),
+                ("AWS::AccountId", "Ref") => Some(provision::ACCOUNT_ID.to_owned()),
+                (_, "Ref") => {
+                    opts.parameters.get(id).cloned().or_else(|| template.parameters.get(id).cloned().flatten())
+                }
+                _ => None,
+            })
+        };
+        let websocket_api = template.websocket_api()?;
+        let ws_connections = match &websocket_api {
+            Some(api) => Some(websocket::Connections::new(
+                template::resolve(&api.stage_name, &lookup).context("the WebSocket API's stage")?,
+                cognito.calls.clone(),
+            )),
+            None => None,
+        };
+        // The AWS endpoint: the Management API of the WebSocket API, and moto with the local
+        // Cognito behind everything else.
+        let mut aws_router = axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone());
+        if let Some(connections) = &ws_connections {
+            aws_router = connections.router().merge(aws_router);
+        }
         let mut tasks = stub_tasks;
-        tasks.push(serve(aws_listener, axum::Router::new().fallback(aws_endpoint::serve).with_state(cognito.clone())));
+        tasks.push(serve(aws_listener, aws_router));
 
         let sdk = local_sdk(&aws_endpoint, !opts.lambda_timeouts).await;
-        opts.parameters.entry("AwsEndpointUrl".into()).or_insert_with(|| aws_endpoint.clone());
         let mut functions = Vec::new();
         let mut envs = HashMap::new();
         for def in template.functions()? {
-            let lookup = |id: &str, attr: &str| {
-                provisioned.lookup(id, attr).or_else(|| match (id, attr) {
-                    ("AWS::Region", "Ref") => Some(REGION.to_owned()),
-                    (_, "Ref") => {
-                        opts.parameters.get(id).cloned().or_else(|| template.parameters.get(id).cloned().flatten())
-                    }
-                    _ => None,
-                })
-            };
-            let env = template::resolve_env(&def.env, &lookup)
+            let mut env = template::resolve_env(&def.env, &lookup)
                 .with_context(|| format!("environment of {}", def.logical_id))?;
+            for value in env.values_mut() {
+                if let Some(local) = local_url(value, &aws_endpoint) {
+                    *value = local;
+                }
+            }
             let handler = functions::build(&def.binary, &sdk, &env)
                 .await
                 .with_context(|| format!("function {}", def.logical_id))?;
@@ -244,6 +278,21 @@ impl LocalStack {
                 routes.push(gateway::Route { route: route.clone(), handler: h.clone() });
             }
         }
+        let ws_url = match (&websocket_api, &ws_connections) {
+            (Some(api), Some(connections)) => {
+                let socket_api = socket_api(api, &functions, &provisioned, connections.clone())?;
+                let listener =
+                    TcpListener::bind(&opts.ws_addr).await.with_context(|| format!("binding {}", opts.ws_addr))?;
+                let url = format!("ws://{}", listener.local_addr()?);
+                let service = socket_api.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+                tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(listener, service).await;
+                }));
+                url
+            }
+            _ => String::new(),
+        };
+
         let pool = &provisioned.user_pool_id;
         let gw = gateway::Gateway::new(
             routes,
@@ -318,6 +367,8 @@ impl LocalStack {
         let parameters = opts.parameters.clone();
         Ok(Self {
             api_url,
+            ws_url,
+            ws_connections,
             aws_endpoint,
             provisioned,
             outbox,
@@ -389,6 +440,47 @@ impl LocalStack {
     }
 }
 
+/// A URL in a function's environment that the function calls itself, not through an SDK
+/// client (which `AWS_ENDPOINT_URL` points at the local AWS endpoint already): a user pool's
+/// JWKS, and an `execute-api` endpoint (the WebSocket API's Management API). The local AWS
+/// endpoint answers the same path: the Management API itself, and the JWKS from moto, which
+/// publishes each pool's keys there. Other AWS URLs (a token issuer) are names, kept as they are.
+fn local_url(value: &str, aws_endpoint: &str) -> Option<String> {
+    let (host, path) = value.strip_prefix("https://")?.split_once('/')?;
+    let called = host.contains(".execute-api.") || path.ends_with("/.well-known/jwks.json");
+    (host.ends_with(".amazonaws.com") && called).then(|| format!("{aws_endpoint}/{path}"))
+}
+
+/// The WebSocket API with its routes' and authorizer's in-process functions.
+fn socket_api(
+    api: &template::WebSocketApiDef,
+    functions: &[(template::FunctionDef, Handler)],
+    provisioned: &Provisioned,
+    connections: Arc<websocket::Connections>,
+) -> Result<Arc<websocket::SocketApi>> {
+    let handler = |id: &str| functions.iter().find(|(d, _)| d.logical_id == id).map(|(_, h)| h);
+    let mut routes = Vec::new();
+    let mut authorizer = None;
+    for route in &api.routes {
+        let Some(Handler::WebSocket(h)) = handler(&route.function) else {
+            return Err(anyhow!("route {} names {}, which is not a WebSocket function", route.key, route.function));
+        };
+        routes.push(websocket::Route { key: route.key.clone(), function: route.function.clone(), handler: h.clone() });
+        if let Some(a) = &route.authorizer {
+            let Some(Handler::Authorizer(h)) = handler(&a.function) else {
+                return Err(anyhow!("{} authorizes {}, but is not an authorizer function", a.function, route.key));
+            };
+            authorizer = Some(websocket::Authorizer {
+                function: a.function.clone(),
+                identity_source: a.identity_source.clone(),
+                handler: h.clone(),
+            });
+        }
+    }
+    let api_id = provisioned.lookup(&api.logical_id, "Ref").ok_or_else(|| anyhow!("{} has no id", api.logical_id))?;
+    Ok(websocket::SocketApi::new(api_id, routes, authorizer, connections))
+}
+
 /// The stand-ins' secrets as a deployer stores them: SecureString parameters, named by the
 /// template parameters the functions' `*_PARAMETER` variables come from (under the stack's
 /// prefix, as stacks share one moto), unless the caller named them already.
@@ -427,8 +519,8 @@ async fn run_schedule(name: String, every: std::time::Duration, handler: functio
 }
 
 /// The rule the `local-stack` command seeds: 20% bonus cash on recharges of ₹500 to ₹10,000.
-pub fn default_promotion_rule() -> shared::promotion::PromotionRule {
-    shared::promotion::PromotionRule {
+pub fn default_promotion_rule() -> shared::domain::promotion::PromotionRule {
+    shared::domain::promotion::PromotionRule {
         id: "recharge-20".into(),
         name: "20% bonus on recharges of ₹500 to ₹10,000".into(),
         min_amount: shared::Money::from_paise(50_000),

@@ -10,12 +10,14 @@ async fn main() -> Result<()> {
         .init();
     let api_port = std::env::var("API_PORT").unwrap_or_else(|_| "3000".into());
     let aws_port = std::env::var("AWS_PORT").unwrap_or_else(|_| "4566".into());
+    let ws_port = std::env::var("WS_PORT").unwrap_or_else(|_| "3001".into());
     let razorpay_port = std::env::var("RAZORPAY_PORT").unwrap_or_else(|_| "3100".into());
     let digio_port = std::env::var("DIGIO_PORT").unwrap_or_else(|_| "3200".into());
     // A port in use is named with the variable that moves it, before anything starts.
     for (var, port) in [
         ("API_PORT", &api_port),
         ("AWS_PORT", &aws_port),
+        ("WS_PORT", &ws_port),
         ("RAZORPAY_PORT", &razorpay_port),
         ("DIGIO_PORT", &digio_port),
     ] {
@@ -37,6 +39,7 @@ async fn main() -> Result<()> {
     let mut opts = Options::new(moto_endpoint.clone(), "astrokiran-local");
     opts.api_addr = format!("127.0.0.1:{api_port}");
     opts.aws_addr = format!("127.0.0.1:{aws_port}");
+    opts.ws_addr = format!("127.0.0.1:{ws_port}");
     let every: u64 = std::env::var("LOCAL_SCHEDULE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     opts.schedule_every = Some(std::time::Duration::from_secs(every));
     opts.razorpay_addr = format!("127.0.0.1:{razorpay_port}");
@@ -70,6 +73,12 @@ async fn main() -> Result<()> {
             println!("    every   {:<32} -> {} (locally every {every}s)", schedule, def.logical_id);
         }
     }
+    if let Some(api) = infra::template::Template::load(&infra::repo_root().join("template.yaml"))?.websocket_api()? {
+        for route in &api.routes {
+            let auth = route.authorizer.as_ref().map(|a| format!("  ({})", a.function)).unwrap_or_default();
+            println!("    ws      {:<32} -> {}{auth}", route.key, route.function);
+        }
+    }
     println!("  table {}  user pool {}  app client {}", stack.table_name(), p.user_pool_id, p.user_pool_client_id);
     println!("  promotion rule seeded: {}", infra::default_promotion_rule().name);
     println!();
@@ -78,6 +87,12 @@ async fn main() -> Result<()> {
     println!();
     println!("   API                  {api}");
     println!("   API contract (try it) {api}/docs        (OpenAPI 3.1: {api}/openapi.json)");
+    if !stack.ws_url.is_empty() {
+        println!(
+            "   WebSocket API        {}   (?token=<access_token>; PostToConnection at the AWS endpoint)",
+            stack.ws_url
+        );
+    }
     println!("   AWS endpoint         {}   (moto + local Cognito; moto itself at {moto_endpoint})", stack.aws_endpoint);
     println!("   local Digio          {}   (approve a KYC: POST /_local/kyc/<KID>/approve)", stack.stubs.digio.url);
     println!(

@@ -1,4 +1,4 @@
-//! Creates the table (with its stream), queues, topic, subscriptions and user pool that
+//! Creates the table (with its stream), queues, topic, subscriptions, buckets and user pool that
 //! `template.yaml` declares, in the emulator.
 //! The local stack and the tests both provision through here.
 
@@ -180,6 +180,36 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
     }
     // AWS::SQS::QueuePolicy: moto does not enforce queue policies, so none are made.
 
+    // Buckets: made empty and private (moto refuses an anonymous read of a private object).
+    // Their encryption, public access block and lifecycle change nothing a test could see in
+    // moto, so they are not played; the presigned requests' checks are the local AWS
+    // endpoint's (`aws_endpoint::presigned_s3_refusal`).
+    let endpoint = sdk.endpoint_url().ok_or_else(|| anyhow!("no emulator endpoint"))?.trim_end_matches('/');
+    for (id, _) in template.of_kind("AWS::S3::Bucket") {
+        let name = bucket_name(prefix, id);
+        let location = format!(
+            "<CreateBucketConfiguration><LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+        );
+        let created = reqwest::Client::new().put(format!("{endpoint}/{name}")).body(location).send().await;
+        let status = created.with_context(|| format!("creating bucket {id}"))?.status();
+        if !status.is_success() {
+            return Err(anyhow!("creating bucket {id}: {status}"));
+        }
+        out.attrs.insert((id.clone(), "Arn".into()), format!("arn:aws:s3:::{name}"));
+        out.refs.insert(id.clone(), name);
+    }
+
+    // WebSocket APIs are served by the local stack itself (crate::websocket), not by the
+    // emulator: an id as API Gateway gives one (10 lower-case letters and digits), for the
+    // functions' `!Sub` of their endpoint.
+    for (id, _) in template.of_kind("AWS::ApiGatewayV2::Api") {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::rng();
+        let api_id: String = (0..10).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+        out.refs.insert(id.clone(), api_id);
+    }
+
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
     for (id, res) in template.of_kind("AWS::Cognito::UserPool") {
         let pool_id = create_user_pool(&cognito, &format!("{prefix}-{id}"), &res.properties)
@@ -230,6 +260,17 @@ pub async fn provision(sdk: &SdkConfig, template: &Template, prefix: &str) -> Re
         out.refs.insert(id.clone(), name.to_owned());
     }
     Ok(out)
+}
+
+/// A bucket name S3 accepts (lower case, digits and '-', at most 63 characters) from the
+/// stack's prefix and the logical id.
+fn bucket_name(prefix: &str, id: &str) -> String {
+    let name: String = format!("{prefix}-{id}")
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name.chars().take(63).collect::<String>().trim_matches('-').to_owned()
 }
 
 /// Creates a table; returns its stream's ARN when it has one.

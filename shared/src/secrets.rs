@@ -15,7 +15,7 @@
 //!
 //! Why on first use and not at cold start: the read is a network round trip (about 11 ms to
 //! the local endpoint, more to SSM), and before the first `/next` it made these functions'
-//! cold start 4x a bare runtime's (README, "Measured"). Read by the first request instead,
+//! cold start 4x a bare runtime's (docs/benchmark.md, "Measured"). Read by the first request instead,
 //! it is paid once per sandbox, only by a route that needs a secret (not by `GET
 //! /wallet/top-ups/{id}`, say), and a failed read is retried by the next request instead of
 //! failing the sandbox's init. The variables are still checked at cold start, so a missing

@@ -1,4 +1,4 @@
-//! `contention`: the booking row of the benchmark (README: "Benchmark"). 50 customers book
+//! `contention`: the booking row of the benchmark (docs/benchmark.md). 50 customers book
 //! 10 astrologers at once through the local API (the real handlers, the real SDK, moto),
 //! for a bounded time; next to it, in alternating windows, the raw rate of a transaction of
 //! the same shape (6 items, two of them conditioned on a version) against the same moto at

@@ -1,4 +1,4 @@
-//! `load`: the bounded load run of the reliability suite (README: "Reliability"). 200
+//! `load`: the bounded load run of the reliability suite (docs/reliability.md). 200
 //! customers and 20 astrologers on the local stack (real handlers, real SDK, moto, all on
 //! 127.0.0.1); for a bounded time each customer, as an app would, tops up (the checkout
 //! confirmation and Razorpay's webhook racing), books, sometimes cancels, and looks at its

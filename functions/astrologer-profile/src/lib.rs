@@ -8,11 +8,12 @@
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use shared::astrologer::{AstrologerRecord, ProfileInput, RateBounds};
-use shared::availability::{
+use shared::config::{self, ConfigError};
+use shared::domain::astrologer::{AstrologerRecord, ProfileInput, RateBounds};
+use shared::domain::availability::{
     DEFAULT_TIME_ZONE, PRESENCE_TTL, Presence, WeeklyAvailability, WindowInput, parse_time_zone,
 };
-use shared::config::{self, ConfigError};
+use shared::domain::saved_replies::SavedReplies;
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::store::Store;
 use shared::{ApiError, Money, UserType};
@@ -45,10 +46,10 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
-    use shared::openapi::{FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, schema, success};
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
+    use shared::http::openapi::{FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, schema, success};
     let own =
         || vec![success(200, "The caller's profile as stored, and whether the catalogue shows it", schema::<OwnView>)];
     // In the astrologer group but without an astrologer item: the sign-up never finished.
@@ -80,6 +81,23 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
             errors: vec![no_item],
             ..Operation::default()
         },
+        Op::GetSavedReplies => Operation {
+            summary: "The caller's saved replies (texts they send often in chats)",
+            responses: vec![success(200, "The saved replies, in the caller's order", schema::<SavedReplies>)],
+            ..Operation::default()
+        },
+        Op::PutSavedReplies => Operation {
+            summary: "Replace the caller's saved replies",
+            description: "At most 20, each 1 to 2,000 characters (trimmed; duplicates kept once).",
+            request: Request::Json(body(schema::<SavedRepliesBody>)),
+            responses: vec![success(200, "The saved replies as kept", schema::<SavedReplies>)],
+            errors: vec![error(
+                400,
+                "invalid_field",
+                "more than 20 replies, or one empty, too long or with control characters",
+            )],
+            ..Operation::default()
+        },
         Op::PutPresence => Operation {
             summary: "Go online or offline (online is a heartbeat: renew it within 5 minutes)",
             request: Request::Json(body(schema::<PresenceBody>)),
@@ -96,6 +114,8 @@ pub enum Op {
     PutProfile,
     PutAvailability,
     PutPresence,
+    GetSavedReplies,
+    PutSavedReplies,
 }
 
 const ASTROLOGER: Access = Access::Role(UserType::Astrologer);
@@ -106,12 +126,16 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "PUT /astrologers/me/profile", access: ASTROLOGER, handler: Op::PutProfile },
     Route { key: "PUT /astrologers/me/availability", access: ASTROLOGER, handler: Op::PutAvailability },
     Route { key: "PUT /astrologers/me/presence", access: ASTROLOGER, handler: Op::PutPresence },
+    Route { key: "GET /astrologers/me/saved-replies", access: ASTROLOGER, handler: Op::GetSavedReplies },
+    Route { key: "PUT /astrologers/me/saved-replies", access: ASTROLOGER, handler: Op::PutSavedReplies },
 ];
 
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let (op, caller) = http::dispatch(ROUTES, req)?;
     let caller = http::signed_in(caller)?;
     let saved = match op {
+        Op::GetSavedReplies => return Ok(json(200, &app.store.saved_replies(&caller.user_id).await?)),
+        Op::PutSavedReplies => return put_saved_replies(app, req, &caller).await,
         Op::GetProfile => app.store.astrologer(&caller.user_id).await?,
         Op::PutProfile => put_profile(app, req, &caller).await?,
         Op::PutAvailability => put_availability(app, req, &caller).await?,
@@ -134,7 +158,7 @@ async fn put_profile(app: &App, req: &Request, caller: &Caller) -> Result<Option
 struct AvailabilityBody {
     /// IANA name; Asia/Kolkata when absent.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = shared::openapi::optional_time_zone))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = shared::http::openapi::optional_time_zone))]
     time_zone: Option<String>,
     #[cfg_attr(feature = "openapi", schema(max_items = 28))]
     windows: Vec<WindowInput>,
@@ -142,10 +166,26 @@ struct AvailabilityBody {
 
 async fn put_availability(app: &App, req: &Request, caller: &Caller) -> Result<Option<AstrologerRecord>, ApiError> {
     let body: AvailabilityBody = http::json_body(req)?;
-    let invalid = |e: shared::availability::AvailabilityError| ApiError::invalid_field(e.field, e.message);
+    let invalid = |e: shared::domain::availability::AvailabilityError| ApiError::invalid_field(e.field, e.message);
     let tz = body.time_zone.as_deref().map(parse_time_zone).transpose().map_err(invalid)?.unwrap_or(DEFAULT_TIME_ZONE);
     let availability = WeeklyAvailability::parse(tz, &body.windows).map_err(invalid)?;
     Ok(app.store.save_astrologer_availability(&caller.user_id, &availability, Utc::now()).await?)
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedRepliesBody {
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
+    replies: Vec<String>,
+}
+
+/// Replaces the caller's saved replies (texts they send often in chats).
+async fn put_saved_replies(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let body: SavedRepliesBody = http::json_body(req)?;
+    let replies = SavedReplies::parse(&body.replies).map_err(|e| ApiError::invalid_field("replies", e.to_string()))?;
+    app.store.save_replies(&caller.user_id, &replies).await?;
+    Ok(json(200, &replies))
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -167,7 +207,7 @@ async fn put_presence(app: &App, req: &Request, caller: &Caller) -> Result<Optio
 #[derive(Serialize)]
 struct OwnView<'a> {
     astrologer_id: &'a str,
-    profile: Option<&'a shared::astrologer::Profile>,
+    profile: Option<&'a shared::domain::astrologer::Profile>,
     availability: AvailabilityView,
     presence: Presence,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,7 +215,7 @@ struct OwnView<'a> {
     /// Shown in the catalogue (approved, not suspended, with a saved profile).
     in_catalogue: bool,
     kyc_status: shared::KycStatus,
-    rating: shared::astrologer::RatingSummary,
+    rating: shared::domain::astrologer::RatingSummary,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

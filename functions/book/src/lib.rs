@@ -1,41 +1,46 @@
 //! Paid consultations. A customer books an astrologer (the price held from the wallet, bonus
 //! cash first, in the same transaction that creates the consultation and claims the
-//! astrologer's time); the astrologer starts it and either side ends it (the minutes used
-//! are charged, never past the booked end, the rest goes back, the astrologer earns their
-//! share); either side cancels one not started by the stated policy (README, "Cancellation
-//! policy"). Rules: `shared::booking`; writes: `shared::store::consultations`;
-//! closing: `shared::closing`.
+//! astrologer's time), for a time or now: connecting now rings an online astrologer, who
+//! accepts or declines within a minute. The astrologer starts (or accepts) it, the customer
+//! joins (the live session: the `live-session` function), and either side ends it (the
+//! minutes the server measured are charged, never more than held, the rest goes back, the
+//! astrologer earns their share); either side cancels one not started by the stated policy
+//! (docs/money.md, "Cancellation policy"). Rules: `shared::domain::booking`; writes:
+//! `shared::store::consultations`; closing: `shared::app::closing`. A party of a running
+//! session uploads a chat image straight to S3 with a presigned PUT (`shared::app::images`),
+//! then sends its key over the WebSocket API.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use shared::astrologer::Mode;
-use shared::booking::{
-    self, Action, BookingId, Consultation, ConsultationStatus, NotBookable, Party, PromoCode, StartRefusal,
+use shared::app::closing::{self, CloseError};
+use shared::domain::astrologer::Mode;
+use shared::domain::booking::chat::{self, ChatMessage, ImageKey, ImageType, ServerMessage, Side};
+use shared::domain::booking::{
+    self, Action, BookingId, BookingRefusal, BookingRequest, BookingState, Consultation, ConsultationStatus,
+    ExtensionRefusal, NotBookable, Party, StartRefusal,
 };
-use shared::closing::{self, CloseError};
+use shared::domain::idempotency::{IdempotencyKey, StoredResponse};
+use shared::domain::wallet::WalletError;
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::idempotency::{IdempotencyKey, StoredResponse};
 use shared::store::Account;
-use shared::store::consultations::{BookingPlan, BookingWrite, StartWrite};
-use shared::wallet::{Movement, Reference, WalletError};
+use shared::store::consultations::{BookingWrite, StartWrite};
+use shared::store::retry::{self, Attempt, Retry};
 use shared::{ApiError, UserId, UserType};
 
-/// Reads and writes again this many times when a concurrent booking moved what was read.
-const BOOKING_ATTEMPTS: usize = 5;
-const MAX_QUESTION_CHARS: usize = 500;
-
-pub use shared::app::ClosingApp as App;
+pub use shared::app::images::ChatApp as App;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
     use serde_json::json;
-    use shared::openapi::{FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success};
+    use shared::http::openapi::{
+        FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success,
+    };
     let not_yours = error(404, "not_found", "no such consultation of the caller's (as its customer or astrologer)");
     let busy = error(503, "busy", "the wallet or the calendar kept changing underneath; retry");
     let transition = error(409, "invalid_transition", "the consultation's status does not allow this (see `message`)");
@@ -113,6 +118,68 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
             ],
             ..Operation::default()
         },
+        Op::Accept => Operation {
+            summary: "Accept a connect-now request (its astrologer, within a minute of the ring)",
+            description: "Opens the session: the astrologer has joined; the meter runs once the customer joins too \
+                          (`join` on the WebSocket API). Accepting an accepted one answers it again.",
+            responses: consultation("The consultation, in progress"),
+            errors: vec![
+                not_yours,
+                transition,
+                error(409, "expired", "the request was not answered within a minute"),
+                error(403, "astrologer_suspended", "the astrologer is suspended"),
+            ],
+            ..Operation::default()
+        },
+        Op::Decline => Operation {
+            summary: "Decline a connect-now request (its astrologer): the customer gets everything back",
+            responses: consultation("The consultation, declined, with `closing`"),
+            errors: vec![not_yours, transition, busy],
+            ..Operation::default()
+        },
+        Op::Extend => Operation {
+            summary: "Extend a session in progress (its customer): more minutes held from the wallet",
+            description: "Holds `minutes` more at the booked rate, at once, and moves the session's paid end. On 402, \
+                          top up and retry with the same `Idempotency-Key`. At most 120 minutes in all.",
+            request: Request::Json(body(schema::<ExtendBody>)),
+            idempotency_key: true,
+            responses: consultation("The consultation, with its new minutes, hold and `paid_until`"),
+            errors: vec![
+                not_yours,
+                error(402, "insufficient_balance", "the wallet is short by `shortfall`; top up and retry with the same key"),
+                error(409, "not_live", "the session is not running (not started, ended, or its paid time is over)"),
+                error(409, "slot_taken", "the astrologer is booked right after this session"),
+                error(400, "invalid_field", "`minutes` is not a whole number from 1, or the total would pass 120"),
+                busy,
+            ],
+            ..Operation::default()
+        },
+        Op::Images => Operation {
+            summary: "A URL to upload a chat image to (a party of a session in progress)",
+            description: "Answers a presigned PUT for one new image key, valid 5 minutes: send the bytes to `upload_url` \
+                          with `method` and exactly the `headers` given (the content type and size asked for are \
+                          signed: S3 refuses another type or size, another key, or a late upload). Then send \
+                          `image_key` in a `send` message on the WebSocket API. The bucket is private: the two \
+                          parties see the image through `image_url` on the message, a presigned GET made for each \
+                          read, valid 10 minutes.",
+            request: Request::Json(body(schema::<ImageUploadBody>)),
+            responses: vec![success(200, "Where and how to upload the image", schema::<ImageUpload>)],
+            errors: vec![
+                not_yours,
+                error(409, "not_live", "the session is not running (not started, ended, or its paid time is over)"),
+                error(400, "invalid_field", "`content_type` is not image/jpeg or image/png, or `size` is not 1 to 5242880 bytes"),
+            ],
+            ..Operation::default()
+        },
+        Op::Messages => Operation {
+            summary: "The consultation's chat, oldest first (its customer and astrologer only)",
+            description: "A message with an image has `image_key` and `image_url`, a presigned GET of the image valid \
+                          10 minutes, made for this read: read the page again for a fresh one.",
+            params: page(),
+            responses: vec![success(200, "One page of messages", schema::<Messages>)],
+            errors: vec![not_yours, bad_page],
+            ..Operation::default()
+        },
         Op::Complete => Operation {
             summary: "End a consultation in progress (its astrologer or its customer): settle the minutes used",
             description: "Charges the minutes used up to now (a started minute counts whole; never past the booked \
@@ -151,6 +218,11 @@ pub enum Op {
     List,
     Get,
     Start,
+    Accept,
+    Decline,
+    Messages,
+    Images,
+    Extend,
     Complete,
     Cancel,
     Earnings,
@@ -164,6 +236,12 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "GET /consultations", access: Access::SignedIn, handler: Op::List },
     Route { key: "GET /consultations/{id}", access: Access::SignedIn, handler: Op::Get },
     Route { key: "POST /consultations/{id}/start", access: ASTROLOGER, handler: Op::Start },
+    Route { key: "POST /consultations/{id}/accept", access: ASTROLOGER, handler: Op::Accept },
+    Route { key: "POST /consultations/{id}/decline", access: ASTROLOGER, handler: Op::Decline },
+    Route { key: "GET /consultations/{id}/messages", access: Access::SignedIn, handler: Op::Messages },
+    // Either party of a running session (own_consultation: only its customer or astrologer).
+    Route { key: "POST /consultations/{id}/images", access: Access::SignedIn, handler: Op::Images },
+    Route { key: "POST /consultations/{id}/extend", access: Access::Role(UserType::User), handler: Op::Extend },
     // Either party ends it (own_consultation: only its customer or astrologer).
     Route { key: "POST /consultations/{id}/complete", access: Access::SignedIn, handler: Op::Complete },
     Route { key: "POST /consultations/{id}/cancel", access: Access::SignedIn, handler: Op::Cancel },
@@ -177,11 +255,19 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         Op::Book => book(app, req, caller).await,
         Op::List => list(app, req, &caller).await,
         Op::Get => Ok(json(200, &own_consultation(app, req, &caller).await?.0)),
-        Op::Start => start(app, req, &caller).await,
-        Op::Complete | Op::Cancel => {
+        Op::Start | Op::Accept => start(app, req, &caller, op == Op::Accept).await,
+        Op::Messages => messages(app, req, &caller).await,
+        Op::Images => upload_image(app, req, &caller).await,
+        Op::Extend => extend(app, req, &caller).await,
+        Op::Complete | Op::Cancel | Op::Decline => {
             let (c, party) = own_consultation(app, req, &caller).await?;
-            let action = if op == Op::Complete { Action::Complete } else { Action::Cancel };
+            let action = match op {
+                Op::Complete => Action::Complete,
+                Op::Decline => Action::Decline,
+                _ => Action::Cancel,
+            };
             let closed = closing::close(&app.store, c, action, party, app.share).await.map_err(close_error)?;
+            app.tell_other(&closed, party).await;
             Ok(json(200, &closed))
         }
         Op::Earnings => earnings(app, req, &caller).await,
@@ -197,7 +283,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 struct BookBody {
     astrologer_id: UserId,
     mode: Mode,
-    #[serde(deserialize_with = "http::whole_number")]
+    #[serde(deserialize_with = "shared::domain::json::whole_number")]
     #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 120))]
     minutes: u32,
     /// Absent: now, which needs the astrologer online.
@@ -227,100 +313,61 @@ fn not_bookable(e: NotBookable) -> ApiError {
 
 async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
     let body: BookBody = http::json_body(req)?;
-    if !(booking::MIN_MINUTES..=booking::MAX_MINUTES).contains(&body.minutes) {
-        let (min, max) = (booking::MIN_MINUTES, booking::MAX_MINUTES);
-        return Err(ApiError::invalid_field("minutes", format!("must be {min} to {max}")));
-    }
-    let question = body.question.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned);
-    if question.as_ref().is_some_and(|q| q.chars().count() > MAX_QUESTION_CHARS || q.chars().any(char::is_control)) {
-        return Err(ApiError::invalid_field("question", format!("at most {MAX_QUESTION_CHARS} characters of text")));
-    }
-    let promo_code = body
-        .promo_code
-        .as_deref()
-        .map(|c| PromoCode::normalize(c).ok_or_else(|| ApiError::invalid_field("promo_code", "is not a promo code")))
-        .transpose()?;
+    let request = BookingRequest::new(
+        caller.user_id.clone(),
+        body.astrologer_id.clone(),
+        body.mode,
+        body.minutes,
+        body.scheduled_at,
+        body.promo_code.as_deref(),
+        body.question.as_deref(),
+    )
+    .map_err(|e| ApiError::invalid_field(e.field, e.problem))?;
     let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
 
-    for attempt in 0..BOOKING_ATTEMPTS {
+    let busy = |_| ApiError::unavailable("busy", "this astrologer's calendar or your wallet is busy; try again");
+    retry::on_conflict(Retry::DEFAULT, busy, || async {
         let now = Utc::now();
-        let state = app.store.booking_state(&key, &body.astrologer_id, promo_code.as_deref()).await?;
-        if let Some(first) = key.replay(state.first_response.as_ref(), now)? {
-            return Ok(first);
+        let read = app.store.booking_state(&key, &request.astrologer_id, request.promo_code.as_deref()).await?;
+        if let Some(first) = key.replay(read.first_response.as_ref(), now)? {
+            return Ok(Attempt::Done(first));
         }
-        let wallet = state.wallet.ok_or_else(|| ApiError::not_found("wallet"))?;
-        let astrologer = state.astrologer.ok_or_else(|| ApiError::not_found("astrologer"))?;
-        let start = body.scheduled_at.unwrap_or(now);
-        let interval = booking::check_bookable(
-            &astrologer,
-            &caller.user_id,
-            body.mode,
-            start,
-            body.minutes,
-            body.scheduled_at.is_none(),
-            now,
-        )
-        .map_err(not_bookable)?;
-        let profile = astrologer.profile.as_ref().ok_or_else(|| ApiError::not_found("astrologer"))?;
-        let gross = booking::price(profile.rate_per_minute, body.minutes, shared::Money::ZERO)
-            .ok_or_else(|| ApiError::invalid_field("minutes", "the price is too large"))?
-            .gross;
-        let discount = match (&promo_code, &state.promo) {
-            (None, _) => shared::Money::ZERO,
-            (Some(_), None) => return Err(promo_refused(booking::PromoRefusal::Unknown)),
-            (Some(_), Some((promo, used))) => promo
-                .discount(gross, now, UserType::User, *used, state.promo_used_by_customer)
-                .map_err(promo_refused)?,
+        let wallet = read.wallet.ok_or_else(|| ApiError::not_found("wallet"))?;
+        let astrologer = read.astrologer.ok_or_else(|| ApiError::not_found("astrologer"))?;
+        let state = BookingState {
+            wallet: &wallet,
+            astrologer: &astrologer,
+            promo: read.promo.as_ref(),
+            promo_used_by_customer: read.promo_used_by_customer,
         };
-        let price = booking::price(profile.rate_per_minute, body.minutes, discount)
-            .ok_or_else(|| ApiError::invalid_field("minutes", "the price is too large"))?;
-        let hold = wallet.hold(price.amount).map_err(wallet_error)?;
         let id = BookingId::from_number(rand::rng().random());
-        let consultation = Consultation {
-            booking_id: id.clone(),
-            customer_id: caller.user_id.clone(),
-            astrologer_id: astrologer.id.clone(),
-            astrologer_name: profile.display_name.clone(),
-            mode: body.mode,
-            scheduled_at: interval.0,
-            ends_at: interval.1,
-            instant: body.scheduled_at.is_none(),
-            price,
-            promo_code: promo_code.clone().filter(|_| discount > shared::Money::ZERO),
-            question: question.clone(),
-            hold,
-            status: ConsultationStatus::Scheduled,
-            created_at: now,
-            started_at: None,
-            closed_at: None,
-            closing: None,
-        };
-        let note = format!("Consultation {id} with {}", profile.display_name);
-        let posting = wallet
-            .post(vec![Movement::hold(hold, Reference::consultation(id.as_str()), &note)], now)
-            .map_err(wallet_error)?;
-        let response = json(201, &consultation);
-        let plan = BookingPlan {
-            schedule: booking::schedule_with(&astrologer.booked, interval, &id, now),
-            schedule_version_read: astrologer.schedule_version,
-            promo: state.promo.map(|(p, _)| p).filter(|_| consultation.promo_code.is_some()),
-            first_response: StoredResponse::of(&key, &response, now),
-            key: key.clone(),
-            posting,
-            consultation,
-        };
-        match app.store.book(&plan, now).await? {
+        let plan = booking::plan(&state, &request, id, now).map_err(refused)?;
+        let response = json(201, &plan.consultation);
+        match app.store.book(&plan, &key, &StoredResponse::of(&key, &response, now), now).await? {
             BookingWrite::Booked => {
-                tracing::info!(booking_id = %id, amount = %price.amount, "consultation booked");
-                return Ok(response);
+                let c = &plan.consultation;
+                tracing::info!(booking_id = %c.booking_id, amount = %c.price.amount, "consultation booked");
+                if c.status == ConsultationStatus::Ringing {
+                    let ring = ServerMessage::Ring { consultation: Box::new(c.clone()) };
+                    app.push.to_user(&app.store, &c.astrologer_id, &ring).await;
+                }
+                Ok(Attempt::Done(response))
             }
-            BookingWrite::KeyTaken => return key.winner(&app.store, now).await,
-            // Someone else moved the wallet or the calendar: back off a little, with jitter,
-            // so racing requests spread out instead of colliding again.
-            BookingWrite::Moved => shared::store::pause_after_conflict(attempt).await,
+            BookingWrite::KeyTaken => key.winner(&app.store, now).await.map(Attempt::Done),
+            // Someone else moved the wallet or the calendar: read and decide again.
+            BookingWrite::Moved => Ok(Attempt::Conflict),
         }
+    })
+    .await
+}
+
+fn refused(r: BookingRefusal) -> ApiError {
+    match r {
+        BookingRefusal::NotBookable(e) => not_bookable(e),
+        BookingRefusal::Promo(e) => promo_refused(e),
+        BookingRefusal::Wallet(e) => wallet_error(e),
+        BookingRefusal::PriceTooLarge => ApiError::invalid_field("minutes", "the price is too large"),
     }
-    Err(ApiError::unavailable("busy", "this astrologer's calendar or your wallet is busy; try again"))
 }
 
 fn promo_refused(r: booking::PromoRefusal) -> ApiError {
@@ -345,23 +392,34 @@ async fn own_consultation(app: &App, req: &Request, caller: &Caller) -> Result<(
     Ok((c, party))
 }
 
-async fn start(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+/// The astrologer opens the session: starts a scheduled consultation in its window, or
+/// accepts a ringing one before the ring ends (`accept`). They have joined; the meter runs
+/// once the customer joins too.
+async fn start(app: &App, req: &Request, caller: &Caller, accept: bool) -> Result<Response, ApiError> {
     let (mut c, party) = own_consultation(app, req, caller).await?;
     let now = Utc::now();
     if c.status == ConsultationStatus::InProgress && party == Party::Astrologer {
         return Ok(json(200, &c));
     }
-    if booking::transition(c.status, Action::Start, party).is_none() {
+    let accept = accept || c.status == ConsultationStatus::Ringing;
+    let (action, verb) = if accept { (Action::Accept, "accepted") } else { (Action::Start, "started") };
+    if booking::transition(c.status, action, party).is_none() {
         return Err(ApiError::conflict(
             "invalid_transition",
-            format!("a {} consultation cannot be started", c.status.as_str()),
+            format!("a {} consultation cannot be {verb}", c.status.as_str()),
         ));
     }
-    booking::may_start(c.scheduled_at, c.ends_at, now).map_err(|r| match r {
-        StartRefusal::TooEarly => ApiError::conflict("too_early", r.to_string()),
-        StartRefusal::TooLate => ApiError::conflict("too_late", r.to_string()),
-    })?;
-    match app.store.start_consultation(&c, now).await? {
+    if accept {
+        if c.ring_expires_at.is_some_and(|at| now >= at) {
+            return Err(ApiError::conflict("expired", "the request was not answered within a minute"));
+        }
+    } else {
+        booking::may_start(c.scheduled_at, c.ends_at, now).map_err(|r| match r {
+            StartRefusal::TooEarly => ApiError::conflict("too_early", r.to_string()),
+            StartRefusal::TooLate => ApiError::conflict("too_late", r.to_string()),
+        })?;
+    }
+    match app.store.open_session(&c, now).await? {
         StartWrite::Started => {}
         StartWrite::Moved => {
             return Err(ApiError::conflict("invalid_transition", "the consultation changed; read it again"));
@@ -371,13 +429,148 @@ async fn start(app: &App, req: &Request, caller: &Caller) -> Result<Response, Ap
         }
     }
     c.status = ConsultationStatus::InProgress;
-    c.started_at = Some(now);
+    c.ring_expires_at = None;
+    c.attendance.astrologer_joined_at = Some(now);
+    c.attendance.astrologer_seen_at = Some(now);
+    app.tell_other(&c, party).await;
     Ok(json(200, &c))
+}
+
+/// Serialize: the idempotency key's request hash is of the parsed body.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct ExtendBody {
+    #[serde(deserialize_with = "shared::domain::json::whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 115))]
+    minutes: u32,
+}
+
+/// The customer buys more minutes of a session in progress: held at once, or `402` with the
+/// shortfall (top up, then retry with the same key).
+async fn extend(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let body: ExtendBody = http::json_body(req)?;
+    if body.minutes == 0 {
+        return Err(ApiError::invalid_field("minutes", "must be at least 1"));
+    }
+    let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
+    let (read, party) = own_consultation(app, req, caller).await?;
+    if party != Party::Customer {
+        return Err(ApiError::not_found("consultation"));
+    }
+    let id = read.booking_id.clone();
+    let mut first = Some(read);
+    let busy = |_| ApiError::unavailable("busy", "your wallet or the session is busy; try again");
+    let extended = retry::on_conflict(Retry::DEFAULT, busy, || {
+        let read = first.take();
+        let (id, key) = (&id, &key);
+        async move {
+            let c = match read {
+                Some(c) => c,
+                None => app.store.consultation(id).await?.ok_or_else(|| ApiError::not_found("consultation"))?,
+            };
+            let now = Utc::now();
+            let (first_response, wallet, astrologer) = app.store.extension_state(key, &c).await?;
+            if let Some(first) = key.replay(first_response.as_ref(), now)? {
+                return Ok(Attempt::Done((first, None)));
+            }
+            let wallet = wallet.ok_or_else(|| ApiError::not_found("wallet"))?;
+            let astrologer = astrologer.ok_or_else(|| ApiError::not_found("astrologer"))?;
+            let plan = booking::plan_extension(&c, &wallet, &astrologer, body.minutes, now).map_err(|r| match r {
+                ExtensionRefusal::NotLive(e) => ApiError::conflict("not_live", e.to_string()),
+                ExtensionRefusal::TooLong => ApiError::invalid_field("minutes", r.to_string()),
+                ExtensionRefusal::SlotTaken => ApiError::conflict("slot_taken", r.to_string()),
+                ExtensionRefusal::Wallet(e) => wallet_error(e),
+            })?;
+            let response = json(200, &plan.consultation);
+            match app.store.extend(&plan, key, &StoredResponse::of(key, &response, now), now).await? {
+                BookingWrite::Booked => Ok(Attempt::Done((response, Some(plan.consultation)))),
+                BookingWrite::KeyTaken => key.winner(&app.store, now).await.map(|r| Attempt::Done((r, None))),
+                BookingWrite::Moved => Ok(Attempt::Conflict),
+            }
+        }
+    })
+    .await?;
+    let (response, changed) = extended;
+    if let Some(c) = changed {
+        tracing::info!(booking_id = %c.booking_id, minutes = c.price.minutes, "session extended");
+        app.tell_other(&c, Party::Customer).await;
+    }
+    Ok(response)
+}
+
+/// A page of the consultation's chat, oldest first: its two parties only.
+async fn messages(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let (c, _) = own_consultation(app, req, caller).await?;
+    let after = http::query_param(req, "cursor").map(|cur| decode_cursor(cur, false)).transpose()?;
+    if after.as_ref().is_some_and(|a| !a.starts_with(shared::store::keys::CHAT_MESSAGE_SK_PREFIX)) {
+        return Err(ApiError::invalid_field("cursor", "is not a cursor this API returned"));
+    }
+    let (mut messages, next) = app.store.messages(&c.booking_id, limit(req)?, after.as_deref()).await?;
+    app.images.with_image_urls(&mut messages, Utc::now()).await;
+    Ok(json(200, &Messages { messages, next_cursor: next.map(|n| URL_SAFE_NO_PAD.encode(n)) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct ImageUploadBody {
+    content_type: ImageType,
+    /// The image's exact size in bytes (S3 refuses an upload of any other).
+    #[serde(deserialize_with = "shared::domain::json::whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5242880))]
+    size: u64,
+}
+
+/// A presigned upload of one chat image.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct ImageUpload {
+    /// What to send in the `send` message once uploaded.
+    image_key: ImageKey,
+    upload_url: String,
+    /// Always `PUT`.
+    method: &'static str,
+    /// Send exactly these (they are signed).
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
+    headers: std::collections::BTreeMap<&'static str, String>,
+    expires_at: DateTime<Utc>,
+}
+
+/// A presigned PUT of a new image key for the caller's side of a running session.
+async fn upload_image(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let body: ImageUploadBody = http::json_body(req)?;
+    let size = chat::check_image_size(body.size).map_err(|problem| ApiError::invalid_field("size", problem))?;
+    let (c, party) = own_consultation(app, req, caller).await?;
+    let side = Side::of(party).ok_or_else(|| ApiError::not_found("consultation"))?;
+    let now = Utc::now();
+    shared::domain::booking::session::check_live(&c, now).map_err(|e| ApiError::conflict("not_live", e.to_string()))?;
+    let key = ImageKey::new(&c.booking_id, side, rand::rng().random(), body.content_type);
+    let upload = app.images.upload_url(&key, body.content_type, size, now).await.map_err(ApiError::internal)?;
+    tracing::info!(booking_id = %c.booking_id, from = side.as_str(), size, "image upload URL");
+    Ok(json(
+        200,
+        &ImageUpload {
+            image_key: key,
+            upload_url: upload.url,
+            method: "PUT",
+            headers: upload.headers,
+            expires_at: upload.expires_at,
+        },
+    ))
+}
+
+/// A page of a consultation's chat.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Messages {
+    messages: Vec<ChatMessage>,
+    next_cursor: Option<String>,
 }
 
 fn close_error(e: CloseError) -> ApiError {
     match e {
-        CloseError::NotAllowed(..) | CloseError::TooEarly => ApiError::conflict("invalid_transition", e.to_string()),
+        CloseError::NotAllowed(..) => ApiError::conflict("invalid_transition", e.to_string()),
         CloseError::NotFound => ApiError::not_found("consultation"),
         CloseError::Busy => ApiError::unavailable("busy", e.to_string()),
         CloseError::Store(s) => s.into(),
@@ -434,7 +627,7 @@ async fn earnings(app: &App, req: &Request, caller: &Caller) -> Result<Response,
     if after.as_ref().is_some_and(|a| !a.starts_with(shared::store::keys::LEDGER_SK_PREFIX)) {
         return Err(ApiError::invalid_field("cursor", "is not a cursor this API returned"));
     }
-    let balance = app.store.account(&account).await?.unwrap_or_else(shared::wallet::Wallet::empty);
+    let balance = app.store.account(&account).await?.unwrap_or_else(shared::domain::wallet::Wallet::empty);
     let page = app.store.account_ledger_page(&account, limit(req)?, after.as_deref()).await?;
     Ok(json(
         200,
@@ -454,6 +647,6 @@ struct Earnings {
     /// Earned and not yet paid out.
     balance: shared::Money,
     total_earned: shared::Money,
-    entries: Vec<shared::wallet::LedgerEntry>,
+    entries: Vec<shared::domain::wallet::LedgerEntry>,
     next_cursor: Option<String>,
 }

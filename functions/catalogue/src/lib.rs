@@ -9,8 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use shared::astrologer::{AstrologerRecord, CatalogueQuery, CatalogueSort, Mode, RatingSummary};
-use shared::availability::{DEFAULT_TIME_ZONE, Presence, free_slots, parse_time_zone};
+use shared::domain::astrologer::{AstrologerRecord, CatalogueQuery, CatalogueSort, Mode, RatingSummary};
+use shared::domain::availability::{DEFAULT_TIME_ZONE, Presence, free_slots, parse_time_zone};
 use shared::http::{self, Access, Request, Response, Route, json};
 use shared::store::CatalogueCursor;
 use shared::{ApiError, Money, UserId};
@@ -25,18 +25,18 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
     use serde_json::json;
-    use shared::astrologer::{LANGUAGES, SPECIALISATIONS};
-    use shared::openapi::{FunctionDoc, Operation, STORE_UNAVAILABLE, error, query, schema, success};
+    use shared::domain::astrologer::{LANGUAGES, SPECIALISATIONS};
+    use shared::http::openapi::{FunctionDoc, Operation, STORE_UNAVAILABLE, error, query, schema, success};
     let names = |values: Vec<&str>| json!({ "type": "string", "enum": values });
     let time_zone = || {
         query(
             "time_zone",
             "the IANA zone to write the slots in (default Asia/Kolkata)",
-            serde_json::to_value(shared::openapi::time_zone()).expect("a schema serialises"),
+            serde_json::to_value(shared::http::openapi::time_zone()).expect("a schema serialises"),
         )
     };
     FunctionDoc::new("catalogue", "Catalogue", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
@@ -48,7 +48,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
                 query(
                     "sort",
                     "order (default `rating`, best first)",
-                    names(shared::astrologer::CatalogueSort::ALL.iter().map(|s| s.as_str()).collect()),
+                    names(shared::domain::astrologer::CatalogueSort::ALL.iter().map(|s| s.as_str()).collect()),
                 ),
                 query("language", "speaks this language (ISO 639-1)", names(LANGUAGES.to_vec())),
                 query("specialisation", "has this specialisation", names(SPECIALISATIONS.to_vec())),

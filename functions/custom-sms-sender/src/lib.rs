@@ -2,7 +2,7 @@
 //! resent codes, sign-in codes, password reset, attribute verification) to this function
 //! instead of sending it. The app client id is public, so anyone can ask Cognito for a code
 //! straight, past otp-signup's counters; here every code is counted against its number
-//! (`SmsCounter::Delivered`, the per-phone limit of `shared::sms`) and sent through SNS only
+//! (`SmsCounter::Delivered`, the per-phone limit of `shared::domain::sms`) and sent through SNS only
 //! under the limit. Over it, or to a country not served, nothing is sent (and it is logged).
 //!
 //! Cognito encrypts the code with the AWS Encryption SDK under the user pool's KMS key
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::Phone;
 use shared::config::{self, ConfigError};
-use shared::sms::{SmsCounter, SmsPolicy};
+use shared::domain::sms::{SmsCounter, SmsPolicy};
 use shared::store::Store;
 
 #[derive(Clone, Debug)]

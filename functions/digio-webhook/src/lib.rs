@@ -2,17 +2,18 @@
 //!
 //! The signature (HMAC-SHA256 of the raw body, hex, `X-Digio-Checksum`) is checked before
 //! anything is parsed or stored. Each event id is applied once; a request never moves
-//! backwards (`shared::kyc::next_request_status`); events for unknown or superseded
+//! backwards (`shared::domain::kyc::next_request_status`); events for unknown or superseded
 //! requests, and event types we do not act on, are recorded and acknowledged with 200.
 
 use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use shared::config::{self, ConfigError};
+use shared::domain::kyc::{self, RequestStatus};
 use shared::http::{self, Access, Request, Response, Route};
-use shared::kyc::{self, RequestStatus};
 use shared::secrets::OnFirstUse;
 use shared::store::keys::bounded_id;
+use shared::store::retry::{self, Attempt, Retry};
 use shared::store::{Applied, KycAuditEntry, KycEvent, Store, StoreError};
 use shared::{ApiError, signature};
 
@@ -45,10 +46,12 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
-    use shared::openapi::{self as doc, FunctionDoc, Operation, Request, STORE_UNAVAILABLE, error, schema, success};
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
+    use shared::http::openapi::{
+        self as doc, FunctionDoc, Operation, Request, STORE_UNAVAILABLE, error, schema, success,
+    };
     FunctionDoc::new("digio-webhook", "Webhooks (called by providers)", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Webhook => Operation {
             summary: "Digio's KYC events (a callback Digio makes, not for apps)",
@@ -73,7 +76,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
 
 /// The parts of Digio's event this function reads (the body is otherwise kept as sent).
 #[cfg(feature = "openapi")]
-fn digio_event_schema(registry: &mut shared::openapi::Registry) -> Value {
+fn digio_event_schema(registry: &mut shared::http::openapi::Registry) -> Value {
     registry.insert(
         "DigioEvent",
         json!({
@@ -172,11 +175,16 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<DigioOutcome, Ap
 
     // A status change can race another event for the same request: the transaction's
     // condition catches it, and we re-read and decide again.
-    for _ in 0..3 {
+    let busy = |_| ApiError::unavailable("busy", "the KYC request is changing; retry the webhook");
+    retry::on_conflict(Retry::attempts(3), busy, || async {
         let Some(request) = app.store.kyc_request(&request_id).await? else {
             tracing::info!(event_id = %event_id, event = name, "digio event for an unknown request recorded");
             let first = app.store.record_unknown_kyc_event(SOURCE, &event_id, now).await?;
-            return Ok(if first { DigioOutcome::IgnoredUnknownRequest } else { DigioOutcome::Duplicate });
+            return Ok(Attempt::Done(if first {
+                DigioOutcome::IgnoredUnknownRequest
+            } else {
+                DigioOutcome::Duplicate
+            }));
         };
         let next = reported.and_then(|s| kyc::next_request_status(request.status, s));
         let mut audit = vec![
@@ -206,18 +214,18 @@ async fn apply(app: &App, event: &Value, body: &[u8]) -> Result<DigioOutcome, Ap
                 now,
             })
             .await;
-        return match applied {
-            Ok(Applied::Duplicate) => Ok(DigioOutcome::Duplicate),
-            Ok(Applied::Recorded) => Ok(DigioOutcome::Recorded),
-            Ok(Applied::Changed(_)) => Ok(DigioOutcome::Applied),
+        match applied {
+            Ok(Applied::Duplicate) => Ok(Attempt::Done(DigioOutcome::Duplicate)),
+            Ok(Applied::Recorded) => Ok(Attempt::Done(DigioOutcome::Recorded)),
+            Ok(Applied::Changed(_)) => Ok(Attempt::Done(DigioOutcome::Applied)),
             Err(StoreError::ConditionFailed(detail)) => {
                 tracing::info!(%detail, "kyc request changed underneath; retrying");
-                continue;
+                Ok(Attempt::Conflict)
             }
             Err(e) => Err(e.into()),
-        };
-    }
-    Err(ApiError::unavailable("busy", "the KYC request is changing; retry the webhook"))
+        }
+    })
+    .await
 }
 
 /// The reviewer's words, redacted before they are cut to length (a cut could leave most of

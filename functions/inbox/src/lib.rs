@@ -5,14 +5,14 @@
 //! `shared::store::devices`). Everything is the caller's own:
 //! the partition comes from the token, never from the request, so someone else's
 //! notification id is simply not found (404). Ids and cursors are opaque and checked
-//! (`shared::notification`) before any store call. The counter and watermark behind the
+//! (`shared::domain::notification`) before any store call. The counter and watermark behind the
 //! unread count are explained in `shared::store::inbox`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
+use shared::domain::notification::{DevicePlatform, DeviceToken, InboxCursor, MAX_ID_CHARS, NotificationId};
 use shared::http::{self, Access, Caller, Request, RequestExt, Response, Route, json};
-use shared::notification::{DevicePlatform, DeviceToken, InboxCursor, MAX_ID_CHARS, NotificationId};
 use shared::store::{DeviceRegistration, MarkRead, StoredNotification};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -70,7 +70,7 @@ pub struct NotificationView {
     body: String,
     read: bool,
     /// When it arrived in the inbox.
-    #[serde(serialize_with = "shared::time::rfc3339")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339")]
     created_at: DateTime<Utc>,
 }
 
@@ -169,11 +169,11 @@ impl utoipa::PartialSchema for DeviceBody {
                 },
             })
         };
-        shared::openapi::json_schema(serde_json::json!({
+        shared::http::openapi::json_schema(serde_json::json!({
             "description": "A push token for the caller's device, as FCM or APNs issued it",
             "oneOf": [
-                body("fcm", shared::notification::FCM_TOKEN_PATTERN, "the FCM registration token"),
-                body("apns", shared::notification::APNS_TOKEN_PATTERN, "the APNs device token, hex"),
+                body("fcm", shared::domain::notification::FCM_TOKEN_PATTERN, "the FCM registration token"),
+                body("apns", shared::domain::notification::APNS_TOKEN_PATTERN, "the APNs device token, hex"),
             ],
         }))
     }
@@ -214,7 +214,7 @@ pub struct DeviceSignedOut {
 
 /// Longest token either platform issues (FCM's); path ids elsewhere are shorter, so this
 /// route reads its parameter itself instead of through `http::path_param`'s id bound.
-const MAX_TOKEN_CHARS: usize = shared::notification::MAX_FCM_TOKEN_CHARS;
+const MAX_TOKEN_CHARS: usize = shared::domain::notification::MAX_FCM_TOKEN_CHARS;
 
 async fn unregister_device(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
     let refused = || ApiError::invalid_field("token", "is not an FCM or APNs token");
@@ -231,13 +231,13 @@ async fn unregister_device(app: &App, req: &Request, caller: &Caller) -> Result<
 
 /// The contract states the bound in words.
 #[cfg(feature = "openapi")]
-const _: () = assert!(shared::notification::MAX_DEVICES == 10, "the contract says 10 devices");
+const _: () = assert!(shared::domain::notification::MAX_DEVICES == 10, "the contract says 10 devices");
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
     use serde_json::json as schema_json;
-    use shared::openapi::{FunctionDoc, Operation, STORE_UNAVAILABLE, body, error, query, schema, success};
+    use shared::http::openapi::{FunctionDoc, Operation, STORE_UNAVAILABLE, body, error, query, schema, success};
     FunctionDoc::new("inbox", "Notifications", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::List => Operation {
             summary: "The caller's notifications, newest first, a page at a time, with the unread count",
@@ -262,7 +262,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
         Op::MarkRead => Operation {
             summary: "Mark one notification read",
             description: "Idempotent: marking a read notification read again is a 200.",
-            params: vec![shared::openapi::path(
+            params: vec![shared::http::openapi::path(
                 "id",
                 "a notification's `id`, as listed (opaque)",
                 schema_json!({ "type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS }),
@@ -288,7 +288,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
                 "registering one another user registered moves it (they get no more pushes on it). A user has at ",
                 "most 10 devices (`MAX_DEVICES`): registering an eleventh drops the least recently registered."
             ),
-            request: shared::openapi::Request::Json(body(schema::<DeviceBody>)),
+            request: shared::http::openapi::Request::Json(body(schema::<DeviceBody>)),
             responses: vec![
                 success(201, "Registered", schema::<DeviceView>),
                 success(200, "Already registered", schema::<DeviceView>),
@@ -299,7 +299,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
             summary: "Sign this device out of push notifications",
             description: "Idempotent, and the same 200 whether the token was the caller's, nobody's or another \
                           user's (theirs stays theirs).",
-            params: vec![shared::openapi::path(
+            params: vec![shared::http::openapi::path(
                 "token",
                 "the device's FCM or APNs token, as registered",
                 schema_json!({ "type": "string", "minLength": 1, "maxLength": MAX_TOKEN_CHARS,

@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use shared::kyc::{self, RequestStatus};
+use shared::domain::kyc::{self, RequestStatus};
 use shared::store::{Applied, KycAuditEntry, KycEvent, StoreError};
 
 pub use shared::app::StoreApp as App;

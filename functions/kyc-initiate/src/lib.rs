@@ -1,25 +1,23 @@
 //! `POST /astrologers/me/kyc` starts (or hands out again) an astrologer's Digio video KYC;
 //! `GET /astrologers/me/kyc` says where it stands.
 //!
-//! Rules (see `shared::kyc`): astrologers only; a new request only from `not_started`,
+//! Rules (see `shared::domain::kyc`): astrologers only; a new request only from `not_started`,
 //! `failed`, `rejected` or `expired`, at most 4 attempts in all; a live request is returned
 //! again, even to two calls that race (a conditional claim lets exactly one create it).
 //! A Digio failure spends no attempt and leaves only an audit entry behind.
-
-mod digio;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::config::{self, ConfigError};
+use shared::domain::kyc::{self, MAX_ATTEMPTS, StartDecision};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::kyc::{self, MAX_ATTEMPTS, StartDecision};
 use shared::secrets::OnFirstUse;
 use shared::store::{AstrologerKyc, KycAuditEntry, StartedRequest, Store};
 use shared::{ApiError, KycStatus, UserType};
 
-pub use digio::Digio;
+pub use shared::providers::digio::Digio;
 
 #[derive(Clone, Debug)]
 pub struct App {
@@ -51,10 +49,12 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
-    use shared::openapi::{Callback, FunctionDoc, NOT_FOUND, Operation, STORE_UNAVAILABLE, error, schema, success};
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
+    use shared::http::openapi::{
+        Callback, FunctionDoc, NOT_FOUND, Operation, STORE_UNAVAILABLE, error, schema, success,
+    };
     let no_profile = NOT_FOUND;
     FunctionDoc::new("kyc-initiate", "Astrologer KYC", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Status => Operation {
@@ -87,7 +87,7 @@ pub fn openapi() -> shared::openapi::FunctionDoc {
                         "another call is creating the request; retry in a few seconds",
                     ),
                 ],
-                shared::openapi::provider_errors("digio").to_vec(),
+                shared::http::openapi::provider_errors("digio").to_vec(),
             ]
             .concat(),
             callbacks: vec![Callback {
@@ -134,7 +134,7 @@ async fn load(app: &App, caller: &Caller) -> Result<AstrologerKyc, ApiError> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct KycView {
     kyc_status: KycStatus,
-    verification_status: shared::user::VerificationStatus,
+    verification_status: shared::domain::user::VerificationStatus,
     attempts_used: u32,
     attempts_left: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,12 +144,12 @@ struct KycView {
     #[serde(skip_serializing_if = "Option::is_none")]
     access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "shared::time::rfc3339_opt")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339_opt")]
     expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rejection_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "shared::time::rfc3339_opt")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339_opt")]
     verified_at: Option<DateTime<Utc>>,
 }
 

@@ -1,6 +1,6 @@
 //! Queue consumer: turns every domain event a person should hear about into one in-app
 //! notification per recipient (both parties of a booking, a cancellation, a completion),
-//! with the texts of `shared::messages`, and pushes it to the recipient's devices when push
+//! with the texts of `shared::domain::messages`, and pushes it to the recipient's devices when push
 //! is on.
 //!
 //! Idempotent per (event, recipient): the inbox item's key holds the recipient, the event id
@@ -25,9 +25,10 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use shared::UserId;
+use shared::app::consumer::process_batch;
 use shared::config::{self, ConfigError};
-use shared::events::{Envelope, process_batch};
-use shared::messages::{Language, Message, Notifiable, message};
+use shared::domain::events::Envelope;
+use shared::domain::messages::{Language, Message, Notifiable, message};
 use shared::store::{Store, StoreError};
 
 use crate::push::{PushChannel, PushError, SnsPush};
@@ -72,7 +73,7 @@ async fn notify(app: &App, envelope: Envelope) -> Result<(), NotifyError> {
     };
     let event = event.map_err(|e| NotifyError::Malformed {
         kind: envelope.kind.clone(),
-        detail: shared::events::parse_problem(&e),
+        detail: shared::domain::events::parse_problem(&e),
     })?;
     for (user, to) in event.recipients() {
         let text = message(&event, to, Language::English);

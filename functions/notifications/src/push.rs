@@ -9,8 +9,8 @@ use std::pin::Pin;
 use aws_sdk_sns::error::ProvideErrorMetadata;
 use serde_json::json;
 use shared::config::{self, ConfigError};
-use shared::messages::Message;
-use shared::notification::DevicePlatform;
+use shared::domain::messages::Message;
+use shared::domain::notification::DevicePlatform;
 use shared::store::DeviceRecord;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -3,20 +3,21 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::booking::{Action, BookingId, Consultation, ConsultationStatus, Party};
-use shared::closing::{self, CloseError};
+use shared::app::closing::{self, CloseError};
+use shared::domain::booking::{Action, BookingId, Consultation, ConsultationStatus, Party};
+use shared::domain::kyc::RequestStatus;
+use shared::domain::staff::{AuditEntry, Reason, StaffAction};
+use shared::domain::user::VerificationStatus;
 use shared::http::{self, Request, Response, json};
-use shared::kyc::RequestStatus;
-use shared::staff::{AuditEntry, Reason, StaffAction};
+use shared::store::retry::{self, Attempt, Retry};
 use shared::store::staff::Standing;
 use shared::store::{Applied, KycAuditEntry, KycEvent, StoreError};
-use shared::user::VerificationStatus;
 use shared::{ApiError, KycStatus, UserId};
 
 use crate::{App, ReasonBody, reason, user_in_path};
 
 /// How often a reinstatement re-reads when the astrologer's KYC moved underneath.
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: Retry = Retry::attempts(3);
 
 /// An astrologer as staff see them.
 #[derive(Serialize)]
@@ -26,7 +27,7 @@ pub(crate) struct AstrologerStanding {
     /// In the catalogue (approved by KYC and not suspended).
     listed: bool,
     suspended: bool,
-    #[serde(serialize_with = "shared::time::rfc3339_opt")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339_opt")]
     suspended_at: Option<DateTime<Utc>>,
     suspended_by: Option<UserId>,
     suspension_reason: Option<String>,
@@ -89,7 +90,7 @@ pub(crate) async fn suspend(app: &App, req: &Request, staff: &UserId) -> Result<
     Ok(json(200, &Suspended { astrologer: after.into(), cancelled, ended }))
 }
 
-/// The astrologer's open (scheduled or in progress) consultations: from the schedule on
+/// The astrologer's open (scheduled, ringing or in progress) consultations: from the schedule on
 /// their item (strongly consistent: a booking committed just before the suspension is
 /// there) and from their consultations index (GSI2, which also has any the schedule has
 /// dropped).
@@ -104,7 +105,8 @@ async fn open(app: &App, s: &Standing) -> Result<Vec<Consultation>, StoreError> 
         found.extend(app.store.consultation(&booking).await?);
     }
     found.retain(|c| {
-        matches!(c.status, ConsultationStatus::Scheduled | ConsultationStatus::InProgress) && &c.astrologer_id == id
+        matches!(c.status, ConsultationStatus::Scheduled | ConsultationStatus::Ringing | ConsultationStatus::InProgress)
+            && &c.astrologer_id == id
     });
     Ok(found)
 }
@@ -142,18 +144,21 @@ pub(crate) async fn reinstate(app: &App, req: &Request, staff: &UserId) -> Resul
     let body: ReasonBody = http::json_body(req)?;
     let reason = reason(StaffAction::ReinstateAstrologer, body.reason)?;
     let id = user_in_path(req, "astrologer")?;
-    for _ in 0..ATTEMPTS {
+    let busy = |_| ApiError::unavailable("busy", "the astrologer kept changing; retry");
+    let current = retry::on_conflict(ATTEMPTS, busy, || async {
         let seen = standing(app, &id).await?;
         if seen.suspension.is_none() {
-            return Ok(json(200, &AstrologerStanding::from(seen)));
+            return Ok(Attempt::Done(seen));
         }
         let audit = AuditEntry::new(staff, StaffAction::ReinstateAstrologer, target(&id), reason.clone());
-        if app.store.reinstate_astrologer(&seen, &audit).await? {
-            tracing::info!(astrologer = %id, "astrologer reinstated");
-            return Ok(json(200, &AstrologerStanding::from(standing(app, &id).await?)));
+        if !app.store.reinstate_astrologer(&seen, &audit).await? {
+            return Ok(Attempt::Conflict);
         }
-    }
-    Err(ApiError::unavailable("busy", "the astrologer kept changing; retry"))
+        tracing::info!(astrologer = %id, "astrologer reinstated");
+        standing(app, &id).await.map(Attempt::Done)
+    })
+    .await?;
+    Ok(json(200, &AstrologerStanding::from(current)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -14,8 +14,8 @@ mod support;
 #[cfg(feature = "openapi")]
 pub use openapi::openapi;
 use serde::Deserialize;
+use shared::domain::staff::{AuditEntry, Reason, StaffAction, reason_for};
 use shared::http::{self, Access, Request, Response, Route};
-use shared::staff::{AuditEntry, Reason, StaffAction, reason_for};
 use shared::{ApiError, UserId, UserType};
 
 pub use shared::app::ClosingApp as App;

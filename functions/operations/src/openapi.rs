@@ -1,7 +1,7 @@
-//! This function's part of the API contract (see `shared::openapi`).
+//! This function's part of the API contract (see `shared::http::openapi`).
 
 use serde_json::json;
-use shared::openapi::{
+use shared::http::openapi::{
     ErrorCase, FunctionDoc, NOT_FOUND, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success,
 };
 

@@ -3,18 +3,17 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use shared::booking::{DiscountKind, PromoCode};
+use shared::domain::booking::{DiscountKind, PromoCode};
+use shared::domain::promotion::PromotionRule;
+use shared::domain::staff::{self, AuditEntry, Reason, StaffAction};
 use shared::http::{self, Request, Response, json};
-use shared::promotion::PromotionRule;
-use shared::staff::{self, AuditEntry, Reason, StaffAction};
 use shared::store::keys::bounded_id;
+use shared::store::retry::{self, Attempt, Retry};
 use shared::store::staff::RulesWrite;
 use shared::{ApiError, Money, UserId, UserType};
 
 use crate::{App, ReasonBody, reason};
 
-/// How often a rule creation reads again after another rule change won the race.
-const RULE_ATTEMPTS: usize = 5;
 const MAX_RULE_NAME_CHARS: usize = 100;
 
 fn bad((field, problem): (&'static str, &'static str)) -> ApiError {
@@ -68,9 +67,9 @@ pub(crate) struct PromoCodeView {
     discount_value: Decimal,
     max_discount: Option<Money>,
     min_order: Money,
-    #[serde(serialize_with = "shared::time::rfc3339")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339")]
     valid_from: DateTime<Utc>,
-    #[serde(serialize_with = "shared::time::rfc3339_opt")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339_opt")]
     valid_until: Option<DateTime<Utc>>,
     usage_limit: Option<u64>,
     per_user_limit: u64,
@@ -233,7 +232,9 @@ pub(crate) async fn create_rule(app: &App, req: &Request, staff: &UserId) -> Res
         active: true,
     };
     staff::check_rule(&rule).map_err(bad)?;
-    for _ in 0..RULE_ATTEMPTS {
+    // Another rule change won the race: read the rules and check again.
+    let busy = |_| ApiError::unavailable("busy", "the promotion rules kept changing; retry");
+    retry::on_conflict(Retry::DEFAULT, busy, || async {
         let (rules, version) = app.store.promotion_rules_versioned().await?;
         if let Some(clash) = staff::overlapping(&rules, &rule) {
             return Err(ApiError::conflict(
@@ -242,12 +243,14 @@ pub(crate) async fn create_rule(app: &App, req: &Request, staff: &UserId) -> Res
             ));
         }
         let audit = AuditEntry::new(staff, StaffAction::CreatePromotionRule, rule_target(&rule.id), reason.clone());
-        if app.store.create_promotion_rule(&rule, version, &audit).await? == RulesWrite::Written {
-            tracing::info!(rule = %rule.id, "promotion rule created");
-            return Ok(json(201, &RuleView::from(rule)));
-        }
-    }
-    Err(ApiError::unavailable("busy", "the promotion rules kept changing; retry"))
+        Ok(match app.store.create_promotion_rule(&rule, version, &audit).await? {
+            RulesWrite::Written => Attempt::Done(()),
+            RulesWrite::Moved => Attempt::Conflict,
+        })
+    })
+    .await?;
+    tracing::info!(rule = %rule.id, "promotion rule created");
+    Ok(json(201, &RuleView::from(rule)))
 }
 
 pub(crate) async fn list_rules(app: &App) -> Result<Response, ApiError> {

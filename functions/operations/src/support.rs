@@ -2,11 +2,11 @@
 //! checked of it) and the staff audit log, each read audited (`crate::audited`).
 
 use serde::Serialize;
+use shared::domain::staff::{AuditEntry, StaffAction, audit_log_position, check_ledger_page};
+use shared::domain::wallet::LedgerEntry;
 use shared::http::{self, Request, Response, json};
-use shared::staff::{AuditEntry, StaffAction, audit_log_position, check_ledger_page};
 use shared::store::keys::LEDGER_SK_PREFIX;
 use shared::store::{Account, WalletSummary};
-use shared::wallet::LedgerEntry;
 use shared::{ApiError, ProfileStatus, UserId, UserType};
 
 use crate::{App, audited, limit, user_in_path};
@@ -24,7 +24,7 @@ pub(crate) struct SupportUser {
     profile_status: ProfileStatus,
 }
 
-/// What support can check of the page shown (`shared::staff::check_ledger_page`): each
+/// What support can check of the page shown (`shared::domain::staff::check_ledger_page`): each
 /// entry follows from the one before, and on the first page the newest entry agrees with the
 /// balances. The whole ledger is never read here (it grows with every consultation); its sum
 /// is the reliability suite's check.

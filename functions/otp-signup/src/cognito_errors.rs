@@ -26,7 +26,7 @@ pub enum Refusal {
     /// The number is registered already (pending or confirmed).
     Taken,
     /// Confirmed, but the post-confirmation trigger failed: the first signed-in call
-    /// finishes the account's setup (`shared::account`).
+    /// finishes the account's setup (`shared::app::account`).
     SetupUnfinished,
     /// What the caller sees.
     Error(ApiError),

@@ -30,9 +30,10 @@ use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, Challe
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use shared::app::sms::too_many_sms;
 use shared::config::{self, ConfigError};
+use shared::domain::sms::{SmsCounter, SmsPolicy};
 use shared::http::{self, Access, Request, Response, Route, json, json_body};
-use shared::sms::{SmsCounter, SmsPolicy, too_many_sms};
 use shared::store::Store;
 use shared::{ApiError, Email, PersonName, Phone, UserType};
 

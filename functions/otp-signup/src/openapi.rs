@@ -1,7 +1,7 @@
-//! This function's part of the API contract (see `shared::openapi`).
+//! This function's part of the API contract (see `shared::http::openapi`).
 
 use serde_json::json;
-use shared::openapi::{self as doc, ErrorCase, FunctionDoc, Operation, Request, error, schema, success};
+use shared::http::openapi::{self as doc, ErrorCase, FunctionDoc, Operation, Request, error, schema, success};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
@@ -20,10 +20,10 @@ const COGNITO: &[ErrorCase] = &[
     error(400, "invalid_request", "sign-in refused the request as malformed"),
 ];
 
-/// The routes that send an SMS code, over a number's or an address's limit (`shared::sms`).
+/// The routes that send an SMS code, over a number's or an address's limit (`shared::domain::sms`).
 const TOO_MANY_SMS: ErrorCase = error(
     429,
-    shared::sms::TOO_MANY_SMS,
+    shared::app::sms::TOO_MANY_SMS,
     "too many codes for this number, or from this network, this hour; wait the `Retry-After` header's seconds",
 );
 

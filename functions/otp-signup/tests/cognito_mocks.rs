@@ -54,7 +54,7 @@ async fn call(cognito: Client, route: &str, body: Value) -> (i64, Value) {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let sms = shared::sms::SmsPolicy::from_env(&vars).unwrap();
+    let sms = shared::domain::sms::SmsPolicy::from_env(&vars).unwrap();
     let app = App {
         cognito,
         client_id: "client".into(),

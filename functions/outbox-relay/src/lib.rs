@@ -16,7 +16,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde_dynamo::AttributeValue;
 use shared::config::{self, ConfigError};
-use shared::events::Envelope;
+use shared::domain::events::Envelope;
 use shared::store::outbox::{ENVELOPE_ATTRIBUTE, EVENT_TYPE_ATTRIBUTE, is_outbox_pk};
 
 /// SNS takes at most ten entries per `PublishBatch`.
@@ -85,7 +85,10 @@ pub fn select(record: &EventRecord) -> Selection {
     let parsed = match serde_json::from_str::<Envelope>(envelope) {
         Ok(parsed) => parsed,
         Err(e) => {
-            return malformed(format!("the envelope is not an event envelope: {}", shared::events::parse_problem(&e)));
+            return malformed(format!(
+                "the envelope is not an event envelope: {}",
+                shared::domain::events::parse_problem(&e)
+            ));
         }
     };
     if event_type.is_empty() || parsed.kind != event_type {

@@ -14,9 +14,9 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use chrono::TimeZone;
 use outbox_relay::{App, Outgoing, Selection, handle, select};
 use serde_json::{Value, json};
-use shared::events::{Envelope, UserRegistered};
+use shared::domain::events::{Envelope, UserRegistered};
+use shared::domain::user::{UserId, UserType};
 use shared::store::outbox::outbox_item;
-use shared::user::{UserId, UserType};
 
 const TOPIC: &str = "arn:aws:sns:ap-south-1:123456789012:events";
 

@@ -1,4 +1,4 @@
-//! Cognito PostConfirmation trigger: sets the account up (`shared::account`): the user, a
+//! Cognito PostConfirmation trigger: sets the account up (`shared::app::account`): the user, a
 //! zero wallet and (for astrologers) the astrologer profile and the `UserRegistered` event in
 //! one transaction, then the Cognito group of their role.
 //!
@@ -11,7 +11,7 @@
 use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::account::{self, SetupError};
+use shared::app::account::{self, SetupError};
 use shared::config::{self, ConfigError};
 use shared::store::{Registered, Store};
 

@@ -1,9 +1,9 @@
 //! `GET /me`: the caller's user record, role and wallet summary, in one store call. The
 //! first call of a user whose account setup the post-confirmation trigger left unfinished
-//! finishes it (`shared::account`), once however many calls race.
+//! finishes it (`shared::app::account`), once however many calls race.
 
 use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
-use shared::account::{self, SetupError};
+use shared::app::account::{self, SetupError};
 use shared::config::{self, ConfigError};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::store::{Store, UserOverview};
@@ -40,10 +40,10 @@ pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
 }
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
-    use shared::openapi::{FunctionDoc, NOT_FOUND, Operation, STORE_UNAVAILABLE, error, schema, success};
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
+    use shared::http::openapi::{FunctionDoc, NOT_FOUND, Operation, STORE_UNAVAILABLE, error, schema, success};
     FunctionDoc::new("profile", "Profile", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Me => Operation {
             summary: "The caller's profile, role and wallet summary",

@@ -1,5 +1,5 @@
 //! Queue consumer: counts each `ReviewSubmitted` once into the astrologer's rating, the
-//! weighted average the catalogue shows and sorts by (`shared::review::RatingTotals`).
+//! weighted average the catalogue shows and sorts by (`shared::domain::review::RatingTotals`).
 //!
 //! Once per review, whatever the deliveries: each event is one transaction of the record
 //! that the review was counted (`attribute_not_exists`, keyed by the review) and the
@@ -10,14 +10,16 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use shared::events::{Envelope, ReviewSubmitted, process_batch};
-use shared::review::Rating;
+use shared::app::consumer::process_batch;
+use shared::domain::events::{Envelope, ReviewSubmitted};
+use shared::domain::review::Rating;
 use shared::store::StoreError;
+use shared::store::retry::{self, Attempt, Retry};
 use shared::store::reviews::RatingWrite;
 
 /// Reads and writes again this many times while other consumers move the same aggregate;
 /// past it the message goes back to the queue and comes again later.
-const ATTEMPTS: u32 = 12;
+const ATTEMPTS: Retry = Retry::attempts(12);
 
 pub use shared::app::StoreApp as App;
 
@@ -28,8 +30,8 @@ pub enum RatingError {
     Malformed { kind: String, problem: String },
     #[error("astrologer of review {0} not found")]
     UnknownAstrologer(String),
-    #[error("aggregate still busy after {ATTEMPTS} attempts")]
-    Busy,
+    #[error("aggregate still busy after {} attempts", .0.attempts)]
+    Busy(retry::Exhausted),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -48,9 +50,9 @@ async fn count(app: &App, envelope: Envelope) -> Result<(), RatingError> {
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");
         return Ok(());
     };
-    let review = payload.map_err(|e| malformed(&envelope.kind, shared::events::parse_problem(&e)))?;
+    let review = payload.map_err(|e| malformed(&envelope.kind, shared::domain::events::parse_problem(&e)))?;
     let rating = Rating::new(review.rating).ok_or_else(|| malformed(&envelope.kind, "rating out of range".into()))?;
-    for attempt in 0..ATTEMPTS {
+    retry::on_conflict(ATTEMPTS, RatingError::Busy, || async {
         let state = app
             .store
             .rating_state(&review.astrologer_id)
@@ -58,23 +60,22 @@ async fn count(app: &App, envelope: Envelope) -> Result<(), RatingError> {
             .ok_or_else(|| RatingError::UnknownAstrologer(review.booking_id.clone()))?;
         let totals = state.totals.with(rating, review.verified);
         let now = Utc::now();
-        match app
+        let written = app
             .store
             .count_rating(&review.astrologer_id, &review.booking_id, &envelope.id, &state, totals, now)
-            .await?
-        {
+            .await?;
+        Ok(match written {
             RatingWrite::Counted => {
                 tracing::info!(event_id = %envelope.id, count = totals.count, "review counted");
-                return Ok(());
+                Attempt::Done(())
             }
             RatingWrite::AlreadyCounted => {
                 tracing::info!(event_id = %envelope.id, "review counted before; redelivery acknowledged");
-                return Ok(());
+                Attempt::Done(())
             }
-            // Another consumer moved this astrologer's aggregate: back off with jitter, so
-            // racing consumers spread out instead of colliding again.
-            RatingWrite::Moved => shared::store::pause_after_conflict(attempt as usize).await,
-        }
-    }
-    Err(RatingError::Busy)
+            // Another consumer moved this astrologer's aggregate: read again.
+            RatingWrite::Moved => Attempt::Conflict,
+        })
+    })
+    .await
 }

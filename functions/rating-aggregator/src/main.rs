@@ -1,3 +1,7 @@
+// The runtime's future nests the SDK's, the retry's and the batch's: deeper than the default
+// 128 layout queries.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 

@@ -4,20 +4,21 @@
 //! completed and theirs, and refuses a second review however requests race. Anyone signed in
 //! reads an astrologer's public reviews, newest first, the reviewer shown by first name
 //! only (`GET /astrologers/{id}/reviews`). The rating aggregate is the `rating-aggregator`
-//! consumer's. Rules: `shared::review`; writes: `shared::store::reviews`.
+//! consumer's. Rules: `shared::domain::review`; writes: `shared::store::reviews`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::booking::BookingId;
+use shared::domain::booking::BookingId;
+use shared::domain::review::{self, NotReviewable, Rating, Review, ReviewText};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::review::{self, NotReviewable, Rating, Review, ReviewText};
+use shared::store::retry::{self, Attempt, Retry};
 use shared::store::reviews::ReviewWrite;
 use shared::{ApiError, UserId, UserType};
 
 /// Writes again this many times when DynamoDB reports another transaction on the same items.
-const WRITE_ATTEMPTS: usize = 3;
+const WRITE_ATTEMPTS: Retry = Retry::attempts(3);
 pub const DEFAULT_LIMIT: i32 = 20;
 pub const MAX_LIMIT: i32 = 50;
 /// A cursor is `{created_at}#{booking id}`, far shorter than this.
@@ -44,11 +45,13 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "GET /astrologers/{id}/reviews", access: Access::SignedIn, handler: Op::List },
 ];
 
-/// This function's part of the API contract (see `shared::openapi`).
+/// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
-pub fn openapi() -> shared::openapi::FunctionDoc {
+pub fn openapi() -> shared::http::openapi::FunctionDoc {
     use serde_json::json;
-    use shared::openapi::{FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success};
+    use shared::http::openapi::{
+        FunctionDoc, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success,
+    };
     FunctionDoc::new("review", "Reviews", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Submit => Operation {
             summary: "Review one of the caller's completed consultations",
@@ -140,7 +143,7 @@ struct SubmittedReview {
     public: bool,
     /// Of a paid, completed consultation: weighs more in the rating.
     verified: bool,
-    #[serde(serialize_with = "shared::time::rfc3339")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339")]
     created_at: DateTime<Utc>,
 }
 
@@ -175,35 +178,35 @@ async fn submit(app: &App, req: &Request, caller: &Caller) -> Result<Response, A
         // To the millisecond, as stored, so this answer and later reads agree.
         created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now),
     };
-    for attempt in 0..WRITE_ATTEMPTS {
+    let busy = |_| ApiError::unavailable("busy", "the consultation is busy; try again");
+    retry::on_conflict(WRITE_ATTEMPTS, busy, || async {
         match app.store.submit_review(&review).await? {
-            ReviewWrite::Written => {
-                tracing::info!(booking_id = %review.booking_id, rating = review.rating.stars(), "review written");
-                return Ok(json(
-                    201,
-                    &SubmittedReview {
-                        review_id: review.booking_id.to_string(),
-                        astrologer_id: review.astrologer_id,
-                        rating: review.rating,
-                        text: review.text.map(|t| t.as_str().to_owned()),
-                        public: review.public,
-                        verified: review.verified,
-                        created_at: review.created_at,
-                    },
-                ));
-            }
+            ReviewWrite::Written => Ok(Attempt::Done(())),
             ReviewWrite::AlreadyReviewed => {
-                return Err(ApiError::conflict(ALREADY_REVIEWED, "this consultation has its review already"));
+                Err(ApiError::conflict(ALREADY_REVIEWED, "this consultation has its review already"))
             }
             ReviewWrite::NotReviewable => {
-                return Err(ApiError::conflict(NOT_COMPLETED, "only a completed consultation can be reviewed"));
+                Err(ApiError::conflict(NOT_COMPLETED, "only a completed consultation can be reviewed"))
             }
             // Another transaction held the consultation or the review: the next attempt
             // commits or meets the review that won.
-            ReviewWrite::Conflict => shared::store::pause_after_conflict(attempt).await,
+            ReviewWrite::Conflict => Ok(Attempt::Conflict),
         }
-    }
-    Err(ApiError::unavailable("busy", "the consultation is busy; try again"))
+    })
+    .await?;
+    tracing::info!(booking_id = %review.booking_id, rating = review.rating.stars(), "review written");
+    Ok(json(
+        201,
+        &SubmittedReview {
+            review_id: review.booking_id.to_string(),
+            astrologer_id: review.astrologer_id,
+            rating: review.rating,
+            text: review.text.map(|t| t.as_str().to_owned()),
+            public: review.public,
+            verified: review.verified,
+            created_at: review.created_at,
+        },
+    ))
 }
 
 // ---------------------------------------------------------------- reading reviews
@@ -218,7 +221,7 @@ struct PublicReview {
     text: Option<String>,
     reviewer_first_name: String,
     verified: bool,
-    #[serde(serialize_with = "shared::time::rfc3339")]
+    #[serde(serialize_with = "shared::domain::time::rfc3339")]
     created_at: DateTime<Utc>,
 }
 

@@ -2,7 +2,7 @@
 //! creation (the app was killed before confirming, and the webhook was lost or is late) is
 //! settled from Razorpay's own record of its order's payments (`GET /v1/orders/{id}/payments`):
 //! - a payment `captured` for the order's amount in INR: credited through the webhook's
-//!   exactly-once path ([`top_up::credit`]), so a confirm or webhook racing it changes nothing;
+//!   exactly-once path (`shared::app::top_up::credit`), so a confirm or webhook racing it changes nothing;
 //! - a payment `authorized`: Razorpay captures it itself (orders auto-capture), so it waits;
 //! - nothing captured or authorised [`ABANDONED_AFTER`] its creation: `failed`, and no longer
 //!   asked about (a capture after that still credits it, through the webhook or the confirm).
@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shared::ApiError;
+pub use shared::app::top_up::App;
+use shared::app::top_up::credit::{self, Credited};
+use shared::domain::topup::{Source, TopUp};
+use shared::providers::razorpay::PaymentCheck;
 use shared::store::StoreError;
-use shared::topup::{Source, TopUp};
-use top_up::credit::{self, Credited};
-use top_up::razorpay::PaymentCheck;
-
-pub use top_up::App;
 
 /// How long a customer has to finish the checkout and the app to confirm before we ask.
 pub const RECONCILE_AFTER: chrono::Duration = chrono::Duration::minutes(5);

@@ -7,7 +7,7 @@
 //! | `POST /webhooks/razorpay` | Query GSI1 (top-up by order id), Razorpay `GET /v1/payments/{id}` (the event's copy may be stale), BatchGetItem (top-up + wallet + sequence + event record), TransactWriteItems; `payment.failed`: Query + UpdateItem; an order the index does not show: Query, Razorpay `GET /v1/orders/{id}` (its notes), GetItem (the top-up they name: found, 503 to be retried) |
 //! | `POST /webhooks/razorpay` `refund.processed`, `payment.dispute.*` | Query GSI1 (top-up by order id), BatchGetItem (top-up + wallet + refund or dispute record), TransactWriteItems (see [`reversals`]); one that overtook its payment's credit credits it first (Razorpay `GET /v1/payments/{id}`, BatchGetItem, TransactWriteItems) |
 //!
-//! A credit made more than [`shared::topup::QUOTE_VALID_FOR`] after the top-up was created
+//! A credit made more than [`shared::domain::topup::QUOTE_VALID_FOR`] after the top-up was created
 //! (by the payment's time) reads the promotion rules again (one Query): the bonus is what
 //! they say then. A credit of a payment Razorpay reports refunded takes each refund back
 //! (Razorpay `GET /v1/payments/{id}/refunds`, then as the refund's own webhook would).
@@ -17,125 +17,34 @@
 //!
 //! A credit that loses a race on the wallet version or the invoice sequence reads again and
 //! retries (at most [`CREDIT_ATTEMPTS`] times); one that finds the top-up already completed
-//! stops. Exactly-once is carried by the transaction's condition on the top-up's status.
+//! stops. Exactly-once is carried by the transaction's condition on the top-up's status. The
+//! credit, the `App` and the Razorpay client are shared with `top-up-reconcile`
+//! (`shared::app::top_up`, `shared::providers::razorpay`).
 
-pub mod credit;
 #[cfg(feature = "openapi")]
 mod openapi;
-pub mod razorpay;
 mod reversals;
 mod transactions;
 
 #[cfg(feature = "openapi")]
 pub use openapi::openapi;
-
-use std::str::FromStr;
+pub use shared::app::top_up::App;
 
 use chrono::Utc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::config::{self, ConfigError};
+use shared::app::top_up::{CREDIT_ATTEMPTS, credit, log_credit};
+use shared::domain::idempotency::{IdempotencyKey, StoredResponse};
+use shared::domain::topup::{InvoiceView, MAX_OPEN_TOPUPS, Source, Status, TopUp};
+use shared::domain::user::UserId;
+use shared::domain::wallet::WalletView;
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::idempotency::{IdempotencyKey, StoredResponse};
-use shared::invoice::{Gstin, valid_invoice_prefix};
-use shared::secrets::OnFirstUse;
+use shared::providers::razorpay::{self, PaymentCheck};
+use shared::store::TxError;
+use shared::store::retry::{self, Attempt};
 use shared::store::topups::Credit;
-use shared::store::{Store, TxError};
-use shared::topup::{CreditSettings, InvoiceView, MAX_OPEN_TOPUPS, Source, Status, TopUp};
-use shared::user::UserId;
-use shared::wallet::WalletView;
 use shared::{ApiError, Money};
-
-use crate::razorpay::{PaymentCheck, Razorpay};
-
-pub const CREDIT_ATTEMPTS: usize = 5;
-/// `TOPUP_MIN_AMOUNT` and `TOPUP_MAX_AMOUNT` when the template does not set them.
-pub const DEFAULT_MIN_AMOUNT: &str = "10";
-pub const DEFAULT_MAX_AMOUNT: &str = "50000";
-
-#[derive(Clone, Debug)]
-pub struct App {
-    pub store: Store,
-    /// Built by the first request that needs Razorpay (`shared::secrets::OnFirstUse`).
-    pub razorpay: OnFirstUse<Razorpay>,
-    pub gst_rate_percent: Decimal,
-    pub min_amount: Money,
-    pub max_amount: Money,
-    pub invoice_prefix: String,
-    pub supplier_gstin: Gstin,
-    pub sac_code: String,
-}
-
-/// The variables naming this function's SecureString parameters (see `shared::secrets`).
-pub const SECRETS: &[&str] = &["RAZORPAY_KEY_SECRET_PARAMETER", "RAZORPAY_WEBHOOK_SECRET_PARAMETER"];
-
-impl App {
-    /// Cold start: the variables (the secrets are read by the first request that needs them).
-    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        let base_url = config::optional(vars, "RAZORPAY_BASE_URL", "https://api.razorpay.com");
-        let key_id = config::required(vars, "RAZORPAY_KEY_ID")?;
-        let razorpay = OnFirstUse::new(sdk, vars, SECRETS, move |secrets| {
-            Ok(Razorpay::new(
-                &base_url,
-                key_id.clone(),
-                secrets.required("RAZORPAY_KEY_SECRET_PARAMETER")?,
-                secrets.required("RAZORPAY_WEBHOOK_SECRET_PARAMETER")?,
-            ))
-        })?;
-        let decimal = |name: &'static str, default: &str| {
-            Decimal::from_str(&config::optional(vars, name, default))
-                .map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })
-        };
-        let money = |name: &'static str, default: &str| {
-            config::optional(vars, name, default)
-                .parse::<Money>()
-                .map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })
-        };
-        let gst_rate_percent = decimal("GST_RATE_PERCENT", "18")?;
-        if gst_rate_percent < Decimal::ZERO || gst_rate_percent > Decimal::ONE_HUNDRED {
-            return Err(ConfigError::Invalid { name: "GST_RATE_PERCENT", problem: "must be 0 to 100".into() });
-        }
-        let (min_amount, max_amount) =
-            (money("TOPUP_MIN_AMOUNT", DEFAULT_MIN_AMOUNT)?, money("TOPUP_MAX_AMOUNT", DEFAULT_MAX_AMOUNT)?);
-        if min_amount < Money::from_paise(100) || max_amount < min_amount {
-            return Err(ConfigError::Invalid {
-                name: "TOPUP_MIN_AMOUNT",
-                problem: "must be at least 1.00 (Razorpay's minimum) and at most TOPUP_MAX_AMOUNT".into(),
-            });
-        }
-        let invoice_prefix = config::optional(vars, "INVOICE_PREFIX", "AK");
-        if !valid_invoice_prefix(&invoice_prefix) {
-            let problem = "must be 1 to 3 capital letters or digits (an invoice number has at most 16 characters)";
-            return Err(ConfigError::Invalid { name: "INVOICE_PREFIX", problem: problem.into() });
-        }
-        let supplier_gstin = Gstin::parse(&config::required(vars, "SUPPLIER_GSTIN")?)
-            .ok_or_else(|| ConfigError::Invalid { name: "SUPPLIER_GSTIN", problem: "is not a valid GSTIN".into() })?;
-        let sac_code = config::optional(vars, "SAC_CODE", "999799");
-        if sac_code.len() != 6 || !sac_code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ConfigError::Invalid { name: "SAC_CODE", problem: "must be a 6-digit SAC code".into() });
-        }
-        Ok(Self {
-            store: Store::from_env(sdk, vars)?,
-            razorpay,
-            gst_rate_percent,
-            min_amount,
-            max_amount,
-            invoice_prefix,
-            supplier_gstin,
-            sac_code,
-        })
-    }
-
-    pub(crate) fn settings(&self) -> CreditSettings<'_> {
-        CreditSettings {
-            gst_rate_percent: self.gst_rate_percent,
-            invoice_prefix: &self.invoice_prefix,
-            supplier_gstin: &self.supplier_gstin,
-            sac_code: &self.sac_code,
-        }
-    }
-}
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
@@ -251,13 +160,13 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
     }
 
     let rules = app.store.promotion_rules().await?;
-    let rule = shared::promotion::best_rule(&rules, amount, wallet.recharge_count);
+    let rule = shared::domain::promotion::best_rule(&rules, amount, wallet.recharge_count);
     let bonus = rule.map_or(Money::ZERO, |r| r.bonus_for(amount));
     // Should another recharge be credited first, a first-recharge-only rule no longer holds:
     // the best rule for a later recharge is quoted now, so the credit needs no rules read.
     let fallback = rule
         .filter(|r| r.first_recharge_only)
-        .and_then(|_| shared::promotion::best_rule(&rules, amount, wallet.recharge_count.max(1)));
+        .and_then(|_| shared::domain::promotion::best_rule(&rules, amount, wallet.recharge_count.max(1)));
 
     let id = format!("tu_{}", uuid::Uuid::new_v4().simple());
     let notes = json!({ "top_up_id": id, "user_id": caller.user_id.as_str() });
@@ -354,8 +263,10 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
     if !valid_payment_id(&body.razorpay_payment_id) {
         return Err(ApiError::invalid_field("razorpay_payment_id", "must be a Razorpay payment id (pay_...)"));
     }
-    let mut captured: Option<razorpay::PaymentEntity> = None;
-    for attempt in 0..CREDIT_ATTEMPTS {
+    // Razorpay is asked about the payment once, whatever the number of attempts.
+    let captured = tokio::sync::OnceCell::<razorpay::PaymentEntity>::new();
+    let busy = |_| ApiError::unavailable("busy", "the wallet is busy; try again");
+    retry::on_conflict(CREDIT_ATTEMPTS, busy, || async {
         let now = Utc::now();
         let state = app
             .store
@@ -375,31 +286,28 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
             .with_field("razorpay_signature"));
         }
         if state.topup.status == Status::Completed {
-            return Ok(json(200, &topup_view(&state.topup, Some(&state.wallet.view()))));
+            return Ok(Attempt::Done(json(200, &topup_view(&state.topup, Some(&state.wallet.view())))));
         }
-        let payment = match &captured {
-            Some(payment) => payment,
-            None => captured.insert(require_captured(app, &state.topup, &body.razorpay_payment_id).await?),
-        };
+        let payment =
+            captured.get_or_try_init(|| require_captured(app, &state.topup, &body.razorpay_payment_id)).await?;
         let plan = credit::credit_plan(app, &state, payment, &Source::Confirm, now).await?;
-        match app.store.credit(&plan, &Source::Confirm, now).await? {
+        Ok(match app.store.credit(&plan, &Source::Confirm, now).await? {
             Credit::Credited => {
                 log_credit(&plan.topup);
                 if payment.amount_refunded > 0 {
                     // Refunded already: what the wallet holds now is read again after.
                     credit::take_back_refunds(app, &plan.topup, payment).await?;
                     let wallet = app.store.wallet(&caller.user_id).await?.map(|w| w.view());
-                    return Ok(json(200, &topup_view(&plan.topup, wallet.as_ref())));
+                    return Ok(Attempt::Done(json(200, &topup_view(&plan.topup, wallet.as_ref()))));
                 }
-                return Ok(json(200, &topup_view(&plan.topup, Some(&plan.posting.after.view()))));
+                Attempt::Done(json(200, &topup_view(&plan.topup, Some(&plan.posting.after.view()))))
             }
-            // Completed by a webhook meanwhile: the next read shows it.
-            Credit::AlreadyDone => continue,
-            // The wallet or the invoice sequence moved: read again after a pause.
-            Credit::Conflict => shared::store::pause_after_conflict(attempt).await,
-        }
-    }
-    Err(ApiError::unavailable("busy", "the wallet is busy; try again"))
+            // Completed by a webhook meanwhile (the next read shows it), or the wallet or the
+            // invoice sequence moved: read again.
+            Credit::AlreadyDone | Credit::Conflict => Attempt::Conflict,
+        })
+    })
+    .await
 }
 
 /// A payment Razorpay reports for another order, amount or currency than the top-up's: never
@@ -471,13 +379,6 @@ fn topup_view<'a>(t: &'a TopUp, wallet: Option<&'a WalletView>) -> TopUpView<'a>
     }
 }
 
-fn log_credit(topup: &TopUp) {
-    if let Some(credit) = &topup.credit {
-        tracing::info!(top_up_id = %topup.id, amount = %topup.amount, bonus = %credit.bonus_credited,
-            credited_by = %credit.credited_by, "wallet credited");
-    }
-}
-
 // ------------------------------------------------------------------ reads
 
 async fn get_topup(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiError> {
@@ -512,7 +413,7 @@ async fn webhook(app: &App, req: &Request) -> Result<Response, ApiError> {
     let event_id = http::header(req, "x-razorpay-event-id")
         .map(str::to_owned)
         .filter(|id| !id.is_empty() && id.len() <= 128)
-        .unwrap_or_else(|| shared::idempotency::bytes_hash("razorpay", &raw));
+        .unwrap_or_else(|| shared::domain::idempotency::bytes_hash("razorpay", &raw));
     let outcome = match event.event.as_str() {
         "payment.captured" | "order.paid" => webhook_credit(app, &event, &event_id).await?,
         "payment.failed" => webhook_failed(app, &event).await?,

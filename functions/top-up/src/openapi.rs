@@ -1,16 +1,16 @@
-//! This function's part of the API contract (see `shared::openapi`).
+//! This function's part of the API contract (see `shared::http::openapi`).
 
 use serde_json::{Value, json};
-use shared::openapi::{
+use shared::domain::wallet::WalletView;
+use shared::http::openapi::{
     self as doc, Callback, FunctionDoc, NOT_FOUND, Operation, Registry, Request, STORE_UNAVAILABLE, error, query,
     schema, success,
 };
-use shared::wallet::WalletView;
 
 use super::*;
 use crate::transactions::{MAX_LIMIT, Page};
 
-const BUSY: shared::openapi::ErrorCase = error(503, "busy", "the wallet kept changing underneath; retry");
+const BUSY: shared::http::openapi::ErrorCase = error(503, "busy", "the wallet kept changing underneath; retry");
 
 pub fn openapi() -> FunctionDoc {
     FunctionDoc::new("top-up", "Wallet", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
@@ -199,6 +199,8 @@ fn razorpay_event_schema(registry: &mut Registry) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use shared::app::top_up::{DEFAULT_MAX_AMOUNT, DEFAULT_MIN_AMOUNT};
+
     use super::*;
 
     /// The amount schema accepts what `create` accepts (with the default limits), on samples.

@@ -35,7 +35,7 @@ pub async fn list(app: &App, req: &Request, caller: Caller) -> Result<Response, 
 #[derive(serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Page<'a> {
-    pub transactions: &'a [shared::wallet::LedgerEntry],
+    pub transactions: &'a [shared::domain::wallet::LedgerEntry],
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }

@@ -1,7 +1,7 @@
 //! `bench`: cold starts, warm requests, memory, AWS round trips and zip sizes of every
 //! function's release binary, next to a bare `lambda_runtime` hello-world built with the
 //! same profile. Run it through `scripts/bench.sh` (which builds what it measures); see
-//! the README. Everything runs on 127.0.0.1: moto behind the local stack's AWS endpoint,
+//! docs/benchmark.md. Everything runs on 127.0.0.1: moto behind the local stack's AWS endpoint,
 //! each binary behind its own Runtime API emulator ([`infra::runtime_api`]), fed the
 //! samples in `events/` with the environment the template gives it.
 //!

@@ -166,7 +166,7 @@ impl RazorpayStub {
                     .values()
                     .filter(|(payment, ..)| *payment == p.id)
                     .filter(|(_, _, phase, status)| {
-                        shared::reversal::dispute_stage(phase, status).is_some_and(|s| s.holds_money)
+                        shared::domain::reversal::dispute_stage(phase, status).is_some_and(|s| s.holds_money)
                     })
                     .map(|(_, amount, ..)| *amount)
                     .sum();

@@ -6,6 +6,7 @@
 //! | `GET /astrologers/me/profile` | 1 GetItem |
 //! | `PUT /astrologers/me/profile`, `/availability`, `/presence` | 1 conditional UpdateItem, returning the item |
 //! | `GET /astrologers/{id}` | 1 GetItem |
+//! | `GET /astrologers/me/saved-replies` | 1 GetItem; `PUT`: 1 PutItem (the list, replaced whole) |
 //! | `GET /astrologers` | 1 Query on the index of the sort, filtered by language, specialisation, mode, online |
 //!
 //! Why sparse GSIs and not one catalogue partition read whole: a listed astrologer's
@@ -21,13 +22,16 @@ use chrono::{DateTime, Utc};
 
 use super::items::{self, Item, get_str, get_u64, opt_str};
 use super::keys::{
-    ASTROLOGER_SK, CATALOGUE, CATALOGUE_BY_EXPERIENCE, CATALOGUE_BY_PRICE, CATALOGUE_BY_RATING, LISTED, PK, SK,
-    experience_sort_key, price_sort_key, rating_sort_key, user_pk,
+    ASTROLOGER_SK, CATALOGUE, CATALOGUE_BY_EXPERIENCE, CATALOGUE_BY_PRICE, CATALOGUE_BY_RATING, LISTED, PK,
+    SAVED_REPLIES_SK, SK, experience_sort_key, price_sort_key, rating_sort_key, saved_replies_pk, user_pk,
 };
 use super::{Store, StoreError};
-use crate::astrologer::{AstrologerRecord, Booked, CatalogueQuery, CatalogueSort, Mode, Profile, RatingSummary};
-use crate::availability::{Presence, WeeklyAvailability, parse_time_zone};
-use crate::user::{KycStatus, UserId, VerificationStatus};
+use crate::domain::astrologer::{
+    AstrologerRecord, Booked, CatalogueQuery, CatalogueSort, Mode, Profile, RatingSummary,
+};
+use crate::domain::availability::{Presence, WeeklyAvailability, parse_time_zone};
+use crate::domain::saved_replies::SavedReplies;
+use crate::domain::user::{KycStatus, UserId, VerificationStatus};
 
 fn strings(item: &Item, name: &str) -> Vec<String> {
     let mut out = item.get(name).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
@@ -70,7 +74,7 @@ fn read_availability(item: &Item) -> Result<WeeklyAvailability, StoreError> {
 
 /// The booked intervals, kept on the astrologer item as `[[start, end, "AT..."], ...]`
 /// (epoch seconds): small, and read with the item by every booking and `GET /astrologers/{id}`.
-/// Bounded: at most [`crate::booking::MAX_SCHEDULED`] upcoming ones (a booking past it is
+/// Bounded: at most [`crate::domain::booking::MAX_SCHEDULED`] upcoming ones (a booking past it is
 /// `409 schedule_full`), past ones pruned by every write, so at most 37 KB of the item's 400.
 fn read_schedule(item: &Item) -> Result<Vec<Booked>, StoreError> {
     let corrupt = || StoreError::Corrupt("astrologer schedule".into());
@@ -320,10 +324,32 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The astrologer's saved replies (one GetItem; none saved: an empty list).
+    pub async fn saved_replies(&self, astrologer: &UserId) -> Result<SavedReplies, StoreError> {
+        let item = self.get(items::key(saved_replies_pk(astrologer), SAVED_REPLIES_SK)).await?;
+        let replies = item
+            .as_ref()
+            .and_then(|i| i.get("replies"))
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|r| r.as_s().ok().cloned()).collect())
+            .unwrap_or_default();
+        Ok(SavedReplies { replies })
+    }
+
+    /// Replaces the astrologer's saved replies (one PutItem).
+    pub async fn save_replies(&self, astrologer: &UserId, replies: &SavedReplies) -> Result<(), StoreError> {
+        let mut item = items::key(saved_replies_pk(astrologer), SAVED_REPLIES_SK);
+        item.insert("entity".into(), items::s("saved_replies"));
+        item.insert("replies".into(), AttributeValue::L(replies.replies.iter().map(items::s).collect()));
+        self.put(item).await
+    }
+}
+
 #[cfg(test)]
 mod schedule_bound {
     use super::*;
-    use crate::booking::MAX_SCHEDULED;
+    use crate::domain::booking::MAX_SCHEDULED;
 
     #[test]
     fn a_full_schedule_stays_far_inside_the_item_limit() {

@@ -1,10 +1,11 @@
-//! Consultations, promo codes and earnings: the store side of [`crate::booking`].
+//! Consultations, promo codes and earnings: the store side of [`crate::domain::booking`].
 //!
 //! | route | calls |
 //! |---|---|
 //! | `POST /consultations` | 1 BatchGetItem (idempotency record, wallet, astrologer, promo code, the customer's uses of it), 1 TransactWriteItems (below); a lost race reads and writes again |
 //! | `GET /consultations/{id}` | 1 GetItem |
 //! | `GET /consultations` | 1 Query: GSI1 `CUSTCONS#{sub}` (customer) or GSI2 `ASTROCONS#{sub}` (astrologer), newest first |
+//! | `POST /consultations/{id}/extend` | 1 GetItem (the consultation), 1 BatchGetItem (idempotency record, wallet, astrologer), 1 TransactWriteItems (the consultation's minutes and hold, conditioned on the minutes read; the wallet's hold; the astrologer's schedule; the idempotency record); a lost race reads and writes again |
 //! | `POST /consultations/{id}/start` | 1 GetItem, 1 TransactWriteItems (the consultation `scheduled` → `in_progress`, moved to the sweep's `IN_PROGRESS` partition by booked end; a ConditionCheck that the astrologer is not suspended: a start racing a suspension cannot win) |
 //! | `POST /consultations/{id}/complete`, `/cancel` | 1 GetItem, 1 BatchGetItem (wallet, earnings, astrologer), 1 TransactWriteItems |
 //! | the sweep (every 5 minutes) | 2 Queries on `ConsultationsDue` (`SCHEDULED` started by now - no-show grace; `IN_PROGRESS` ended by now - overrun grace), one page of at most [`SWEEP_PAGE`] each, oldest first (the rest next run), then per consultation the closing's calls |
@@ -30,18 +31,22 @@ use super::astrologers::{read_astrologer, schedule_json};
 use super::idempotency::{read_record, record_key};
 use super::items::{self, Item, get_money, get_str, get_time, get_u64, opt_str};
 use super::keys::{
-    ASTROLOGER_SK, CONSULTATION_SK, CONSULTATIONS_DUE, DUE_AT, DUE_IN_PROGRESS, DUE_PK, DUE_SCHEDULED, GSI1, GSI2,
-    LISTED, PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk, customer_consultations_gsi1pk,
-    earnings_pk, idempotency_pk, promo_code_pk, promo_usage_sk, user_pk,
+    ASTROLOGER_SK, CONSULTATION_SK, CONSULTATIONS_DUE, DUE_AT, DUE_IN_PROGRESS, DUE_PK, DUE_RINGING, DUE_SCHEDULED,
+    GSI1, GSI2, LISTED, PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk,
+    customer_consultations_gsi1pk, earnings_pk, idempotency_pk, promo_code_pk, promo_usage_sk, user_pk,
 };
 use super::wallet::{Account, read_wallet};
 use super::{Store, StoreError, Tx, TxError};
-use crate::astrologer::{AstrologerRecord, Booked, Mode};
-use crate::booking::{BookingId, Closing, Consultation, ConsultationStatus, DiscountKind, Price, PromoCode};
-use crate::events::{ConsultationBooked, ConsultationCancelled, ConsultationCompleted, Envelope};
-use crate::idempotency::{IdempotencyKey, StoredResponse};
-use crate::user::UserId;
-use crate::wallet::{Hold, Posting, Wallet};
+use crate::domain::astrologer::{AstrologerRecord, Booked, Mode};
+use crate::domain::booking::Party;
+use crate::domain::booking::session::{self, Attendance, EndReason, Join, Quality};
+use crate::domain::booking::{
+    BookingId, BookingPlan, ClosedEvent, Closing, Consultation, ConsultationStatus, DiscountKind, ExtensionPlan, Price,
+    PromoCode,
+};
+use crate::domain::idempotency::{IdempotencyKey, StoredResponse};
+use crate::domain::user::UserId;
+use crate::domain::wallet::{Hold, Posting, Wallet};
 
 // ---------------------------------------------------------------- items
 
@@ -84,9 +89,27 @@ fn consultation_item(c: &Consultation) -> Item {
     item.insert("GSI1SK".into(), items::s(format!("{}#{id}", items::time_text(c.created_at))));
     item.insert("GSI2PK".into(), items::s(astrologer_consultations_gsi2pk(&c.astrologer_id)));
     item.insert("GSI2SK".into(), items::s(format!("{}#{id}", items::time_text(c.scheduled_at))));
-    item.insert(DUE_PK.into(), items::s(DUE_SCHEDULED));
-    item.insert(DUE_AT.into(), items::time(c.scheduled_at));
+    // The sweep finds it by when it is due: a ringing one by its ring's end, else by its start.
+    match c.ring_expires_at {
+        Some(at) => {
+            item.insert("ring_expires_at".into(), items::time(at));
+            item.insert(DUE_PK.into(), items::s(DUE_RINGING));
+            item.insert(DUE_AT.into(), items::time(at));
+        }
+        None => {
+            item.insert(DUE_PK.into(), items::s(DUE_SCHEDULED));
+            item.insert(DUE_AT.into(), items::time(c.scheduled_at));
+        }
+    }
     item
+}
+
+/// The attributes of [`Attendance`], by party: (joined, seen).
+fn attendance_names(party: Party) -> (&'static str, &'static str) {
+    match party {
+        Party::Customer => ("customer_joined_at", "customer_seen_at"),
+        _ => ("astrologer_joined_at", "astrologer_seen_at"),
+    }
 }
 
 pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError> {
@@ -96,6 +119,7 @@ pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
     let closing = if item.contains_key("charged_real") {
         Some(Closing {
             actual_minutes: get_u64(item, "actual_minutes").ok().map(|m| m as u32),
+            measured_seconds: get_u64(item, "measured_seconds").ok().map(|m| m as u32),
             charged: read_hold(item, "charged")?,
             refunded: read_hold(item, "refunded")?,
             astrologer_earnings: get_money(item, "astrologer_earnings")?,
@@ -105,7 +129,13 @@ pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
     } else {
         None
     };
-    Ok(Consultation {
+    let attendance = Attendance {
+        customer_joined_at: opt_time("customer_joined_at")?,
+        astrologer_joined_at: opt_time("astrologer_joined_at")?,
+        customer_seen_at: opt_time("customer_seen_at")?,
+        astrologer_seen_at: opt_time("astrologer_seen_at")?,
+    };
+    let mut c = Consultation {
         booking_id: BookingId::parse(get_str(item, "booking_id")?).ok_or_else(|| corrupt("booking_id"))?,
         customer_id: UserId::parse(get_str(item, "customer_id")?).map_err(|_| corrupt("customer_id"))?,
         astrologer_id: UserId::parse(get_str(item, "astrologer_id")?).map_err(|_| corrupt("astrologer_id"))?,
@@ -126,10 +156,22 @@ pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
         hold: read_hold(item, "hold")?,
         status,
         created_at: get_time(item, "created_at")?,
+        ring_expires_at: opt_time("ring_expires_at")?,
         started_at: opt_time("started_at")?,
+        paid_until: None,
+        attendance,
+        end_reason: opt_str(item, "end_reason").and_then(EndReason::parse),
+        quality: None,
         closed_at: opt_time("closed_at")?,
         closing,
-    })
+    };
+    c.paid_until = session::paid_until(&c);
+    if c.started_at.is_some() {
+        let count = |name: &str| get_u64(item, name).map(|n| n as u32).unwrap_or(0);
+        let first_reply = opt_time("astrologer_first_reply_at")?;
+        c.quality = Some(Quality::of(&c, count("customer_messages"), count("astrologer_messages"), first_reply));
+    }
+    Ok(c)
 }
 
 pub(crate) fn promo_item(p: &PromoCode) -> Item {
@@ -189,7 +231,7 @@ pub(crate) fn read_promo(item: &Item) -> Result<(PromoCode, u64), StoreError> {
 
 /// What a booking reads first, in one `BatchGetItem`.
 #[derive(Debug)]
-pub struct BookingState {
+pub struct BookingRead {
     pub first_response: Option<StoredResponse>,
     pub wallet: Option<Wallet>,
     pub astrologer: Option<AstrologerRecord>,
@@ -197,18 +239,6 @@ pub struct BookingState {
     pub promo: Option<(PromoCode, u64)>,
     /// How often this customer has used it.
     pub promo_used_by_customer: u64,
-}
-
-/// Everything a booking writes, decided by the domain.
-#[derive(Debug, Clone)]
-pub struct BookingPlan {
-    pub consultation: Consultation,
-    pub posting: Posting,
-    pub schedule: Vec<Booked>,
-    pub schedule_version_read: u64,
-    pub promo: Option<PromoCode>,
-    pub key: IdempotencyKey,
-    pub first_response: StoredResponse,
 }
 
 /// How a booking transaction ended.
@@ -241,7 +271,7 @@ impl Store {
         key: &IdempotencyKey,
         astrologer: &UserId,
         promo_code: Option<&str>,
-    ) -> Result<BookingState, StoreError> {
+    ) -> Result<BookingRead, StoreError> {
         let customer = &key.user;
         let mut keys = vec![
             record_key(key),
@@ -257,7 +287,7 @@ impl Store {
         let by =
             |pk: &str, sk: &str| found.iter().find(|i| opt_str(i, "PK") == Some(pk) && opt_str(i, "SK") == Some(sk));
         let idem_pk = idempotency_pk(&key.user, &key.key);
-        let mut state = BookingState {
+        let mut state = BookingRead {
             first_response: by(&idem_pk, super::keys::IDEMPOTENCY_SK).map(read_record).transpose()?,
             wallet: by(&user_pk(customer), WALLET_SK).map(read_wallet).transpose()?,
             astrologer: by(&user_pk(astrologer), ASTROLOGER_SK).map(read_astrologer).transpose()?,
@@ -273,7 +303,13 @@ impl Store {
         Ok(state)
     }
 
-    pub async fn book(&self, plan: &BookingPlan, now: DateTime<Utc>) -> Result<BookingWrite, StoreError> {
+    pub async fn book(
+        &self,
+        plan: &BookingPlan,
+        key: &IdempotencyKey,
+        first_response: &StoredResponse,
+        now: DateTime<Utc>,
+    ) -> Result<BookingWrite, StoreError> {
         let c = &plan.consultation;
         let mut tx = self.tx();
         tx.put_new("consultation", consultation_item(c));
@@ -305,30 +341,87 @@ impl Store {
                 ],
             );
         }
-        tx.idempotency(&plan.key, &plan.first_response, now);
-        tx.outbox(&Envelope::new(
-            format!("consultation-booked-{}", c.booking_id),
-            c.created_at,
-            ConsultationBooked {
-                booking_id: c.booking_id.to_string(),
-                customer_id: c.customer_id.clone(),
-                astrologer_id: c.astrologer_id.clone(),
-                astrologer_name: c.astrologer_name.clone(),
-                mode: c.mode.as_str().to_owned(),
-                scheduled_at: c.scheduled_at,
-                minutes: c.price.minutes,
-                amount: c.price.amount,
-            },
-        ));
+        tx.idempotency(key, first_response, now);
+        tx.outbox(&plan.event);
+        self.commit_keyed(tx).await
+    }
+
+    /// Commits a write that carries an idempotency record: who won, or that something read moved.
+    async fn commit_keyed(&self, tx: Tx) -> Result<BookingWrite, StoreError> {
         match self.commit(tx).await {
             Ok(()) => Ok(BookingWrite::Booked),
             Err(TxError::Cancelled(c)) if c.failed("idempotency") => Ok(BookingWrite::KeyTaken),
             Err(TxError::Cancelled(c)) => {
-                tracing::info!(cancelled = ?c, "booking raced; reading again");
+                tracing::info!(cancelled = ?c, "raced; reading again");
                 Ok(BookingWrite::Moved)
             }
             Err(TxError::Store(e)) => Err(e),
         }
+    }
+
+    /// What extending `c` reads, in one `BatchGetItem`: the first response to `key`, the
+    /// customer's wallet, the astrologer.
+    pub async fn extension_state(
+        &self,
+        key: &IdempotencyKey,
+        c: &Consultation,
+    ) -> Result<(Option<StoredResponse>, Option<Wallet>, Option<AstrologerRecord>), StoreError> {
+        let found = self
+            .batch_get_all(vec![
+                record_key(key),
+                items::key(user_pk(&c.customer_id), WALLET_SK),
+                items::key(user_pk(&c.astrologer_id), ASTROLOGER_SK),
+            ])
+            .await?;
+        let by =
+            |pk: &str, sk: &str| found.iter().find(|i| opt_str(i, "PK") == Some(pk) && opt_str(i, "SK") == Some(sk));
+        Ok((
+            by(&idempotency_pk(&key.user, &key.key), super::keys::IDEMPOTENCY_SK).map(read_record).transpose()?,
+            by(&user_pk(&c.customer_id), WALLET_SK).map(read_wallet).transpose()?,
+            by(&user_pk(&c.astrologer_id), ASTROLOGER_SK).map(read_astrologer).transpose()?,
+        ))
+    }
+
+    /// Writes `plan` (one transaction): more minutes on the consultation while it runs and
+    /// still has the minutes read, the added hold, the astrologer's schedule, the first response.
+    pub async fn extend(
+        &self,
+        plan: &ExtensionPlan,
+        key: &IdempotencyKey,
+        first_response: &StoredResponse,
+        now: DateTime<Utc>,
+    ) -> Result<BookingWrite, StoreError> {
+        let c = &plan.consultation;
+        let mut tx = self.tx();
+        let mut values = vec![
+            (":live", items::s(ConsultationStatus::InProgress.as_str())),
+            (":read", items::n(plan.minutes_read)),
+            (":minutes", items::n(c.price.minutes)),
+            (":gross", items::money(c.price.gross)),
+            (":amount", items::money(c.price.amount)),
+            (":hold_real", items::money(c.hold.real)),
+            (":hold_bonus", items::money(c.hold.bonus)),
+            (":ends_at", items::time(c.ends_at)),
+        ];
+        let mut set = String::from(
+            "SET minutes = :minutes, gross = :gross, amount = :amount, hold_real = :hold_real, \
+             hold_bonus = :hold_bonus, ends_at = :ends_at",
+        );
+        if let Some(paid) = c.paid_until {
+            set.push_str(", DUE_AT = :paid");
+            values.push((":paid", items::time(paid)));
+        }
+        tx.update(
+            "consultation",
+            items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK),
+            &set,
+            "#status = :live AND minutes = :read",
+            values,
+        );
+        tx.posting(&Account::Wallet(c.customer_id.clone()), &plan.posting);
+        schedule_update(&mut tx, &c.astrologer_id, &plan.schedule, plan.schedule_version_read, false, None);
+        tx.idempotency(key, first_response, now);
+        self.commit_keyed(tx).await
     }
 
     /// Creates a promo code (operations and tests); `false` if the code exists.
@@ -401,6 +494,7 @@ impl Store {
     ) -> Result<(Vec<Consultation>, bool), StoreError> {
         let partition = match status {
             ConsultationStatus::Scheduled => DUE_SCHEDULED,
+            ConsultationStatus::Ringing => DUE_RINGING,
             ConsultationStatus::InProgress => DUE_IN_PROGRESS,
             _ => return Ok((Vec::new(), false)),
         };
@@ -420,7 +514,16 @@ impl Store {
         Ok((due, output.last_evaluated_key().is_some()))
     }
 
-    /// The astrologer's scheduled and in-progress consultations in their consultations index
+    /// Every consultation in progress (all pages of the sweep's `IN_PROGRESS` partition): a
+    /// session can lapse whatever its paid end, so the sweep looks at each of them every run.
+    pub async fn consultations_in_progress(&self) -> Result<Vec<Consultation>, StoreError> {
+        let all = self
+            .index_items(CONSULTATIONS_DUE, &format!("{DUE_PK} = :pk"), None, vec![(":pk", items::s(DUE_IN_PROGRESS))])
+            .await?;
+        all.iter().map(read_consultation).collect()
+    }
+
+    /// The astrologer's scheduled, ringing and in-progress consultations in their consultations index
     /// (GSI2, eventually consistent: a caller that must not miss one also reads the schedule
     /// on the astrologer's item).
     pub async fn open_consultations_of(&self, astrologer: &UserId) -> Result<Vec<Consultation>, StoreError> {
@@ -428,10 +531,11 @@ impl Store {
             .index_items(
                 GSI2,
                 "GSI2PK = :pk",
-                Some("#status IN (:scheduled, :in_progress)"),
+                Some("#status IN (:scheduled, :ringing, :in_progress)"),
                 vec![
                     (":pk", items::s(astrologer_consultations_gsi2pk(astrologer))),
                     (":scheduled", items::s(ConsultationStatus::Scheduled.as_str())),
+                    (":ringing", items::s(ConsultationStatus::Ringing.as_str())),
                     (":in_progress", items::s(ConsultationStatus::InProgress.as_str())),
                 ],
             )
@@ -441,22 +545,30 @@ impl Store {
 
     // ------------------------------------------------------------ lifecycle
 
-    /// `scheduled` → `in_progress`, on the sweep's `IN_PROGRESS` partition by booked end,
-    /// while the astrologer is not suspended, in one transaction.
-    pub async fn start_consultation(&self, c: &Consultation, now: DateTime<Utc>) -> Result<StartWrite, StoreError> {
+    /// The astrologer opens the session (`scheduled` started, or `ringing` accepted before
+    /// the ring ended) → `in_progress`, the astrologer joined, on the sweep's `IN_PROGRESS`
+    /// partition, while the astrologer is not suspended, in one transaction.
+    pub async fn open_session(&self, c: &Consultation, now: DateTime<Utc>) -> Result<StartWrite, StoreError> {
         let mut tx = self.tx();
+        let mut condition = String::from("#status = :from");
+        let mut values = vec![
+            (":started", items::s(ConsultationStatus::InProgress.as_str())),
+            (":from", items::s(c.status.as_str())),
+            (":now", items::time(now)),
+            (":due", items::s(DUE_IN_PROGRESS)),
+            (":ends_at", items::time(c.ends_at)),
+        ];
+        if c.status == ConsultationStatus::Ringing {
+            condition.push_str(" AND ring_expires_at > :now_text");
+            values.push((":now_text", items::s(items::time_text(now))));
+        }
         tx.update(
             "consultation",
             items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK),
-            "SET #status = :started, started_at = :now, DUE_PK = :due, DUE_AT = :ends_at",
-            "#status = :scheduled",
-            vec![
-                (":started", items::s(ConsultationStatus::InProgress.as_str())),
-                (":scheduled", items::s(ConsultationStatus::Scheduled.as_str())),
-                (":now", items::time(now)),
-                (":due", items::s(DUE_IN_PROGRESS)),
-                (":ends_at", items::time(c.ends_at)),
-            ],
+            "SET #status = :started, astrologer_joined_at = :now, astrologer_seen_at = :now, DUE_PK = :due, \
+             DUE_AT = :ends_at REMOVE ring_expires_at",
+            &condition,
+            values,
         );
         tx.check(
             "astrologer",
@@ -470,6 +582,67 @@ impl Store {
             Err(TxError::Cancelled(_)) => Ok(StartWrite::Moved),
             Err(TxError::Store(e)) => Err(e),
         }
+    }
+
+    /// Records `join` (one conditional UpdateItem): the party's join and, when it completes
+    /// the pair, the meter's start with its `ConsultationStarted` (then one transaction). `Ok(false)`: the consultation moved (ended, or the other
+    /// party joined at the same moment): read again.
+    pub async fn join_session(&self, c: &Consultation, join: &Join, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (joined, seen) = attendance_names(join.party);
+        let other = match join.party {
+            Party::Customer => attendance_names(Party::Astrologer).0,
+            _ => attendance_names(Party::Customer).0,
+        };
+        let mut values = vec![
+            (":live", items::s(ConsultationStatus::InProgress.as_str())),
+            (":at", items::time(join.at)),
+            (":now", items::time(now)),
+        ];
+        let (expression, condition) = match join.meter_starts {
+            Some(start) => {
+                let mut started = c.clone();
+                started.started_at = Some(start);
+                let paid = session::paid_until(&started).unwrap_or(start);
+                values.push((":start", items::time(start)));
+                values.push((":paid", items::time(paid)));
+                (
+                    format!("SET {joined} = :at, {seen} = :now, started_at = :start, DUE_AT = :paid"),
+                    format!("#status = :live AND attribute_exists({other}) AND attribute_not_exists(started_at)"),
+                )
+            }
+            // The other has not joined: if they join meanwhile, this must start the meter instead.
+            None => (
+                format!("SET {joined} = :at, {seen} = :now"),
+                format!("#status = :live AND (attribute_not_exists({other}) OR attribute_exists(started_at))"),
+            ),
+        };
+        let key = items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK);
+        let Some(start) = join.meter_starts else {
+            return self.update_if(key, &expression, &condition, values).await;
+        };
+        // The meter's start is an event: written with it, once.
+        let mut tx = self.tx();
+        tx.update("consultation", key, &expression, &condition, values);
+        tx.outbox(&c.started_event(start));
+        match self.commit(tx).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// `party` was heard from at `now` (a heartbeat or a message): one UpdateItem while the
+    /// session runs. `Ok(false)`: it no longer runs.
+    pub async fn seen_in_session(
+        &self,
+        c: &Consultation,
+        party: Party,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (_, seen) = attendance_names(party);
+        let key = items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK);
+        let values = vec![(":live", items::s(ConsultationStatus::InProgress.as_str())), (":now", items::time(now))];
+        self.update_if(key, &format!("SET {seen} = :now"), "#status = :live", values).await
     }
 
     /// The customer's wallet, the astrologer's earnings and the astrologer (one BatchGetItem).
@@ -515,6 +688,7 @@ impl Store {
         schedule: Option<(&[Booked], u64)>,
         promo_back: Option<&str>,
         by: &str,
+        end_reason: Option<EndReason>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.tx();
@@ -545,15 +719,40 @@ impl Store {
             set.push("actual_minutes = :minutes");
             values.push((":minutes", items::n(m)));
         }
+        if let Some(seconds) = closing.measured_seconds {
+            set.push("measured_seconds = :seconds");
+            values.push((":seconds", items::n(seconds)));
+        }
+        if let Some(reason) = end_reason {
+            set.push("end_reason = :reason");
+            values.push((":reason", items::s(reason.as_str())));
+        }
         if let Some(p) = closing.refund_percent {
             set.push("refund_percent = :percent");
             values.push((":percent", items::n(p)));
+        }
+        // The closing was computed from this read: the meter's start, the minutes held and (for
+        // a lapse) when each party was last heard from. A join, an extension or a reconnect
+        // that commits in between makes this fail, and the closing reads and decides again.
+        let mut condition = vec!["#status = :from".to_owned(), "minutes = :minutes_read".to_owned()];
+        values.push((":minutes_read", items::n(c.price.minutes)));
+        let mut as_read = |(name, placeholder): (&str, &'static str), at: Option<DateTime<Utc>>| match at {
+            Some(t) => {
+                condition.push(format!("{name} = {placeholder}"));
+                values.push((placeholder, items::time(t)));
+            }
+            None => condition.push(format!("attribute_not_exists({name})")),
+        };
+        as_read(("started_at", ":started_read"), c.started_at);
+        if end_reason == Some(EndReason::Lapse) {
+            as_read(("customer_seen_at", ":customer_seen_read"), c.attendance.customer_seen_at);
+            as_read(("astrologer_seen_at", ":astrologer_seen_read"), c.attendance.astrologer_seen_at);
         }
         tx.update(
             "consultation",
             items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK),
             &format!("SET {} REMOVE DUE_PK, DUE_AT", set.join(", ")),
-            "#status = :from",
+            &condition.join(" AND "),
             values,
         );
         if let Some(p) = refund {
@@ -584,36 +783,11 @@ impl Store {
                 one(),
             );
         }
+        match c.closed_event(to, closing, by, now) {
+            ClosedEvent::Completed(event) => tx.outbox(&event),
+            ClosedEvent::Cancelled(event) => tx.outbox(&event),
+        };
         let id = c.booking_id.to_string();
-        if to == ConsultationStatus::Completed {
-            tx.outbox(&Envelope::new(
-                format!("consultation-completed-{id}"),
-                now,
-                ConsultationCompleted {
-                    booking_id: id.clone(),
-                    customer_id: c.customer_id.clone(),
-                    astrologer_id: c.astrologer_id.clone(),
-                    astrologer_name: c.astrologer_name.clone(),
-                    actual_minutes: closing.actual_minutes.unwrap_or(0),
-                    charged: closing.charged.total(),
-                    refunded: closing.refunded.total(),
-                    astrologer_earnings: closing.astrologer_earnings,
-                },
-            ));
-        } else {
-            tx.outbox(&Envelope::new(
-                format!("consultation-closed-{id}"),
-                now,
-                ConsultationCancelled {
-                    booking_id: id.clone(),
-                    customer_id: c.customer_id.clone(),
-                    astrologer_id: c.astrologer_id.clone(),
-                    status: to.as_str().to_owned(),
-                    by: by.to_owned(),
-                    refunded: closing.refunded.total(),
-                },
-            ));
-        }
         match self.commit(tx).await {
             Ok(()) => Ok(true),
             Err(TxError::Cancelled(cancelled)) => {

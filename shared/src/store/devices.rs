@@ -5,7 +5,7 @@
 //! {token}`, `OWNER`) names its user, and registering a token another user holds moves it
 //! (their device item goes in the same transaction, so they get no more pushes on it: the
 //! phone changed hands, or someone else signed in on it). A user has at most
-//! [`crate::notification::MAX_DEVICES`]; the partition's `SET` item carries a version that
+//! [`crate::domain::notification::MAX_DEVICES`]; the partition's `SET` item carries a version that
 //! every registration conditions on, so racing registrations cannot pass the bound.
 //!
 //! | call | DynamoDB |
@@ -19,9 +19,10 @@ use chrono::{DateTime, Utc};
 
 use super::items::{self, Item};
 use super::keys::{DEVICE_OWNER_SK, DEVICE_SK_PREFIX, DEVICES_SET_SK, SK, device_owner_pk, device_sk, devices_pk};
+use super::retry::{self, Attempt, Retry};
 use super::{Store, StoreError, TxError};
-use crate::notification::{DevicePlatform, DeviceToken, devices_to_drop};
-use crate::user::UserId;
+use crate::domain::notification::{DevicePlatform, DeviceToken, devices_to_drop};
+use crate::domain::user::UserId;
 
 /// A registered device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +42,6 @@ pub enum DeviceRegistration {
     /// It was the caller's already; nothing written.
     AlreadyRegistered,
 }
-
-/// Racing registrations of one user retry this often before answering busy.
-const ATTEMPTS: usize = 5;
 
 fn device_key(user: &UserId, platform: DevicePlatform, token: &str) -> Item {
     items::key(devices_pk(user), device_sk(platform.as_str(), token))
@@ -74,8 +72,10 @@ impl Store {
         token: &DeviceToken,
         now: DateTime<Utc>,
     ) -> Result<DeviceRegistration, StoreError> {
-        let me = items::s(user.as_str());
-        for attempt in 0..ATTEMPTS {
+        let me = &items::s(user.as_str());
+        // Racing registrations of one user retry, then answer busy.
+        let busy = |_| StoreError::Unavailable("the devices kept changing during registration".into());
+        retry::on_conflict(Retry::DEFAULT, busy, || async move {
             let (partition, owner) =
                 tokio::try_join!(self.device_partition(user), self.get(owner_key(platform, token.as_str())))?;
             let (devices, version) = partition;
@@ -83,7 +83,7 @@ impl Store {
             let mine = |d: &DeviceRecord| d.platform == platform && d.token == token.as_str();
             let listed = devices.iter().any(mine);
             if owner.as_deref() == Some(user.as_str()) && listed {
-                return Ok(DeviceRegistration::AlreadyRegistered);
+                return Ok(Attempt::Done(DeviceRegistration::AlreadyRegistered));
             }
             let others: Vec<_> = devices.iter().filter(|d| !mine(d)).map(|d| (d.registered_at, d.clone())).collect();
             let dropped = devices_to_drop(&others);
@@ -132,13 +132,13 @@ impl Store {
                 );
             }
             match self.commit(tx).await {
-                Ok(()) => return Ok(DeviceRegistration::Registered { moved: moved.is_some(), dropped }),
+                Ok(()) => Ok(Attempt::Done(DeviceRegistration::Registered { moved: moved.is_some(), dropped })),
                 // A registration (of this user, or of this token elsewhere) got in first.
-                Err(TxError::Cancelled(_)) => super::pause_after_conflict(attempt).await,
-                Err(TxError::Store(e)) => return Err(e),
+                Err(TxError::Cancelled(_)) => Ok(Attempt::Conflict),
+                Err(TxError::Store(e)) => Err(e),
             }
-        }
-        Err(StoreError::Unavailable("the devices kept changing during registration".into()))
+        })
+        .await
     }
 
     /// Forgets `token` for `user` (sign-out): 1 TransactWriteItems, however the token is

@@ -1,4 +1,4 @@
-//! The store side of [`crate::idempotency`]: the record's item, read with the route's first
+//! The store side of [`crate::domain::idempotency`]: the record's item, read with the route's first
 //! read and written in the route's transaction (label `idempotency`).
 
 use chrono::{DateTime, Utc};
@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::items::{self, Item};
 use super::keys::{IDEMPOTENCY_SK, idempotency_pk};
 use super::{Store, StoreError, Tx};
-use crate::idempotency::{IdempotencyKey, StoredResponse, TTL};
+use crate::domain::idempotency::{IdempotencyKey, StoredResponse, TTL};
 
 pub(crate) fn record_key(key: &IdempotencyKey) -> Item {
     items::key(idempotency_pk(&key.user, &key.key), IDEMPOTENCY_SK)
@@ -52,7 +52,7 @@ impl Store {
         &self,
         key: &IdempotencyKey,
         extra: items::Item,
-    ) -> Result<(Option<StoredResponse>, Option<crate::wallet::Wallet>, Option<items::Item>), StoreError> {
+    ) -> Result<(Option<StoredResponse>, Option<crate::domain::wallet::Wallet>, Option<items::Item>), StoreError> {
         let wallet_key = items::key(super::keys::user_pk(&key.user), super::keys::WALLET_SK);
         let extra_pk = items::get_str(&extra, super::PK)?.to_owned();
         let mut found = self.batch_get(vec![record_key(key), wallet_key, extra]).await?;

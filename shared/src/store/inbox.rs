@@ -23,9 +23,9 @@ use chrono::{DateTime, Utc};
 use super::items::{self, Item};
 use super::keys::{INBOX_COUNTER_SK, SK, inbox_pk, notification_sk};
 use super::{Store, StoreError, TxError};
-use crate::events::Envelope;
-use crate::notification::InboxCursor;
-use crate::user::UserId;
+use crate::domain::events::Envelope;
+use crate::domain::notification::InboxCursor;
+use crate::domain::user::UserId;
 
 /// Labels of the two items of an inbox transaction.
 const NOTIFICATION: &str = "notification";

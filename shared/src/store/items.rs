@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::money::Money;
+use crate::domain::money::Money;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -29,7 +29,7 @@ pub fn time(value: DateTime<Utc>) -> AttributeValue {
 
 /// RFC 3339 in UTC to the millisecond: one width, so text order is time order in keys.
 pub fn time_text(value: DateTime<Utc>) -> String {
-    crate::time::text(value)
+    crate::domain::time::text(value)
 }
 
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {

@@ -1,8 +1,8 @@
 //! Every key of the table, built in one place (the table of items is in the module doc of
 //! [`super`]). Outside identifiers are bounded before they get here (see [`bounded_id`]).
 
-use crate::phone::Phone;
-use crate::user::UserId;
+use crate::domain::phone::Phone;
+use crate::domain::user::UserId;
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -55,7 +55,7 @@ pub fn experience_sort_key(years: u32, id: &UserId) -> String {
 }
 
 // ---- SMS send counters (rate limits), one item per counter and window, TTL
-pub fn sms_counter_pk(counter: &crate::sms::SmsCounter) -> String {
+pub fn sms_counter_pk(counter: &crate::domain::sms::SmsCounter) -> String {
     format!("SMSLIMIT#{}", counter.key_part())
 }
 pub fn sms_window_sk(window_start: i64) -> String {
@@ -103,6 +103,7 @@ pub const CONSULTATIONS_DUE: &str = "ConsultationsDue";
 pub const DUE_PK: &str = "DUE_PK";
 pub const DUE_AT: &str = "DUE_AT";
 pub const DUE_SCHEDULED: &str = "SCHEDULED";
+pub const DUE_RINGING: &str = "RINGING";
 pub const DUE_IN_PROGRESS: &str = "IN_PROGRESS";
 /// A promo code, and one customer's uses of it (`USAGE#{sub}`) in the same partition.
 pub fn promo_code_pk(code: &str) -> String {
@@ -203,7 +204,10 @@ pub fn idempotency_pk(user: &UserId, key: &str) -> String {
     format!("IDEMPOTENCY#{user}#{key}")
 }
 pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
-pub use super::outbox::{OUTBOX_SK, outbox_pk};
+pub const OUTBOX_SK: &str = "OUTBOX";
+pub fn outbox_pk(event_id: &str) -> String {
+    format!("OUTBOX#{event_id}")
+}
 
 // ---- the inbox's unread counter and read-all watermark, and push devices (issue 10)
 /// Sorts after every `NOTIF#` key, so a newest-first Query of an inbox meets it first.
@@ -237,6 +241,33 @@ pub fn rating_counted_pk(booking_id: &str) -> String {
     format!("RATING_COUNTED#{booking_id}")
 }
 pub const RATING_COUNTED_SK: &str = "RATING_COUNTED";
+
+// ---- live sessions: WebSocket connections and chat (issue 29)
+/// A user's open WebSocket connections (the items expire with API Gateway's 2-hour limit).
+pub fn connections_pk(user: &UserId) -> String {
+    format!("CONNS#{user}")
+}
+pub fn connection_sk(connection_id: &str) -> String {
+    format!("CONN#{connection_id}")
+}
+/// API Gateway's connection ids are about 16 characters; anything longer is not one.
+pub const MAX_CONNECTION_ID_LEN: usize = 64;
+/// A consultation's chat: its messages in time order, and the senders' ids seen.
+pub fn chat_pk(booking_id: &str) -> String {
+    format!("CHAT#{booking_id}")
+}
+pub const CHAT_MESSAGE_SK_PREFIX: &str = "MSG#";
+pub fn chat_message_sk(sent_at: &str, message_id: &str) -> String {
+    format!("{CHAT_MESSAGE_SK_PREFIX}{sent_at}#{message_id}")
+}
+pub fn chat_client_id_sk(side: &str, client_id: &str) -> String {
+    format!("CLIENTMSG#{side}#{client_id}")
+}
+/// An astrologer's saved replies: one item, read and replaced whole.
+pub fn saved_replies_pk(astrologer: &UserId) -> String {
+    format!("SAVEDREPLIES#{astrologer}")
+}
+pub const SAVED_REPLIES_SK: &str = "SAVEDREPLIES";
 
 #[cfg(test)]
 mod tests {

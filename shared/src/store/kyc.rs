@@ -11,9 +11,9 @@ use super::keys::{
 };
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, TxError};
-use crate::kyc::{MaskedDocuments, RequestStatus};
-use crate::phone::Phone;
-use crate::user::{KycStatus, ProfileStatus, UserId, VerificationStatus};
+use crate::domain::kyc::{MaskedDocuments, RequestStatus};
+use crate::domain::phone::Phone;
+use crate::domain::user::{KycStatus, ProfileStatus, UserId, VerificationStatus};
 /// How long an initiation may hold the astrologer's KYC before another may try.
 const CLAIM_SECONDS: i64 = 30;
 
@@ -176,7 +176,7 @@ pub struct KycEvent<'a> {
     pub audit: Vec<KycAuditEntry>,
     /// A decision staff made by hand: its staff audit entry, written in the same
     /// transaction, and `verified_by` on the astrologer. `None` for Digio's own events.
-    pub staff: Option<&'a crate::staff::AuditEntry>,
+    pub staff: Option<&'a crate::domain::staff::AuditEntry>,
     pub now: DateTime<Utc>,
 }
 
@@ -349,7 +349,7 @@ impl Store {
                 (":now", now.clone()),
             ];
             let expression = if next == RequestStatus::Completed {
-                let review_due = request.expires_at + chrono::Duration::days(crate::kyc::REVIEW_DEADLINE_DAYS);
+                let review_due = request.expires_at + chrono::Duration::days(crate::domain::kyc::REVIEW_DEADLINE_DAYS);
                 values.push((":due", items::time(review_due)));
                 "SET #status = :next, updated_at = :now, GSI1SK = :due"
             } else {
@@ -386,7 +386,7 @@ impl Store {
             }
             // Whoever decided (Digio or staff) wrote free text: no PAN or Aadhaar number in it
             // is stored or put in the event.
-            let reason = event.rejection_reason.as_deref().map(crate::kyc::redact_text);
+            let reason = event.rejection_reason.as_deref().map(crate::domain::kyc::redact_text);
             if let Some(reason) = &reason {
                 set.push("kyc_rejection_reason = :reason");
                 values.push((":reason", items::s(reason)));
@@ -417,7 +417,13 @@ impl Store {
                     vec![(":approved", items::s(ProfileStatus::Approved.as_str())), (":now", now.clone())],
                 );
             }
-            tx.outbox(&crate::kyc::status_changed_event(astrologer, &request.request_id, next, reason, event.now));
+            tx.outbox(&crate::domain::kyc::status_changed_event(
+                astrologer,
+                &request.request_id,
+                next,
+                reason,
+                event.now,
+            ));
         }
         for a in &event.audit {
             tx.put_new("audit", a.item(astrologer));

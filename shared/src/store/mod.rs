@@ -34,10 +34,18 @@
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
-//! Six secondary indexes (template.yaml's `AppTable`): `GSI1` (`GSI1PK`, `GSI1SK`) and `GSI2`
-//! (`GSI2PK`, `GSI2SK`), overloaded per item type; `ConsultationsDue` (`DUE_PK`, `DUE_AT`),
-//! sparse, for the sweep; and `CatalogueByPrice`, `CatalogueByRating`, `CatalogueByExperience`
-//! (`CATALOGUE` and a sort key each), sparse, projecting the catalogue card only.
+//! The secondary indexes, as template.yaml's `AppTable` declares them (a test in
+//! `infra/src/template.rs` holds this table and the template together):
+//!
+//! | index | partition key | sort key | projection | what it finds |
+//! |---|---|---|---|---|
+//! | `GSI1` | `GSI1PK` | `GSI1SK` | all | overloaded: a customer's consultations, open KYC requests by expiry, a top-up by Razorpay order, a year's invoices, promo codes, the staff audit log, an astrologer's public reviews |
+//! | `GSI2` | `GSI2PK` | `GSI2SK` | all | overloaded: an astrologer's consultations by time, open top-ups by creation |
+//! | `ConsultationsDue` | `DUE_PK` | `DUE_AT` | all | sparse: consultations not started (by start) or in progress (by booked end), for the sweep |
+//! | `CatalogueByPrice` | `CATALOGUE` | `CAT_PRICE` | catalogue card | sparse: listed astrologers by rate |
+//! | `CatalogueByRating` | `CATALOGUE` | `CAT_RATING` | catalogue card | sparse: listed astrologers by rating |
+//! | `CatalogueByExperience` | `CATALOGUE` | `CAT_EXPERIENCE` | catalogue card | sparse: listed astrologers by experience |
+//!
 //! `expires_at` (epoch seconds) is the TTL attribute for short-lived records. The table's
 //! stream (new images) carries `OUTBOX#` inserts to the outbox relay.
 //!
@@ -71,6 +79,8 @@
 //! that loses a race on the wallet version or the invoice sequence reads again and retries
 //! (each retry: 1 BatchGetItem + 1 TransactWriteItems). Every wallet change goes through
 //! [`wallet`]: the wallet update conditioned on its version plus the ledger entries.
+//! Every read-decide-write loop that meets a race reads and decides again through
+//! [`retry::on_conflict`] (its module doc says what counts as a conflict).
 //!
 //! Reviews (`REVIEW#{booking id}`, public ones listed through GSI1 `ASTROREVIEWS#{astrologer}`)
 //! and the rating aggregate's de-duplication (`RATING_COUNTED#{booking id}`): keys and calls
@@ -85,8 +95,10 @@ pub(crate) mod items;
 pub mod keys;
 mod kyc;
 pub mod outbox;
+pub mod retry;
 pub mod reversals;
 pub mod reviews;
+pub mod sessions;
 mod sms_limits;
 pub mod staff;
 pub mod topups;
@@ -123,14 +135,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store error: {0}")]
     Other(String),
-}
-
-/// The pause before retrying a transaction that lost a race (a version or a sequence moved
-/// underneath it): random, so racing writers spread out instead of colliding again, and
-/// longer with each attempt (0-based), 10 to 40 ms times `attempt + 1`.
-pub async fn pause_after_conflict(attempt: usize) {
-    let pause = rand::random_range(10..=40u64) * (attempt as u64 + 1);
-    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
 }
 
 impl StoreError {
@@ -345,6 +349,20 @@ impl Store {
             Err(StoreError::ConditionFailed(_)) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes `item`, replacing any item with its key (one PutItem): for items only their
+    /// owner writes, whole (a connection, saved replies).
+    async fn put(&self, item: items::Item) -> Result<(), StoreError> {
+        check_key_sizes(&item)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
     }
 
     /// Writes `item` unless an item with its key exists. `Ok(false)` means it was already

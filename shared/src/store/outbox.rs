@@ -11,19 +11,15 @@ use chrono::Duration;
 
 use super::StoreError;
 use super::items::{self, Item, get_str};
-use crate::events::{Envelope, Event};
+use super::keys::{OUTBOX_SK, outbox_pk};
+use crate::domain::events::{Envelope, Event};
 
-pub const OUTBOX_SK: &str = "OUTBOX";
 /// Long enough for any stream retry (24 h of stream retention) and an operator's look.
 pub const OUTBOX_TTL: Duration = Duration::days(7);
 /// The attribute holding the envelope JSON, which the relay publishes as is.
 pub const ENVELOPE_ATTRIBUTE: &str = "envelope";
 /// The attribute holding the event type, which SNS filter policies route on.
 pub const EVENT_TYPE_ATTRIBUTE: &str = "event_type";
-
-pub fn outbox_pk(event_id: &str) -> String {
-    format!("OUTBOX#{event_id}")
-}
 
 /// Whether a stream record's key is an outbox item (the relay skips everything else).
 pub fn is_outbox_pk(pk: &str) -> bool {
@@ -51,8 +47,8 @@ pub fn read_outbox_item(item: &Item) -> Result<(String, String), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::UserRegistered;
-    use crate::user::{UserId, UserType};
+    use crate::domain::events::UserRegistered;
+    use crate::domain::user::{UserId, UserType};
     use chrono::TimeZone;
 
     #[test]

@@ -1,4 +1,4 @@
-//! Refunds and disputes of a recharge: the store side of [`crate::reversal`]. One read
+//! Refunds and disputes of a recharge: the store side of [`crate::domain::reversal`]. One read
 //! (`BatchGetItem`: top-up, wallet, the refund's or dispute's record) and one transaction:
 //! - `top_up`: the share reversed, conditioned on the share read (and on being completed);
 //! - `wallet` + `ledger`: the posting, conditioned on the wallet version read;
@@ -12,11 +12,11 @@ use super::keys::{REVERSAL_SK, TOPUP_SK, WALLET_SK, dispute_pk, refund_pk, topup
 use super::topups::read_topup;
 use super::wallet::{Account, read_wallet};
 use super::{Store, StoreError, TxError};
-use crate::money::Money;
-use crate::reversal::{DisputeRecord, DisputeStage, Request, ReversalPlan, ReversalState, Share};
-use crate::topup::Status;
-use crate::user::UserId;
-use crate::wallet::Hold;
+use crate::domain::money::Money;
+use crate::domain::reversal::{DisputeRecord, DisputeStage, Request, ReversalPlan, ReversalState, Share};
+use crate::domain::topup::Status;
+use crate::domain::user::UserId;
+use crate::domain::wallet::Hold;
 
 /// The outcome of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,6 @@ impl Store {
             Err(TxError::Cancelled(c)) if c.failed("refund") || c.failed("outbox") => Ok(Reversal::AlreadyDone),
             Err(TxError::Cancelled(c)) => {
                 tracing::info!(top_up_id = %topup.id, cancelled = ?c, "reversal raced; retrying");
-                super::pause_after_conflict(0).await;
                 Ok(Reversal::Conflict)
             }
             Err(TxError::Store(e)) => Err(e),

@@ -1,4 +1,4 @@
-//! Reviews and the astrologer's rating aggregate: the store side of [`crate::review`].
+//! Reviews and the astrologer's rating aggregate: the store side of [`crate::domain::review`].
 //!
 //! | item | PK | SK | notes |
 //! |---|---|---|---|
@@ -25,10 +25,9 @@ use super::keys::{
     consultation_pk, rating_counted_pk, rating_sort_key, review_pk, user_pk,
 };
 use super::{Store, StoreError, TxError};
-use crate::booking::{BookingId, Consultation, ConsultationStatus};
-use crate::events::{Envelope, ReviewSubmitted};
-use crate::review::{Rating, RatingTotals, Review, ReviewText};
-use crate::user::UserId;
+use crate::domain::booking::{BookingId, Consultation, ConsultationStatus};
+use crate::domain::review::{Rating, RatingTotals, Review, ReviewText};
+use crate::domain::user::UserId;
 
 const CAT_RATING: &str = super::keys::CATALOGUE_BY_RATING.1;
 
@@ -136,18 +135,7 @@ impl Store {
                 (":customer", items::s(review.customer_id.as_str())),
             ],
         );
-        tx.outbox(&Envelope::new(
-            format!("review-submitted-{id}"),
-            review.created_at,
-            ReviewSubmitted {
-                booking_id: id.to_owned(),
-                customer_id: review.customer_id.clone(),
-                astrologer_id: review.astrologer_id.clone(),
-                rating: review.rating.stars(),
-                verified: review.verified,
-                public: review.public,
-            },
-        ));
+        tx.outbox(&review.submitted_event());
         match self.commit(tx).await {
             Ok(()) => Ok(ReviewWrite::Written),
             // The review's own key decides a race: the loser finds it (or its event) there.

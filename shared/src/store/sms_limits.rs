@@ -1,10 +1,10 @@
-//! SMS send counters (see [`crate::sms`]): one item per counter and window, counted by one
+//! SMS send counters (see [`crate::domain::sms`]): one item per counter and window, counted by one
 //! conditional UpdateItem that refuses the send that would pass the limit, gone by TTL.
 
 use super::items;
 use super::keys::{sms_counter_pk, sms_window_sk};
 use super::{Store, StoreError, TTL_ATTRIBUTE};
-use crate::sms::SmsCounter;
+use crate::domain::sms::SmsCounter;
 
 /// Kept a window past its end: DynamoDB deletes expired items late, and the key's window
 /// start already keeps an old count from applying to a new window.

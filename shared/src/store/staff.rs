@@ -32,11 +32,11 @@ use super::keys::{
 };
 use super::wallet::{promo_rule_item, read_promo_rule};
 use super::{Store, StoreError, Tx, TxError};
-use crate::astrologer::AstrologerRecord;
-use crate::booking::PromoCode;
-use crate::promotion::PromotionRule;
-use crate::staff::{AuditEntry, Reason, StaffAction};
-use crate::user::{ProfileStatus, UserId, VerificationStatus};
+use crate::domain::astrologer::AstrologerRecord;
+use crate::domain::booking::PromoCode;
+use crate::domain::promotion::PromotionRule;
+use crate::domain::staff::{AuditEntry, Reason, StaffAction};
+use crate::domain::user::{ProfileStatus, UserId, VerificationStatus};
 
 impl Tx {
     /// The staff audit entry of this transaction's change (label `staff_audit`).
@@ -295,7 +295,7 @@ impl Store {
     }
 
     /// Up to `limit` staff audit entries, newest first, after `after` (a position
-    /// [`crate::staff::audit_log_position`] accepted): one Query on GSI1. Also the position
+    /// [`crate::domain::staff::audit_log_position`] accepted): one Query on GSI1. Also the position
     /// to continue after, when there may be more.
     pub async fn staff_audit_log(
         &self,

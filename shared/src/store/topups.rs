@@ -11,10 +11,12 @@ use super::keys::{
 use super::wallet::{Account, read_wallet};
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, Tx, TxError};
-use crate::invoice::{Gstin, INVOICE_SERIES, TaxLines, financial_year};
-use crate::money::Money;
-use crate::topup::{CreditPlan, CreditRecord, CreditState, InvoiceView, MAX_OPEN_TOPUPS, Source, Status, TopUp};
-use crate::user::UserId;
+use crate::domain::invoice::{Gstin, INVOICE_SERIES, TaxLines, financial_year};
+use crate::domain::money::Money;
+use crate::domain::topup::{
+    CreditPlan, CreditRecord, CreditState, InvoiceView, MAX_OPEN_TOPUPS, Source, Status, TopUp,
+};
+use crate::domain::user::UserId;
 
 fn topup_item(t: &TopUp) -> Item {
     let mut item = items::key(topup_pk(&t.id), TOPUP_SK);
@@ -147,8 +149,11 @@ impl Store {
     /// wallet and how many top-ups `key.user` has open.
     pub async fn topup_create_state(
         &self,
-        key: &crate::idempotency::IdempotencyKey,
-    ) -> Result<(Option<crate::idempotency::StoredResponse>, Option<crate::wallet::Wallet>, usize), StoreError> {
+        key: &crate::domain::idempotency::IdempotencyKey,
+    ) -> Result<
+        (Option<crate::domain::idempotency::StoredResponse>, Option<crate::domain::wallet::Wallet>, usize),
+        StoreError,
+    > {
         let open_key = items::key(open_topups_pk(&key.user), OPEN_TOPUPS_SK);
         let (record, wallet, found) = self.idempotency_record_and_wallet_with(key, open_key).await?;
         let open = found.and_then(|item| item.get("topup_ids").and_then(|v| v.as_ss().ok()).map(Vec::len)).unwrap_or(0);
@@ -308,8 +313,6 @@ impl Store {
             }
             Err(TxError::Cancelled(c)) => {
                 tracing::info!(top_up_id = %t.id, cancelled = ?c, "credit raced; retrying");
-                // A random pause, so the credits that collided do not collide again.
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % 40)).await;
                 Ok(Credit::Conflict)
             }
             Err(TxError::Store(e)) => Err(e),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::items::Item;
 use super::{Store, StoreError};
-use crate::events::{Envelope, Event};
+use crate::domain::events::{Envelope, Event};
 
 /// A transaction being built; [`Store::commit`] writes it all or nothing.
 #[derive(Debug)]

@@ -7,10 +7,10 @@ use serde::Serialize;
 use super::items::{self, Item, get_str, opt_str};
 use super::keys::{ASTROLOGER_SK, PHONE_SK, PROFILE_SK, WALLET_SK, phone_pk, user_pk};
 use super::{Store, StoreError, TxError};
-use crate::events::{Envelope, UserRegistered};
-use crate::money::Money;
-use crate::phone::Phone;
-use crate::user::{KycStatus, ProfileStatus, UserId, UserType, VerificationStatus};
+use crate::domain::events::{Envelope, UserRegistered};
+use crate::domain::money::Money;
+use crate::domain::phone::Phone;
+use crate::domain::user::{KycStatus, ProfileStatus, UserId, UserType, VerificationStatus};
 
 /// A confirmed sign-up, as the post-confirmation trigger reads it off Cognito.
 #[derive(Debug, Clone)]

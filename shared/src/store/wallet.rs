@@ -1,4 +1,4 @@
-//! The wallet item, its ledger and the promotion rules: the store side of [`crate::wallet`].
+//! The wallet item, its ledger and the promotion rules: the store side of [`crate::domain::wallet`].
 //! A [`Posting`] becomes two kinds of transaction items, always together: the wallet update,
 //! conditioned on the version the posting was computed from (label `wallet`), and one
 //! `put_new` per ledger entry (label `ledger`).
@@ -11,10 +11,10 @@ use super::keys::{
     self, PROMO_RULES_PK, SK, WALLET_SK, earnings_ledger_pk, earnings_pk, ledger_pk, ledger_sk, user_pk,
 };
 use super::{Store, StoreError, Tx};
-use crate::money::Amount;
-use crate::promotion::PromotionRule;
-use crate::user::UserId;
-use crate::wallet::{EntryKind, LedgerEntry, Posting, Reference, ReferenceKind, Wallet};
+use crate::domain::money::Amount;
+use crate::domain::promotion::PromotionRule;
+use crate::domain::user::UserId;
+use crate::domain::wallet::{EntryKind, LedgerEntry, Posting, Reference, ReferenceKind, Wallet};
 
 /// Whose money: a customer's wallet (every user has one, made at registration) or an
 /// astrologer's earnings (made by the first earning).
@@ -238,7 +238,7 @@ impl Store {
         Ok(LedgerPage { entries, next })
     }
 
-    /// The wallet and its whole ledger, oldest first, for [`crate::wallet::check_ledger`]
+    /// The wallet and its whole ledger, oldest first, for [`crate::domain::wallet::check_ledger`]
     /// (tests and operators; pages through the ledger).
     pub async fn wallet_with_ledger(
         &self,
@@ -323,8 +323,8 @@ pub(crate) fn read_promo_rule(item: &Item) -> Result<PromotionRule, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Money;
-    use crate::wallet::Movement;
+    use crate::domain::money::Money;
+    use crate::domain::wallet::Movement;
     use rust_decimal_macros::dec;
 
     #[test]
