@@ -176,7 +176,7 @@ async fn put_availability(app: &App, req: &Request, caller: &Caller) -> Result<O
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SavedRepliesBody {
-    #[cfg_attr(feature = "openapi", schema(schema_with = shared::domain::schema::saved_replies_input))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = shared::domain::saved_replies::input_schema))]
     replies: Vec<String>,
 }
 

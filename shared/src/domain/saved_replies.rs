@@ -40,6 +40,26 @@ impl SavedReplies {
     }
 }
 
+/// What `booking::chat::check_text` accepts: something that is not white space, and no
+/// control characters but tabs and new lines (2,000 characters at most, counted trimmed).
+pub const CHAT_TEXT_PATTERN: &str =
+    "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$";
+
+/// A saved replies request: up to 20 chat texts.
+#[cfg(feature = "openapi")]
+pub fn input_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::domain::schema::json_schema(serde_json::json!({
+        "type": "array",
+        "maxItems": MAX_SAVED_REPLIES,
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": crate::domain::booking::chat::MAX_TEXT_CHARS,
+            "pattern": CHAT_TEXT_PATTERN,
+        },
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

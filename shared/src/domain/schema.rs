@@ -154,25 +154,6 @@ pub fn window_end() -> RefOr<Schema> {
     )
 }
 
-/// What `booking::chat::check_text` accepts: something that is not white space, and no
-/// control characters but tabs and new lines (2,000 characters at most, counted trimmed).
-pub const CHAT_TEXT_PATTERN: &str =
-    "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$";
-
-/// A saved replies request: up to 20 chat texts.
-pub fn saved_replies_input() -> RefOr<Schema> {
-    json_schema(json!({
-        "type": "array",
-        "maxItems": crate::domain::saved_replies::MAX_SAVED_REPLIES,
-        "items": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": crate::domain::booking::chat::MAX_TEXT_CHARS,
-            "pattern": CHAT_TEXT_PATTERN,
-        },
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
