@@ -37,3 +37,14 @@ if ! grep -qs "\"version\": \"$SWAGGER_UI_VERSION\"" "$swagger_ui/node_modules/s
     echo "setup: npm not found; the local stack's /docs page needs it (Node.js), /openapi.json does not" >&2
   fi
 fi
+
+# Agora's own token library (agora-token), pinned by tests/agora/package-lock.json: the oracle
+# shared/tests/agora_oracle.rs checks our RTC tokens against. Required: that test needs it.
+AGORA_TOKEN_VERSION=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/agora-token"]["version"])' tests/agora/package-lock.json)
+if ! grep -qs "\"version\": \"$AGORA_TOKEN_VERSION\"" tests/agora/node_modules/agora-token/package.json; then
+  need node "install Node.js (with npm): the Agora token test reads our tokens with Agora's own library"
+  need npm "install npm (Node.js): the Agora token test reads our tokens with Agora's own library"
+  echo "setup: installing agora-token@$AGORA_TOKEN_VERSION (the Agora token oracle) into tests/agora"
+  npm ci --silent --no-audit --no-fund --prefix tests/agora >/dev/null \
+    || { echo "setup: npm ci could not install tests/agora (agora-token@$AGORA_TOKEN_VERSION)" >&2; exit 1; }
+fi

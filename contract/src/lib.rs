@@ -21,6 +21,7 @@ pub fn functions() -> Vec<FunctionDoc> {
         profile::openapi(),
         kyc_initiate::openapi(),
         digio_webhook::openapi(),
+        call_session::openapi(),
         top_up::openapi(),
         astrologer_profile::openapi(),
         catalogue::openapi(),

@@ -99,6 +99,9 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>)
         "digio-webhook" => {
             handler!(Http, digio_webhook::App::from_env(sdk, env)?, |app, req| digio_webhook::handle(&app, req).await)
         }
+        "call-session" => {
+            handler!(Http, call_session::App::from_env(sdk, env)?, |app, req| call_session::handle(&app, req).await)
+        }
         "kyc-expiry" => handler!(Scheduled, kyc_expiry::App::from_env(sdk, env)?, |app, event| {
             kyc_expiry::handle(&app, event).await.map_err(|e| e.to_string())
         }),

@@ -83,6 +83,8 @@ pub struct Options {
     /// Where the Razorpay stand-in listens.
     pub digio_addr: String,
     pub razorpay_addr: String,
+    /// Where Agora's notification stand-in listens.
+    pub agora_addr: String,
     pub template: PathBuf,
     /// Poll the SQS queues into their consumers (tests may drive them by hand instead).
     pub poll_queues: bool,
@@ -113,6 +115,7 @@ impl Options {
             ws_addr: "127.0.0.1:0".into(),
             digio_addr: "127.0.0.1:0".into(),
             razorpay_addr: "127.0.0.1:0".into(),
+            agora_addr: "127.0.0.1:0".into(),
             template: repo_root().join("template.yaml"),
             poll_queues: true,
             poll_streams: true,
@@ -180,8 +183,11 @@ impl LocalStack {
         let api_listener =
             TcpListener::bind(&opts.api_addr).await.with_context(|| format!("binding {}", opts.api_addr))?;
         let api_url = format!("http://{}", api_listener.local_addr()?);
-        let (stubs, stub_tasks) =
-            stubs::start(&api_url, &mut opts.parameters, &opts.digio_addr, &opts.razorpay_addr).await?;
+        let (stubs, stub_tasks) = {
+            let addrs =
+                stubs::StubAddrs { digio: &opts.digio_addr, razorpay: &opts.razorpay_addr, agora: &opts.agora_addr };
+            stubs::start(&api_url, &mut opts.parameters, &addrs).await?
+        };
         let moto_sdk = local_sdk_config(&opts.moto_endpoint).await;
         let provisioned = provision::provision(&moto_sdk, &template, &opts.prefix).await?;
         store_secrets(&moto_sdk, &stubs.secrets, &mut opts).await?;

@@ -13,6 +13,7 @@ async fn main() -> Result<()> {
     let ws_port = std::env::var("WS_PORT").unwrap_or_else(|_| "3001".into());
     let razorpay_port = std::env::var("RAZORPAY_PORT").unwrap_or_else(|_| "3100".into());
     let digio_port = std::env::var("DIGIO_PORT").unwrap_or_else(|_| "3200".into());
+    let agora_port = std::env::var("AGORA_PORT").unwrap_or_else(|_| "3300".into());
     // A port in use is named with the variable that moves it, before anything starts.
     for (var, port) in [
         ("API_PORT", &api_port),
@@ -20,6 +21,7 @@ async fn main() -> Result<()> {
         ("WS_PORT", &ws_port),
         ("RAZORPAY_PORT", &razorpay_port),
         ("DIGIO_PORT", &digio_port),
+        ("AGORA_PORT", &agora_port),
     ] {
         if let Err(e) = std::net::TcpListener::bind(format!("127.0.0.1:{port}")) {
             eprintln!("local-stack: port {port} ({var}) is not free: {e}.");
@@ -44,6 +46,7 @@ async fn main() -> Result<()> {
     opts.schedule_every = Some(std::time::Duration::from_secs(every));
     opts.razorpay_addr = format!("127.0.0.1:{razorpay_port}");
     opts.digio_addr = format!("127.0.0.1:{digio_port}");
+    opts.agora_addr = format!("127.0.0.1:{agora_port}");
     opts.seed_promotion_rules = true;
     let stack = LocalStack::start(opts).await?;
 
@@ -98,6 +101,10 @@ async fn main() -> Result<()> {
     println!(
         "   Razorpay stand-in    {}   (pay an order: POST /_local/orders/<order_id>/pay)",
         stack.stubs.razorpay_url
+    );
+    println!(
+        "   Agora notifications  {}   (a party joins a call: POST /_local/channels/<channel>/join {{\"uid\": N}})",
+        stack.stubs.agora.url
     );
     println!("   sam local invoke files {0}/env-vars.json, {0}/parameter-overrides", sam_dir.display());
     println!();

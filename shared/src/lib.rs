@@ -3,8 +3,8 @@
 //! - [`app`]: what composes the store and the domain for several functions (closing a
 //!   consultation, setting up an account, crediting a top-up, the `App` a function keeps
 //!   between invocations).
-//! - `providers` (feature `outbound`): the Razorpay and Digio clients; they import the domain
-//!   and the plumbing only.
+//! - `providers` (feature `outbound`): the Razorpay and Digio clients, and (feature `agora`)
+//!   Agora's RTC tokens; they import the domain and the plumbing only.
 //! - [`http`]: lambda_http glue: route tables, caller claims, JSON bodies, the one
 //!   error-to-response mapping ([`ApiError`]), `Idempotency-Key` and replay, the OpenAPI
 //!   building blocks.
@@ -26,7 +26,7 @@ mod layers;
 pub mod logging;
 #[cfg(feature = "outbound")]
 pub mod outbound;
-#[cfg(feature = "outbound")]
+#[cfg(any(feature = "outbound", feature = "agora"))]
 pub mod providers;
 #[cfg(feature = "secrets")]
 pub mod secrets;

@@ -8,6 +8,7 @@
 mod authorization;
 mod book;
 mod bounds;
+mod call;
 mod catalogue;
 mod chat_images;
 mod contract;

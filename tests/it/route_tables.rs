@@ -14,6 +14,7 @@ pub fn route_tables() -> std::collections::BTreeMap<&'static str, Vec<(&'static 
         ("profile", table(profile::ROUTES)),
         ("kyc-initiate", table(kyc_initiate::ROUTES)),
         ("digio-webhook", table(digio_webhook::ROUTES)),
+        ("call-session", table(call_session::ROUTES)),
         ("top-up", table(top_up::ROUTES)),
         ("astrologer-profile", table(astrologer_profile::ROUTES)),
         ("catalogue", table(catalogue::ROUTES)),

@@ -21,6 +21,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use chrono::Utc;
 use shared::UserId;
 use shared::app::closing::{self, CloseError};
+use shared::domain::booking::call::MeterSource;
 use shared::domain::booking::chat::{self, ChatMessage, ClientMessage, MAX_FRAME_BYTES, ServerMessage, Side};
 use shared::domain::booking::session::{self, NotLive};
 use shared::domain::booking::{Action, BookingId, Consultation};
@@ -195,6 +196,7 @@ async fn join(app: &App, read: Consultation, side: Side) -> Result<(), Refusal> 
             let mut joined = c;
             if let Some(start) = join.meter_starts {
                 joined.started_at = Some(start);
+                joined.meter_source = Some(MeterSource::App);
                 joined.paid_until = session::paid_until(&joined);
                 tracing::info!(booking_id = %joined.booking_id, "both joined: the meter runs");
             }

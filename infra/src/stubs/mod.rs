@@ -1,8 +1,9 @@
-//! Local stand-ins for the third parties (Digio, Razorpay): each answers the provider's API
+//! Local stand-ins for the third parties (Digio, Razorpay, Agora's notifications): each answers the provider's API
 //! on a loopback port and sends correctly signed webhooks to the local API, as the real
 //! provider would. Each sets the template parameters that point the functions at it,
 //! unless the caller set them already (a test may point a function at wiremock instead).
 
+pub mod agora;
 pub mod digio;
 pub mod razorpay;
 
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 #[derive(Clone)]
 pub struct Stubs {
     pub digio: Arc<digio::DigioStub>,
+    pub agora: Arc<agora::AgoraStub>,
     pub razorpay: razorpay::RazorpayStub,
     /// Where the Razorpay stand-in listens.
     pub razorpay_url: String,
@@ -42,6 +44,19 @@ fn secret(secrets: &mut Vec<(String, String)>, parameter: &str, value: &str) -> 
     value.to_owned()
 }
 
+/// Where each stand-in listens.
+#[derive(Clone, Copy)]
+pub struct StubAddrs<'a> {
+    pub digio: &'a str,
+    pub razorpay: &'a str,
+    pub agora: &'a str,
+}
+
+/// The local Agora project: the App ID functions get, and the App Certificate their tokens
+/// are signed with (32 hex digits, like a real one).
+pub const AGORA_APP_ID: &str = "0123456789abcdef0123456789abcdef";
+pub const AGORA_APP_CERTIFICATE: &str = "fedcba9876543210fedcba9876543210";
+
 fn serve(listener: TcpListener, router: Router) -> JoinHandle<()> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -50,13 +65,13 @@ fn serve(listener: TcpListener, router: Router) -> JoinHandle<()> {
 
 /// Starts every stand-in; `parameters` receives their URLs and ids, [`Stubs::secrets`] the
 /// local secrets. The
-/// Digio and Razorpay stand-ins listen on `digio_addr` and `razorpay_addr` (port 0: any free port).
+/// Digio, Razorpay and Agora stand-ins listen on `addrs` (port 0: any free port).
 pub async fn start(
     api_url: &str,
     parameters: &mut HashMap<String, String>,
-    digio_addr: &str,
-    razorpay_addr: &str,
+    addrs: &StubAddrs<'_>,
 ) -> Result<(Stubs, Vec<JoinHandle<()>>)> {
+    let StubAddrs { digio: digio_addr, razorpay: razorpay_addr, agora: agora_addr } = *addrs;
     let mut secrets = Vec::new();
     let (listener, url) = listen(digio_addr).await?;
     param(parameters, "DigioBaseUrl", url.clone());
@@ -82,5 +97,17 @@ pub async fn start(
         secret(&mut secrets, "RazorpayWebhookSecretParameter", razorpay::WEBHOOK_SECRET),
     );
     tasks.push(serve(listener, razorpay.router()));
-    Ok((Stubs { digio, razorpay, razorpay_url, secrets }, tasks))
+
+    let (listener, url) = listen(agora_addr).await?;
+    param(parameters, "AgoraAppId", AGORA_APP_ID);
+    secret(&mut secrets, "AgoraAppCertificateParameter", AGORA_APP_CERTIFICATE);
+    let agora = Arc::new(agora::AgoraStub::new(
+        url,
+        api_url,
+        secret(&mut secrets, "AgoraNcsSecretParameter", "local-agora-ncs-secret"),
+    ));
+    let router =
+        Router::new().route("/_local/channels/{name}/{action}", post(agora::control)).with_state(agora.clone());
+    tasks.push(serve(listener, router));
+    Ok((Stubs { digio, agora, razorpay, razorpay_url, secrets }, tasks))
 }

@@ -21,6 +21,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
+use self::call::{ChannelLog, MeterSource};
 use self::session::{Attendance, EndReason, Quality, RING_FOR};
 use crate::domain::astrologer::{AstrologerRecord, Booked, Mode};
 use crate::domain::availability::{Interval, Presence};
@@ -32,6 +33,7 @@ use crate::domain::status::string_enum;
 use crate::domain::user::{UserId, UserType};
 use crate::domain::wallet::{Hold, Movement, Posting, Reference, Wallet, WalletError};
 
+pub mod call;
 pub mod chat;
 pub mod session;
 
@@ -406,8 +408,15 @@ pub struct Consultation {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(serialize_with = "crate::domain::time::rfc3339_opt")]
     pub paid_until: Option<DateTime<Utc>>,
+    /// Whose view the meter runs on (a call or video: Agora's channel events when it has
+    /// them, else the app's joins and heartbeats; chat: the app's).
+    #[serde(rename = "billed_from", skip_serializing_if = "Option::is_none")]
+    pub meter_source: Option<MeterSource>,
     #[serde(skip_serializing_if = "Attendance::is_empty")]
     pub attendance: Attendance,
+    /// Calls and video: Agora's channel events (seed 003 `AgoraSession`).
+    #[serde(skip_serializing_if = "ChannelLog::is_empty")]
+    pub channel: ChannelLog,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
     /// Live sessions only: messages per side, first response, short.
@@ -709,7 +718,9 @@ pub fn plan(
         ring_expires_at: instant.then(|| now + RING_FOR),
         started_at: None,
         paid_until: None,
+        meter_source: None,
         attendance: Attendance::default(),
+        channel: ChannelLog::default(),
         end_reason: None,
         quality: None,
         closed_at: None,
@@ -1125,7 +1136,9 @@ mod tests {
             ring_expires_at: None,
             started_at,
             paid_until: None,
+            meter_source: None,
             attendance: Attendance::default(),
+            channel: ChannelLog::default(),
             end_reason: None,
             quality: None,
             closed_at: None,

@@ -39,6 +39,8 @@ use super::wallet::{Account, read_wallet};
 use super::{Store, StoreError, Tx, TxError};
 use crate::domain::astrologer::{AstrologerRecord, Booked, Mode};
 use crate::domain::booking::Party;
+use crate::domain::booking::call::{ChannelAction, ChannelEvent, ChannelLog, MeterSource};
+use crate::domain::booking::chat::Side;
 use crate::domain::booking::session::{self, Attendance, EndReason, Join, Quality};
 use crate::domain::booking::{
     BookingId, BookingPlan, ClosedEvent, Closing, Consultation, ConsultationStatus, DiscountKind, ExtensionPlan, Price,
@@ -159,7 +161,9 @@ pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
         ring_expires_at: opt_time("ring_expires_at")?,
         started_at: opt_time("started_at")?,
         paid_until: None,
+        meter_source: opt_str(item, "meter_source").and_then(MeterSource::parse),
         attendance,
+        channel: read_channel(item)?,
         end_reason: opt_str(item, "end_reason").and_then(EndReason::parse),
         quality: None,
         closed_at: opt_time("closed_at")?,
@@ -173,6 +177,44 @@ pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
     }
     Ok(c)
 }
+
+/// Agora's channel events as kept on the consultation (`agora_events`, a list of maps in
+/// arrival order: `n` notice id, `p` side, `a` join or leave, `t` Agora's time, `s` the
+/// client's sequence).
+fn read_channel(item: &Item) -> Result<ChannelLog, StoreError> {
+    let Some(list) = item.get(AGORA_EVENTS) else { return Ok(ChannelLog::default()) };
+    let corrupt = || StoreError::Corrupt("consultation: agora_events".into());
+    let list = list.as_l().map_err(|_| corrupt())?;
+    let events = list
+        .iter()
+        .map(|v| {
+            let m = v.as_m().map_err(|_| corrupt())?;
+            Ok(ChannelEvent {
+                notice_id: get_str(m, "n")?.to_owned(),
+                side: Side::parse(get_str(m, "p")?).ok_or_else(corrupt)?,
+                action: ChannelAction::parse(get_str(m, "a")?).ok_or_else(corrupt)?,
+                at: get_time(m, "t")?,
+                seq: m.get("s").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(ChannelLog { events })
+}
+
+pub(super) fn channel_event_value(e: &ChannelEvent) -> AttributeValue {
+    AttributeValue::M(Item::from([
+        ("n".to_owned(), items::s(&e.notice_id)),
+        ("p".to_owned(), items::s(e.side.as_str())),
+        ("a".to_owned(), items::s(e.action.as_str())),
+        ("t".to_owned(), items::time(e.at)),
+        ("s".to_owned(), items::n(e.seq)),
+    ]))
+}
+
+/// The consultation attribute holding Agora's channel events, and the one counting them
+/// (what a writer conditions on: a concurrent event or a closing reads again).
+pub(super) const AGORA_EVENTS: &str = "agora_events";
+pub(super) const AGORA_EVENT_COUNT: &str = "agora_event_count";
 
 pub(crate) fn promo_item(p: &PromoCode) -> Item {
     let mut item = items::key(promo_code_pk(&p.code), PROMO_CODE_SK);
@@ -605,8 +647,11 @@ impl Store {
                 let paid = session::paid_until(&started).unwrap_or(start);
                 values.push((":start", items::time(start)));
                 values.push((":paid", items::time(paid)));
+                values.push((":app", items::s(MeterSource::App.as_str())));
                 (
-                    format!("SET {joined} = :at, {seen} = :now, started_at = :start, DUE_AT = :paid"),
+                    format!(
+                        "SET {joined} = :at, {seen} = :now, started_at = :start, DUE_AT = :paid, meter_source = :app"
+                    ),
                     format!("#status = :live AND attribute_exists({other}) AND attribute_not_exists(started_at)"),
                 )
             }
@@ -747,6 +792,11 @@ impl Store {
         if end_reason == Some(EndReason::Lapse) {
             as_read(("customer_seen_at", ":customer_seen_read"), c.attendance.customer_seen_at);
             as_read(("astrologer_seen_at", ":astrologer_seen_read"), c.attendance.astrologer_seen_at);
+            // Billed from Agora: a rejoin Agora reported in between means it is not over.
+            if !c.channel.is_empty() {
+                condition.push(format!("{AGORA_EVENT_COUNT} = :agora_events_read"));
+                values.push((":agora_events_read", items::n(c.channel.events.len())));
+            }
         }
         tx.update(
             "consultation",

@@ -6,18 +6,22 @@
 //! | `$disconnect`, a push answered 410 | 1 DeleteItem |
 //! | a push to a user | 1 Query `CONNS#{sub}` (then PostToConnection per connection) |
 //! | `send` | 1 GetItem (the consultation), 1 TransactWriteItems: the message (its text, its image's key), its sender's id for it (`attribute_not_exists`: a resend is stored once), the consultation (running, the sender seen, their count); a resend: + 1 GetItem (the first one's id) |
+//! | `POST /webhooks/agora` (a channel event) | 1 GetItem (the consultation), 1 UpdateItem: the event appended to `agora_events`, conditioned on the count read (a concurrent event reads again, so each notice is kept once), with the meter's start when Agora now sees both parties (a TransactWriteItems with the `ConsultationStarted` event when it is the first start) |
 //! | `GET /consultations/{id}/messages` | 1 GetItem (the consultation: its parties), 1 Query `CHAT#{id}` from the cursor |
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 
+use super::consultations::{AGORA_EVENT_COUNT, AGORA_EVENTS, channel_event_value};
 use super::items::{self, Item, get_str, get_time, opt_str};
 use super::keys::{
     CHAT_MESSAGE_SK_PREFIX, CONSULTATION_SK, MAX_CONNECTION_ID_LEN, chat_client_id_sk, chat_message_sk, chat_pk,
     connection_sk, connections_pk, consultation_pk,
 };
 use super::{Store, StoreError, TTL_ATTRIBUTE, TxError};
+use crate::domain::booking::call::{ChannelEvent, MeterSource};
 use crate::domain::booking::chat::{ChatMessage, ImageKey, Side};
+use crate::domain::booking::session;
 use crate::domain::booking::{BookingId, Consultation, ConsultationStatus};
 use crate::domain::user::UserId;
 
@@ -74,6 +78,65 @@ fn read_message(item: &Item) -> Result<ChatMessage, StoreError> {
 }
 
 impl Store {
+    /// Appends Agora's `event` to `c`'s channel log (as read: `Ok(false)` when the log or the
+    /// meter moved meanwhile, to read again), starting the meter from Agora's view at
+    /// `meter_starts` when given.
+    pub async fn record_channel_event(
+        &self,
+        c: &Consultation,
+        event: &ChannelEvent,
+        meter_starts: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let count = c.channel.events.len();
+        let mut set = format!(
+            "SET {AGORA_EVENTS} = list_append(if_not_exists({AGORA_EVENTS}, :none), :event), {AGORA_EVENT_COUNT} = :count"
+        );
+        let mut condition = if count == 0 {
+            format!("attribute_not_exists({AGORA_EVENT_COUNT})")
+        } else {
+            format!("{AGORA_EVENT_COUNT} = :count_read")
+        };
+        let mut values = vec![
+            (":none", AttributeValue::L(vec![])),
+            (":event", AttributeValue::L(vec![channel_event_value(event)])),
+            (":count", items::n(count + 1)),
+        ];
+        if count > 0 {
+            values.push((":count_read", items::n(count)));
+        }
+        let key = items::key(consultation_pk(c.booking_id.as_str()), CONSULTATION_SK);
+        let Some(start) = meter_starts else {
+            return self.update_if(key, &set, &condition, values).await;
+        };
+        let mut started = c.clone();
+        started.started_at = Some(start);
+        set.push_str(", started_at = :start, DUE_AT = :paid, meter_source = :agora");
+        values.push((":start", items::time(start)));
+        values.push((":paid", items::time(session::paid_until(&started).unwrap_or(start))));
+        values.push((":agora", items::s(MeterSource::Agora.as_str())));
+        values.push((":live", items::s(ConsultationStatus::InProgress.as_str())));
+        condition.push_str(" AND #status = :live");
+        match c.started_at {
+            Some(read) => {
+                condition.push_str(" AND started_at = :started_read");
+                values.push((":started_read", items::time(read)));
+                self.update_if(key, &set, &condition, values).await
+            }
+            // The meter's first start is an event, written with it once.
+            None => {
+                condition.push_str(" AND attribute_not_exists(started_at)");
+                let mut tx = self.tx();
+                tx.update("consultation", key, &set, &condition, values);
+                tx.outbox(&c.started_event(start));
+                match self.commit(tx).await {
+                    Ok(()) => Ok(true),
+                    Err(TxError::Cancelled(_)) => Ok(false),
+                    Err(TxError::Store(e)) => Err(e),
+                }
+            }
+        }
+    }
+
     /// Records `user`'s new WebSocket connection (one PutItem).
     pub async fn add_connection(
         &self,

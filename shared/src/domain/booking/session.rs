@@ -18,6 +18,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::domain::booking::call::{MeterSource, RECONNECT_GRACE};
 use crate::domain::booking::{Consultation, ConsultationStatus, Party};
 use crate::domain::status::string_enum;
 
@@ -236,17 +237,24 @@ pub fn due(c: &Consultation, now: DateTime<Utc>) -> Due {
         ConsultationStatus::InProgress => {}
         _ => return Due::Nothing,
     }
-    let a = &c.attendance;
-    // The earliest a party went silent: its last word, or for one never come, the other's join.
-    let first_join = a.customer_joined_at.into_iter().chain(a.astrologer_joined_at).min();
-    let gone_since = [Party::Customer, Party::Astrologer]
-        .into_iter()
-        .filter_map(|p| a.last_seen(p).or(first_join))
-        .min()
-        .filter(|_| first_join.is_some());
+    let lapse = if c.meter_source == Some(MeterSource::Agora) {
+        // Billed from Agora's view: a party out of the channel past the grace has left (the
+        // app's heartbeats do not count: a call goes on with the app in the background).
+        c.channel.first_out_since().map(|since| (since + RECONNECT_GRACE, since))
+    } else {
+        let a = &c.attendance;
+        // The earliest a party went silent: its last word, or for one never come, the other's join.
+        let first_join = a.customer_joined_at.into_iter().chain(a.astrologer_joined_at).min();
+        let gone_since = [Party::Customer, Party::Astrologer]
+            .into_iter()
+            .filter_map(|p| a.last_seen(p).or(first_join))
+            .min()
+            .filter(|_| first_join.is_some());
+        gone_since.map(|since| (since + LAPSE_AFTER, since))
+    };
     let paid = paid_until(c);
     // Whichever came first: the paid time running out, or a party counting as gone.
-    let lapse = gone_since.map(|since| (since + LAPSE_AFTER, since)).filter(|(at, _)| now >= *at);
+    let lapse = lapse.filter(|(at, _)| now >= *at);
     match (lapse, paid) {
         (Some((gone_at, since)), paid) if paid.is_none_or(|paid| gone_at < paid) => {
             return Due::End(DueEnd { reason: EndReason::Lapse, at: since.max(c.started_at.unwrap_or(since)) });
@@ -266,7 +274,7 @@ pub fn due(c: &Consultation, now: DateTime<Utc>) -> Due {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
@@ -301,7 +309,9 @@ mod tests {
             ring_expires_at: Some(t("10:01:00")),
             started_at: None,
             paid_until: None,
+            meter_source: None,
             attendance: Attendance::default(),
+            channel: Default::default(),
             end_reason: None,
             quality: None,
             closed_at: None,
@@ -310,13 +320,14 @@ mod tests {
     }
 
     /// Accepted at 10:00:20, the customer joined at 10:00:30 (the meter's start).
-    fn running() -> Consultation {
+    pub(crate) fn running() -> Consultation {
         let mut c = rung();
         c.status = ConsultationStatus::InProgress;
         c.ring_expires_at = None;
         c.attendance.astrologer_joined_at = Some(t("10:00:20"));
         c.attendance.customer_joined_at = Some(t("10:00:30"));
         c.started_at = Some(t("10:00:30"));
+        c.meter_source = Some(MeterSource::App);
         c
     }
 
