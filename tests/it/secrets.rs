@@ -1,4 +1,4 @@
-//! Third-party secrets (Digio, Razorpay) reach the functions from SSM SecureString
+//! Third-party secrets (Digio, Razorpay, Agora) reach the functions from SSM SecureString
 //! parameters, read once per sandbox by the first request that needs them, and never through the functions' environment,
 //! where anyone allowed to read a function's configuration would see them.
 
@@ -10,7 +10,14 @@ use integration_tests::*;
 async fn no_function_is_given_a_secret_in_its_environment() {
     let stack = stack().await;
     let digio = &stack.stubs.digio;
-    let secrets = [razorpay::KEY_SECRET, razorpay::WEBHOOK_SECRET, &digio.client_secret, &digio.webhook_secret];
+    let secrets = [
+        razorpay::KEY_SECRET,
+        razorpay::WEBHOOK_SECRET,
+        &digio.client_secret,
+        &digio.webhook_secret,
+        infra::stubs::AGORA_APP_CERTIFICATE,
+        &stack.stubs.agora.ncs_secret,
+    ];
     for (binary, env) in &stack.envs {
         for (name, value) in env {
             assert!(!secrets.contains(&value.as_str()), "{binary}: {name} holds a secret in plain text");
@@ -38,8 +45,8 @@ async fn secrets_come_from_secure_string_parameters_read_once_per_sandbox_by_the
         }
     }
     // Razorpay's key and webhook secrets (top-up and the reconciliation), Digio's client and
-    // webhook secrets.
-    assert_eq!(named, 6);
+    // webhook secrets, Agora's App Certificate and NCS secret.
+    assert_eq!(named, 8);
 
     // The secrets work: checkout signature and webhooks (Razorpay), Basic auth and signed
     // webhooks (Digio), each function reading its own once, in one call.

@@ -31,7 +31,7 @@ use shared::{ApiError, signature};
 pub const SIGNATURE_HEADER: &str = "agora-signature-v2";
 
 /// The variables naming this function's SecureString parameters (see `shared::secrets`).
-pub const SECRETS: &[&str] = &["AGORA_APP_CERTIFICATE_PARAMETER", "AGORA_NCS_SECRET_PARAMETER"];
+pub const SECRETS: &[&str] = &["AGORA_APP_CERTIFICATE_SECRET_PARAMETER", "AGORA_NCS_SECRET_PARAMETER"];
 
 /// What Agora shares with us: the App Certificate signs tokens, the NCS secret signs
 /// Agora's notifications.
@@ -56,7 +56,7 @@ impl App {
             app_id: config::required(vars, "AGORA_APP_ID")?,
             secrets: OnFirstUse::new(sdk, vars, SECRETS, |secrets| {
                 Ok(AgoraSecrets {
-                    app_certificate: secrets.required("AGORA_APP_CERTIFICATE_PARAMETER")?,
+                    app_certificate: secrets.required("AGORA_APP_CERTIFICATE_SECRET_PARAMETER")?,
                     ncs_secret: secrets.required("AGORA_NCS_SECRET_PARAMETER")?,
                 })
             })?,
