@@ -126,6 +126,14 @@ enum Act {
     GiveUp,
     /// Nobody started it: its time is moved back past the grace period and the sweep runs.
     NoShow,
+    /// Agora reports both parties in the call's channel `seconds_ago` (the astrologer 10 s
+    /// before), each notice delivered `twice` at once if so, and with `leave` the customer
+    /// out of the channel for good 90 s ago; the sweep races the last notice.
+    Channel {
+        leave: bool,
+        twice: bool,
+        seconds_ago: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +144,8 @@ struct Booking {
     in_hours: Option<i64>,
     /// With the world's promo code (`PROMO`).
     promo: bool,
+    /// A video call (Agora's channel events may bill it), else a chat.
+    video: bool,
     /// Steps one after the other; the acts of a step start together, each after its jitter
     /// (milliseconds), and race.
     steps: Vec<Vec<(Act, u64)>>,
@@ -167,6 +177,14 @@ fn reversal() -> impl Strategy<Value = Reversal> {
     ]
 }
 
+fn channel() -> impl Strategy<Value = Act> {
+    (any::<bool>(), any::<bool>(), 100i64..=900).prop_map(|(leave, twice, seconds_ago)| Act::Channel {
+        leave,
+        twice,
+        seconds_ago,
+    })
+}
+
 fn end() -> impl Strategy<Value = Act> {
     (any::<bool>(), any::<bool>(), prop_oneof![Just(0i64), 1i64..=30])
         .prop_map(|(by_customer, socket, meter_minutes)| Act::End { by_customer, socket, meter_minutes })
@@ -186,6 +204,7 @@ fn act() -> impl Strategy<Value = Act> {
         1 => any::<bool>().prop_map(|by_customer| Act::Cancel { by_customer }),
         1 => Just(Act::NoShow),
         1 => Just(Act::GiveUp),
+        1 => channel(),
     ]
 }
 
@@ -216,6 +235,10 @@ fn ringing_life() -> impl Strategy<Value = Vec<Vec<Act>>> {
         1 => end().prop_map(|e| vec![vec![Accept], vec![Join, e]]),
         // Ended before the customer came: nothing billed.
         1 => end().prop_map(|e| vec![vec![Accept], vec![e]]),
+        // A call billed from Agora's view (a chat ignores it), then ended; or Agora's events
+        // racing the app's join.
+        2 => (channel(), end()).prop_map(|(c, e)| vec![vec![Accept], vec![c], vec![e]]),
+        1 => (channel(), end()).prop_map(|(c, e)| vec![vec![Accept], vec![Join, c], vec![e]]),
         // An extension racing the end.
         1 => ((1u32..=10), end()).prop_map(|(minutes, e)| vec![vec![Accept], vec![Join], vec![Extend { minutes }, e]]),
     ]
@@ -254,13 +277,13 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(customer, fifties, deliveries, reversal)| Op::TopUp {
                 customer, rupees: fifties * 50, deliveries, reversal,
             }),
-        3 => (0..CUSTOMERS, 0..ASTROLOGERS, 1u32..=6, any::<bool>(), with_extra(ringing_life()))
-            .prop_map(|(customer, astrologer, fives, promo, steps)| Op::Book(Booking {
-                customer, astrologer, minutes: fives * 5, in_hours: None, promo, steps,
+        3 => (0..CUSTOMERS, 0..ASTROLOGERS, 1u32..=6, any::<bool>(), any::<bool>(), with_extra(ringing_life()))
+            .prop_map(|(customer, astrologer, fives, promo, video, steps)| Op::Book(Booking {
+                customer, astrologer, minutes: fives * 5, in_hours: None, promo, video, steps,
             })),
         1 => (0..CUSTOMERS, 0..ASTROLOGERS, 1u32..=6, 1i64..=72, any::<bool>(), with_extra(scheduled_life()))
             .prop_map(|(customer, astrologer, fives, in_hours, promo, steps)| Op::Book(Booking {
-                customer, astrologer, minutes: fives * 5, in_hours: Some(in_hours), promo, steps,
+                customer, astrologer, minutes: fives * 5, in_hours: Some(in_hours), promo, video: false, steps,
             })),
         1 => Just(Op::Redeliver),
     ]
@@ -393,6 +416,16 @@ impl Tally {
         let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
         // An app retries a few times, then tells its user to try again.
         self.call(what, 5, || w.api.post_as(path, token, &headers, body.clone())).await
+    }
+
+    /// An Agora channel notice delivered (Agora retries a 5xx too).
+    async fn notify(&self, world: &World, notice: &str) -> u16 {
+        self.call("agora", 12, || async {
+            let (status, body) = world.stack.stubs.agora.deliver(notice).await.unwrap();
+            (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+        })
+        .await
+        .0
     }
 
     async fn deliver(&self, world: &World, what: &str, hook: &Webhook) -> u16 {
@@ -648,10 +681,11 @@ async fn over_socket(w: &World, t: &Tally, token: &str, id: &str, action: &str, 
 }
 
 async fn book(w: &World, t: &Tally, b: &Booking) {
-    let Booking { customer, astrologer, minutes, in_hours, promo, ref steps } = *b;
-    let (token, _) = &w.customers[customer];
+    let Booking { customer, astrologer, minutes, in_hours, promo, video, ref steps } = *b;
+    let (token, customer_id) = &w.customers[customer];
     let (astro_token, astrologer_id) = &w.astrologers[astrologer];
-    let mut body = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": minutes });
+    let mode = if video { "video" } else { "chat" };
+    let mut body = json!({ "astrologer_id": astrologer_id, "mode": mode, "minutes": minutes });
     if promo {
         body["promo_code"] = json!(PROMO);
     }
@@ -689,6 +723,24 @@ async fn book(w: &World, t: &Tally, b: &Booking) {
             sweep(w, t).await;
         }
         Act::Join => over_socket(w, t, token, id, "join", Duration::from_secs(3)).await,
+        Act::Channel { leave, twice, seconds_ago } => {
+            use infra::stubs::agora::{USER_JOINED, USER_LEFT};
+            use shared::providers::agora::uid_of;
+            let (agora, channel, now) = (&w.stack.stubs.agora, format!("ak-{id}"), Utc::now().timestamp());
+            let mut notices = vec![
+                agora.notice(&channel, uid_of(astrologer_id), USER_JOINED, now - seconds_ago - 10),
+                agora.notice(&channel, uid_of(customer_id), USER_JOINED, now - seconds_ago),
+            ];
+            if leave {
+                notices.push(agora.notice(&channel, uid_of(customer_id), USER_LEFT, now - 90));
+            }
+            let last = notices.pop().unwrap();
+            for notice in &notices {
+                join_all((0..if twice { 2 } else { 1 }).map(|_| t.notify(w, notice))).await;
+            }
+            let last = join_all((0..if twice { 2 } else { 1 }).map(|_| t.notify(w, &last)));
+            futures::join!(last, sweep(w, t));
+        }
         Act::Extend { minutes } => {
             let key = format!("inv-{}", rand::random::<u64>());
             t.post(w, "extend", &path("extend"), token, Some(&key), json!({ "minutes": minutes })).await;

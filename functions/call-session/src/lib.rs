@@ -247,6 +247,7 @@ async fn apply(app: &App, notice: &Notice) -> Result<ChannelOutcome, ApiError> {
             ChannelEvent { notice_id: notice.notice_id.clone(), side, action, at, seq: notice.payload.client_seq };
         match call::record(&c, &event) {
             Recorded::Duplicate => Ok(Attempt::Done(ChannelOutcome::Duplicate)),
+            Recorded::NotACall => Ok(Attempt::Done(ChannelOutcome::Ignored)),
             Recorded::Full => {
                 tracing::warn!(booking_id = %c.booking_id, "channel log full: agora notice dropped");
                 Ok(Attempt::Done(ChannelOutcome::Ignored))

@@ -16,14 +16,15 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::domain::astrologer::Mode;
 use crate::domain::booking::chat::Side;
-use crate::domain::booking::session::LAPSE_AFTER;
 use crate::domain::booking::{BookingId, Consultation, ConsultationStatus};
 use crate::domain::status::string_enum;
 
 /// How long a party may be out of the channel (a dropped network, an app restart) before
-/// the session is over: the same minute a silent party gets in chat.
-pub const RECONNECT_GRACE: Duration = LAPSE_AFTER;
+/// the session is over: the same minute a silent party gets in chat (`session::LAPSE_AFTER`,
+/// not imported: the session reads this module).
+pub const RECONNECT_GRACE: Duration = Duration::seconds(60);
 
 /// Events kept per consultation: a call with 50 reconnections fits; past it, events are
 /// acknowledged and dropped (logged), and the session is decided on what was kept.
@@ -140,12 +141,18 @@ pub enum Recorded {
     Duplicate,
     /// The log is full ([`MAX_CHANNEL_EVENTS`]): acknowledged, not kept.
     Full,
+    /// `c` is a chat: its meter is the app's alone.
+    NotACall,
     /// Kept; `meter_starts`: the session now runs on Agora's view, its meter from then.
     Kept { meter_starts: Option<DateTime<Utc>> },
 }
 
 /// `event` arriving for `c` (any time: late, out of order, after the end).
 pub fn record(c: &Consultation, event: &ChannelEvent) -> Recorded {
+    // No token is issued for a chat's channel; should Agora report one, it bills nothing.
+    if c.mode == Mode::Chat {
+        return Recorded::NotACall;
+    }
     if c.channel.has(&event.notice_id) {
         return Recorded::Duplicate;
     }
@@ -188,7 +195,7 @@ mod tests {
     /// A video call of 10 minutes at ₹10 the astrologer accepted at 10:00:20.
     fn call() -> Consultation {
         let mut c = session::tests::running();
-        c.mode = crate::domain::astrologer::Mode::Video;
+        c.mode = Mode::Video;
         c.started_at = None;
         c.attendance = Default::default();
         c
@@ -276,7 +283,7 @@ mod tests {
     fn the_app_decides_without_agoras_events_and_events_after_the_end_move_nothing() {
         // Agora reported only the astrologer: the app's view stands (its heartbeats).
         let mut c = session::tests::running();
-        c.mode = crate::domain::astrologer::Mode::Call;
+        c.mode = Mode::Call;
         c.meter_source = Some(MeterSource::App);
         apply(&mut c, &[ev("a", Astrologer, Join, "10:00:20"), ev("b", Astrologer, Leave, "10:00:50")]);
         assert_eq!(c.meter_source, Some(MeterSource::App));
@@ -287,6 +294,14 @@ mod tests {
         assert_eq!(record(&done, &ev("x", Customer, Join, "10:20:00")), Recorded::Kept { meter_starts: None });
         apply(&mut done, &[ev("x", Customer, Join, "10:20:00"), ev("y", Astrologer, Join, "10:20:01")]);
         assert_eq!(done.started_at, None);
+        // A chat's meter is never Agora's.
+        let chat = session::tests::running();
+        assert_eq!(record(&chat, &ev("z", Customer, Join, "10:00:00")), Recorded::NotACall);
+    }
+
+    #[test]
+    fn a_call_gets_the_grace_a_chat_gets() {
+        assert_eq!(RECONNECT_GRACE, session::LAPSE_AFTER);
     }
 
     #[test]
