@@ -40,9 +40,8 @@ async fn call_token(stack: &LocalStack, token: &str, id: &str) -> (u16, Value) {
     Api::new(stack).post_as(&format!("/consultations/{id}/call-token"), token, &[], json!({})).await
 }
 
-/// Agora's stand-in reports `uid` joining (or leaving) `channel` `seconds_ago`; the webhook's answer.
-async fn report(stack: &LocalStack, channel: &str, uid: u32, join: bool, seconds_ago: i64) -> (String, Value) {
-    let ts = Utc::now().timestamp() - seconds_ago;
+/// Agora's stand-in reports `uid` joining (or leaving) `channel` at `ts` (Unix seconds); the webhook's answer.
+async fn report(stack: &LocalStack, channel: &str, uid: u32, join: bool, ts: i64) -> (String, Value) {
     let (notice, status, answer) = stack.stubs.agora.report(channel, uid, join, ts).await.unwrap();
     assert_eq!(status, 200, "{answer}");
     (notice, serde_json::from_str(&answer).unwrap())
@@ -113,10 +112,12 @@ async fn a_video_call_is_billed_from_agoras_channel_events_to_the_paisa() {
     let forged = agora_reads(mine["token"].as_str().unwrap(), "00000000000000000000000000000000");
     assert_eq!(forged["signature_valid"], false, "{forged}");
 
+    // One clock for every report, so the seconds between them are exact.
+    let t0 = Utc::now().timestamp();
     // Agora reports: the astrologer in 400 s ago, the customer 390 s ago (the meter's start).
-    let (_, first) = report(&stack, &channel, astrologer_uid, true, 400).await;
+    let (_, first) = report(&stack, &channel, astrologer_uid, true, t0 - 400).await;
     assert_eq!(first["status"], "recorded");
-    let (joined, second) = report(&stack, &channel, customer_uid, true, 390).await;
+    let (joined, second) = report(&stack, &channel, customer_uid, true, t0 - 390).await;
     assert_eq!(second["status"], "meter_started");
     let c = consultation(&stack, &customer, &id).await;
     let start = at(&c["started_at"]);
@@ -142,13 +143,13 @@ async fn a_video_call_is_billed_from_agoras_channel_events_to_the_paisa() {
     assert_eq!(status, 400);
 
     // The customer's network drops for 40 s (within the grace): one session, the sweep leaves it.
-    report(&stack, &channel, customer_uid, false, 300).await;
-    report(&stack, &channel, customer_uid, true, 260).await;
+    report(&stack, &channel, customer_uid, false, t0 - 300).await;
+    report(&stack, &channel, customer_uid, true, t0 - 260).await;
     sweep(&stack).await;
     assert_eq!(consultation(&stack, &customer, &id).await["status"], "in_progress");
     // Then the customer leaves for good 90 s ago: the sweep ends it, billed to the leave:
     // 390 - 90 = 300 s measured, 5 minutes at ₹12.50.
-    report(&stack, &channel, customer_uid, false, 90).await;
+    report(&stack, &channel, customer_uid, false, t0 - 90).await;
     sweep(&stack).await;
     let c = consultation(&stack, &customer, &id).await;
     assert_eq!((c["status"].as_str(), c["end_reason"].as_str()), (Some("completed"), Some("lapse")), "{c}");
@@ -162,7 +163,7 @@ async fn a_video_call_is_billed_from_agoras_channel_events_to_the_paisa() {
     assert_eq!(c["channel"]["events"].as_array().unwrap().len(), 5, "every join and leave once: {c}");
 
     // After the end: a late event is kept for the record and bills nothing; no token either.
-    let (_, late) = report(&stack, &channel, customer_uid, true, 0).await;
+    let (_, late) = report(&stack, &channel, customer_uid, true, t0).await;
     assert_eq!(late["status"], "recorded");
     sweep(&stack).await;
     let after = consultation(&stack, &customer, &id).await;
@@ -213,7 +214,8 @@ async fn without_agoras_events_the_apps_joins_bill_the_call_and_it_says_so() {
     // Agora reported only the astrologer: the app's view still bills it.
     let (_, astrologer_token) = call_token(&stack, &astrologer, &id).await;
     let channel = astrologer_token["channel"].as_str().unwrap();
-    let (_, answer) = report(&stack, channel, astrologer_token["uid"].as_u64().unwrap() as u32, true, 0).await;
+    let t0 = Utc::now().timestamp();
+    let (_, answer) = report(&stack, channel, astrologer_token["uid"].as_u64().unwrap() as u32, true, t0).await;
     assert_eq!(answer["status"], "recorded");
     let (status, ended) =
         Api::new(&stack).post_as(&format!("/consultations/{id}/complete"), &customer, &[], json!({})).await;
