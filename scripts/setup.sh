@@ -48,3 +48,14 @@ if ! grep -qs "\"version\": \"$AGORA_TOKEN_VERSION\"" tests/agora/node_modules/a
   npm ci --silent --no-audit --no-fund --prefix tests/agora >/dev/null \
     || { echo "setup: npm ci could not install tests/agora (agora-token@$AGORA_TOKEN_VERSION)" >&2; exit 1; }
 fi
+
+# The Swiss Ephemeris (pyswisseph, pinned with tzdata in tests/chart/requirements.txt): the oracle
+# shared/tests/chart_oracle.rs checks our chart basics against. Required: that test needs it.
+chart_stamp=".venv/.chart-$(sha256sum tests/chart/requirements.txt | cut -c1-16)"
+if [ ! -f "$chart_stamp" ]; then
+  echo "setup: installing $(grep -vc '^#' tests/chart/requirements.txt) pinned Python packages (the chart oracle) into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/chart/requirements.txt \
+    || { echo "setup: pip could not install tests/chart/requirements.txt (pyswisseph)" >&2; exit 1; }
+  rm -f .venv/.chart-*
+  touch "$chart_stamp"
+fi

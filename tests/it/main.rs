@@ -24,6 +24,7 @@ mod notifications;
 mod observability;
 mod operations;
 mod outbox;
+mod people;
 mod post_confirmation;
 mod privacy;
 mod review;

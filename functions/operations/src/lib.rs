@@ -38,6 +38,7 @@ pub enum Op {
     DeactivatePromotionRule,
     UserWallet,
     AuditLog,
+    BirthDetails,
 }
 
 const STAFF: Access = Access::Role(UserType::Admin);
@@ -54,6 +55,7 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "GET /admin/promotion-rules", access: STAFF, handler: Op::ListPromotionRules },
     Route { key: "POST /admin/promotion-rules/{id}/deactivate", access: STAFF, handler: Op::DeactivatePromotionRule },
     Route { key: "GET /admin/users/{id}/wallet", access: STAFF, handler: Op::UserWallet },
+    Route { key: "GET /admin/users/{id}/birth-details", access: STAFF, handler: Op::BirthDetails },
     Route { key: "GET /admin/audit", access: STAFF, handler: Op::AuditLog },
 ];
 
@@ -75,6 +77,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         }
         Op::DeactivatePromotionRule => promotions::deactivate_rule(app, req, &staff).await,
         Op::UserWallet => support::user_wallet(app, req, &staff).await,
+        Op::BirthDetails => support::birth_details(app, req, &staff).await,
         Op::AuditLog => support::audit_log(app, req, &staff).await,
     }
 }

@@ -121,6 +121,14 @@ pub fn openapi() -> FunctionDoc {
             errors: vec![NOT_FOUND, PAGE_REFUSED],
             ..Operation::default()
         },
+        Op::BirthDetails => Operation {
+            summary: "A customer's first name, birth details and chart basics (support)",
+            description: "Audited (`view_birth_details`, target `user:{id}`), a customer not found included. Astrologers \
+                          and deleted accounts are not found.",
+            responses: vec![success(200, "The customer", schema::<shared::store::people::CustomerForReading>)],
+            errors: vec![NOT_FOUND],
+            ..Operation::default()
+        },
         Op::AuditLog => Operation {
             summary: "The staff audit log, newest first, a page at a time",
             description: "Reads are in it too: this look is recorded (`view_audit_log`), after the page it answers.",

@@ -88,6 +88,15 @@ pub(crate) async fn user_wallet(app: &App, req: &Request, staff: &UserId) -> Res
     ))
 }
 
+/// A customer's birth details and chart, for staff helping them: the look is audited like
+/// a change (`view_birth_details`), and the answer is the customer's own details only.
+pub(crate) async fn birth_details(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
+    let id = user_in_path(req, "user")?;
+    let read = async { Ok::<_, ApiError>(app.store.customer_for_reading(&id).await?) };
+    let found = audited(app, staff, StaffAction::ViewBirthDetails, format!("user:{id}"), read).await?;
+    Ok(json(200, &found.ok_or_else(|| ApiError::not_found("customer"))?))
+}
+
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct AuditLog {

@@ -1,13 +1,25 @@
-//! `GET /me`: the caller's user record, role and wallet summary, in one store call. The
-//! first call of a user whose account setup the post-confirmation trigger left unfinished
-//! finishes it (`shared::app::account`), once however many calls race.
+//! A person's own data. `GET /me`: the caller's user record (with birth details and chart
+//! basics), role and wallet summary, in one store call; the first call of a user whose account
+//! setup the post-confirmation trigger left unfinished finishes it (`shared::app::account`),
+//! once however many calls race. `PATCH /me` edits the profile and birth details (the chart
+//! is computed from them: `shared::domain::profile`). `GET /me/export`: everything held about
+//! the caller. `DELETE /me`: the account, the one way (`shared::app::erasure`).
+//! `GET /customers/{id}/birth-details`: a customer's birth details, for the astrologer of
+//! one of their consultations while `shared::domain::profile::astrologer_may_see` says so.
 
 use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
+use chrono::{DateTime, Utc};
 use shared::app::account::{self, SetupError};
+use shared::app::erasure::{Erasure, ErasureError};
+use shared::app::top_up::razorpay_on_first_use;
 use shared::config::{self, ConfigError};
+use shared::domain::booking::RevenueShare;
+use shared::domain::profile::{self, ProfileEdit};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
-use shared::store::{Store, UserOverview};
-use shared::{ApiError, UserType};
+use shared::providers::razorpay::Razorpay;
+use shared::secrets::OnFirstUse;
+use shared::store::{Store, UserLookup, UserOverview};
+use shared::{ApiError, UserId, UserType};
 
 /// The caller's role (from the stored user, never from a client-writable attribute) and overview.
 #[derive(serde::Serialize)]
@@ -24,6 +36,10 @@ pub struct App {
     pub store: Store,
     pub cognito: CognitoClient,
     pub user_pool_id: String,
+    /// For a deleted account's refunds; built by the first deletion that needs it.
+    pub razorpay: OnFirstUse<Razorpay>,
+    /// Consultations a deletion ends are settled like any other (all refunded).
+    pub share: RevenueShare,
 }
 
 impl App {
@@ -32,9 +48,16 @@ impl App {
             store: Store::from_env(sdk, vars)?,
             cognito: CognitoClient::new(sdk),
             user_pool_id: config::required(vars, "USER_POOL_ID")?,
+            razorpay: razorpay_on_first_use(sdk, vars)?,
+            share: RevenueShare::from_env(vars)?,
         })
     }
 }
+
+/// The most items an export reads: a customer of ten years with a consultation a day and
+/// its notifications stays well under it, and the document (about 1 KB an item) within
+/// Lambda's 6 MB response.
+pub const EXPORT_MAX_ITEMS: usize = 4_000;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
@@ -43,7 +66,12 @@ pub async fn handle(app: &App, req: Request) -> Response {
 /// This function's part of the API contract (see `shared::http::openapi`).
 #[cfg(feature = "openapi")]
 pub fn openapi() -> shared::http::openapi::FunctionDoc {
-    use shared::http::openapi::{FunctionDoc, NOT_FOUND, Operation, STORE_UNAVAILABLE, error, schema, success};
+    use serde_json::json;
+    use shared::http::openapi::{
+        FunctionDoc, INVALID_FIELD, NOT_FOUND, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema,
+        success,
+    };
+    let deleted = error(401, ACCOUNT_DELETED, "this account was deleted (its token verifies until it expires)");
     FunctionDoc::new("profile", "Profile", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Me => Operation {
             summary: "The caller's profile, role and wallet summary",
@@ -54,7 +82,64 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 // A token of no customer or astrologer (an operator's staff account).
                 NOT_FOUND,
                 error(503, SETUP_UNAVAILABLE, "the account's setup could not be finished just now; retry shortly"),
+                deleted,
             ],
+            ..Operation::default()
+        },
+        Op::Edit => Operation {
+            summary: "Edit one's names, gender, city, state and birth details",
+            description: "Only the fields present change. `birth.time` is a local clock time or `unknown`; \
+                          `birth.place` comes from the app's place picker (latitude, longitude, IANA time zone). \
+                          The chart basics (sidereal Lahiri Sun and Moon signs, the Moon's nakshatra and pada, and \
+                          with a known time the lagna) are computed from them and answered with the profile. A \
+                          local time the clocks skipped (a DST gap) is refused; one they repeated is read as the \
+                          earlier. Birth details never reach logs or events.",
+            request: Request::Json(body(schema::<profile::ProfileEdit>)),
+            responses: vec![success(200, "The caller, as edited", schema::<Me>)],
+            errors: vec![NOT_FOUND, INVALID_FIELD, deleted],
+            ..Operation::default()
+        },
+        Op::Delete => Operation {
+            summary: "Delete one's account",
+            description: "Needs a sign-in within the last 15 minutes. Refused while a consultation is in progress. \
+                          Consultations not started are ended with everything held given back; real cash goes back \
+                          to the recharges it came from through Razorpay refunds (newest first; a payment older \
+                          than 180 days cannot be refunded and is kept for a payout by support, stated in \
+                          `money.kept_for_payout`); bonus cash lapses. Names, phone, email, birth details, \
+                          devices, notifications and chat text are erased; the ledger, top-ups, invoices and KYC \
+                          audit stay under the user id; reviews stay, shown as a deleted user; the sign-in is \
+                          removed, so the number can sign up again. Calling again resumes a deletion a fault \
+                          interrupted, and answers a finished one as it was.",
+            responses: vec![success(200, "The deletion's record", schema::<shared::store::people::ErasureRecord>)],
+            errors: vec![
+                NOT_FOUND,
+                error(403, "sign_in_again", "the last sign-in is older than 15 minutes"),
+                error(409, "consultation_in_progress", "a consultation is in progress: end it first"),
+                error(503, "deletion_unfinished", "Razorpay or the sign-in service did not answer; call again"),
+            ],
+            ..Operation::default()
+        },
+        Op::Export => Operation {
+            summary: "Everything held about the caller, as one JSON document",
+            description: "Profile and birth details, wallet and ledger (and earnings), top-ups and invoices, \
+                          consultations and their chat, reviews, notifications, devices, KYC audit. At most 4,000 \
+                          items; beyond that, 413 (support exports it).",
+            responses: vec![success(200, "The export", schema::<serde_json::Value>)],
+            errors: vec![NOT_FOUND, deleted, error(413, "export_too_large", "more than one export carries")],
+            ..Operation::default()
+        },
+        Op::CustomerBirthDetails => Operation {
+            summary: "A customer's birth details and chart basics, for the astrologer of their consultation",
+            description: "Only the astrologer of `consultation`, a consultation of this customer, from booking \
+                          until 24 hours after it was completed; never for one cancelled or missed. Anyone else, \
+                          or later, is answered 404.",
+            params: vec![query(
+                "consultation",
+                "the booking id of the consultation read for",
+                json!({ "type": "string", "minLength": 1, "maxLength": 128 }),
+            )],
+            responses: vec![success(200, "The customer", schema::<shared::store::people::CustomerForReading>)],
+            errors: vec![NOT_FOUND, INVALID_FIELD],
             ..Operation::default()
         },
     })
@@ -66,21 +151,127 @@ const SETUP_UNAVAILABLE: &str = "setup_unavailable";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Me,
+    Edit,
+    Delete,
+    Export,
+    CustomerBirthDetails,
 }
 
 /// Every route of this function in `template.yaml`.
-pub const ROUTES: &[Route<Op>] = &[Route { key: "GET /me", access: Access::SignedIn, handler: Op::Me }];
+pub const ROUTES: &[Route<Op>] = &[
+    Route { key: "GET /me", access: Access::SignedIn, handler: Op::Me },
+    Route { key: "PATCH /me", access: Access::SignedIn, handler: Op::Edit },
+    Route { key: "DELETE /me", access: Access::SignedIn, handler: Op::Delete },
+    Route { key: "GET /me/export", access: Access::SignedIn, handler: Op::Export },
+    Route { key: "GET /customers/{id}/birth-details", access: Access::SignedIn, handler: Op::CustomerBirthDetails },
+];
 
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let (op, caller) = http::dispatch(ROUTES, req)?;
+    let caller = http::signed_in(caller)?;
     match op {
-        Op::Me => me(app, http::signed_in(caller)?).await,
+        Op::Me => me(app, caller).await,
+        Op::Edit => edit(app, req, &caller).await,
+        Op::Delete => delete(app, req, &caller).await,
+        Op::Export => export(app, &caller).await,
+        Op::CustomerBirthDetails => customer_birth_details(app, req, &caller).await,
     }
 }
 
+/// A deleted account's token still verifies until it expires (API Gateway's JWT authorizer
+/// does not ask Cognito); what it reaches answers this.
+fn account_deleted() -> ApiError {
+    ApiError::unauthorized(ACCOUNT_DELETED, "this account was deleted")
+}
+const ACCOUNT_DELETED: &str = "account_deleted";
+
+async fn edit(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let edit: ProfileEdit = http::json_body(req)?;
+    let edit = edit.validate().map_err(|e| ApiError::invalid_field(e.field, e.problem))?;
+    if !app.store.update_profile(&caller.user_id, &edit, Utc::now()).await? {
+        return Err(match app.store.user_lookup(&caller.user_id).await? {
+            UserLookup::Deleted => account_deleted(),
+            _ => ApiError::not_found("user"),
+        });
+    }
+    me(app, caller.clone()).await
+}
+
+async fn export(app: &App, caller: &Caller) -> Result<Response, ApiError> {
+    if let UserLookup::Deleted = app.store.user_lookup(&caller.user_id).await? {
+        return Err(account_deleted());
+    }
+    let document = app.store.export(&caller.user_id, EXPORT_MAX_ITEMS).await.map_err(|e| match e {
+        shared::store::StoreError::Other(detail) if detail.starts_with("export of more than") => {
+            ApiError::new(413, "export_too_large", "this account holds more than one export carries; ask support")
+        }
+        other => other.into(),
+    })?;
+    let Some(mut document) = document else { return Err(ApiError::not_found("user")) };
+    document.insert("exported_at".into(), serde_json::Value::String(Utc::now().to_rfc3339()));
+    Ok(json(200, &document))
+}
+
+async fn delete(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let signed_in_at = http::claim(req, "auth_time")
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
+    if !signed_in_at.is_some_and(|at| profile::recent_enough_to_delete(at, now)) {
+        return Err(ApiError::new(
+            403,
+            "sign_in_again",
+            format!(
+                "deleting an account needs a sign-in within the last {} minutes",
+                profile::DELETION_SIGN_IN_WITHIN.num_minutes()
+            ),
+        ));
+    }
+    let erasure = Erasure {
+        store: &app.store,
+        razorpay: &app.razorpay,
+        cognito: &app.cognito,
+        user_pool_id: &app.user_pool_id,
+        share: app.share,
+    };
+    match erasure.delete(&caller.user_id, now).await {
+        Ok(record) => Ok(json(200, &record)),
+        Err(ErasureError::NotFound) => Err(ApiError::not_found("user")),
+        Err(ErasureError::InProgress(id)) => Err(ApiError::conflict(
+            "consultation_in_progress",
+            format!("consultation {id} is in progress; end it, then delete the account"),
+        )),
+        Err(ErasureError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "account deletion paused; the next call resumes it");
+            Err(ApiError::unavailable("deletion_unfinished", "the deletion is under way; call again to finish it"))
+        }
+    }
+}
+
+async fn customer_birth_details(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let customer = UserId::parse(http::path_param(req, "id")?).map_err(|_| ApiError::not_found("customer"))?;
+    let booking = http::query_param(req, "consultation")
+        .ok_or_else(|| ApiError::invalid_field("consultation", "is required: the booking id you read for"))?;
+    if !shared::store::keys::bounded_id(booking) {
+        return Err(ApiError::not_found("consultation"));
+    }
+    let (consultation, found) = app.store.consultation_and_customer(booking, &customer).await?;
+    let Some(c) = consultation.filter(|c| c.customer_id == customer) else {
+        return Err(ApiError::not_found("consultation"));
+    };
+    // Strangers and the customer's past astrologers alike see nothing.
+    if !profile::astrologer_may_see(&c, &caller.user_id, Utc::now()) {
+        return Err(ApiError::not_found("consultation"));
+    }
+    let found = found.ok_or_else(|| ApiError::not_found("customer"))?;
+    Ok(json(200, &found))
+}
+
 async fn me(app: &App, caller: Caller) -> Result<Response, ApiError> {
-    let overview = match app.store.user_overview(&caller.user_id).await? {
-        Some(overview) => {
+    let overview = match app.store.user_lookup(&caller.user_id).await? {
+        UserLookup::Deleted => return Err(account_deleted()),
+        UserLookup::Found(overview) => {
             // Registered, but the trigger failed before the group: add it (a no-op when
             // it is there and only the token predates it).
             if !caller.has_role(overview.user.user_type) {
@@ -94,7 +285,7 @@ async fn me(app: &App, caller: Caller) -> Result<Response, ApiError> {
             }
             overview
         }
-        None => {
+        UserLookup::Missing => {
             finish_setup(app, &caller).await?;
             app.store.user_overview(&caller.user_id).await?.ok_or_else(|| ApiError::not_found("user"))?
         }

@@ -69,7 +69,7 @@ async fn apply(
         let source = Source::Webhook { event: event.event.clone(), event_id: event_id.to_owned() };
         credit::credit_only(app, &topup, &record, &source).await?;
     }
-    Ok(apply_to_credited(app, &topup, &payment.id, &request).await?.into())
+    Ok(apply_to_credited(&app.store, &topup, &payment.id, &request).await?.into())
 }
 
 /// The payment refunded or disputed: as the event carries it, or asked of Razorpay.

@@ -134,6 +134,7 @@ impl RazorpayStub {
             .route("/v1/orders/{id}/payments", get(order_payments))
             .route("/v1/payments/{id}", get(fetch_payment))
             .route("/v1/payments/{id}/refunds", get(payment_refunds))
+            .route("/v1/payments/{id}/refund", post(create_refund))
             .route("/_local/orders/{id}/pay", post(pay_order))
             .route("/_local/orders/{id}/fail", post(fail_order))
             .route("/_local/webhooks/replay", post(replay_webhooks))
@@ -247,6 +248,11 @@ impl RazorpayStub {
     /// recorded on the payment (`refunded` once in full), and the signed `refund.processed`
     /// webhook returned, not yet delivered ([`Self::deliver`]).
     pub fn refund(&self, payment_id: &str, amount: u64) -> Result<Webhook> {
+        self.refund_noting(payment_id, amount, json!({})).map(|(webhook, _)| webhook)
+    }
+
+    /// [`Self::refund`] with the merchant's `notes`; the refund entity too.
+    fn refund_noting(&self, payment_id: &str, amount: u64, notes: Value) -> Result<(Webhook, Value)> {
         let mut payment = self.payment(payment_id).ok_or_else(|| anyhow!("no payment {payment_id}"))?;
         if payment.amount_refunded + amount > payment.amount {
             return Err(anyhow!("refund of {amount} exceeds what is left of {payment_id}"));
@@ -258,13 +264,14 @@ impl RazorpayStub {
         self.update_payment(payment_id, |p| *p = payment.clone());
         let refund = json!({
             "id": random_id("rfnd_"), "entity": "refund", "amount": amount, "currency": payment.currency,
-            "payment_id": payment_id, "notes": {}, "receipt": null, "acquirer_data": { "arn": null },
+            "payment_id": payment_id, "notes": notes, "receipt": null, "acquirer_data": { "arn": null },
             "created_at": chrono::Utc::now().timestamp(), "status": "processed", "speed_processed": "normal",
             "speed_requested": "normal",
         });
         self.inner.refunds.lock().unwrap().entry(payment_id.to_owned()).or_default().push(refund.clone());
-        let payload = json!({ "refund": { "entity": refund }, "payment": { "entity": payment_entity(&payment) } });
-        Ok(self.signed("refund.processed", &["refund", "payment"], payload))
+        let payload =
+            json!({ "refund": { "entity": refund.clone() }, "payment": { "entity": payment_entity(&payment) } });
+        Ok((self.signed("refund.processed", &["refund", "payment"], payload), refund))
     }
 
     /// A `payment.dispute.*` webhook for dispute `dispute_id` of `payment_id`, standing at
@@ -487,6 +494,41 @@ async fn payment_refunds(State(stub): State<RazorpayStub>, headers: HeaderMap, P
     }
     let items = stub.inner.refunds.lock().unwrap().get(&id).cloned().unwrap_or_default();
     Json(json!({ "entity": "collection", "count": items.len(), "items": items })).into_response()
+}
+
+#[derive(Deserialize)]
+struct RefundBody {
+    amount: u64,
+    #[serde(default)]
+    notes: Value,
+}
+
+/// `POST /v1/payments/{id}/refund`: refunds at once (as a `normal` refund is, for a test)
+/// and sends `refund.processed` a moment after answering, as Razorpay does.
+async fn create_refund(
+    State(stub): State<RazorpayStub>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<RefundBody>,
+) -> Response {
+    if !stub.authorised(&headers) {
+        return razorpay_error(StatusCode::UNAUTHORIZED, "BAD_REQUEST_ERROR", "Authentication failed");
+    }
+    if stub.payment(&id).is_none() {
+        return razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", "The id provided does not exist");
+    }
+    let notes = if body.notes.is_object() { body.notes } else { json!({}) };
+    match stub.refund_noting(&id, body.amount, notes) {
+        Ok((webhook, refund)) => {
+            let later = stub.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let _ = later.deliver(&webhook).await;
+            });
+            Json(refund).into_response()
+        }
+        Err(e) => razorpay_error(StatusCode::BAD_REQUEST, "BAD_REQUEST_ERROR", &e.to_string()),
+    }
 }
 
 #[derive(Deserialize)]

@@ -77,9 +77,8 @@ pub async fn finish_setup(
     attributes: &HashMap<String, String>,
 ) -> Result<(NewUser, Registered), SetupError> {
     let user = new_user(attributes)?;
-    // One user registers once, so the user names the event.
     let registered = Envelope::new(
-        format!("user-registered-{}", user.id),
+        UserRegistered::event_id(&user.id),
         user.created_at,
         UserRegistered { user_id: user.id.clone(), user_type: user.user_type, first_name: user.first_name.clone() },
     );

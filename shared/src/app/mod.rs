@@ -8,6 +8,9 @@
 pub mod account;
 pub mod closing;
 pub mod consumer;
+// Deleting an account: Cognito, Razorpay's refunds and the secrets they need.
+#[cfg(all(feature = "cognito", feature = "outbound", feature = "secrets"))]
+pub mod erasure;
 #[cfg(feature = "live")]
 pub mod images;
 #[cfg(feature = "live")]

@@ -63,6 +63,14 @@ pub struct UserRegistered {
     pub first_name: String,
 }
 
+impl UserRegistered {
+    /// One user registers once, so the user names the event (and an account's deletion
+    /// finds it to erase the name it carries).
+    pub fn event_id(user: &UserId) -> String {
+        format!("user-registered-{user}")
+    }
+}
+
 impl Event for UserRegistered {
     const TYPE: &'static str = "UserRegistered";
     const VERSION: u32 = 1;

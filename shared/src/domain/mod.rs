@@ -6,6 +6,7 @@
 pub mod astrologer;
 pub mod availability;
 pub mod booking;
+pub mod chart;
 pub mod events;
 pub mod idempotency;
 pub mod invoice;
@@ -15,6 +16,7 @@ pub mod messages;
 pub mod money;
 pub mod notification;
 pub mod phone;
+pub mod profile;
 pub mod promotion;
 pub mod reversal;
 pub mod review;

@@ -28,6 +28,8 @@ string_enum!(
         ViewAuditLog => "view_audit_log",
         ListPromoCodes => "list_promo_codes",
         ListPromotionRules => "list_promotion_rules",
+        /// A customer's birth details and chart (`PATCH /me` sets them).
+        ViewBirthDetails => "view_birth_details",
     }
 );
 
@@ -47,6 +49,7 @@ impl StaffAction {
                 | StaffAction::ViewAuditLog
                 | StaffAction::ListPromoCodes
                 | StaffAction::ListPromotionRules
+                | StaffAction::ViewBirthDetails
         )
     }
 }

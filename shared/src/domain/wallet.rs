@@ -247,6 +247,8 @@ string_enum!(
         ReversalUndone => "reversal_undone",
         /// A credit paid the wallet's debt.
         DebtSettlement => "debt_settlement",
+        /// Bonus cash that lapsed when its account was deleted (bonus was never paid for).
+        BonusForfeited => "bonus_forfeited",
     }
 );
 
@@ -259,7 +261,14 @@ impl EntryKind {
 
 string_enum!(
     /// What a ledger entry is about.
-    ReferenceKind { TopUp => "top_up", Consultation => "consultation", Refund => "refund", Dispute => "dispute" }
+    ReferenceKind {
+        TopUp => "top_up",
+        Consultation => "consultation",
+        Refund => "refund",
+        Dispute => "dispute",
+        /// The account itself (its deletion).
+        Account => "account",
+    }
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -284,6 +293,10 @@ impl Reference {
     /// A Razorpay dispute (`disp_...`).
     pub fn dispute(id: &str) -> Self {
         Self { kind: ReferenceKind::Dispute, id: id.to_owned() }
+    }
+    /// The account (by its user id, which is pseudonymous once the account is deleted).
+    pub fn account(id: &str) -> Self {
+        Self { kind: ReferenceKind::Account, id: id.to_owned() }
     }
 }
 
@@ -393,6 +406,17 @@ impl Movement {
             Amount::ZERO,
             Reference::consultation(booking_id),
             &format!("Earnings from consultation {booking_id}"),
+        )
+    }
+
+    /// The bonus cash left when an account is deleted: it lapses (see `crate::domain::profile`).
+    pub fn bonus_forfeited(bonus: Money, user_id: &str) -> Self {
+        Self::new(
+            EntryKind::BonusForfeited,
+            Amount::ZERO,
+            Amount::debit(bonus),
+            Reference::account(user_id),
+            "Bonus cash lapsed: account deleted",
         )
     }
 

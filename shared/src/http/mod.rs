@@ -157,6 +157,15 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     })
 }
 
+/// A claim of the caller's verified token (`auth_time`, ...), as API Gateway hands it over.
+pub fn claim<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    context(req)
+        .and_then(|ctx| ctx.authorizer.as_ref())
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get(name))
+        .map(String::as_str)
+}
+
 /// Who is calling: read from the claims API Gateway's JWT authorizer verified.
 ///
 /// The role comes only from the `cognito:groups` claim, which only the post-confirmation

@@ -84,6 +84,26 @@ impl Razorpay {
         self.collection(&format!("/v1/payments/{id}/refunds")).await
     }
 
+    /// Refunds `amount` of payment `id` (`POST /v1/payments/{id}/refund`, a normal-speed
+    /// refund) with our `notes`, which say why (so a retry finds it in [`Self::payment_refunds`]).
+    pub async fn create_refund(
+        &self,
+        id: &str,
+        amount: Money,
+        notes: serde_json::Value,
+    ) -> Result<RefundEntity, ProviderError> {
+        let body = serde_json::json!({ "amount": amount.paise(), "speed": "normal", "notes": notes });
+        let reply = self.api.post_json(&format!("/v1/payments/{id}/refund"), &body).await?;
+        if !reply.is_success() {
+            return Err(reply.rejected(String::from_utf8_lossy(&reply.body).chars().take(300).collect::<String>()));
+        }
+        let refund: RefundEntity = reply.json()?;
+        if refund.payment_id != id || refund.amount != amount.paise() || refund.currency != "INR" {
+            return Err(reply.rejected(format!("unexpected refund {} of {}", refund.id, refund.amount)));
+        }
+        Ok(refund)
+    }
+
     /// Every payment attempt on order `order_id` (`GET /v1/orders/{id}/payments`).
     pub async fn order_payments(&self, order_id: &str) -> Result<Vec<PaymentEntity>, ProviderError> {
         self.collection(&format!("/v1/orders/{order_id}/payments")).await
@@ -165,6 +185,9 @@ pub struct RefundEntity {
     pub payment_id: String,
     pub amount: u64,
     pub currency: String,
+    /// The merchant's notes on the refund (ours name why we refunded).
+    #[serde(default)]
+    pub notes: serde_json::Value,
 }
 
 /// A dispute of a payment (`payment.dispute.*`): its `phase` and `status` say where it stands.

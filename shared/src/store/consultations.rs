@@ -35,7 +35,7 @@ use super::keys::{
     GSI1, GSI2, LISTED, PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk,
     customer_consultations_gsi1pk, earnings_pk, idempotency_pk, promo_code_pk, promo_usage_sk, user_pk,
 };
-use super::wallet::{Account, read_wallet};
+use super::wallet::{Account, read_open_wallet, read_wallet};
 use super::{Store, StoreError, Tx, TxError};
 use crate::domain::astrologer::{AstrologerRecord, Booked, Mode};
 use crate::domain::booking::Party;
@@ -114,7 +114,7 @@ fn attendance_names(party: Party) -> (&'static str, &'static str) {
     }
 }
 
-pub(super) fn read_consultation(item: &Item) -> Result<Consultation, StoreError> {
+pub(crate) fn read_consultation(item: &Item) -> Result<Consultation, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("consultation: {what}"));
     let opt_time = |name: &str| item.contains_key(name).then(|| get_time(item, name)).transpose();
     let status = ConsultationStatus::parse(get_str(item, "status")?).ok_or_else(|| corrupt("status"))?;
@@ -331,7 +331,7 @@ impl Store {
         let idem_pk = idempotency_pk(&key.user, &key.key);
         let mut state = BookingRead {
             first_response: by(&idem_pk, super::keys::IDEMPOTENCY_SK).map(read_record).transpose()?,
-            wallet: by(&user_pk(customer), WALLET_SK).map(read_wallet).transpose()?,
+            wallet: by(&user_pk(customer), WALLET_SK).map(read_open_wallet).transpose()?.flatten(),
             astrologer: by(&user_pk(astrologer), ASTROLOGER_SK).map(read_astrologer).transpose()?,
             promo: None,
             promo_used_by_customer: 0,
@@ -419,7 +419,7 @@ impl Store {
             |pk: &str, sk: &str| found.iter().find(|i| opt_str(i, "PK") == Some(pk) && opt_str(i, "SK") == Some(sk));
         Ok((
             by(&idempotency_pk(&key.user, &key.key), super::keys::IDEMPOTENCY_SK).map(read_record).transpose()?,
-            by(&user_pk(&c.customer_id), WALLET_SK).map(read_wallet).transpose()?,
+            by(&user_pk(&c.customer_id), WALLET_SK).map(read_open_wallet).transpose()?.flatten(),
             by(&user_pk(&c.astrologer_id), ASTROLOGER_SK).map(read_astrologer).transpose()?,
         ))
     }

@@ -57,7 +57,8 @@ impl Store {
         let extra_pk = items::get_str(&extra, super::PK)?.to_owned();
         let mut found = self.batch_get(vec![record_key(key), wallet_key, extra]).await?;
         let record = found.get(&idempotency_pk(&key.user, &key.key)).map(read_record).transpose()?;
-        let wallet = found.get(&super::keys::user_pk(&key.user)).map(super::wallet::read_wallet).transpose()?;
+        let wallet =
+            found.get(&super::keys::user_pk(&key.user)).map(super::wallet::read_open_wallet).transpose()?.flatten();
         Ok((record, wallet, found.remove(&extra_pk)))
     }
 }

@@ -95,6 +95,7 @@ pub(crate) mod items;
 pub mod keys;
 mod kyc;
 pub mod outbox;
+pub mod people;
 pub mod retry;
 pub mod reversals;
 pub mod reviews;
@@ -117,7 +118,7 @@ pub use inbox::{InboxPage, MarkRead, StoredNotification};
 pub use keys::{PK, SK};
 pub use kyc::{Applied, AstrologerKyc, KycAuditEntry, KycEvent, KycRequestRecord, StartedRequest};
 pub use tx::{Cancelled, Tx, TxError};
-pub use users::{AstrologerSummary, NewUser, Registered, UserOverview, UserRecord, WalletSummary};
+pub use users::{AstrologerSummary, NewUser, Registered, UserLookup, UserOverview, UserRecord, WalletSummary};
 pub use wallet::Account;
 
 pub const TTL_ATTRIBUTE: &str = "expires_at";

@@ -89,6 +89,25 @@ impl Tx {
         self.push(label, TransactWriteItem::builder().put(put).build())
     }
 
+    /// Replaces the item at `item`'s key with `item` when `condition` holds (placeholders as
+    /// in [`Tx::update`]).
+    pub(crate) fn put_if(
+        &mut self,
+        label: &'static str,
+        item: Item,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> &mut Self {
+        let mut b = Put::builder().set_item(Some(item)).condition_expression(condition).table_name(&self.table);
+        for name in placeholder_names(&[condition]) {
+            b = b.expression_attribute_names(format!("#{name}"), name);
+        }
+        for (k, v) in values {
+            b = b.expression_attribute_values(k, v);
+        }
+        self.push(label, TransactWriteItem::builder().put(b.build().expect("item and table are set")).build())
+    }
+
     /// Creates `item`, or replaces one whose TTL has passed but which DynamoDB has not yet
     /// deleted (that can take days); fails (as `label`) if a live item has its key.
     pub(crate) fn put_new_or_expired(&mut self, label: &'static str, item: Item, now: DateTime<Utc>) -> &mut Self {

@@ -10,6 +10,7 @@ use super::{Store, StoreError, TxError};
 use crate::domain::events::{Envelope, UserRegistered};
 use crate::domain::money::Money;
 use crate::domain::phone::Phone;
+use crate::domain::profile::{BirthDetails, Gender};
 use crate::domain::user::{KycStatus, ProfileStatus, UserId, UserType, VerificationStatus};
 
 /// A confirmed sign-up, as the post-confirmation trigger reads it off Cognito.
@@ -48,6 +49,16 @@ pub struct UserRecord {
     pub profile_status: ProfileStatus,
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Birth details and the chart basics computed from them (`PATCH /me` sets them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub birth: Option<BirthDetails>,
 }
 
 /// The owner sees their own number in full.
@@ -81,6 +92,14 @@ pub struct UserOverview {
     pub wallet: WalletSummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub astrologer: Option<AstrologerSummary>,
+}
+
+/// A user partition as read: an account, a deleted one's tombstone, or nothing.
+#[derive(Debug, Clone)]
+pub enum UserLookup {
+    Found(UserOverview),
+    Deleted,
+    Missing,
 }
 
 impl Store {
@@ -182,9 +201,18 @@ impl Store {
 
     /// The user, wallet and astrologer profile in one Query. `None`: no such user.
     pub async fn user_overview(&self, id: &UserId) -> Result<Option<UserOverview>, StoreError> {
+        match self.user_lookup(id).await? {
+            UserLookup::Found(overview) => Ok(Some(overview)),
+            UserLookup::Missing | UserLookup::Deleted => Ok(None),
+        }
+    }
+
+    /// [`Store::user_overview`], telling a deleted account from one never made (one Query).
+    pub async fn user_lookup(&self, id: &UserId) -> Result<UserLookup, StoreError> {
         let (mut user, mut wallet, mut astrologer) = (None, None, None);
         for item in &self.user_partition(id).await? {
             match get_str(item, "SK")? {
+                PROFILE_SK if item.contains_key("deleted_at") => return Ok(UserLookup::Deleted),
                 PROFILE_SK => user = Some(read_user(item)?),
                 WALLET_SK => wallet = Some(read_wallet(item)?),
                 ASTROLOGER_SK => astrologer = Some(read_astrologer(item)?),
@@ -192,8 +220,8 @@ impl Store {
             }
         }
         match (user, wallet) {
-            (Some(user), Some(wallet)) => Ok(Some(UserOverview { user, wallet, astrologer })),
-            (None, None) => Ok(None),
+            (Some(user), Some(wallet)) => Ok(UserLookup::Found(UserOverview { user, wallet, astrologer })),
+            (None, None) => Ok(UserLookup::Missing),
             _ => Err(StoreError::Corrupt(format!("user {id} is missing its profile or wallet"))),
         }
     }
@@ -214,6 +242,10 @@ fn read_user(item: &Item) -> Result<UserRecord, StoreError> {
         profile_status: ProfileStatus::parse(get_str(item, "profile_status")?)
             .ok_or_else(|| corrupt("profile_status"))?,
         created_at: get_str(item, "created_at")?.to_owned(),
+        gender: opt_str(item, "gender").and_then(Gender::parse),
+        city: opt_str(item, "city").map(str::to_owned),
+        state: opt_str(item, "state").map(str::to_owned),
+        birth: super::people::read_birth(item)?,
     })
 }
 

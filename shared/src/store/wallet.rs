@@ -60,6 +60,19 @@ pub(crate) fn new_wallet_item(user: &UserId, at: chrono::DateTime<chrono::Utc>) 
     item
 }
 
+/// A wallet its owner may still spend from and top up: `None` once their account was deleted
+/// (`closed_at`, see `crate::app::erasure`). Refunds, disputes and late credits still post to
+/// a closed wallet (its money is accounted for to the paisa); holds and new top-ups do not.
+pub(crate) fn read_open_wallet(item: &Item) -> Result<Option<Wallet>, StoreError> {
+    if item.contains_key(CLOSED_AT) {
+        return Ok(None);
+    }
+    read_wallet(item).map(Some)
+}
+
+/// The wallet attribute that marks a deleted account's wallet.
+pub(crate) const CLOSED_AT: &str = "closed_at";
+
 pub(crate) fn read_wallet(item: &Item) -> Result<Wallet, StoreError> {
     Ok(Wallet {
         real_cash: get_money(item, "real_cash")?,
@@ -194,9 +207,10 @@ pub struct LedgerPage {
 }
 
 impl Store {
-    /// The user's wallet (one consistent GetItem). `None`: no such user.
+    /// The user's wallet as they may use it (one consistent GetItem). `None`: no such user,
+    /// or their account was deleted.
     pub async fn wallet(&self, user: &UserId) -> Result<Option<Wallet>, StoreError> {
-        self.account(&Account::Wallet(user.clone())).await
+        Ok(self.get(Account::Wallet(user.clone()).key()).await?.as_ref().map(read_open_wallet).transpose()?.flatten())
     }
 
     /// An account (one consistent GetItem). `None`: not made yet.

@@ -82,7 +82,7 @@ pub async fn take_back_refunds(app: &App, topup: &TopUp, payment: &PaymentEntity
     }
     for refund in app.razorpay.get().await?.payment_refunds(&payment.id).await? {
         if let Some(request) = reversal::refund_request(&refund) {
-            reversal::apply_to_credited(app, topup, &payment.id, &request).await?;
+            reversal::apply_to_credited(&app.store, topup, &payment.id, &request).await?;
         }
     }
     Ok(())

@@ -48,19 +48,28 @@ pub struct App {
 /// The variables naming the SecureString parameters of both functions (see `crate::secrets`).
 pub const SECRETS: &[&str] = &["RAZORPAY_KEY_SECRET_PARAMETER", "RAZORPAY_WEBHOOK_SECRET_PARAMETER"];
 
+/// The Razorpay client from `RAZORPAY_BASE_URL`, `RAZORPAY_KEY_ID` and the two secret
+/// parameters ([`SECRETS`]), built by the first request that needs it.
+pub fn razorpay_on_first_use(
+    sdk: &aws_config::SdkConfig,
+    vars: &impl config::Vars,
+) -> Result<OnFirstUse<Razorpay>, ConfigError> {
+    let base_url = config::optional(vars, "RAZORPAY_BASE_URL", "https://api.razorpay.com");
+    let key_id = config::required(vars, "RAZORPAY_KEY_ID")?;
+    OnFirstUse::new(sdk, vars, SECRETS, move |secrets| {
+        Ok(Razorpay::new(
+            &base_url,
+            key_id.clone(),
+            secrets.required("RAZORPAY_KEY_SECRET_PARAMETER")?,
+            secrets.required("RAZORPAY_WEBHOOK_SECRET_PARAMETER")?,
+        ))
+    })
+}
+
 impl App {
     /// Cold start: the variables (the secrets are read by the first request that needs them).
     pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl config::Vars) -> Result<Self, ConfigError> {
-        let base_url = config::optional(vars, "RAZORPAY_BASE_URL", "https://api.razorpay.com");
-        let key_id = config::required(vars, "RAZORPAY_KEY_ID")?;
-        let razorpay = OnFirstUse::new(sdk, vars, SECRETS, move |secrets| {
-            Ok(Razorpay::new(
-                &base_url,
-                key_id.clone(),
-                secrets.required("RAZORPAY_KEY_SECRET_PARAMETER")?,
-                secrets.required("RAZORPAY_WEBHOOK_SECRET_PARAMETER")?,
-            ))
-        })?;
+        let razorpay = razorpay_on_first_use(sdk, vars)?;
         let decimal = |name: &'static str, default: &str| {
             Decimal::from_str(&config::optional(vars, name, default))
                 .map_err(|e| ConfigError::Invalid { name, problem: e.to_string() })

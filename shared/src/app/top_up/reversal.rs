@@ -5,12 +5,13 @@
 
 use chrono::Utc;
 
-use super::{App, CREDIT_ATTEMPTS, wallet_busy};
+use super::{CREDIT_ATTEMPTS, wallet_busy};
 use crate::domain::money::Money;
 use crate::domain::reversal::{Decision, Request, plan};
 use crate::domain::topup::TopUp;
 use crate::http::error::ApiError;
 use crate::providers::razorpay::RefundEntity;
+use crate::store::Store;
 use crate::store::retry::{self, Attempt};
 use crate::store::reversals::Reversal;
 
@@ -39,14 +40,14 @@ pub fn refund_request(refund: &RefundEntity) -> Option<Request> {
 /// Applies `request` to `topup`, credited by `payment_id`: a refund once per id, a dispute
 /// once per stage.
 pub async fn apply_to_credited(
-    app: &App,
+    store: &Store,
     topup: &TopUp,
     payment_id: &str,
     request: &Request,
 ) -> Result<ReversalOutcome, ApiError> {
     retry::on_conflict(CREDIT_ATTEMPTS, wallet_busy, || async {
         let now = Utc::now();
-        let Some(state) = app.store.reversal_state(&topup.id, &topup.user_id, request).await? else {
+        let Some(state) = store.reversal_state(&topup.id, &topup.user_id, request).await? else {
             return Ok(Attempt::Done(ReversalOutcome::Ignored));
         };
         if state.topup.credit.as_ref().map(|c| c.payment_id.as_str()) != Some(payment_id) {
@@ -57,7 +58,7 @@ pub async fn apply_to_credited(
         }
         let decision = plan(&state, request, now).map_err(|e| ApiError::internal(format!("reversal: {e}")))?;
         let Decision::Apply(plan) = decision else { return Ok(Attempt::Done(ReversalOutcome::Duplicate)) };
-        Ok(match app.store.reverse(&state, request, &plan, now).await? {
+        Ok(match store.reverse(&state, request, &plan, now).await? {
             Reversal::Applied => {
                 let outcome = match &plan.posting {
                     None => ReversalOutcome::Recorded,

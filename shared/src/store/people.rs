@@ -1,0 +1,570 @@
+//! People's own data (issue 31): profile edits, who reads birth details, the export, and the
+//! erasure of a deleted account.
+//!
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | profile details | `USER#{sub}` | `PROFILE` | `gender`, `city`, `state`, `birth` (JSON text: details and the chart computed from them) on the user item |
+//! | deleted user | `USER#{sub}` | `PROFILE` | what is left: id, role, `profile_status = deleted`, `deleted_at`; no phone, names, email or birth details |
+//! | account deletion | `ERASURE#{sub}` | `ERASURE` | the deletion's progress and what it did with the money (no personal data): the audit entry, and what a retry resumes from |
+//!
+//! | route | calls |
+//! |---|---|
+//! | `PATCH /me` | 1 UpdateItem (conditioned on a live user) |
+//! | `GET /customers/{id}/birth-details?consultation=` | 1 BatchGetItem (consultation + customer) |
+//! | `GET /me/export` | 1 Query per partition the user owns, all pages; the top-ups their ledger names, BatchGetItem by 100 |
+//! | `DELETE /me` | see `crate::app::erasure` |
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::items::{self, Item, get_str, opt_str};
+use super::keys::{
+    ASTROLOGER_SK, CONSULTATION_SK, DEVICE_OWNER_SK, PHONE_SK, PK, PROFILE_SK, REVIEW_SK, SK, TOPUP_SK, chat_pk,
+    consultation_pk, device_owner_pk, devices_pk, inbox_pk, ledger_pk, phone_pk, review_pk, topup_pk, user_pk,
+};
+use super::{Store, StoreError, TxError};
+use crate::domain::booking::Consultation;
+use crate::domain::phone::Phone;
+use crate::domain::profile::{BirthDetails, BirthInput, DELETED_USER_NAME, ValidEdit};
+use crate::domain::user::UserId;
+
+pub fn erasure_pk(user: &UserId) -> String {
+    format!("ERASURE#{user}")
+}
+pub const ERASURE_SK: &str = "ERASURE";
+
+/// A customer as their astrologer (or staff) reads them: first name and birth details.
+#[derive(Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomerForReading {
+    pub customer_id: UserId,
+    pub first_name: String,
+    /// Absent until the customer gives them.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub birth: Option<BirthDetails>,
+}
+
+/// The stored details, with their chart computed again.
+pub(crate) fn read_birth(item: &Item) -> Result<Option<BirthDetails>, StoreError> {
+    let corrupt = || StoreError::Corrupt("user: birth".into());
+    opt_str(item, "birth")
+        .map(|text| serde_json::from_str::<BirthInput>(text).map_err(|_| corrupt())?.validate().map_err(|_| corrupt()))
+        .transpose()
+}
+
+fn read_for_reading(item: &Item) -> Result<Option<CustomerForReading>, StoreError> {
+    if item.contains_key("deleted_at") {
+        return Ok(None);
+    }
+    Ok(Some(CustomerForReading {
+        customer_id: UserId::parse(get_str(item, "user_id")?).map_err(|_| StoreError::Corrupt("user_id".into()))?,
+        first_name: get_str(item, "first_name")?.to_owned(),
+        birth: read_birth(item)?,
+    }))
+}
+
+/// Where a deletion stands (its `ERASURE#` item).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErasureRecord {
+    pub user_id: UserId,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub started_at: String,
+    /// Set once everything is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub completed_at: Option<String>,
+    /// What was done with the money, as `crate::app::erasure` states it (JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub money: Option<Value>,
+}
+
+impl Store {
+    /// Applies a checked profile edit to a live user's item. `Ok(false)`: no such user, or
+    /// one deleted.
+    pub async fn update_profile(
+        &self,
+        user: &UserId,
+        edit: &ValidEdit,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut sets = vec!["updated_at = :now".to_owned()];
+        let mut values = vec![(":now", items::time(now))];
+        let mut add = |name: &'static str, placeholder: &'static str, value: Option<AttributeValue>| {
+            if let Some(value) = value {
+                sets.push(format!("{name} = {placeholder}"));
+                values.push((placeholder, value));
+            }
+        };
+        add("#first_name", ":first", edit.first_name.as_ref().map(|n| items::s(n.as_str())));
+        add("#last_name", ":last", edit.last_name.as_ref().map(|n| items::s(n.as_str())));
+        add("#gender", ":gender", edit.gender.map(|g| items::s(g.as_str())));
+        add("#city", ":city", edit.city.as_ref().map(|c| items::s(c.as_str())));
+        add("#state", ":state", edit.state.as_ref().map(|s| items::s(s.as_str())));
+        let birth = edit.birth.as_ref().map(|b| serde_json::to_string(&b.input()).map(items::s)).transpose();
+        add("birth", ":birth", birth.map_err(|e| StoreError::Other(e.to_string()))?);
+        self.update_if(
+            items::key(user_pk(user), PROFILE_SK),
+            &format!("SET {}", sets.join(", ")),
+            "attribute_exists(PK) AND attribute_not_exists(deleted_at)",
+            values,
+        )
+        .await
+    }
+
+    /// The consultation and its would-be customer, read together (1 BatchGetItem): the
+    /// caller decides whether the astrologer may read them.
+    pub async fn consultation_and_customer(
+        &self,
+        booking_id: &str,
+        customer: &UserId,
+    ) -> Result<(Option<Consultation>, Option<CustomerForReading>), StoreError> {
+        let found = self
+            .batch_get(vec![
+                items::key(consultation_pk(booking_id), CONSULTATION_SK),
+                items::key(user_pk(customer), PROFILE_SK),
+            ])
+            .await?;
+        let consultation =
+            found.get(&consultation_pk(booking_id)).map(super::consultations::read_consultation).transpose()?;
+        let customer = found.get(&user_pk(customer)).map(read_for_reading).transpose()?.flatten();
+        Ok((consultation, customer))
+    }
+
+    /// A customer's first name and birth details (1 GetItem), for staff.
+    pub async fn customer_for_reading(&self, customer: &UserId) -> Result<Option<CustomerForReading>, StoreError> {
+        match self.get(items::key(user_pk(customer), PROFILE_SK)).await? {
+            Some(item) if item.get("user_type").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("user") => {
+                read_for_reading(&item)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    // ------------------------------------------------------------------ export
+
+    /// Every item of the table's partition `pk`, all pages, oldest sort key first.
+    async fn partition(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", items::s(pk))
+            .consistent_read(true);
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = request.clone().set_exclusive_start_key(start).send().await.map_err(StoreError::from_sdk)?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Everything held about `user`, item by item as JSON (keys and index attributes left
+    /// out): their user partition, ledger (and earnings ledger), top-ups and invoices,
+    /// consultations as customer and as astrologer with their chat, reviews, notifications,
+    /// devices, KYC audit and a deletion's record. `max_items` bounds the work: beyond it the
+    /// export is refused rather than cut short.
+    pub async fn export(&self, user: &UserId, max_items: usize) -> Result<Option<Map<String, Value>>, StoreError> {
+        let mut out = Map::new();
+        let profile = self.partition(&user_pk(user)).await?;
+        if profile.is_empty() {
+            return Ok(None);
+        }
+        let mut count = 0usize;
+        let mut counted = |n: usize| {
+            count += n;
+            if count > max_items {
+                return Err(StoreError::Other(format!("export of more than {max_items} items")));
+            }
+            Ok(())
+        };
+        let section = |out: &mut Map<String, Value>,
+                       name: &str,
+                       found: Vec<Item>,
+                       counted: &mut dyn FnMut(usize) -> Result<(), StoreError>| {
+            counted(found.len())?;
+            out.insert(name.to_owned(), Value::Array(found.iter().map(item_json).collect()));
+            Ok::<(), StoreError>(())
+        };
+        let ledger = self.partition(&ledger_pk(user)).await?;
+        let topup_ids: Vec<String> = ledger
+            .iter()
+            .filter(|e| opt_str(e, "reference_type") == Some("top_up"))
+            .filter_map(|e| opt_str(e, "reference_id").map(str::to_owned))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        section(&mut out, "account", profile, &mut counted)?;
+        section(&mut out, "ledger", ledger, &mut counted)?;
+        section(
+            &mut out,
+            "earnings_ledger",
+            self.partition(&super::keys::earnings_ledger_pk(user)).await?,
+            &mut counted,
+        )?;
+        let mut topups = Vec::new();
+        for chunk in topup_ids.chunks(50) {
+            let keys = chunk
+                .iter()
+                .flat_map(|id| [items::key(topup_pk(id), TOPUP_SK), items::key(topup_pk(id), super::keys::INVOICE_SK)])
+                .collect();
+            topups.extend(self.batch_get_all(keys).await?);
+        }
+        section(&mut out, "top_ups", topups, &mut counted)?;
+        let mut consultations = Vec::new();
+        for as_astrologer in [false, true] {
+            let mut after = None;
+            loop {
+                let (page, next) = self.consultations_of(user, as_astrologer, None, 100, after.as_deref()).await?;
+                consultations.extend(page);
+                if next.is_none() {
+                    break;
+                }
+                after = next;
+            }
+        }
+        let mut chats = Vec::new();
+        let mut reviews = Vec::new();
+        for c in &consultations {
+            chats.extend(self.partition(&chat_pk(c.booking_id.as_str())).await?);
+        }
+        for chunk in consultations.chunks(100) {
+            let keys = chunk.iter().map(|c| items::key(review_pk(c.booking_id.as_str()), REVIEW_SK)).collect();
+            reviews.extend(self.batch_get_all(keys).await?);
+        }
+        counted(consultations.len())?;
+        out.insert(
+            "consultations".into(),
+            serde_json::to_value(&consultations).map_err(|e| StoreError::Other(e.to_string()))?,
+        );
+        section(&mut out, "chat_messages", chats, &mut counted)?;
+        section(&mut out, "reviews", reviews, &mut counted)?;
+        section(&mut out, "notifications", self.partition(&inbox_pk(user)).await?, &mut counted)?;
+        section(&mut out, "devices", self.partition(&devices_pk(user)).await?, &mut counted)?;
+        section(&mut out, "kyc_audit", self.partition(&super::keys::kyc_audit_pk(user)).await?, &mut counted)?;
+        section(&mut out, "account_deletion", self.partition(&erasure_pk(user)).await?, &mut counted)?;
+        Ok(Some(out))
+    }
+
+    // ------------------------------------------------------------------ erasure
+
+    pub async fn erasure(&self, user: &UserId) -> Result<Option<ErasureRecord>, StoreError> {
+        self.get(items::key(erasure_pk(user), ERASURE_SK)).await?.as_ref().map(read_erasure).transpose()
+    }
+
+    /// Starts a deletion once: its record, and the mark on the user item (which `PATCH /me`
+    /// and the money routes refuse from then on). A deletion already started is returned.
+    pub async fn start_erasure(&self, user: &UserId, now: DateTime<Utc>) -> Result<ErasureRecord, StoreError> {
+        let mut record = items::key(erasure_pk(user), ERASURE_SK);
+        record.insert("entity".into(), items::s("account_deletion"));
+        record.insert("user_id".into(), items::s(user.as_str()));
+        record.insert("started_at".into(), items::time(now));
+        let mut tx = self.tx();
+        tx.put_new("erasure", record);
+        tx.update(
+            "user",
+            items::key(user_pk(user), PROFILE_SK),
+            "SET deletion_started_at = :now",
+            "attribute_exists(PK)",
+            vec![(":now", items::time(now))],
+        );
+        match self.commit(tx).await {
+            Ok(()) | Err(TxError::Cancelled(_)) => {}
+            Err(TxError::Store(e)) => return Err(e),
+        }
+        self.erasure(user).await?.ok_or_else(|| StoreError::ConditionFailed("no such user".into()))
+    }
+
+    /// Records what the deletion did with the money (once; a retry keeps the first).
+    pub async fn record_erasure_money(&self, user: &UserId, money: &Value) -> Result<(), StoreError> {
+        self.update_if(
+            items::key(erasure_pk(user), ERASURE_SK),
+            "SET #money = :money",
+            "attribute_exists(PK) AND attribute_not_exists(#money)",
+            vec![(":money", items::s(money.to_string()))],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Erases the personal data of `user` (whose partition `account` was just read), in
+    /// this order so a fault part-way is finished by the next attempt: chat text and
+    /// images' keys they sent, the questions they asked, the name on their reviews and (an
+    /// astrologer's) on their consultations, devices, inbox, connections and saved replies;
+    /// then, all at once, the user item becomes a tombstone, the phone claim goes (so the
+    /// number can sign up afresh) and an astrologer's profile is unlisted and emptied.
+    /// Returns the chat images' S3 keys to delete.
+    pub async fn erase_personal_data(
+        &self,
+        user: &UserId,
+        consultations: &[Consultation],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut images = Vec::new();
+        for c in consultations {
+            let id = c.booking_id.as_str();
+            for message in self.partition(&chat_pk(id)).await? {
+                if opt_str(&message, "sender_id") != Some(user.as_str()) || message.contains_key("erased_at") {
+                    continue;
+                }
+                images.extend(opt_str(&message, "image_key").map(str::to_owned));
+                let key = items::key(get_str(&message, PK)?, get_str(&message, SK)?);
+                self.update_if(
+                    key,
+                    "REMOVE #text, image_key SET erased_at = :now",
+                    "attribute_exists(PK)",
+                    vec![(":now", items::time(now))],
+                )
+                .await?;
+            }
+            if &c.customer_id == user {
+                self.update_if(
+                    items::key(consultation_pk(id), CONSULTATION_SK),
+                    "REMOVE question",
+                    "attribute_exists(PK)",
+                    vec![],
+                )
+                .await?;
+                self.update_if(
+                    items::key(review_pk(id), REVIEW_SK),
+                    "SET reviewer_first_name = :name",
+                    "attribute_exists(PK)",
+                    vec![(":name", items::s(DELETED_USER_NAME))],
+                )
+                .await?;
+            } else {
+                self.update_if(
+                    items::key(consultation_pk(id), CONSULTATION_SK),
+                    "SET astrologer_name = :name",
+                    "attribute_exists(PK)",
+                    vec![(":name", items::s(DELETED_ASTROLOGER_NAME))],
+                )
+                .await?;
+            }
+        }
+        // Devices: the token's owner item goes too when it is still theirs.
+        for device in self.partition(&devices_pk(user)).await? {
+            if let Some(rest) = get_str(&device, SK)?.strip_prefix(super::keys::DEVICE_SK_PREFIX)
+                && let Some((platform, token)) = rest.split_once('#')
+            {
+                self.delete_if(
+                    items::key(device_owner_pk(platform, token), DEVICE_OWNER_SK),
+                    "user_id = :id",
+                    vec![(":id", items::s(user.as_str()))],
+                )
+                .await?;
+            }
+        }
+        // The sign-up's event carries the first name (its TTL is days; it was delivered long ago).
+        let registered = super::keys::outbox_pk(&crate::domain::events::UserRegistered::event_id(user));
+        self.delete_all(vec![items::key(registered, super::keys::OUTBOX_SK)]).await?;
+        for pk in
+            [devices_pk(user), inbox_pk(user), super::keys::connections_pk(user), super::keys::saved_replies_pk(user)]
+        {
+            let keys: Vec<Item> = self
+                .partition(&pk)
+                .await?
+                .iter()
+                .map(|i| Ok(items::key(get_str(i, PK)?, get_str(i, SK)?)))
+                .collect::<Result<_, StoreError>>()?;
+            self.delete_all(keys).await?;
+        }
+
+        // The identity itself, all at once.
+        let account = self.user_partition(user).await?;
+        let Some(profile) = account.iter().find(|i| opt_str(i, SK) == Some(PROFILE_SK)) else {
+            return Ok(images);
+        };
+        if profile.contains_key("deleted_at") {
+            return Ok(images);
+        }
+        let mut tombstone = items::key(user_pk(user), PROFILE_SK);
+        for keep in ["entity", "user_id", "user_type", "created_at"] {
+            if let Some(v) = profile.get(keep) {
+                tombstone.insert(keep.into(), v.clone());
+            }
+        }
+        tombstone.insert("profile_status".into(), items::s("deleted"));
+        tombstone.insert("deleted_at".into(), items::time(now));
+        let mut tx = self.tx();
+        tx.put_if("user", tombstone, "user_id = :id", vec![(":id", items::s(user.as_str()))]);
+        if let Some(phone) = opt_str(profile, "phone_number").and_then(|p| Phone::parse(p).ok()) {
+            tx.delete(
+                "phone",
+                items::key(phone_pk(&phone), PHONE_SK),
+                Some("user_id = :id"),
+                vec![(":id", items::s(user.as_str()))],
+            );
+        }
+        if let Some(astrologer) = account.iter().find(|i| opt_str(i, SK) == Some(ASTROLOGER_SK)) {
+            let mut emptied = items::key(user_pk(user), ASTROLOGER_SK);
+            for keep in ["entity", "user_id", "kyc_status", "verification_status", "kyc_attempts", "created_at"] {
+                if let Some(v) = astrologer.get(keep) {
+                    emptied.insert(keep.into(), v.clone());
+                }
+            }
+            emptied.insert("display_name".into(), items::s(DELETED_ASTROLOGER_NAME));
+            emptied.insert("deleted_at".into(), items::time(now));
+            tx.put_if("astrologer", emptied, "attribute_exists(PK)", vec![]);
+        }
+        match self.commit(tx).await {
+            Ok(()) => Ok(images),
+            // The phone claim moved on (a stale claim taken by a new sign-up): erase without it.
+            Err(TxError::Cancelled(c)) if c.failed("phone") => {
+                Err(StoreError::ConditionFailed("phone claim changed during deletion; retry".into()))
+            }
+            Err(TxError::Cancelled(c)) => {
+                Err(StoreError::ConditionFailed(format!("erasure: {:?}", c.condition_failed)))
+            }
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Closes the wallet of a deleted account: no hold or top-up from now on. The version
+    /// moves, so a booking that read the wallet open a moment ago fails its condition and
+    /// reads it closed. Once only.
+    pub async fn close_wallet(&self, user: &UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.update_if(
+            items::key(user_pk(user), super::keys::WALLET_SK),
+            "SET closed_at = :now, version = version + :one",
+            "attribute_exists(PK) AND attribute_not_exists(closed_at)",
+            vec![(":now", items::time(now)), (":one", items::n(1))],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Posts `posting` to `account` alone. `Ok(false)`: the account moved since it was read.
+    pub async fn post(
+        &self,
+        account: &super::Account,
+        posting: &crate::domain::wallet::Posting,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.tx();
+        tx.posting(account, posting);
+        match self.commit(tx).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// The top-ups credited to `user`'s wallet, as its ledger names them (all pages).
+    pub async fn credited_top_ups(&self, user: &UserId) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = Vec::new();
+        for entry in self.partition(&ledger_pk(user)).await? {
+            if opt_str(&entry, "type") == Some("top_up")
+                && let Some(id) = opt_str(&entry, "reference_id")
+                && !ids.iter().any(|i| i == id)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Marks the deletion done.
+    pub async fn complete_erasure(&self, user: &UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.update_if(
+            items::key(erasure_pk(user), ERASURE_SK),
+            "SET completed_at = if_not_exists(completed_at, :now)",
+            "attribute_exists(PK)",
+            vec![(":now", items::time(now))],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_if(
+        &self,
+        key: Item,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.tx();
+        tx.delete("item", key, Some(condition), values);
+        match self.commit(tx).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Deletes `keys` (BatchWriteItem, 25 at a time, unprocessed ones sent again).
+    async fn delete_all(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|k| {
+                    WriteRequest::builder()
+                        .delete_request(DeleteRequest::builder().set_key(Some(k.clone())).build().expect("key is set"))
+                        .build()
+                })
+                .collect();
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(StoreError::from_sdk)?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable("BatchWriteItem left deletes unprocessed".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a deleted astrologer's consultations and profile show.
+pub const DELETED_ASTROLOGER_NAME: &str = "Deleted astrologer";
+
+fn read_erasure(item: &Item) -> Result<ErasureRecord, StoreError> {
+    Ok(ErasureRecord {
+        user_id: UserId::parse(get_str(item, "user_id")?).map_err(|_| StoreError::Corrupt("erasure user_id".into()))?,
+        started_at: get_str(item, "started_at")?.to_owned(),
+        completed_at: opt_str(item, "completed_at").map(str::to_owned),
+        money: opt_str(item, "money").and_then(|m| serde_json::from_str(m).ok()),
+    })
+}
+
+/// An item as the export shows it: every attribute but the keys and index attributes,
+/// Numbers as their decimal text (money stays exact), maps and lists as JSON.
+fn item_json(item: &Item) -> Value {
+    let hidden = |name: &str| {
+        matches!(name, "PK" | "SK" | "DUE_PK" | "DUE_AT")
+            || name.starts_with("GSI")
+            || name.starts_with("CAT_")
+            || name == "CATALOGUE"
+    };
+    let mut sorted: Vec<(&String, &AttributeValue)> = item.iter().filter(|(k, _)| !hidden(k)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect())
+}
+
+fn attribute_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => Value::String(s.clone()),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(list) => Value::Array(list.iter().map(attribute_json).collect()),
+        AttributeValue::M(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect::<Map<_, _>>())
+        }
+        AttributeValue::Ss(set) | AttributeValue::Ns(set) => set.iter().cloned().map(Value::String).collect(),
+        _ => Value::Null,
+    }
+}
