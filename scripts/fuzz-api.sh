@@ -75,13 +75,15 @@ read -r customer_token astrologer_token <<<"$tokens"
 # --max-response-time 10: the HTTP functions' Timeout (template.yaml Globals); an answer slower
 # than that would be Lambda's timeout and a 5xx in AWS. The load on the machine counts too: run
 # the fuzz alone (one top-up took 10.7 s while release builds shared the 2 cores).
+# DELETE /me is left out: it would delete the fuzzing user and turn every later case into a
+# 401 (tests/it/people.rs covers it: refused, interrupted, resumed, answered again).
 status=0
 for who in customer astrologer; do
   token_var="${who}_token"
   echo "fuzz: schemathesis as the $who ($examples cases per operation, seed $seed)"
   .venv/bin/st --config-file infra/schemathesis.toml run "$api/openapi.json" --url "$api" \
     -H "Authorization: Bearer ${!token_var}" \
-    --checks all --exclude-checks unsupported_method \
+    --checks all --exclude-checks unsupported_method --exclude-name "DELETE /me" \
     --phases examples,coverage,fuzzing \
     --max-examples "$examples" --seed "$seed" --max-time "$max_time" \
     --request-timeout 20 --max-response-time 10 --workers 1 --no-color \

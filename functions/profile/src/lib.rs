@@ -287,10 +287,10 @@ async fn me(app: &App, caller: Caller) -> Result<Response, ApiError> {
         }
         UserLookup::Missing => {
             finish_setup(app, &caller).await?;
-            app.store.user_overview(&caller.user_id).await?.ok_or_else(|| ApiError::not_found("user"))?
+            app.store.user_overview(&caller.user_id).await?.map(Box::new).ok_or_else(|| ApiError::not_found("user"))?
         }
     };
-    Ok(json(200, &Me { role: overview.user.user_type, overview }))
+    Ok(json(200, &Me { role: overview.user.user_type, overview: *overview }))
 }
 
 /// A confirmed user with no record: the trigger failed after Cognito confirmed them.

@@ -142,7 +142,7 @@ impl Rashi {
 
     /// The sign holding a sidereal longitude: `floor(lon / 30°)`.
     pub fn of(longitude: f64) -> Self {
-        Self::ALL[part(longitude, 12)]
+        Self::ALL[quarter_nakshatra(longitude) / 9]
     }
 
     /// 0 (Mesha) to 11 (Meena).
@@ -218,7 +218,7 @@ impl Nakshatra {
 
     /// The nakshatra holding a sidereal longitude: `floor(lon / 13°20')`.
     pub fn of(longitude: f64) -> Self {
-        Self::ALL[part(longitude, 27)]
+        Self::ALL[quarter_nakshatra(longitude) / 4]
     }
 
     /// 0 (Ashwini) to 26 (Revati).
@@ -230,12 +230,13 @@ impl Nakshatra {
 /// The quarter (1 to 4) of its nakshatra a sidereal longitude is in:
 /// `floor((lon mod 13°20') / 3°20') + 1`.
 pub fn pada(longitude: f64) -> u8 {
-    (part(longitude, 108) % 4) as u8 + 1
+    (quarter_nakshatra(longitude) % 4) as u8 + 1
 }
 
-/// Which of `n` equal parts of the circle holds `longitude` (degrees, any value).
-fn part(longitude: f64, n: usize) -> usize {
-    ((norm360(longitude) * n as f64 / 360.0).floor() as usize).min(n - 1)
+/// Which of the 108 padas (3°20' each, 9 to a sign, 4 to a nakshatra) holds `longitude`
+/// (degrees, any value): sign, nakshatra and pada are all read from it, so they always agree.
+fn quarter_nakshatra(longitude: f64) -> usize {
+    ((norm360(longitude) * 108.0 / 360.0).floor() as usize).min(107)
 }
 
 /// Degrees in [0, 360).

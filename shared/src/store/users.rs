@@ -97,7 +97,7 @@ pub struct UserOverview {
 /// A user partition as read: an account, a deleted one's tombstone, or nothing.
 #[derive(Debug, Clone)]
 pub enum UserLookup {
-    Found(UserOverview),
+    Found(Box<UserOverview>),
     Deleted,
     Missing,
 }
@@ -202,7 +202,7 @@ impl Store {
     /// The user, wallet and astrologer profile in one Query. `None`: no such user.
     pub async fn user_overview(&self, id: &UserId) -> Result<Option<UserOverview>, StoreError> {
         match self.user_lookup(id).await? {
-            UserLookup::Found(overview) => Ok(Some(overview)),
+            UserLookup::Found(overview) => Ok(Some(*overview)),
             UserLookup::Missing | UserLookup::Deleted => Ok(None),
         }
     }
@@ -220,7 +220,7 @@ impl Store {
             }
         }
         match (user, wallet) {
-            (Some(user), Some(wallet)) => Ok(UserLookup::Found(UserOverview { user, wallet, astrologer })),
+            (Some(user), Some(wallet)) => Ok(UserLookup::Found(Box::new(UserOverview { user, wallet, astrologer }))),
             (None, None) => Ok(UserLookup::Missing),
             _ => Err(StoreError::Corrupt(format!("user {id} is missing its profile or wallet"))),
         }
