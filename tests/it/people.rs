@@ -304,3 +304,86 @@ async fn an_account_cannot_be_deleted_during_a_consultation() {
     let (status, me) = api.get("/me", Some(&customer)).await;
     assert_eq!((status, me["user"]["user_id"].as_str()), (200, Some(customer_id.as_str())));
 }
+
+/// Writes `n` notifications of about `bytes` each into `user`'s inbox, straight into the
+/// table (BatchWriteItem, 25 at a time): a long-standing customer's inbox.
+async fn seed_inbox(stack: &LocalStack, user: &str, from: usize, n: usize, bytes: usize) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let client = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let body = "Your consultation with Acharya Asha is confirmed for tomorrow. ".repeat(bytes / 32 + 1);
+    for chunk in (from..from + n).collect::<Vec<_>>().chunks(25) {
+        let writes = chunk
+            .iter()
+            .map(|i| {
+                let item = [
+                    ("PK", format!("INBOX#{user}")),
+                    ("SK", format!("NOTIF#2026-01-01T00:00:00.{i:06}Z#ev-{i}")),
+                    ("entity", "notification".into()),
+                    ("title", "Consultation confirmed".into()),
+                    ("body", body[..bytes].to_owned()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), AttributeValue::S(v)))
+                .collect();
+                WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build()
+            })
+            .collect();
+        client.batch_write_item().request_items(stack.table_name(), writes).send().await.unwrap();
+    }
+}
+
+/// The export's bound, as tested: 5,000 notifications of 250 bytes besides the account come
+/// back in one document; 6 MB of them are refused with 413 rather than cut short.
+#[tokio::test]
+async fn a_heavy_users_export_comes_back_whole_and_one_past_the_bound_is_refused() {
+    let stack = stack_with(|o| {
+        o.poll_queues = false;
+        o.poll_streams = false;
+    })
+    .await;
+    let api = Api::new(&stack);
+    let (customer, customer_id) = topped_up_customer(&stack, "500").await;
+    seed_inbox(&stack, &customer_id, 0, 5_000, 250).await;
+    let started = std::time::Instant::now();
+    let (status, export) = api.get("/me/export", Some(&customer)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{}", export["error"]);
+    assert_eq!(export["notifications"].as_array().unwrap().len(), 5_000);
+    println!("export of 5,000 notifications: {} bytes in {took:?} (debug build, moto)", export.to_string().len());
+
+    seed_inbox(&stack, &customer_id, 5_000, 1_500, 4_000).await;
+    let (status, refused) = api.get("/me/export", Some(&customer)).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (413, Some("export_too_large")), "{refused}");
+}
+
+#[tokio::test]
+async fn an_astrologer_who_deletes_their_account_is_unlisted_and_their_customers_refunded() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astrologer, astrologer_id) = bookable_astrologer(&stack, "10").await;
+    let done = completed_consultation(&stack, &customer, (&astrologer, &astrologer_id)).await;
+    let tomorrow = book_tomorrow(&stack, &customer, &astrologer_id).await;
+    let (status, record) = delete_me(&stack, &astrologer).await;
+    assert_eq!(status, 200, "{record}");
+
+    // The customer gets back all that was held for tomorrow; the consultation shows no name.
+    let (status, c) = api.get(&format!("/consultations/{tomorrow}"), Some(&customer)).await;
+    assert_eq!((status, c["status"].as_str()), (200, Some("cancelled")), "{c}");
+    assert_eq!(c["astrologer_name"], "Deleted astrologer");
+    let (status, wallet) = api.get("/wallet", Some(&customer)).await;
+    assert_eq!((status, wallet["real_cash"].as_str()), (200, Some("970.00")), "{wallet}");
+    let (status, past) = api.get(&format!("/consultations/{done}"), Some(&customer)).await;
+    assert_eq!((status, past["status"].as_str()), (200, Some("completed")), "{past}");
+
+    // Gone from the catalogue; what they earned stays on the books.
+    let (status, _) = api.get(&format!("/astrologers/{astrologer_id}"), Some(&customer)).await;
+    assert_eq!(status, 404);
+    let (status, page) = api.get("/astrologers", Some(&customer)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.to_string().contains(&astrologer_id), "{page}");
+    let items = all_items(&stack).await;
+    let earnings = items.iter().find(|i| item_text(i).contains(&format!("EARNINGS#{astrologer_id}"))).unwrap();
+    assert_eq!(earnings.get("real_cash").unwrap().as_n().unwrap().parse::<f64>().unwrap(), 21.0);
+    assert!(assert_ledgers_in(&stack, &items).await >= 2);
+}

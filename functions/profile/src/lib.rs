@@ -54,10 +54,12 @@ impl App {
     }
 }
 
-/// The most items an export reads: a customer of ten years with a consultation a day and
-/// its notifications stays well under it, and the document (about 1 KB an item) within
-/// Lambda's 6 MB response.
-pub const EXPORT_MAX_ITEMS: usize = 4_000;
+/// The most items an export reads (about one Query page of 1 MB per 2,000 small items:
+/// seconds, within the function's timeout).
+pub const EXPORT_MAX_ITEMS: usize = 10_000;
+/// The largest export answered: a synchronous Lambda response is at most 6 MB, and API
+/// Gateway's headers and encoding need the rest.
+pub const EXPORT_MAX_BYTES: usize = 5_500_000;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
@@ -122,8 +124,9 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
         Op::Export => Operation {
             summary: "Everything held about the caller, as one JSON document",
             description: "Profile and birth details, wallet and ledger (and earnings), top-ups and invoices, \
-                          consultations and their chat, reviews, notifications, devices, KYC audit. At most 4,000 \
-                          items; beyond that, 413 (support exports it).",
+                          consultations and their chat, reviews, notifications, devices, KYC audit. At most \
+                          10,000 items and 5.5 MB (a Lambda response's limit); beyond that, 413 (support exports \
+                          it).",
             responses: vec![success(200, "The export", schema::<serde_json::Value>)],
             errors: vec![NOT_FOUND, deleted, error(413, "export_too_large", "more than one export carries")],
             ..Operation::default()
@@ -202,14 +205,20 @@ async fn export(app: &App, caller: &Caller) -> Result<Response, ApiError> {
         return Err(account_deleted());
     }
     let document = app.store.export(&caller.user_id, EXPORT_MAX_ITEMS).await.map_err(|e| match e {
-        shared::store::StoreError::Other(detail) if detail.starts_with("export of more than") => {
-            ApiError::new(413, "export_too_large", "this account holds more than one export carries; ask support")
-        }
+        shared::store::StoreError::Other(detail) if detail.starts_with("export of more than") => too_large(),
         other => other.into(),
     })?;
     let Some(mut document) = document else { return Err(ApiError::not_found("user")) };
     document.insert("exported_at".into(), serde_json::Value::String(Utc::now().to_rfc3339()));
-    Ok(json(200, &document))
+    let response = json(200, &document);
+    if response.body().as_ref().len() > EXPORT_MAX_BYTES {
+        return Err(too_large());
+    }
+    Ok(response)
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(413, "export_too_large", "this account holds more than one export carries; ask support")
 }
 
 async fn delete(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
