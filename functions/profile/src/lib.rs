@@ -70,8 +70,8 @@ pub async fn handle(app: &App, req: Request) -> Response {
 pub fn openapi() -> shared::http::openapi::FunctionDoc {
     use serde_json::json;
     use shared::http::openapi::{
-        FunctionDoc, INVALID_FIELD, NOT_FOUND, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema,
-        success,
+        FunctionDoc, INVALID_FIELD, NOT_FOUND, Operation, Param, Request, STORE_UNAVAILABLE, body, error, query,
+        schema, success,
     };
     let deleted = error(401, ACCOUNT_DELETED, "this account was deleted (its token verifies until it expires)");
     FunctionDoc::new("profile", "Profile", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
@@ -90,7 +90,7 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
         },
         Op::Edit => Operation {
             summary: "Edit one's names, gender, city, state and birth details",
-            description: "Only the fields present change. `birth.time` is a local clock time or `unknown`; \
+            description: "Only the fields present change (none: the profile as it is). `birth.time` is a local clock time or `unknown`; \
                           `birth.place` comes from the app's place picker (latitude, longitude, IANA time zone). \
                           The chart basics (sidereal Lahiri Sun and Moon signs, the Moon's nakshatra and pada, and \
                           with a known time the lagna) are computed from them and answered with the profile. A \
@@ -136,11 +136,14 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
             description: "Only the astrologer of `consultation`, a consultation of this customer, from booking \
                           until 24 hours after it was completed; never for one cancelled or missed. Anyone else, \
                           or later, is answered 404.",
-            params: vec![query(
-                "consultation",
-                "the booking id of the consultation read for",
-                json!({ "type": "string", "minLength": 1, "maxLength": 128 }),
-            )],
+            params: vec![Param {
+                required: true,
+                ..query(
+                    "consultation",
+                    "the booking id of the consultation read for",
+                    json!({ "type": "string", "minLength": 1, "maxLength": 128 }),
+                )
+            }],
             responses: vec![success(200, "The customer", schema::<shared::store::people::CustomerForReading>)],
             errors: vec![NOT_FOUND, INVALID_FIELD],
             ..Operation::default()
@@ -191,7 +194,7 @@ const ACCOUNT_DELETED: &str = "account_deleted";
 async fn edit(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
     let edit: ProfileEdit = http::json_body(req)?;
     let edit = edit.validate().map_err(|e| ApiError::invalid_field(e.field, e.problem))?;
-    if !app.store.update_profile(&caller.user_id, &edit, Utc::now()).await? {
+    if !edit.is_empty() && !app.store.update_profile(&caller.user_id, &edit, Utc::now()).await? {
         return Err(match app.store.user_lookup(&caller.user_id).await? {
             UserLookup::Deleted => account_deleted(),
             _ => ApiError::not_found("user"),

@@ -93,14 +93,14 @@ impl<'de> Deserialize<'de> for BirthTime {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PlaceInput {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::place_name_input))]
     pub name: String,
     #[cfg_attr(feature = "openapi", schema(minimum = -90, maximum = 90))]
     pub latitude: f64,
     #[cfg_attr(feature = "openapi", schema(minimum = -180, maximum = 180))]
     pub longitude: f64,
     /// An IANA time zone, e.g. `Asia/Kolkata`.
-    #[cfg_attr(feature = "openapi", schema(example = "Asia/Kolkata"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::time_zone))]
     pub time_zone: String,
 }
 
@@ -110,9 +110,10 @@ pub struct PlaceInput {
 #[serde(deny_unknown_fields)]
 pub struct BirthInput {
     /// 1900-01-01 to 2100-12-31.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::birth_date))]
     pub date: NaiveDate,
     /// Local clock time `HH:MM` or `HH:MM:SS`, or `unknown`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(unknown|[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?)$"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::birth_time))]
     pub time: BirthTime,
     pub place: PlaceInput,
 }
@@ -165,18 +166,18 @@ impl BirthInput {
 #[serde(deny_unknown_fields)]
 pub struct ProfileEdit {
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 50))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::person_name_input))]
     pub first_name: Option<PersonName>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 50))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::person_name_input))]
     pub last_name: Option<PersonName>,
     #[serde(default)]
     pub gender: Option<Gender>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 60))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::locality_input))]
     pub city: Option<Locality>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 60))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::locality_input))]
     pub state: Option<Locality>,
     #[serde(default)]
     pub birth: Option<BirthInput>,
@@ -201,17 +202,20 @@ pub struct EditError {
     pub problem: String,
 }
 
-impl ProfileEdit {
-    pub fn validate(self) -> Result<ValidEdit, EditError> {
-        let nothing = self.first_name.is_none()
+impl ValidEdit {
+    /// Whether it changes nothing (`{}`): answered with the profile as it is, nothing written.
+    pub fn is_empty(&self) -> bool {
+        self.first_name.is_none()
             && self.last_name.is_none()
             && self.gender.is_none()
             && self.city.is_none()
             && self.state.is_none()
-            && self.birth.is_none();
-        if nothing {
-            return Err(EditError { field: "body".into(), problem: "names no field to change".into() });
-        }
+            && self.birth.is_none()
+    }
+}
+
+impl ProfileEdit {
+    pub fn validate(self) -> Result<ValidEdit, EditError> {
         let birth = self
             .birth
             .map(BirthInput::validate)
@@ -301,7 +305,7 @@ mod tests {
     fn an_edit_cannot_name_a_role_or_nothing() {
         assert!(edit(json!({ "user_type": "admin" })).is_err());
         assert!(edit(json!({ "phone_number": "+919876543210" })).is_err());
-        assert_eq!(edit(json!({})).err().unwrap(), "body");
+        assert!(edit(json!({})).unwrap().is_empty());
         assert!(edit(json!({ "city": "  " })).is_err());
         assert!(edit(json!({ "gender": "female", "city": "Pune" })).is_ok());
     }

@@ -118,6 +118,37 @@ pub(crate) fn text(max_chars: usize, required: bool, multiline: bool) -> RefOr<S
     }))
 }
 
+/// `PersonName` in a request: 1 to 50 characters after trimming.
+pub fn person_name_input() -> RefOr<Schema> {
+    text(50, true, false)
+}
+
+/// `profile::Locality` (a city or state) in a request.
+pub fn locality_input() -> RefOr<Schema> {
+    text(60, true, false)
+}
+
+/// A birth place's name in a request.
+pub fn place_name_input() -> RefOr<Schema> {
+    text(crate::domain::chart::MAX_PLACE_NAME_CHARS, true, false)
+}
+
+/// A birth date: a calendar date from 1900 to 2100 (`chart::FIRST_DATE` to `LAST_DATE`).
+pub fn birth_date() -> RefOr<Schema> {
+    json_schema(json!({
+        "type": "string", "format": "date", "pattern": "^(19[0-9]{2}|20[0-9]{2}|2100)-",
+        "description": "YYYY-MM-DD, from 1900-01-01 to 2100-12-31",
+    }))
+}
+
+/// A birth time: a local clock time, or `unknown`.
+pub fn birth_time() -> RefOr<Schema> {
+    json_schema(json!({
+        "type": "string", "pattern": "^(unknown|([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)$",
+        "description": "the local time HH:MM or HH:MM:SS, or `unknown`",
+    }))
+}
+
 /// Every name `parse_time_zone` accepts (IANA, as chrono-tz spells them).
 pub fn time_zone() -> RefOr<Schema> {
     let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();

@@ -5,8 +5,8 @@
 //! # Keys
 //! | item | PK | SK | notes |
 //! |---|---|---|---|
-//! | user | `USER#{sub}` | `PROFILE` | role, names, phone, profile status |
-//! | wallet | `USER#{sub}` | `WALLET` | real and bonus cash as Numbers, lifetime totals, `version` |
+//! | user | `USER#{sub}` | `PROFILE` | role, names, phone, profile status; gender, city, state, `birth` (JSON: the details as given); a deleted account's tombstone keeps only id, role, `profile_status = deleted`, `deleted_at` (see [`people`]) |
+//! | wallet | `USER#{sub}` | `WALLET` | real and bonus cash as Numbers, lifetime totals, `version`; `closed_at` once its account is deleted (no hold or top-up after) |
 //! | astrologer profile | `USER#{sub}` | `ASTROLOGER` | KYC and verification status |
 //! | phone claim | `PHONE#{e164}` | `PHONE` | makes a phone number unique |
 //! | ledger entry | `LEDGER#{sub}` | `TXN#{wallet version:012}#{n:02}` | deltas and balances after (Numbers), in posting order |
@@ -30,6 +30,7 @@
 //! | outbox event | `OUTBOX#{event id}` | `OUTBOX` | the envelope; the stream carries it out; TTL 7 days |
 //! | staff audit entry | `STAFFAUDIT#{id}` | `STAFFAUDIT` | who, what, target, why, when; GSI1 `STAFF_AUDIT` / time; created only |
 //! | promotion rules' version | `PROMO_RULES` | `SET` | `version`, bumped by every staff rule creation |
+//! | account deletion | `ERASURE#{sub}` | `ERASURE` | started, completed, what became of the money; no personal data (see [`people`]) |
 //! | SMS send counter | `SMSLIMIT#PHONE#{sha-256 of e164, 32 hex}` or `SMSLIMIT#IP#{address or IPv6 /64}` | `WINDOW#{window start}` | `sends`; TTL a window after it ends (see [`sms_limits`]) |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
@@ -53,6 +54,7 @@
 //! | route or trigger | calls |
 //! |---|---|
 //! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists`; a claim held by another user: + 1 GetItem (its holder) and, when Cognito no longer gives the holder the number, the transaction again with the claim moved (`user_id = holder`) |
+//! | `PATCH /me`, `GET /me/export`, `DELETE /me`, `GET /customers/{id}/birth-details` | see [`people`] |
 //! | `GET /me` | 1 Query on `PK = USER#{sub}`; an account whose setup the trigger left unfinished: + the trigger's TransactWriteItems and 1 Query, once (see `shared::account`) |
 //! | `POST /auth/signup`, `/auth/signup/resend`, `/auth/otp` | 2 conditional UpdateItems, concurrently (the number's and the source address's SMS counters: `ADD sends`, condition `sends < limit`) |
 //! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 TransactWriteItems (it and its owner item) |
