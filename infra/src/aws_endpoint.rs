@@ -9,7 +9,10 @@
 //! - InitiateAuth `USER_AUTH` + RespondToAuthChallenge `SMS_OTP` sign in with an SMS code
 //!   and return moto-signed tokens;
 //! - SignUp and UpdateUserAttributes write only the attributes the app client may write
-//!   (its `WriteAttributes`), as Cognito checks and moto does not.
+//!   (its `WriteAttributes`), as Cognito checks and moto does not;
+//! - UpdateUserAttributes with a new `email` sends a 6-digit code "by email" (to the
+//!   [`Outbox`]) and keeps the old email until VerifyUserAttribute gives that code back, as
+//!   a pool with `AttributesRequireVerificationBeforeUpdate: [email]` does (moto has neither).
 //!
 //! And the S3 behaviour moto lacks: a presigned request (SigV4 in the query string, as the
 //! functions presign chat images) is checked as S3 checks it, its signature over the method,
@@ -56,7 +59,15 @@ impl Outbox {
         self.messages.lock().unwrap().push(Sms { to: to.to_owned(), code, text });
     }
 
-    /// The last code sent to `phone`.
+    /// An email verification code (`to` is the address; the log shows its domain only).
+    fn send_email(&self, to: &str, code: String) {
+        let domain = to.rsplit('@').next().unwrap_or_default();
+        tracing::info!(to = %format!("***@{domain}"), "EMAIL: your AstroKiran verification code is {code}");
+        let text = format!("Your AstroKiran verification code is {code}");
+        self.messages.lock().unwrap().push(Sms { to: to.to_owned(), code, text });
+    }
+
+    /// The last code sent to `phone` (or, by email, to an address).
     pub fn latest_code(&self, phone: &str) -> Option<String> {
         self.messages.lock().unwrap().iter().rev().find(|m| m.to == phone).map(|m| m.code.clone())
     }
@@ -408,6 +419,8 @@ pub struct LocalCognito {
     http: reqwest::Client,
     sign_up_codes: Mutex<HashMap<String, PendingCode>>,
     sessions: Mutex<HashMap<String, SignInSession>>,
+    /// By username: the email waiting for its code.
+    email_codes: Mutex<HashMap<String, (String, PendingCode)>>,
 }
 
 impl LocalCognito {
@@ -428,6 +441,7 @@ impl LocalCognito {
             http: reqwest::Client::new(),
             sign_up_codes: Mutex::default(),
             sessions: Mutex::default(),
+            email_codes: Mutex::default(),
         }
     }
 
@@ -516,9 +530,10 @@ pub async fn serve(
         Some("SignUp") => local.sign_up(request, &headers, &uri).await,
         Some("UpdateUserAttributes") => match local.unwritable(&request).await {
             Ok(Some(refused)) => Ok(refused),
-            Ok(None) => Ok(local.forward(method, &uri, &headers, body).await),
+            Ok(None) => local.update_attributes(request, method, &uri, &headers).await,
             Err(e) => Err(e),
         },
+        Some("VerifyUserAttribute") => local.verify_attribute(request).await,
         Some("ConfirmSignUp") => local.confirm_sign_up(request).await,
         Some("ResendConfirmationCode") => local.resend(request).await,
         Some("ForgotPassword") => local.forgot_password(request).await,
@@ -600,6 +615,101 @@ impl LocalCognito {
         let refused = asked.iter().filter_map(|a| a["Name"].as_str()).any(|name| !writable.iter().any(|w| w == name));
         Ok(refused
             .then(|| cognito_error("NotAuthorizedException", "A client attempted to write unauthorized attribute")))
+    }
+
+    /// UpdateUserAttributes: a new `email` waits for its code (sent "by email"); the rest is
+    /// moto's.
+    async fn update_attributes(
+        &self,
+        mut request: Value,
+        method: Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Response> {
+        let Some(username) = token_claim(request["AccessToken"].as_str().unwrap_or_default(), "username") else {
+            return Ok(cognito_error("NotAuthorizedException", "Invalid Access Token"));
+        };
+        let mut attributes = request["UserAttributes"].as_array().cloned().unwrap_or_default();
+        let email =
+            attributes.iter().find(|a| a["Name"] == "email").and_then(|a| a["Value"].as_str()).map(str::to_owned);
+        attributes.retain(|a| a["Name"] != "email");
+        let mut details = Vec::new();
+        if let Some(email) = email {
+            let code = new_code();
+            self.outbox.send_email(&email, code.clone());
+            let domain = email.rsplit('@').next().unwrap_or_default().to_owned();
+            self.email_codes
+                .lock()
+                .unwrap()
+                .insert(username, (email, PendingCode { code, issued: Instant::now(), wrong: 0 }));
+            details.push(
+                json!({ "Destination": format!("***@{domain}"), "DeliveryMedium": "EMAIL", "AttributeName": "email" }),
+            );
+        }
+        if !attributes.is_empty() {
+            request["UserAttributes"] = Value::Array(attributes);
+            let response = self.forward(method, uri, headers, Bytes::from(request.to_string())).await;
+            if !response.status().is_success() {
+                return Ok(response);
+            }
+        }
+        Ok(cognito_ok(json!({ "CodeDeliveryDetailsList": details })))
+    }
+
+    /// VerifyUserAttribute for `email`: the code sent for it sets it, verified.
+    async fn verify_attribute(&self, request: Value) -> Result<Response> {
+        let Some(username) = token_claim(request["AccessToken"].as_str().unwrap_or_default(), "username") else {
+            return Ok(cognito_error("NotAuthorizedException", "Invalid Access Token"));
+        };
+        if request["AttributeName"] != "email" {
+            return Ok(cognito_error("InvalidParameterException", "only email is verified by code here"));
+        }
+        let given = request["Code"].as_str().unwrap_or_default();
+        let email = {
+            let mut codes = self.email_codes.lock().unwrap();
+            let Some((email, pending)) = codes.get_mut(&username) else {
+                return Ok(cognito_error(
+                    "ExpiredCodeException",
+                    "Invalid code provided, please request a code again.",
+                ));
+            };
+            if pending.issued.elapsed() > SIGN_UP_CODE_TTL {
+                codes.remove(&username);
+                return Ok(cognito_error(
+                    "ExpiredCodeException",
+                    "Invalid code provided, please request a code again.",
+                ));
+            }
+            if pending.code != given {
+                pending.wrong += 1;
+                if pending.wrong >= MAX_WRONG_CODES + 2 {
+                    codes.remove(&username);
+                    return Ok(cognito_error(
+                        "LimitExceededException",
+                        "Attempt limit exceeded, please try after some time.",
+                    ));
+                }
+                return Ok(cognito_error(
+                    "CodeMismatchException",
+                    "Invalid verification code provided, please try again.",
+                ));
+            }
+            let email = email.clone();
+            codes.remove(&username);
+            email
+        };
+        let attribute = |name: &str, value: &str| {
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder().name(name).value(value).build()
+        };
+        self.cognito
+            .admin_update_user_attributes()
+            .user_pool_id(self.pool())
+            .username(&username)
+            .user_attributes(attribute("email", &email)?)
+            .user_attributes(attribute("email_verified", "true")?)
+            .send()
+            .await?;
+        Ok(cognito_ok(json!({})))
     }
 
     async fn sign_up(&self, mut request: Value, headers: &HeaderMap, uri: &Uri) -> Result<Response> {
@@ -860,10 +970,15 @@ pub async fn encrypt_sms_code(kms: &aws_sdk_kms::Client, key: &str, pool_id: &st
 
 /// The `client_id` claim of an access token (moto's tokens are JWTs).
 fn token_client_id(token: &str) -> Option<String> {
+    token_claim(token, "client_id")
+}
+
+/// A claim of a token moto signed (read, not verified: moto checks the token itself).
+fn token_claim(token: &str, name: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice::<Value>(&bytes).ok()?["client_id"].as_str().map(str::to_owned)
+    serde_json::from_slice::<Value>(&bytes).ok()?[name].as_str().map(str::to_owned)
 }
 
 fn delivery(phone: &str) -> Value {

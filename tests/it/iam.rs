@@ -25,6 +25,7 @@ const SDK_CALLS: &[(&str, &str)] = &[
     ("list_users", "cognito-idp:ListUsers"),
     ("admin_get_user", "cognito-idp:AdminGetUser"),
     ("admin_delete_user", "cognito-idp:AdminDeleteUser"),
+    ("admin_user_global_sign_out", "cognito-idp:AdminUserGlobalSignOut"),
     ("decrypt", "kms:Decrypt"),
     // PublishBatch is authorised as sns:Publish.
     ("publish_batch", "sns:Publish"),

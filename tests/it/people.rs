@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 const PLACE: &str = "Shaniwar Peth, Pune";
 const FIRST: &str = "Meenakshi";
 const LAST: &str = "Venkataraman";
+const EMAIL: &str = "meenakshi.v@example.in";
 
 fn birth() -> Value {
     json!({ "date": "1990-04-12", "time": "06:30",
@@ -181,6 +182,30 @@ async fn a_customer_exports_then_deletes_their_account_and_nothing_of_them_is_le
     top_up(&stack, &customer, "1000").await;
     let (status, _) = patch_me(&stack, &customer, json!({ "birth": birth(), "city": "Pune" })).await;
     assert_eq!(status, 200);
+
+    // An email is the account's only once the code sent to it comes back.
+    let (status, me) = patch_me(&stack, &customer, json!({ "email": EMAIL })).await;
+    assert_eq!((status, me["user"]["pending_email"].as_str()), (200, Some(EMAIL)), "{me}");
+    assert!(me["user"].get("email").is_none() && me["user"]["email_verified"] == false, "{me}");
+    let verify = |code: &str| {
+        let body = json!({ "code": code }).to_string();
+        let (api, customer) = (Api::new(&stack), customer.clone());
+        async move { api.send(reqwest::Method::POST, "/me/email/verify", Some(&customer), &[], Some(&body)).await }
+    };
+    let code = stack.outbox.latest_code(EMAIL).expect("a code was emailed");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, refused) = verify(wrong).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("code_mismatch")), "{refused}");
+    let (status, me) = verify(&code).await;
+    assert_eq!(
+        (status, me["user"]["email"].as_str(), me["user"]["email_verified"].as_bool()),
+        (200, Some(EMAIL), Some(true)),
+        "{me}"
+    );
+    assert!(me["user"].get("pending_email").is_none(), "{me}");
+    let (status, again) = verify(&code).await;
+    assert_eq!(status, 400, "a code works once: {again}");
+
     let (astrologer, astrologer_id) = bookable_astrologer(&stack, "10").await;
     // ₹30 spent on a completed consultation, ₹100 held by one tomorrow.
     let done = completed_consultation(&stack, &customer, (&astrologer, &astrologer_id)).await;
@@ -196,7 +221,7 @@ async fn a_customer_exports_then_deletes_their_account_and_nothing_of_them_is_le
     let (status, export) = api.get("/me/export", Some(&customer)).await;
     assert_eq!(status, 200, "{export}");
     let text = export.to_string();
-    for held in [PLACE, phone.as_str(), FIRST, done.as_str(), tomorrow.as_str()] {
+    for held in [PLACE, phone.as_str(), FIRST, EMAIL, done.as_str(), tomorrow.as_str()] {
         assert!(text.contains(held), "the export holds {held}");
     }
     assert!(export["ledger"].as_array().unwrap().len() >= 4, "{}", export["ledger"]);
@@ -258,7 +283,7 @@ async fn a_customer_exports_then_deletes_their_account_and_nothing_of_them_is_le
     let items = all_items(&stack).await;
     for item in &items {
         let text = item_text(item);
-        for personal in [phone.as_str(), FIRST, LAST, PLACE, "1990-04-12"] {
+        for personal in [phone.as_str(), FIRST, LAST, EMAIL, PLACE, "1990-04-12"] {
             assert!(!text.contains(personal), "an item still holds {personal}: {text}");
         }
     }
@@ -272,7 +297,7 @@ async fn a_customer_exports_then_deletes_their_account_and_nothing_of_them_is_le
     assert_eq!(wallet.get("real_cash").unwrap().as_n().unwrap().parse::<f64>().unwrap(), 0.0);
     assert!(wallet.contains_key("closed_at"));
     let logs = captured_logs();
-    for personal in [phone.as_str(), PLACE, "1990-04-12"] {
+    for personal in [phone.as_str(), PLACE, "1990-04-12", EMAIL] {
         assert!(!logs.contains(personal), "a log line holds {personal}");
     }
 

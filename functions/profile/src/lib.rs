@@ -8,6 +8,7 @@
 //! one of their consultations while `shared::domain::profile::astrologer_may_see` says so.
 
 use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
+use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use chrono::{DateTime, Utc};
 use shared::app::account::{self, SetupError};
 use shared::app::erasure::{Erasure, ErasureError};
@@ -98,7 +99,14 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                           earlier. Birth details never reach logs or events.",
             request: Request::Json(body(schema::<profile::ProfileEdit>)),
             responses: vec![success(200, "The caller, as edited", schema::<Me>)],
-            errors: vec![NOT_FOUND, INVALID_FIELD, deleted],
+            errors: vec![
+                NOT_FOUND,
+                INVALID_FIELD,
+                deleted,
+                error(409, "email_taken", "another account uses that email"),
+                error(429, "too_many_codes", "too many codes asked for; later"),
+                error(503, "email_unavailable", "Cognito did not answer; retry"),
+            ],
             ..Operation::default()
         },
         Op::Delete => Operation {
@@ -118,6 +126,23 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 error(403, "sign_in_again", "the last sign-in is older than 15 minutes"),
                 error(409, "consultation_in_progress", "a consultation is in progress: end it first"),
                 error(503, "deletion_unfinished", "Razorpay or the sign-in service did not answer; call again"),
+            ],
+            ..Operation::default()
+        },
+        Op::VerifyEmail => Operation {
+            summary: "Verify the pending email with the code sent to it",
+            description: "`PATCH /me` with `email` sends a 6-digit code to the new address (Cognito); the old \
+                          email stays the account's until this call gives the code back.",
+            request: Request::Json(body(schema::<VerifyEmailBody>)),
+            responses: vec![success(200, "The caller, with the email verified", schema::<Me>)],
+            errors: vec![
+                NOT_FOUND,
+                INVALID_FIELD,
+                error(400, "code_mismatch", "not the code sent"),
+                error(400, "code_expired", "the code expired, or none was sent"),
+                error(409, "no_pending_email", "no email waits for a code"),
+                error(429, "too_many_codes", "too many tries; later"),
+                error(503, "email_unavailable", "Cognito did not answer; retry"),
             ],
             ..Operation::default()
         },
@@ -153,6 +178,16 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
 
 const SETUP_UNAVAILABLE: &str = "setup_unavailable";
 
+/// `POST /me/email/verify`'s body.
+#[derive(serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+struct VerifyEmailBody {
+    /// The 6 digits sent to the pending email.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{6}$"))]
+    code: String,
+}
+
 /// What this function does for each of its template routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -160,6 +195,7 @@ pub enum Op {
     Edit,
     Delete,
     Export,
+    VerifyEmail,
     CustomerBirthDetails,
 }
 
@@ -169,6 +205,7 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "PATCH /me", access: Access::SignedIn, handler: Op::Edit },
     Route { key: "DELETE /me", access: Access::SignedIn, handler: Op::Delete },
     Route { key: "GET /me/export", access: Access::SignedIn, handler: Op::Export },
+    Route { key: "POST /me/email/verify", access: Access::SignedIn, handler: Op::VerifyEmail },
     Route { key: "GET /customers/{id}/birth-details", access: Access::SignedIn, handler: Op::CustomerBirthDetails },
 ];
 
@@ -180,6 +217,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         Op::Edit => edit(app, req, &caller).await,
         Op::Delete => delete(app, req, &caller).await,
         Op::Export => export(app, &caller).await,
+        Op::VerifyEmail => verify_email(app, req, &caller).await,
         Op::CustomerBirthDetails => customer_birth_details(app, req, &caller).await,
     }
 }
@@ -194,6 +232,16 @@ const ACCOUNT_DELETED: &str = "account_deleted";
 async fn edit(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
     let edit: ProfileEdit = http::json_body(req)?;
     let edit = edit.validate().map_err(|e| ApiError::invalid_field(e.field, e.problem))?;
+    if let Some(email) = &edit.email {
+        // Cognito sends the code to the new address and keeps the old one until it comes back.
+        app.cognito
+            .update_user_attributes()
+            .access_token(access_token(req)?)
+            .user_attributes(attribute("email", email.as_str())?)
+            .send()
+            .await
+            .map_err(|e| cognito_refusal(e.into_service_error().meta().code()))?;
+    }
     if !edit.is_empty() && !app.store.update_profile(&caller.user_id, &edit, Utc::now()).await? {
         return Err(match app.store.user_lookup(&caller.user_id).await? {
             UserLookup::Deleted => account_deleted(),
@@ -201,6 +249,57 @@ async fn edit(app: &App, req: &Request, caller: &Caller) -> Result<Response, Api
         });
     }
     me(app, caller.clone()).await
+}
+
+/// `POST /me/email/verify`: the code sent to the pending email makes it the account's.
+async fn verify_email(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let body: VerifyEmailBody = http::json_body(req)?;
+    if body.code.len() != 6 || !body.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid_field("code", "must be the 6 digits sent by email"));
+    }
+    app.cognito
+        .verify_user_attribute()
+        .access_token(access_token(req)?)
+        .attribute_name("email")
+        .code(&body.code)
+        .send()
+        .await
+        .map_err(|e| cognito_refusal(e.into_service_error().meta().code()))?;
+    if !app.store.confirm_email(&caller.user_id, Utc::now()).await? {
+        return Err(ApiError::conflict("no_pending_email", "no email is waiting for a code; set one with PATCH /me"));
+    }
+    me(app, caller.clone()).await
+}
+
+/// The caller's own access token: Cognito's user-attribute calls act as the user.
+fn access_token(req: &Request) -> Result<&str, ApiError> {
+    http::header(req, "authorization")
+        .map(|h| h.strip_prefix("Bearer ").unwrap_or(h).trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("unauthenticated", "an access token is required"))
+}
+
+fn attribute(name: &str, value: &str) -> Result<AttributeType, ApiError> {
+    AttributeType::builder().name(name).value(value).build().map_err(ApiError::internal)
+}
+
+/// What Cognito's refusal of a code (or of sending one) means to the caller.
+fn cognito_refusal(code: Option<&str>) -> ApiError {
+    match code {
+        Some("CodeMismatchException") => ApiError::bad_request("code_mismatch", "that code is not the one sent"),
+        Some("ExpiredCodeException") => {
+            ApiError::bad_request("code_expired", "the code has expired or none was sent; set the email again")
+        }
+        Some("LimitExceededException" | "TooManyRequestsException" | "CodeDeliveryFailureException") => {
+            ApiError::too_many("too_many_codes", "too many codes asked for or tried; try again later")
+        }
+        Some("AliasExistsException") => ApiError::conflict("email_taken", "another account uses that email"),
+        Some("NotAuthorizedException") => ApiError::unauthorized("unauthenticated", "sign in again"),
+        other => {
+            tracing::warn!(code = ?other, "cognito refused an email change");
+            ApiError::unavailable("email_unavailable", "the email could not be changed just now; retry shortly")
+        }
+    }
 }
 
 async fn export(app: &App, caller: &Caller) -> Result<Response, ApiError> {
@@ -246,7 +345,7 @@ async fn delete(app: &App, req: &Request, caller: &Caller) -> Result<Response, A
         user_pool_id: &app.user_pool_id,
         share: app.share,
     };
-    match erasure.delete(&caller.user_id, now).await {
+    match erasure.delete_account(&caller.user_id, now).await {
         Ok(record) => Ok(json(200, &record)),
         Err(ErasureError::NotFound) => Err(ApiError::not_found("user")),
         Err(ErasureError::InProgress(id)) => Err(ApiError::conflict(

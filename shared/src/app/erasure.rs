@@ -70,7 +70,7 @@ const REFUND_REASON: &str = "account_deletion";
 impl Erasure<'_> {
     /// Deletes `user`'s account (see the module doc). A deletion already complete is
     /// returned as it was.
-    pub async fn delete(&self, user: &UserId, now: DateTime<Utc>) -> Result<ErasureRecord, ErasureError> {
+    pub async fn delete_account(&self, user: &UserId, now: DateTime<Utc>) -> Result<ErasureRecord, ErasureError> {
         match self.store.user_lookup(user).await? {
             UserLookup::Missing => return Err(ErasureError::NotFound),
             UserLookup::Deleted => {
@@ -80,7 +80,7 @@ impl Erasure<'_> {
             }
             UserLookup::Found(_) => {}
         }
-        let consultations = self.consultations(user).await?;
+        let consultations = self.consultations_of_either_side(user).await?;
         if let Some(live) = consultations.iter().find(|c| c.status == ConsultationStatus::InProgress) {
             return Err(ErasureError::InProgress(live.booking_id.as_str().to_owned()));
         }
@@ -103,7 +103,7 @@ impl Erasure<'_> {
     }
 
     /// Every consultation of `user`, as customer and as astrologer (all pages).
-    async fn consultations(&self, user: &UserId) -> Result<Vec<Consultation>, StoreError> {
+    async fn consultations_of_either_side(&self, user: &UserId) -> Result<Vec<Consultation>, StoreError> {
         let mut all = Vec::new();
         for as_astrologer in [false, true] {
             let mut after: Option<String> = None;
@@ -132,16 +132,16 @@ impl Erasure<'_> {
             for top_up_id in self.store.credited_top_ups(user).await? {
                 let Some(topup) = self.store.topup(&top_up_id, user).await? else { continue };
                 let Some(credit) = &topup.credit else { continue };
-                let payment = razorpay.payment(&credit.payment_id).await.map_err(provider)?;
+                let payment = razorpay.payment(&credit.payment_id).await.map_err(razorpay_error)?;
                 let paid_at = payment.paid_at().unwrap_or(topup.created_at);
                 // A refund this deletion made before a fault is posted (once), never made again.
-                for r in razorpay.payment_refunds(&credit.payment_id).await.map_err(provider)? {
+                for r in razorpay.payment_refunds(&credit.payment_id).await.map_err(razorpay_error)? {
                     if r.notes.get("reason").and_then(|v| v.as_str()) == Some(REFUND_REASON)
                         && let Some(request) = reversal::refund_request(&r)
                     {
                         refunded.push(json!({ "top_up_id": top_up_id, "refund_id": r.id,
                             "amount": Money::from_paise(r.amount) }));
-                        self.apply(&topup, &credit.payment_id, &request).await?;
+                        self.post_refund(&topup, &credit.payment_id, &request).await?;
                     }
                 }
                 sources.push(RefundSource {
@@ -157,11 +157,11 @@ impl Erasure<'_> {
             kept = left;
             for (source, amount) in refunds {
                 let notes = json!({ "reason": REFUND_REASON, "top_up_id": source.top_up_id });
-                let refund = razorpay.create_refund(&source.payment_id, amount, notes).await.map_err(provider)?;
+                let refund = razorpay.create_refund(&source.payment_id, amount, notes).await.map_err(razorpay_error)?;
                 refunded.push(json!({ "top_up_id": source.top_up_id, "refund_id": refund.id, "amount": amount }));
                 let Some(topup) = self.store.topup(&source.top_up_id, user).await? else { continue };
                 if let Some(request) = reversal::refund_request(&refund) {
-                    self.apply(&topup, &source.payment_id, &request).await?;
+                    self.post_refund(&topup, &source.payment_id, &request).await?;
                 }
             }
         }
@@ -176,7 +176,7 @@ impl Erasure<'_> {
         }))
     }
 
-    async fn apply(
+    async fn post_refund(
         &self,
         topup: &crate::domain::topup::TopUp,
         payment_id: &str,
@@ -236,6 +236,6 @@ impl Erasure<'_> {
     }
 }
 
-fn provider(e: crate::outbound::ProviderError) -> ErasureError {
+fn razorpay_error(e: crate::outbound::ProviderError) -> ErasureError {
     ErasureError::Provider(format!("razorpay: {e}"))
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::booking::{Consultation, ConsultationStatus};
 use crate::domain::chart::{self, BirthPlace, ChartBasics, ChartError};
 use crate::domain::status::string_enum;
-use crate::domain::user::{PersonName, UserId};
+use crate::domain::user::{Email, PersonName, UserId};
 
 string_enum!(
     /// As the production profile records it (seed 003 `CustomerProfile.gender`).
@@ -166,18 +166,23 @@ impl BirthInput {
 #[serde(deny_unknown_fields)]
 pub struct ProfileEdit {
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::person_name_input))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::optional_person_name))]
     pub first_name: Option<PersonName>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::person_name_input))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::optional_person_name))]
     pub last_name: Option<PersonName>,
+    /// A new email: kept as `pending_email` until the code sent to it comes back
+    /// (`POST /me/email/verify`); only then is it the account's `email`, verified.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Email, max_length = 254))]
+    pub email: Option<Email>,
     #[serde(default)]
     pub gender: Option<Gender>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::locality_input))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::optional_locality))]
     pub city: Option<Locality>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::locality_input))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::domain::schema::optional_locality))]
     pub state: Option<Locality>,
     #[serde(default)]
     pub birth: Option<BirthInput>,
@@ -188,6 +193,7 @@ pub struct ProfileEdit {
 pub struct ValidEdit {
     pub first_name: Option<PersonName>,
     pub last_name: Option<PersonName>,
+    pub email: Option<Email>,
     pub gender: Option<Gender>,
     pub city: Option<Locality>,
     pub state: Option<Locality>,
@@ -207,6 +213,7 @@ impl ValidEdit {
     pub fn is_empty(&self) -> bool {
         self.first_name.is_none()
             && self.last_name.is_none()
+            && self.email.is_none()
             && self.gender.is_none()
             && self.city.is_none()
             && self.state.is_none()
@@ -224,6 +231,7 @@ impl ProfileEdit {
         Ok(ValidEdit {
             first_name: self.first_name,
             last_name: self.last_name,
+            email: self.email,
             gender: self.gender,
             city: self.city,
             state: self.state,

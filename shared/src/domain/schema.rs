@@ -118,14 +118,21 @@ pub(crate) fn text(max_chars: usize, required: bool, multiline: bool) -> RefOr<S
     }))
 }
 
-/// `PersonName` in a request: 1 to 50 characters after trimming.
-pub fn person_name_input() -> RefOr<Schema> {
-    text(50, true, false)
+/// `schema` or `null`: an optional field serde reads `null` in as absent.
+fn or_null(schema: RefOr<Schema>) -> RefOr<Schema> {
+    let mut schema = serde_json::to_value(schema).expect("a schema serialises");
+    schema["type"] = json!([schema["type"].clone(), "null"]);
+    json_schema(schema)
 }
 
-/// `profile::Locality` (a city or state) in a request.
-pub fn locality_input() -> RefOr<Schema> {
-    text(60, true, false)
+/// An optional `PersonName` in a request: 1 to 50 characters after trimming, or `null`.
+pub fn optional_person_name() -> RefOr<Schema> {
+    or_null(text(50, true, false))
+}
+
+/// An optional `profile::Locality` (a city or state) in a request, or `null`.
+pub fn optional_locality() -> RefOr<Schema> {
+    or_null(text(60, true, false))
 }
 
 /// A birth place's name in a request.

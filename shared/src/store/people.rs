@@ -101,6 +101,7 @@ impl Store {
         add("#first_name", ":first", edit.first_name.as_ref().map(|n| items::s(n.as_str())));
         add("#last_name", ":last", edit.last_name.as_ref().map(|n| items::s(n.as_str())));
         add("#gender", ":gender", edit.gender.map(|g| items::s(g.as_str())));
+        add("pending_email", ":pending_email", edit.email.as_ref().map(|e| items::s(e.as_str())));
         add("#city", ":city", edit.city.as_ref().map(|c| items::s(c.as_str())));
         add("#state", ":state", edit.state.as_ref().map(|s| items::s(s.as_str())));
         let birth = edit.birth.as_ref().map(|b| serde_json::to_string(&b.input()).map(items::s)).transpose();
@@ -110,6 +111,18 @@ impl Store {
             &format!("SET {}", sets.join(", ")),
             "attribute_exists(PK) AND attribute_not_exists(deleted_at)",
             values,
+        )
+        .await
+    }
+
+    /// The pending email, verified: it becomes the account's email. `Ok(false)`: none was
+    /// pending (or the account is gone).
+    pub async fn confirm_email(&self, user: &UserId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.update_if(
+            items::key(user_pk(user), PROFILE_SK),
+            "SET email = pending_email, email_verified = :yes, updated_at = :now REMOVE pending_email",
+            "attribute_exists(pending_email) AND attribute_not_exists(deleted_at)",
+            vec![(":yes", AttributeValue::Bool(true)), (":now", items::time(now))],
         )
         .await
     }

@@ -45,6 +45,11 @@ pub struct UserRecord {
     pub last_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Whether `email` came back with its code (an email given at sign-up did not).
+    pub email_verified: bool,
+    /// A new email waiting for its code (`POST /me/email/verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_email: Option<String>,
     pub user_type: UserType,
     pub profile_status: ProfileStatus,
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
@@ -238,6 +243,8 @@ fn read_user(item: &Item) -> Result<UserRecord, StoreError> {
         first_name: get_str(item, "first_name")?.to_owned(),
         last_name: get_str(item, "last_name")?.to_owned(),
         email: opt_str(item, "email").map(str::to_owned),
+        email_verified: item.get("email_verified").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        pending_email: opt_str(item, "pending_email").map(str::to_owned),
         user_type: UserType::parse(get_str(item, "user_type")?).map_err(|_| corrupt("user_type"))?,
         profile_status: ProfileStatus::parse(get_str(item, "profile_status")?)
             .ok_or_else(|| corrupt("profile_status"))?,
