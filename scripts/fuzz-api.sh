@@ -19,7 +19,7 @@ echo "fuzz: building the local stack"
 cargo build --quiet -p infra --bin local-stack
 
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export API_PORT="$(free_port)" AWS_PORT="$(free_port)" WS_PORT="$(free_port)" RAZORPAY_PORT="$(free_port)" DIGIO_PORT="$(free_port)"
+export API_PORT="$(free_port)" AWS_PORT="$(free_port)" WS_PORT="$(free_port)" RAZORPAY_PORT="$(free_port)" DIGIO_PORT="$(free_port)" AGORA_PORT="$(free_port)"
 export LOCAL_SCHEDULE_SECONDS=3600 RUST_LOG="${RUST_LOG:-info,aws_config=warn,aws_smithy_runtime=warn}"
 work="$(mktemp -d)"
 log="$work/local-stack.log"
