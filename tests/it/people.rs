@@ -246,7 +246,7 @@ async fn a_customer_exports_then_deletes_their_account_and_nothing_of_them_is_le
     let (status, record) = delete_me(&stack, &customer).await;
     assert_eq!(status, 200, "{record}");
     assert!(record["completed_at"].is_string(), "{record}");
-    let refunded = record["money"]["refunded"].as_array().unwrap();
+    let refunded = record["refunds"].as_array().unwrap();
     assert_eq!(refunded.len(), 1, "one refund, however many calls: {record}");
     // ₹870 left plus ₹100 given back from tomorrow's booking.
     assert_eq!(refunded[0]["amount"], "970.00", "{record}");
@@ -411,4 +411,24 @@ async fn an_astrologer_who_deletes_their_account_is_unlisted_and_their_customers
     let earnings = items.iter().find(|i| item_text(i).contains(&format!("EARNINGS#{astrologer_id}"))).unwrap();
     assert_eq!(earnings.get("real_cash").unwrap().as_n().unwrap().parse::<f64>().unwrap(), 21.0);
     assert!(assert_ledgers_in(&stack, &items).await >= 2);
+}
+
+/// A double tap: two deletions at once ask Razorpay for one refund, not two.
+#[tokio::test]
+async fn two_deletions_at_once_refund_once() {
+    let stack = stack().await;
+    let (customer, _) = topped_up_customer(&stack, "500").await;
+    let (first, second) = tokio::join!(delete_me(&stack, &customer), delete_me(&stack, &customer));
+    let statuses = [first.0, second.0];
+    assert!(statuses.contains(&200), "{first:?} {second:?}");
+    for (status, body) in [&first, &second] {
+        assert!(*status == 200 || (*status == 409 && body["error"]["code"] == "deletion_under_way"), "{status} {body}");
+    }
+    let (status, record) = delete_me(&stack, &customer).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["refunds"].as_array().unwrap().len(), 1, "{record}");
+    let items = all_items(&stack).await;
+    let topup = items.iter().find(|i| i.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("TOPUP"));
+    let payment = topup.unwrap().get("payment_id").unwrap().as_s().unwrap().clone();
+    assert_eq!(stack.stubs.razorpay.payment(&payment).unwrap().amount_refunded, 50_000, "refunded once, in full");
 }

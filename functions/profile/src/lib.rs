@@ -125,6 +125,7 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 NOT_FOUND,
                 error(403, "sign_in_again", "the last sign-in is older than 15 minutes"),
                 error(409, "consultation_in_progress", "a consultation is in progress: end it first"),
+                error(409, "deletion_under_way", "another request is deleting the account; try again in a minute"),
                 error(503, "deletion_unfinished", "Razorpay or the sign-in service did not answer; call again"),
             ],
             ..Operation::default()
@@ -353,6 +354,10 @@ async fn delete(app: &App, req: &Request, caller: &Caller) -> Result<Response, A
             format!("consultation {id} is in progress; end it, then delete the account"),
         )),
         Err(ErasureError::Store(e)) => Err(e.into()),
+        Err(ErasureError::UnderWay) => Err(ApiError::conflict(
+            "deletion_under_way",
+            "another request is deleting this account; try again in a minute",
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "account deletion paused; the next call resumes it");
             Err(ApiError::unavailable("deletion_unfinished", "the deletion is under way; call again to finish it"))

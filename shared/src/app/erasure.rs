@@ -33,7 +33,7 @@ use crate::domain::user::UserId;
 use crate::domain::wallet::Movement;
 use crate::providers::razorpay::Razorpay;
 use crate::secrets::OnFirstUse;
-use crate::store::people::ErasureRecord;
+use crate::store::people::{ErasureRecord, RefundMade};
 use crate::store::retry::{self, Attempt};
 use crate::store::{Account, Store, StoreError, UserLookup};
 
@@ -62,7 +62,14 @@ pub enum ErasureError {
     Provider(String),
     #[error("the wallet kept changing")]
     Busy,
+    /// Another call is deleting the account right now.
+    #[error("another request is deleting this account")]
+    UnderWay,
 }
+
+/// How long one call holds a deletion: longer than the function's timeout (29 s), so a
+/// second call waits for the first to finish or die.
+const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
 /// The notes every refund of a deletion carries: how a retry finds the refund it made.
 const REFUND_REASON: &str = "account_deletion";
@@ -85,6 +92,26 @@ impl Erasure<'_> {
             return Err(ErasureError::InProgress(live.booking_id.as_str().to_owned()));
         }
         self.store.start_erasure(user, now).await?;
+        if !self.store.lease_erasure(user, now, now + LEASE).await? {
+            return Err(ErasureError::UnderWay);
+        }
+        let done = self.delete_leased(user, &consultations, now).await;
+        // Let go at once, done or not (a retry resumes); a call that died lets the lease lapse.
+        if let Err(e) = self.store.end_erasure_lease(user).await {
+            tracing::warn!(error = %e, "the deletion's lease is left to lapse");
+        }
+        done?;
+        tracing::info!(user_id = %user, "account deleted");
+        self.store.erasure(user).await?.ok_or(ErasureError::NotFound)
+    }
+
+    /// Steps 1 (the wallet closed) to 6, under the lease.
+    async fn delete_leased(
+        &self,
+        user: &UserId,
+        consultations: &[Consultation],
+        now: DateTime<Utc>,
+    ) -> Result<(), ErasureError> {
         self.store.close_wallet(user, now).await?;
         for c in consultations
             .iter()
@@ -94,12 +121,11 @@ impl Erasure<'_> {
         }
         let money = self.settle_money(user, now).await?;
         self.store.record_erasure_money(user, &money).await?;
-        // Read again: the closings above changed statuses, not who took part.
-        self.store.erase_personal_data(user, &consultations, now).await?;
+        // The closings above changed statuses, not who took part.
+        self.store.erase_personal_data(user, consultations, now).await?;
         self.remove_sign_in(user).await?;
         self.store.complete_erasure(user, Utc::now()).await?;
-        tracing::info!(user_id = %user, "account deleted");
-        self.store.erasure(user).await?.ok_or(ErasureError::NotFound)
+        Ok(())
     }
 
     /// Every consultation of `user`, as customer and as astrologer (all pages).
@@ -124,7 +150,6 @@ impl Erasure<'_> {
     async fn settle_money(&self, user: &UserId, now: DateTime<Utc>) -> Result<serde_json::Value, ErasureError> {
         let account = Account::Wallet(user.clone());
         let wallet = self.store.account(&account).await?.ok_or(ErasureError::NotFound)?;
-        let mut refunded = Vec::new();
         let mut kept = Money::ZERO;
         if wallet.real_cash > Money::ZERO {
             let razorpay = self.razorpay.get().await.map_err(|e| ErasureError::Provider(e.to_string()))?;
@@ -139,8 +164,12 @@ impl Erasure<'_> {
                     if r.notes.get("reason").and_then(|v| v.as_str()) == Some(REFUND_REASON)
                         && let Some(request) = reversal::refund_request(&r)
                     {
-                        refunded.push(json!({ "top_up_id": top_up_id, "refund_id": r.id,
-                            "amount": Money::from_paise(r.amount) }));
+                        let made = RefundMade {
+                            refund_id: r.id,
+                            top_up_id: top_up_id.clone(),
+                            amount: Money::from_paise(r.amount),
+                        };
+                        self.store.record_erasure_refund(user, &made).await?;
                         self.post_refund(&topup, &credit.payment_id, &request).await?;
                     }
                 }
@@ -158,7 +187,9 @@ impl Erasure<'_> {
             for (source, amount) in refunds {
                 let notes = json!({ "reason": REFUND_REASON, "top_up_id": source.top_up_id });
                 let refund = razorpay.create_refund(&source.payment_id, amount, notes).await.map_err(razorpay_error)?;
-                refunded.push(json!({ "top_up_id": source.top_up_id, "refund_id": refund.id, "amount": amount }));
+                // Recorded before it is posted: once posted, the wallet no longer says it was made.
+                let made = RefundMade { refund_id: refund.id.clone(), top_up_id: source.top_up_id.clone(), amount };
+                self.store.record_erasure_refund(user, &made).await?;
                 let Some(topup) = self.store.topup(&source.top_up_id, user).await? else { continue };
                 if let Some(request) = reversal::refund_request(&refund) {
                     self.post_refund(&topup, &source.payment_id, &request).await?;
@@ -168,7 +199,6 @@ impl Erasure<'_> {
         let forfeited = self.forfeit_bonus(user, now).await?;
         let wallet = self.store.account(&account).await?.ok_or(ErasureError::NotFound)?;
         Ok(json!({
-            "refunded": refunded,
             "bonus_forfeited": forfeited,
             // Real cash no payment could take back (older than Razorpay refunds): support pays it out.
             "kept_for_payout": kept.max(wallet.real_cash),

@@ -75,10 +75,21 @@ pub struct ErasureRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub completed_at: Option<String>,
-    /// What was done with the money, as `crate::app::erasure` states it (JSON).
+    /// Every refund the deletion asked Razorpay for, recorded as soon as Razorpay made it.
+    pub refunds: Vec<RefundMade>,
+    /// What was done with the rest of the money, as `crate::app::erasure` states it (JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub money: Option<Value>,
+}
+
+/// A refund a deletion made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefundMade {
+    pub refund_id: String,
+    pub top_up_id: String,
+    pub amount: crate::domain::money::Money,
 }
 
 impl Store {
@@ -279,6 +290,7 @@ impl Store {
         record.insert("entity".into(), items::s("account_deletion"));
         record.insert("user_id".into(), items::s(user.as_str()));
         record.insert("started_at".into(), items::time(now));
+        record.insert("refunds".into(), AttributeValue::M(Default::default()));
         let mut tx = self.tx();
         tx.put_new("erasure", record);
         tx.update(
@@ -293,6 +305,52 @@ impl Store {
             Err(TxError::Store(e)) => return Err(e),
         }
         self.erasure(user).await?.ok_or_else(|| StoreError::ConditionFailed("no such user".into()))
+    }
+
+    /// Holds the deletion for this call until `until` (a conditional UpdateItem): a second
+    /// call meanwhile (a double tap) must not ask Razorpay for the same refund again. A call
+    /// that died leaves the lease to lapse. `Ok(false)`: another call holds it.
+    pub async fn lease_erasure(
+        &self,
+        user: &UserId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.update_if(
+            items::key(erasure_pk(user), ERASURE_SK),
+            "SET lease_until = :until",
+            "attribute_exists(PK) AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            vec![(":until", items::time(until)), (":now", items::time(now))],
+        )
+        .await
+    }
+
+    /// Lets the deletion go (done).
+    pub async fn end_erasure_lease(&self, user: &UserId) -> Result<(), StoreError> {
+        self.update_if(items::key(erasure_pk(user), ERASURE_SK), "REMOVE lease_until", "attribute_exists(PK)", vec![])
+            .await?;
+        Ok(())
+    }
+
+    /// Records a refund as soon as Razorpay made it (once per refund id).
+    pub async fn record_erasure_refund(&self, user: &UserId, refund: &RefundMade) -> Result<(), StoreError> {
+        let entry = AttributeValue::M(
+            [("top_up_id".to_owned(), items::s(&refund.top_up_id)), ("amount".to_owned(), items::money(refund.amount))]
+                .into(),
+        );
+        // `refunds.#refund_id`: the id is Razorpay's `rfnd_...` (checked by `refund_request`).
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(erasure_pk(user), ERASURE_SK)))
+            .update_expression("SET refunds.#id = :entry")
+            .condition_expression("attribute_exists(refunds)")
+            .expression_attribute_names("#id", &refund.refund_id)
+            .expression_attribute_values(":entry", entry)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
     }
 
     /// Records what the deletion did with the money (once; a retry keeps the first).
@@ -550,8 +608,26 @@ fn read_erasure(item: &Item) -> Result<ErasureRecord, StoreError> {
         user_id: UserId::parse(get_str(item, "user_id")?).map_err(|_| StoreError::Corrupt("erasure user_id".into()))?,
         started_at: get_str(item, "started_at")?.to_owned(),
         completed_at: opt_str(item, "completed_at").map(str::to_owned),
+        refunds: read_refunds(item)?,
         money: opt_str(item, "money").and_then(|m| serde_json::from_str(m).ok()),
     })
+}
+
+fn read_refunds(item: &Item) -> Result<Vec<RefundMade>, StoreError> {
+    let Some(AttributeValue::M(refunds)) = item.get("refunds") else { return Ok(Vec::new()) };
+    let mut out: Vec<RefundMade> = refunds
+        .iter()
+        .map(|(id, entry)| {
+            let entry = entry.as_m().map_err(|_| StoreError::Corrupt("erasure refund".into()))?;
+            Ok(RefundMade {
+                refund_id: id.clone(),
+                top_up_id: get_str(entry, "top_up_id")?.to_owned(),
+                amount: items::get_money(entry, "amount")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    out.sort_by(|a, b| a.refund_id.cmp(&b.refund_id));
+    Ok(out)
 }
 
 /// An item as the export shows it: every attribute but the keys and index attributes,
