@@ -75,9 +75,10 @@ impl BirthPlace {
     /// Checks every field: the name (trimmed) 1 to 100 characters without control characters,
     /// latitude in [-90, 90], longitude in [-180, 180], an IANA zone name (`Asia/Kolkata`).
     pub fn new(name: &str, latitude: f64, longitude: f64, time_zone: &str) -> Result<Self, ChartError> {
-        let name = name.trim();
+        // Counted as sent (the contract's `maxLength`), not as trimmed.
         let chars = name.chars().count();
-        if chars == 0 {
+        let name = name.trim();
+        if name.is_empty() {
             return Err(ChartError::Name("must not be empty".into()));
         }
         if chars > MAX_PLACE_NAME_CHARS {

@@ -35,7 +35,8 @@ pub struct InvalidLocality;
 impl Locality {
     pub fn parse(raw: &str) -> Result<Self, InvalidLocality> {
         let text = raw.trim();
-        let ok = !text.is_empty() && text.chars().count() <= 60 && !text.chars().any(char::is_control);
+        // Counted as sent (the contract's `maxLength`), not as trimmed.
+        let ok = !text.is_empty() && raw.chars().count() <= 60 && !text.chars().any(char::is_control);
         ok.then(|| Self(text.to_owned())).ok_or(InvalidLocality)
     }
     pub fn as_str(&self) -> &str {

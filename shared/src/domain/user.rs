@@ -164,7 +164,8 @@ pub struct InvalidName;
 impl PersonName {
     pub fn parse(raw: &str) -> Result<Self, InvalidName> {
         let name = raw.trim();
-        let ok = !name.is_empty() && name.chars().count() <= 50 && !name.chars().any(char::is_control);
+        // Counted as sent (the contract's `maxLength`), not as trimmed.
+        let ok = !name.is_empty() && raw.chars().count() <= 50 && !name.chars().any(char::is_control);
         ok.then(|| Self(name.to_owned())).ok_or(InvalidName)
     }
     pub fn as_str(&self) -> &str {
