@@ -1,7 +1,7 @@
-//! The HTTPS client for third parties (Digio, Razorpay): hyper with the rustls and ring the
-//! SDK already links (no second HTTP stack in the binary), Mozilla's roots compiled in,
-//! built once per cold start, with timeouts short enough that a slow provider becomes a
-//! clear 502/503, not a Lambda timeout.
+//! The HTTPS client for third parties (Digio, Razorpay) and for presigned S3 requests
+//! (`crate::app::images`): hyper with the rustls and ring the SDK already links (no second
+//! HTTP stack in the binary), Mozilla's roots compiled in, built once per cold start, with
+//! timeouts short enough that a slow provider becomes a clear 502/503, not a Lambda timeout.
 
 use std::time::Duration;
 
@@ -21,13 +21,70 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// A provider's reply is a small JSON document; anything longer is not one we read.
 pub const MAX_REPLY_BYTES: usize = 256 * 1024;
 
+/// The bare client: a request goes out as given (a presigned URL carries its own
+/// authorisation). Cheap to clone: clones share the connection pool.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Http")
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    /// `http://` URLs are allowed too (the local stand-ins); production URLs are https.
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        Self { client: Client::builder(TokioExecutor::new()).build(https) }
+    }
+
+    /// Sends `request` on behalf of `provider` (the name its errors carry); any status is a
+    /// [`Reply`], the body read up to [`MAX_REPLY_BYTES`], all within [`REQUEST_TIMEOUT`].
+    pub async fn send(
+        &self,
+        provider: &'static str,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<Reply, ProviderError> {
+        let unavailable = |detail: String| ProviderError::Unavailable { provider, detail };
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| unavailable(e.to_string()))?;
+            let status = response.status().as_u16();
+            let body = Limited::new(response.into_body(), MAX_REPLY_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ProviderError::Rejected { provider, status, detail: e.to_string() })?
+                .to_bytes();
+            Ok(Reply { provider, status, body })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| unavailable(format!("no reply within {REQUEST_TIMEOUT:?}")))?
+    }
+}
+
 /// One provider's API: its base URL and credentials (HTTP Basic, as Digio and Razorpay use).
 #[derive(Clone)]
 pub struct Provider {
     pub name: &'static str,
     base_url: String,
     authorization: HeaderValue,
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: Http,
 }
 
 impl std::fmt::Debug for Provider {
@@ -67,20 +124,7 @@ impl Provider {
         let mut authorization =
             HeaderValue::from_str(&format!("Basic {basic}")).expect("base64 is a valid header value");
         authorization.set_sensitive(true);
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        Self {
-            name,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            authorization,
-            http: Client::builder(TokioExecutor::new()).build(https),
-        }
+        Self { name, base_url: base_url.trim_end_matches('/').to_owned(), authorization, http: Http::new() }
     }
 
     /// `POST {base_url}{path}` with a JSON body.
@@ -106,19 +150,7 @@ impl Provider {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| self.unavailable(format!("bad request URL: {e}")))?;
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| self.unavailable(e.to_string()))?;
-            let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), MAX_REPLY_BYTES)
-                .collect()
-                .await
-                .map_err(|e| ProviderError::Rejected { provider: self.name, status, detail: e.to_string() })?
-                .to_bytes();
-            Ok(Reply { provider: self.name, status, body })
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| self.unavailable(format!("no reply within {REQUEST_TIMEOUT:?}")))?
+        self.http.send(self.name, request).await
     }
 
     fn unavailable(&self, detail: String) -> ProviderError {

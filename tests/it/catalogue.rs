@@ -19,7 +19,8 @@ fn profile(name: &str, rate: &str, years: u32, languages: &[&str], modes: &[&str
         "specialisations": ["vedic"],
         "rate_per_minute": rate,
         "modes": modes,
-        "picture_url": "https://cdn.astrokiran.in/a.jpg",
+        "education": "M.A. Jyotish, Banaras Hindu University",
+        "certifications": ["Jyotish Visharad", "KP Level 2"],
     })
 }
 
@@ -94,7 +95,7 @@ async fn only_approved_astrologers_with_a_profile_are_listed_and_public_fields_o
     assert_eq!(card["rate_per_minute"], "25.00");
     assert_eq!(card["languages"], json!(["hi"]));
     assert_eq!(card["rating"], json!({ "average": "0.00", "count": 0 }));
-    for private in ["phone_number", "kyc_status", "kyc_documents", "kyc_access_token", "bio"] {
+    for private in ["phone_number", "kyc_status", "kyc_documents", "kyc_access_token", "bio", "education"] {
         assert!(card.get(private).is_none(), "{private} in a card: {card}");
     }
     for hidden in [&pending_id, &no_profile_id] {
@@ -104,6 +105,8 @@ async fn only_approved_astrologers_with_a_profile_are_listed_and_public_fields_o
     let (status, detail) = Api::new(&stack).get(&format!("/astrologers/{approved_id}"), Some(&customer_token)).await;
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["astrologer"]["bio"], "Asha reads charts.");
+    assert_eq!(detail["astrologer"]["education"], "M.A. Jyotish, Banaras Hindu University");
+    assert_eq!(detail["astrologer"]["certifications"], json!(["Jyotish Visharad", "KP Level 2"]));
     let text = detail.to_string();
     assert!(!text.contains("+91") && !text.contains("kyc"), "nothing private: {text}");
 
@@ -256,7 +259,11 @@ async fn bad_input_is_a_4xx_naming_the_field_and_changes_nothing() {
         (edit("languages", json!(["hi", "klingon"])), "languages[1]"),
         (edit("bio", json!("x".repeat(10 * 1024))), "bio"),
         (edit("modes", json!(["fax"])), "modes[0]"),
-        (edit("picture_url", json!("http://insecure/a.jpg")), "picture_url"),
+        // A picture is uploaded (POST /me/picture), no longer pasted.
+        (edit("picture_url", json!("https://cdn.astrokiran.in/a.jpg")), "picture_url"),
+        (edit("education", json!("x".repeat(201))), "education"),
+        (edit("certifications", json!(vec!["KP"; 11])), "certifications"),
+        (edit("certifications", json!(["KP", "x".repeat(101)])), "certifications[1]"),
         (edit("experience_years", json!(-1)), "experience_years"),
     ];
     for (body, field) in cases {
@@ -291,7 +298,7 @@ async fn bad_input_is_a_4xx_naming_the_field_and_changes_nothing() {
         json!({
             "display_name": "Asha", "bio": "Asha reads charts.", "experience_years": 12, "languages": ["hi"],
             "specialisations": ["vedic"], "rate_per_minute": "25.00", "modes": ["chat"],
-            "picture_url": "https://cdn.astrokiran.in/a.jpg",
+            "education": "M.A. Jyotish, Banaras Hindu University", "certifications": ["Jyotish Visharad", "KP Level 2"],
         }),
         "nothing changed"
     );

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A 1x1 PNG.
-const PNG: &[u8] = &[
+pub(crate) const PNG: &[u8] = &[
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
     0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
     0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
@@ -39,7 +39,7 @@ async fn ask_upload(stack: &LocalStack, token: &str, id: &str, body: Value) -> (
 }
 
 /// PUTs `bytes` to `url` with `content_type`; S3's status and error code.
-async fn put(url: &str, content_type: &str, bytes: &[u8]) -> (u16, String) {
+pub(crate) async fn put(url: &str, content_type: &str, bytes: &[u8]) -> (u16, String) {
     let resp =
         reqwest::Client::new().put(url).header("content-type", content_type).body(bytes.to_vec()).send().await.unwrap();
     let status = resp.status().as_u16();
@@ -191,13 +191,56 @@ async fn an_upload_url_past_its_five_minutes_is_refused() {
     use shared::domain::booking::BookingId;
     use shared::domain::booking::chat::{ImageKey, ImageType, Side};
     let stack = stack().await;
-    let images = shared::app::images::ChatImages::from_env(&stack.sdk, &stack.envs["book"]).unwrap();
+    let images = shared::app::images::Images::from_env(&stack.sdk, &stack.envs["book"]).unwrap();
     let key = ImageKey::new(&BookingId::from_number(1), Side::Customer, rand::random(), ImageType::Png);
     let now = chrono::Utc::now();
-    let late =
-        images.upload_url(&key, ImageType::Png, PNG.len() as u64, now - chrono::Duration::minutes(6)).await.unwrap();
+    let late = images
+        .upload_url(key.as_str(), ImageType::Png.content_type(), PNG.len() as u64, now - chrono::Duration::minutes(6))
+        .await
+        .unwrap();
     assert_eq!(put(&late.url, "image/png", PNG).await, (403, "AccessDenied".into()));
-    let in_time =
-        images.upload_url(&key, ImageType::Png, PNG.len() as u64, now - chrono::Duration::minutes(4)).await.unwrap();
+    let in_time = images
+        .upload_url(key.as_str(), ImageType::Png.content_type(), PNG.len() as u64, now - chrono::Duration::minutes(4))
+        .await
+        .unwrap();
     assert_eq!(put(&in_time.url, "image/png", PNG).await.0, 200);
+}
+
+/// Account deletion takes the chat images the deleted customer sent out of the bucket; the
+/// astrologer's own stay theirs.
+#[tokio::test]
+async fn the_chat_images_a_deleted_customer_sent_leave_the_bucket() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astro, astro_id) = bookable_astrologer(&stack, "10").await;
+    let id = running_session(&stack, &customer, (&astro, &astro_id)).await;
+    let png = json!({ "content_type": "image/png", "size": PNG.len() });
+    for (n, token) in [&customer, &astro].into_iter().enumerate() {
+        let (status, upload) = ask_upload(&stack, token, &id, png.clone()).await;
+        assert_eq!(status, 200, "{upload}");
+        assert_eq!(put(upload["upload_url"].as_str().unwrap(), "image/png", PNG).await.0, 200);
+        let mut socket = open_socket(&stack, Some(token)).await.unwrap();
+        let client_id = format!("img-{n}");
+        send(
+            &mut socket,
+            json!({ "action": "send", "booking_id": id, "client_id": client_id, "image_key": upload["image_key"] }),
+        )
+        .await;
+        assert_eq!(next_of(&mut socket, "ack").await["client_id"], client_id.as_str());
+    }
+    let (_, page) = api.get(&format!("/consultations/{id}/messages"), Some(&astro)).await;
+    let url_from = |side: &str| {
+        let message = page["messages"].as_array().unwrap().iter().find(|m| m["from"] == side).unwrap();
+        message["image_url"].as_str().unwrap().to_owned()
+    };
+    let (theirs, astrologers) = (url_from("customer"), url_from("astrologer"));
+    let (status, _) = api.post_as(&format!("/consultations/{id}/complete"), &customer, &[], json!({})).await;
+    assert_eq!(status, 200);
+
+    let (status, record) = api.send(reqwest::Method::DELETE, "/me", Some(&customer), &[], None).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(reqwest::get(&theirs).await.unwrap().status().as_u16(), 404, "the customer's image is deleted");
+    let kept = reqwest::get(&astrologers).await.unwrap();
+    assert_eq!((kept.status().as_u16(), kept.bytes().await.unwrap().as_ref()), (200, PNG), "the astrologer's stays");
 }

@@ -7,7 +7,7 @@
 //! builds (TransactWriteItems and TransactGetItems are authorised item by item), each Query
 //! with its target (the table, or the index whose constant the code names); the SDK
 //! calls of other services it makes (`SDK_CALLS`); the S3 requests it presigns
-//! (`PRESIGNED`); and `shared::secrets` (one `ssm:GetParameters`). Grants come from the function's `Policies` (both branches of an
+//! (`PRESIGNED`, and listings); and `shared::secrets` (one `ssm:GetParameters`). Grants come from the function's `Policies` (both branches of an
 //! `!If`, SAM policy templates expanded) and any `AWS::IAM::Policy` attached to its role.
 //! What SAM adds for event sources (stream and queue reads) is not in either.
 
@@ -284,10 +284,16 @@ fn add_other_calls(source: &str, actions: &mut BTreeSet<String>) {
     for c in presign.captures_iter(source) {
         actions.extend(PRESIGNED.iter().filter(|(method, _)| *method == &c[1]).map(|(_, a)| (*a).to_owned()));
     }
+    // A listing (ListObjectsV2) is a GET of the bucket itself with `list-type`: S3
+    // authorises it as ListBucket.
+    if source.contains("(\"list-type\", \"2\")") {
+        actions.insert("s3:ListBucket".into());
+    }
 }
 
 /// Presigned S3 requests by method, and the action S3 checks the signer for (a HEAD is a GetObject).
-const PRESIGNED: &[(&str, &str)] = &[("PUT", "s3:PutObject"), ("GET", "s3:GetObject"), ("HEAD", "s3:GetObject")];
+const PRESIGNED: &[(&str, &str)] =
+    &[("PUT", "s3:PutObject"), ("GET", "s3:GetObject"), ("HEAD", "s3:GetObject"), ("DELETE", "s3:DeleteObject")];
 
 /// The function crates (directories under `functions/`) that `binary`'s Cargo.toml links.
 fn linked_function_crates(binary: &str) -> Vec<String> {

@@ -25,6 +25,7 @@ mod observability;
 mod operations;
 mod outbox;
 mod people;
+mod pictures;
 mod post_confirmation;
 mod privacy;
 mod review;

@@ -1,7 +1,9 @@
 //! An astrologer manages what customers can book: profile (name, bio, experience, languages,
-//! specialisations, per-minute rate, modes, picture), weekly availability in their own time
-//! zone, and presence (online lapses without a heartbeat). Edits by an astrologer not yet
-//! approved (or suspended) are stored; the catalogue shows them once approval lists them.
+//! specialisations, per-minute rate, modes, education, certifications), weekly availability
+//! in their own time zone, and presence (online lapses without a heartbeat). Edits by an
+//! astrologer not yet approved (or suspended) are stored; the catalogue shows them once
+//! approval lists them. The picture is the profile function's (`POST /me/picture`), as a
+//! customer's is.
 //!
 //! Every route is one store call on the caller's own astrologer item (see
 //! `shared::store::astrologers`): nobody can name someone else's.
@@ -65,11 +67,17 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
             summary: "Save the profile customers see",
             description: "Languages and specialisations come from fixed lists; the per-minute rate is within the \
                           deployment's bounds (`RATE_MIN_PER_MINUTE`..`RATE_MAX_PER_MINUTE`, default 5 to 1,000); \
-                          the picture is an https URL. Saved before approval too; the catalogue shows it once \
-                          KYC approval lists the astrologer.",
+                          education is one line of at most 200 characters, certifications at most 10 of at most \
+                          100 each. A PUT replaces the whole profile: a field left out is cleared. The picture is \
+                          uploaded through `POST /me/picture` and `PUT /me/picture` (a pasted `picture_url` is \
+                          refused). Saved before approval too; the catalogue shows it once KYC approval lists the \
+                          astrologer.",
             request: Request::Json(body(schema::<ProfileInput>)),
             responses: own(),
-            errors: vec![no_item],
+            errors: vec![
+                no_item,
+                error(400, "invalid_field", "a field breaks its rule, or `picture_url` is sent (upload it instead)"),
+            ],
             ..Operation::default()
         },
         Op::PutAvailability => Operation {

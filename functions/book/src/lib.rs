@@ -546,7 +546,11 @@ async fn upload_image(app: &App, req: &Request, caller: &Caller) -> Result<Respo
     let now = Utc::now();
     shared::domain::booking::session::check_live(&c, now).map_err(|e| ApiError::conflict("not_live", e.to_string()))?;
     let key = ImageKey::new(&c.booking_id, side, rand::rng().random(), body.content_type);
-    let upload = app.images.upload_url(&key, body.content_type, size, now).await.map_err(ApiError::internal)?;
+    let upload = app
+        .images
+        .upload_url(key.as_str(), body.content_type.content_type(), size, now)
+        .await
+        .map_err(ApiError::internal)?;
     tracing::info!(booking_id = %c.booking_id, from = side.as_str(), size, "image upload URL");
     Ok(json(
         200,

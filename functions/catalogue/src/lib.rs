@@ -2,24 +2,40 @@
 //! filters by language, specialisation, mode and online now; sorted by rating, price either
 //! way or experience; an opaque cursor) and `GET /astrologers/{id}` (the public profile and
 //! the next free slots over 7 days, in the time zone the app asks for). One store call each;
-//! no phone number, KYC detail or anything private is ever in a response.
+//! no phone number, KYC detail or anything private is ever in a response. An astrologer's
+//! picture is a presigned GET of the private images bucket (`shared::app::images`), made for
+//! each read.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use shared::app::images::Images;
+use shared::config::{ConfigError, Vars};
 use shared::domain::astrologer::{AstrologerRecord, CatalogueQuery, CatalogueSort, Mode, RatingSummary};
 use shared::domain::availability::{DEFAULT_TIME_ZONE, Presence, free_slots, parse_time_zone};
 use shared::http::{self, Access, Request, Response, Route, json};
-use shared::store::CatalogueCursor;
+use shared::store::{CatalogueCursor, Store};
 use shared::{ApiError, Money, UserId};
 
 /// How far ahead free slots are shown, and the shortest slot worth showing.
 const SLOT_HORIZON: Duration = Duration::days(7);
 const MIN_SLOT_MINUTES: i64 = 15;
 
-pub use shared::app::StoreApp as App;
+/// Built once per cold start.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+    /// Presigns the pictures' views.
+    pub images: Images,
+}
+
+impl App {
+    pub fn from_env(sdk: &aws_config::SdkConfig, vars: &impl Vars) -> Result<Self, ConfigError> {
+        Ok(Self { store: Store::from_env(sdk, vars)?, images: Images::from_env(sdk, vars)? })
+    }
+}
 
 pub async fn handle(app: &App, req: Request) -> Response {
     http::respond(route(app, &req).await)
@@ -119,26 +135,37 @@ struct Card<'a> {
     specialisations: &'a [String],
     rate_per_minute: Money,
     modes: &'a [Mode],
+    /// The astrologer's picture: a presigned GET valid an hour, made for each read (read the
+    /// page again for a fresh one). Absent: no picture.
     #[serde(skip_serializing_if = "Option::is_none")]
-    picture_url: Option<&'a str>,
+    picture_url: Option<String>,
+    /// On the public profile only (`GET /astrologers/{id}`), when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    education: Option<&'a str>,
+    /// On the public profile only (`GET /astrologers/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certifications: Option<&'a [String]>,
     rating: RatingSummary,
     presence: Presence,
 }
 
 impl<'a> Card<'a> {
     /// `None` for an astrologer customers may not see (not listed, or no profile yet).
-    fn of(r: &'a AstrologerRecord, with_bio: bool, now: DateTime<Utc>) -> Option<Self> {
+    /// `detail`: the public profile's card (bio, education, certifications).
+    async fn of(images: &Images, r: &'a AstrologerRecord, detail: bool, now: DateTime<Utc>) -> Option<Self> {
         let p = r.profile.as_ref().filter(|_| r.visible())?;
         Some(Self {
             astrologer_id: r.id.as_str(),
             display_name: &p.display_name,
-            bio: with_bio.then_some(p.bio.as_str()),
+            bio: detail.then_some(p.bio.as_str()),
             experience_years: p.experience_years,
             languages: &p.languages,
             specialisations: &p.specialisations,
             rate_per_minute: p.rate_per_minute,
             modes: &p.modes,
-            picture_url: p.picture_url.as_deref(),
+            picture_url: images.picture_url_or_none(r.picture_key.as_ref(), now).await,
+            education: p.education.as_deref().filter(|_| detail),
+            certifications: detail.then_some(p.certifications.as_slice()),
             rating: r.rating,
             presence: r.presence_at(now),
         })
@@ -175,7 +202,10 @@ async fn list(app: &App, req: &Request) -> Result<Response, ApiError> {
     let after = q("cursor").map(|c| decode_cursor(c, query.sort)).transpose()?;
     let now = Utc::now();
     let page = app.store.catalogue_page(&query, after.as_ref(), now).await?;
-    let cards: Vec<Card> = page.astrologers.iter().filter_map(|r| Card::of(r, false, now)).collect();
+    let mut cards: Vec<Card> = Vec::with_capacity(page.astrologers.len());
+    for r in &page.astrologers {
+        cards.extend(Card::of(&app.images, r, false, now).await);
+    }
     let next_cursor = page.next.as_ref().map(encode_cursor);
     Ok(json(200, &CataloguePage { astrologers: cards, next_cursor }))
 }
@@ -217,7 +247,7 @@ async fn get(app: &App, req: &Request) -> Result<Response, ApiError> {
     let now = Utc::now();
     let record = app.store.astrologer(&id).await?;
     let record = record.as_ref().ok_or_else(|| ApiError::not_found("astrologer"))?;
-    let card = Card::of(record, true, now).ok_or_else(|| ApiError::not_found("astrologer"))?;
+    let card = Card::of(&app.images, record, true, now).await.ok_or_else(|| ApiError::not_found("astrologer"))?;
     let windows = record.availability.occurrences(now, now + SLOT_HORIZON);
     let slots: Vec<Slot> = free_slots(&windows, &record.booked_intervals(), MIN_SLOT_MINUTES)
         .into_iter()

@@ -6,19 +6,28 @@
 //! the caller. `DELETE /me`: the account, the one way (`shared::app::erasure`).
 //! `GET /customers/{id}/birth-details`: a customer's birth details, for the astrologer of
 //! one of their consultations while `shared::domain::profile::astrologer_may_see` says so.
+//! `POST /me/picture`, `PUT /me/picture`, `DELETE /me/picture`: a profile picture, uploaded
+//! straight to the images bucket with a presigned PUT (`shared::app::images`), then set by
+//! its key; `GET /me` shows it through a presigned GET.
 
 use aws_sdk_cognitoidentityprovider::Client as CognitoClient;
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
 use shared::app::account::{self, SetupError};
 use shared::app::erasure::{Erasure, ErasureError};
+use shared::app::images::Images;
 use shared::app::top_up::razorpay_on_first_use;
 use shared::config::{self, ConfigError};
 use shared::domain::booking::RevenueShare;
+use shared::domain::image::{self, PictureKey, PictureType};
 use shared::domain::profile::{self, ProfileEdit};
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
+use shared::outbound::Http;
 use shared::providers::razorpay::Razorpay;
 use shared::secrets::OnFirstUse;
+use shared::store::retry::{self, Attempt, Retry};
 use shared::store::{Store, UserLookup, UserOverview};
 use shared::{ApiError, UserId, UserType};
 
@@ -41,6 +50,10 @@ pub struct App {
     pub razorpay: OnFirstUse<Razorpay>,
     /// Consultations a deletion ends are settled like any other (all refunded).
     pub share: RevenueShare,
+    /// Profile pictures: presigned uploads and views, and (through `http`) the checks and
+    /// deletions this function sends the bucket itself.
+    pub images: Images,
+    pub http: Http,
 }
 
 impl App {
@@ -51,6 +64,8 @@ impl App {
             user_pool_id: config::required(vars, "USER_POOL_ID")?,
             razorpay: razorpay_on_first_use(sdk, vars)?,
             share: RevenueShare::from_env(vars)?,
+            images: Images::from_env(sdk, vars)?,
+            http: Http::new(),
         })
     }
 }
@@ -71,10 +86,11 @@ pub async fn handle(app: &App, req: Request) -> Response {
 pub fn openapi() -> shared::http::openapi::FunctionDoc {
     use serde_json::json;
     use shared::http::openapi::{
-        FunctionDoc, INVALID_FIELD, NOT_FOUND, Operation, Param, Request, STORE_UNAVAILABLE, body, error, query,
-        schema, success,
+        FunctionDoc, INVALID_FIELD, NOT_FOUND, Operation, Param, Request, STORE_UNAVAILABLE, body, error,
+        provider_errors, query, schema, success,
     };
     let deleted = error(401, ACCOUNT_DELETED, "this account was deleted (its token verifies until it expires)");
+    let busy = error(503, "busy", "the picture kept changing underneath (another call set one); retry");
     FunctionDoc::new("profile", "Profile", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
         Op::Me => Operation {
             summary: "The caller's profile, role and wallet summary",
@@ -116,8 +132,8 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                           to the recharges it came from through Razorpay refunds (newest first; a payment older \
                           than 180 days cannot be refunded and is kept for a payout by support, stated in \
                           `money.kept_for_payout`); bonus cash lapses. Names, phone, email, birth details, \
-                          devices, notifications and chat text are erased; the ledger, top-ups, invoices and KYC \
-                          audit stay under the user id; reviews stay, shown as a deleted user; the sign-in is \
+                          pictures, devices, notifications, chat text and the chat images they sent are erased; \
+                          the ledger, top-ups, invoices and KYC audit stay under the user id; reviews stay, shown as a deleted user; the sign-in is \
                           removed, so the number can sign up again. Calling again resumes a deletion a fault \
                           interrupted, and answers a finished one as it was.",
             responses: vec![success(200, "The deletion's record", schema::<shared::store::people::ErasureRecord>)],
@@ -126,7 +142,11 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 error(403, "sign_in_again", "the last sign-in is older than 15 minutes"),
                 error(409, "consultation_in_progress", "a consultation is in progress: end it first"),
                 error(409, "deletion_under_way", "another request is deleting the account; try again in a minute"),
-                error(503, "deletion_unfinished", "Razorpay or the sign-in service did not answer; call again"),
+                error(
+                    503,
+                    "deletion_unfinished",
+                    "Razorpay, the sign-in service or the images bucket did not answer; call again",
+                ),
             ],
             ..Operation::default()
         },
@@ -145,6 +165,57 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 error(429, "too_many_codes", "too many tries; later"),
                 error(503, "email_unavailable", "Cognito did not answer; retry"),
             ],
+            ..Operation::default()
+        },
+        Op::PictureUpload => Operation {
+            summary: "A URL to upload a profile picture to",
+            description: "Answers a presigned PUT for one new picture key, valid 5 minutes: send the bytes to \
+                          `upload_url` with `method` and exactly the `headers` given (the content type and length \
+                          asked for are signed: S3 refuses another type or size, another key, or a late upload). \
+                          Then set it with `PUT /me/picture`. JPEG, PNG or WebP, at most 2 MiB.",
+            request: Request::Json(body(schema::<PictureUploadBody>)),
+            responses: vec![success(200, "Where and how to upload the picture", schema::<PictureUpload>)],
+            errors: vec![
+                NOT_FOUND,
+                deleted,
+                error(
+                    400,
+                    "invalid_field",
+                    "`content_type` is not image/jpeg, image/png or image/webp, or `content_length` is not 1 to \
+                     2097152 bytes",
+                ),
+            ],
+            ..Operation::default()
+        },
+        Op::SetPicture => Operation {
+            summary: "Set one's profile picture, uploaded through `POST /me/picture`",
+            description: "`image_key` is one `POST /me/picture` issued to the caller, with the picture uploaded to \
+                          it. The picture it replaces is deleted. `GET /me` shows it as `user.picture_url`, a \
+                          presigned GET valid an hour, made for each read; an astrologer's shows on their catalogue \
+                          card and public profile.",
+            request: Request::Json(body(schema::<SetPictureBody>)),
+            responses: vec![success(200, "The caller, with the picture", schema::<Me>)],
+            errors: [
+                vec![
+                    NOT_FOUND,
+                    deleted,
+                    error(
+                        400,
+                        "invalid_field",
+                        "`image_key` is not one issued to the caller, or nothing was uploaded to it",
+                    ),
+                    busy,
+                ],
+                provider_errors("s3").to_vec(),
+            ]
+            .concat(),
+            ..Operation::default()
+        },
+        Op::DeletePicture => Operation {
+            summary: "Remove one's profile picture",
+            description: "It is deleted from the bucket too. Without a picture, answers the caller as they are.",
+            responses: vec![success(200, "The caller, without a picture", schema::<Me>)],
+            errors: vec![NOT_FOUND, deleted, busy],
             ..Operation::default()
         },
         Op::Export => Operation {
@@ -198,6 +269,9 @@ pub enum Op {
     Export,
     VerifyEmail,
     CustomerBirthDetails,
+    PictureUpload,
+    SetPicture,
+    DeletePicture,
 }
 
 /// Every route of this function in `template.yaml`.
@@ -208,6 +282,9 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "GET /me/export", access: Access::SignedIn, handler: Op::Export },
     Route { key: "POST /me/email/verify", access: Access::SignedIn, handler: Op::VerifyEmail },
     Route { key: "GET /customers/{id}/birth-details", access: Access::SignedIn, handler: Op::CustomerBirthDetails },
+    Route { key: "POST /me/picture", access: Access::SignedIn, handler: Op::PictureUpload },
+    Route { key: "PUT /me/picture", access: Access::SignedIn, handler: Op::SetPicture },
+    Route { key: "DELETE /me/picture", access: Access::SignedIn, handler: Op::DeletePicture },
 ];
 
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
@@ -220,6 +297,9 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         Op::Export => export(app, &caller).await,
         Op::VerifyEmail => verify_email(app, req, &caller).await,
         Op::CustomerBirthDetails => customer_birth_details(app, req, &caller).await,
+        Op::PictureUpload => picture_upload(app, req, &caller).await,
+        Op::SetPicture => set_picture(app, req, &caller).await,
+        Op::DeletePicture => change_picture(app, &caller, None).await,
     }
 }
 
@@ -345,6 +425,8 @@ async fn delete(app: &App, req: &Request, caller: &Caller) -> Result<Response, A
         cognito: &app.cognito,
         user_pool_id: &app.user_pool_id,
         share: app.share,
+        images: &app.images,
+        http: &app.http,
     };
     match erasure.delete_account(&caller.user_id, now).await {
         Ok(record) => Ok(json(200, &record)),
@@ -406,7 +488,120 @@ async fn me(app: &App, caller: Caller) -> Result<Response, ApiError> {
             app.store.user_overview(&caller.user_id).await?.map(Box::new).ok_or_else(|| ApiError::not_found("user"))?
         }
     };
-    Ok(json(200, &Me { role: overview.user.user_type, overview: *overview }))
+    let mut overview = *overview;
+    overview.user.picture_url = app.images.picture_url_or_none(overview.user.picture_key.as_ref(), Utc::now()).await;
+    Ok(json(200, &Me { role: overview.user.user_type, overview }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct PictureUploadBody {
+    content_type: PictureType,
+    /// The picture's exact size in bytes (S3 refuses an upload of any other).
+    #[serde(deserialize_with = "shared::domain::json::whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2097152))]
+    content_length: u64,
+}
+
+/// A presigned upload of one profile picture.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct PictureUpload {
+    /// What to send to `PUT /me/picture` once uploaded.
+    image_key: PictureKey,
+    upload_url: String,
+    /// Always `PUT`.
+    method: &'static str,
+    /// Send exactly these (they are signed).
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
+    headers: std::collections::BTreeMap<&'static str, String>,
+    expires_at: DateTime<Utc>,
+}
+
+/// The caller's live account: a deleted one (or one being deleted) takes nothing new.
+async fn live_account(app: &App, caller: &Caller) -> Result<Box<UserOverview>, ApiError> {
+    match app.store.user_lookup(&caller.user_id).await? {
+        UserLookup::Found(overview) if !overview.user.deleting => Ok(overview),
+        UserLookup::Found(_) | UserLookup::Deleted => Err(account_deleted()),
+        UserLookup::Missing => Err(ApiError::not_found("user")),
+    }
+}
+
+/// A presigned PUT of a new picture key under the caller's own prefix.
+async fn picture_upload(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let body: PictureUploadBody = http::json_body(req)?;
+    let size = image::check_picture_size(body.content_length)
+        .map_err(|problem| ApiError::invalid_field("content_length", problem))?;
+    live_account(app, caller).await?;
+    let key = PictureKey::new(&caller.user_id, rand::rng().random(), body.content_type);
+    let now = Utc::now();
+    let upload = app
+        .images
+        .upload_url(key.as_str(), body.content_type.content_type(), size, now)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(size, "picture upload URL");
+    Ok(json(
+        200,
+        &PictureUpload {
+            image_key: key,
+            upload_url: upload.url,
+            method: "PUT",
+            headers: upload.headers,
+            expires_at: upload.expires_at,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct SetPictureBody {
+    /// The `image_key` `POST /me/picture` answered, once the picture is uploaded to it.
+    #[cfg_attr(feature = "openapi", schema(value_type = PictureKey))]
+    image_key: String,
+}
+
+/// Sets an uploaded picture of the caller's own.
+async fn set_picture(app: &App, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
+    let body: SetPictureBody = http::json_body(req)?;
+    let key = PictureKey::parse_for(&body.image_key, &caller.user_id)
+        .map_err(|problem| ApiError::invalid_field("image_key", problem))?;
+    // Never a key that shows nothing: the upload must have landed.
+    if !app.images.object_exists(&app.http, key.as_str(), Utc::now()).await? {
+        return Err(ApiError::invalid_field(
+            "image_key",
+            "nothing was uploaded to it: PUT the picture to upload_url first",
+        ));
+    }
+    change_picture(app, caller, Some(key)).await
+}
+
+/// Sets (`Some`) or removes the caller's picture, then deletes the one it replaced from the
+/// bucket; answers the caller as `GET /me` does.
+async fn change_picture(app: &App, caller: &Caller, key: Option<PictureKey>) -> Result<Response, ApiError> {
+    let busy = |_| ApiError::unavailable("busy", "the picture kept changing; retry");
+    let replaced = retry::on_conflict(Retry::DEFAULT, busy, || async {
+        let overview = live_account(app, caller).await?;
+        let previous = overview.user.picture_key.clone();
+        if previous == key {
+            return Ok(Attempt::Done(None));
+        }
+        let astrologer = overview.astrologer.is_some();
+        let set =
+            app.store.set_picture(&caller.user_id, astrologer, previous.as_ref(), key.as_ref(), Utc::now()).await?;
+        Ok(if set { Attempt::Done(previous) } else { Attempt::Conflict })
+    })
+    .await?;
+    // No one is shown the old picture any more; one not deleted now (logged) costs storage
+    // only, and goes with the account.
+    if let Some(old) = replaced
+        && let Err(e) = app.images.delete_object(&app.http, old.as_str(), Utc::now()).await
+    {
+        tracing::warn!(error = %e, "a replaced picture was not deleted");
+    }
+    me(app, caller.clone()).await
 }
 
 /// A confirmed user with no record: the trigger failed after Cognito confirmed them.

@@ -10,9 +10,12 @@
 //!    Razorpay's `refund.processed`, which later finds it applied. A refund made before a
 //!    fault is found again by its notes, never made twice;
 //! 4. bonus cash lapses (a `bonus_forfeited` ledger entry);
-//! 5. personal data is erased (`Store::erase_personal_data`), the Cognito user signed out
+//! 5. their objects leave the images bucket: the chat images they sent and every picture
+//!    under `pictures/{sub}/` (the one set, and any uploaded and never set), each with a
+//!    presigned DELETE. Before the keys are erased, so a retry finds them again;
+//! 6. personal data is erased (`Store::erase_personal_data`), the Cognito user signed out
 //!    everywhere and deleted, so the number can sign up afresh;
-//! 6. the record is completed: what happened to the money, with no personal data.
+//! 7. the record is completed: what happened to the money, with no personal data.
 //!
 //! The ledger, top-ups, invoices, earnings and KYC audit stay, under the user id, a random
 //! UUID that names nobody once the user item is a tombstone.
@@ -23,14 +26,17 @@ use serde_json::json;
 
 use crate::app::account;
 use crate::app::closing::{self, CloseError};
+use crate::app::images::Images;
 use crate::app::top_up::CREDIT_ATTEMPTS;
 use crate::app::top_up::reversal::{self, ReversalOutcome};
 use crate::domain::booking::{Action, Consultation, ConsultationStatus, Party, RevenueShare};
+use crate::domain::image::PictureKey;
 use crate::domain::money::Money;
 use crate::domain::profile::{RefundSource, plan_refunds};
 use crate::domain::reversal::Request;
 use crate::domain::user::UserId;
 use crate::domain::wallet::Movement;
+use crate::outbound::Http;
 use crate::providers::razorpay::Razorpay;
 use crate::secrets::OnFirstUse;
 use crate::store::people::{ErasureRecord, RefundMade};
@@ -44,6 +50,9 @@ pub struct Erasure<'a> {
     pub cognito: &'a Cognito,
     pub user_pool_id: &'a str,
     pub share: RevenueShare,
+    /// The images bucket, and the client its presigned deletions go out through.
+    pub images: &'a Images,
+    pub http: &'a Http,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,10 +130,24 @@ impl Erasure<'_> {
         }
         let money = self.settle_money(user, now).await?;
         self.store.record_erasure_money(user, &money).await?;
-        // The closings above changed statuses, not who took part.
+        // The closings above changed statuses, not who took part: the list read holds.
+        self.delete_objects(user, consultations).await?;
         self.store.erase_personal_data(user, consultations, now).await?;
         self.remove_sign_in(user).await?;
         self.store.complete_erasure(user, Utc::now()).await?;
+        Ok(())
+    }
+
+    /// Step 5: the chat images `user` sent and every picture of theirs, deleted from the bucket.
+    /// Each request is signed as it goes (the steps before may have taken a while).
+    async fn delete_objects(&self, user: &UserId, consultations: &[Consultation]) -> Result<(), ErasureError> {
+        let s3 = |e: crate::outbound::ProviderError| ErasureError::Provider(format!("images bucket: {e}"));
+        let mut keys = self.store.sent_image_keys(user, consultations).await?;
+        keys.extend(self.images.list_keys(self.http, &PictureKey::prefix(user), Utc::now()).await.map_err(s3)?);
+        for key in &keys {
+            self.images.delete_object(self.http, key, Utc::now()).await.map_err(s3)?;
+        }
+        tracing::info!(user_id = %user, objects = keys.len(), "images deleted");
         Ok(())
     }
 

@@ -8,10 +8,11 @@
 pub mod account;
 pub mod closing;
 pub mod consumer;
-// Deleting an account: Cognito, Razorpay's refunds and the secrets they need.
-#[cfg(all(feature = "cognito", feature = "outbound", feature = "secrets"))]
+// Deleting an account: Cognito, Razorpay's refunds and the secrets they need, the images
+// bucket's objects.
+#[cfg(all(feature = "cognito", feature = "outbound", feature = "secrets", feature = "images"))]
 pub mod erasure;
-#[cfg(feature = "live")]
+#[cfg(feature = "images")]
 pub mod images;
 #[cfg(feature = "live")]
 pub mod live;

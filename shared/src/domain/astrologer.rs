@@ -1,6 +1,7 @@
 //! An astrologer's public profile and the rules for what they may set: the fixed lists of
 //! languages and specialisations (kept here, once), modes, the rate bounds, a bounded bio,
-//! an https picture. Pure; errors name the field.
+//! education and certifications. The picture is uploaded, not pasted (`POST /me/picture`;
+//! its key: `crate::domain::image`). Pure; errors name the field.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,9 @@ pub const SPECIALISATIONS: &[&str] = &[
 pub const MAX_BIO_CHARS: usize = 2000;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 60;
 pub const MAX_EXPERIENCE_YEARS: u32 = 80;
-pub const MAX_PICTURE_URL_LEN: usize = 500;
+pub const MAX_EDUCATION_CHARS: usize = 200;
+pub const MAX_CERTIFICATIONS: usize = 10;
+pub const MAX_CERTIFICATION_CHARS: usize = 100;
 
 /// Why a profile was refused, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,9 +79,19 @@ pub struct ProfileInput {
     pub rate_per_minute: Money,
     #[cfg_attr(feature = "openapi", schema(schema_with = profile_schema::modes))]
     pub modes: Vec<Mode>,
+    /// Degrees and schooling, one line (empty or absent: none).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = profile_schema::picture_url))]
-    pub picture_url: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = profile_schema::education))]
+    pub education: String,
+    /// Certificates held, in the order shown (absent: none).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = profile_schema::certifications))]
+    pub certifications: Vec<String>,
+    /// No longer accepted (a picture is uploaded): read only to refuse it by name rather
+    /// than as an unknown field, for apps that still send it. Not in the contract.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub picture_url: Option<serde::de::IgnoredAny>,
 }
 
 /// A profile that keeps every rule.
@@ -93,7 +106,8 @@ pub struct Profile {
     pub rate_per_minute: Money,
     pub modes: Vec<Mode>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub picture_url: Option<String>,
+    pub education: Option<String>,
+    pub certifications: Vec<String>,
 }
 
 /// `values`, each from `allowed`, lower-cased, de-duplicated, sorted; 1 to `allowed.len()`.
@@ -132,8 +146,37 @@ fn clean_text(field: &str, text: &str, max_chars: usize, required: bool) -> Resu
     Ok(text.to_owned())
 }
 
+/// [`clean_text`] on one line.
+fn clean_line(field: &str, text: &str, max_chars: usize, required: bool) -> Result<String, ProfileError> {
+    if text.trim().contains('\n') {
+        return Err(refuse(field, "must be one line"));
+    }
+    clean_text(field, text, max_chars, required)
+}
+
+/// Each certification one line of 1 to 100 characters, duplicates dropped, at most 10.
+fn certifications(raw: &[String]) -> Result<Vec<String>, ProfileError> {
+    if raw.len() > MAX_CERTIFICATIONS {
+        return Err(refuse("certifications", format!("at most {MAX_CERTIFICATIONS}")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, c) in raw.iter().enumerate() {
+        let c = clean_line(&format!("certifications[{i}]"), c, MAX_CERTIFICATION_CHARS, true)?;
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 impl ProfileInput {
     pub fn validate(self, bounds: RateBounds) -> Result<Profile, ProfileError> {
+        if self.picture_url.is_some() {
+            return Err(refuse(
+                "picture_url",
+                "is no longer set here: upload the picture (POST /me/picture for an upload URL, then PUT /me/picture)",
+            ));
+        }
         if self.rate_per_minute < bounds.min || self.rate_per_minute > bounds.max {
             return Err(refuse("rate_per_minute", format!("must be between {} and {} INR", bounds.min, bounds.max)));
         }
@@ -146,22 +189,6 @@ impl ProfileInput {
         if modes.is_empty() {
             return Err(refuse("modes", "offer at least one of chat, call, video"));
         }
-        let picture_url = match self.picture_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-            None => None,
-            Some(url) => {
-                let valid = url.len() <= MAX_PICTURE_URL_LEN
-                    && url.strip_prefix("https://").is_some_and(|rest| {
-                        !rest.is_empty() && !rest.starts_with('/') && url.chars().all(|c| c.is_ascii_graphic())
-                    });
-                if !valid {
-                    return Err(refuse(
-                        "picture_url",
-                        format!("must be an https:// URL of at most {MAX_PICTURE_URL_LEN} characters"),
-                    ));
-                }
-                Some(url.to_owned())
-            }
-        };
         Ok(Profile {
             display_name: clean_text("display_name", &self.display_name, MAX_DISPLAY_NAME_CHARS, true)?,
             bio: clean_text("bio", &self.bio, MAX_BIO_CHARS, false)?,
@@ -170,7 +197,9 @@ impl ProfileInput {
             specialisations: from_list("specialisations", &self.specialisations, SPECIALISATIONS)?,
             rate_per_minute: self.rate_per_minute,
             modes,
-            picture_url,
+            education: Some(clean_line("education", &self.education, MAX_EDUCATION_CHARS, false)?)
+                .filter(|e| !e.is_empty()),
+            certifications: certifications(&self.certifications)?,
         })
     }
 }
@@ -202,6 +231,8 @@ pub struct AstrologerRecord {
     pub id: crate::UserId,
     /// `None` until the astrologer first saves a profile.
     pub profile: Option<Profile>,
+    /// Their profile picture (`PUT /me/picture`), set with or without a profile.
+    pub picture_key: Option<crate::domain::image::PictureKey>,
     pub availability: crate::domain::availability::WeeklyAvailability,
     pub presence: crate::domain::availability::Presence,
     pub online_until: Option<chrono::DateTime<chrono::Utc>>,
@@ -349,13 +380,16 @@ pub mod profile_schema {
         text(super::MAX_BIO_CHARS, false, true)
     }
 
-    /// `ProfileInput::validate`: https, a host, printable ASCII, at most 500 characters; empty: none.
-    pub const PICTURE_URL_PATTERN: &str = "^\\s*(https://[!-.0-~][!-~]{0,491})?\\s*$";
+    pub fn education() -> RefOr<Schema> {
+        text(super::MAX_EDUCATION_CHARS, false, false)
+    }
 
-    pub fn picture_url() -> RefOr<Schema> {
+    pub fn certifications() -> RefOr<Schema> {
+        let item =
+            serde_json::to_value(text(super::MAX_CERTIFICATION_CHARS, true, false)).expect("a schema serialises");
         json_schema(json!({
-            "type": ["string", "null"], "pattern": PICTURE_URL_PATTERN,
-            "description": "an https:// URL of at most 500 characters (empty or null: no picture)",
+            "type": "array", "maxItems": super::MAX_CERTIFICATIONS, "items": item,
+            "description": "certificates held, in the order shown; duplicates are dropped",
         }))
     }
 }
@@ -400,7 +434,9 @@ mod tests {
             specialisations: vec!["vedic".into(), "tarot".into()],
             rate_per_minute: "25".parse().unwrap(),
             modes: vec![Mode::Video, Mode::Chat, Mode::Chat],
-            picture_url: Some("https://cdn.astrokiran.in/a.jpg".into()),
+            education: " M.A. Jyotish, Banaras Hindu University ".into(),
+            certifications: vec!["Jyotish Visharad".into(), " KP Level 2 ".into(), "Jyotish Visharad".into()],
+            picture_url: None,
         }
     }
 
@@ -436,6 +472,11 @@ mod tests {
         assert_eq!(p.languages, ["en", "hi"]);
         assert_eq!(p.specialisations, ["tarot", "vedic"]);
         assert_eq!(p.modes, [Mode::Chat, Mode::Video]);
+        assert_eq!(p.education.as_deref(), Some("M.A. Jyotish, Banaras Hindu University"));
+        assert_eq!(p.certifications, ["Jyotish Visharad", "KP Level 2"], "trimmed, once each, in order");
+        let none = ProfileInput { education: "  ".into(), certifications: vec![], ..input() };
+        let p = none.validate(bounds()).unwrap();
+        assert_eq!((p.education, p.certifications), (None, vec![]));
     }
 
     #[test]
@@ -452,9 +493,14 @@ mod tests {
             (|p| p.display_name = "a\u{0}b".into(), "display_name"),
             (|p| p.experience_years = 81, "experience_years"),
             (|p| p.modes = vec![], "modes"),
-            (|p| p.picture_url = Some("http://cdn/a.jpg".into()), "picture_url"),
-            (|p| p.picture_url = Some("https://".into()), "picture_url"),
-            (|p| p.picture_url = Some("https://a b".into()), "picture_url"),
+            (|p| p.picture_url = Some(serde::de::IgnoredAny), "picture_url"),
+            (|p| p.education = "x".repeat(MAX_EDUCATION_CHARS + 1), "education"),
+            (|p| p.education = "M.A.\nB.A.".into(), "education"),
+            (|p| p.education = "M.A.\u{7}".into(), "education"),
+            (|p| p.certifications = vec!["c".into(); MAX_CERTIFICATIONS + 1], "certifications"),
+            (|p| p.certifications = vec!["ok".into(), "  ".into()], "certifications[1]"),
+            (|p| p.certifications = vec!["x".repeat(MAX_CERTIFICATION_CHARS + 1)], "certifications[0]"),
+            (|p| p.certifications = vec!["a\nb".into()], "certifications[0]"),
         ];
         for (edit, field) in cases {
             let mut p = input();
@@ -465,7 +511,25 @@ mod tests {
         let mut p = input();
         p.rate_per_minute = "500".parse().unwrap();
         p.bio = "x".repeat(MAX_BIO_CHARS);
-        p.picture_url = Some(" ".into());
-        assert!(p.validate(bounds()).unwrap().picture_url.is_none());
+        p.education = "x".repeat(MAX_EDUCATION_CHARS);
+        p.certifications = (0..MAX_CERTIFICATIONS).map(|i| format!("{i:0>100}")).collect();
+        let p = p.validate(bounds()).unwrap();
+        assert_eq!((p.education.unwrap().len(), p.certifications.len()), (MAX_EDUCATION_CHARS, MAX_CERTIFICATIONS));
+    }
+
+    #[test]
+    fn a_pasted_picture_url_is_refused_by_name_and_null_is_none() {
+        let body = |extra: &str| {
+            format!(
+                r#"{{"display_name":"Asha","experience_years":1,"languages":["hi"],"specialisations":["vedic"],
+                    "rate_per_minute":"25","modes":["chat"]{extra}}}"#
+            )
+        };
+        let pasted: ProfileInput = serde_json::from_str(&body(r#","picture_url":"https://cdn/a.jpg""#)).unwrap();
+        let refused = pasted.validate(bounds()).unwrap_err();
+        assert_eq!(refused.field, "picture_url");
+        assert!(refused.message.contains("/me/picture"), "{refused}");
+        let null: ProfileInput = serde_json::from_str(&body(r#","picture_url":null"#)).unwrap();
+        assert!(null.validate(bounds()).is_ok());
     }
 }

@@ -9,6 +9,7 @@ pub mod booking;
 pub mod chart;
 pub mod events;
 pub mod idempotency;
+pub mod image;
 pub mod invoice;
 pub mod json;
 pub mod kyc;

@@ -205,11 +205,13 @@ pub const IDEMPOTENCY: [ErrorCase; 4] = [
     error(422, "idempotency_key_reused", "this key was used for a different request; use a new key"),
     error(409, "idempotency_conflict", "a request with this key is still in progress; retry"),
 ];
-/// A provider behind `shared::outbound::ProviderError` (`digio`, `razorpay`).
+/// A provider behind `shared::outbound::ProviderError` (`digio`, `razorpay`, `s3`: the
+/// images bucket's own requests).
 pub fn provider_errors(provider: &'static str) -> [ErrorCase; 2] {
     let (unavailable, rejected) = match provider {
         "digio" => ("digio_unavailable", "digio_error"),
         "razorpay" => ("razorpay_unavailable", "razorpay_error"),
+        "s3" => ("s3_unavailable", "s3_error"),
         other => panic!("no provider {other}"),
     };
     [

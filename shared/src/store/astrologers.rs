@@ -30,6 +30,7 @@ use crate::domain::astrologer::{
     AstrologerRecord, Booked, CatalogueQuery, CatalogueSort, Mode, Profile, RatingSummary,
 };
 use crate::domain::availability::{Presence, WeeklyAvailability, parse_time_zone};
+use crate::domain::image::PictureKey;
 use crate::domain::saved_replies::SavedReplies;
 use crate::domain::user::{KycStatus, UserId, VerificationStatus};
 
@@ -59,7 +60,12 @@ fn read_profile(item: &Item) -> Result<Option<Profile>, StoreError> {
             .iter()
             .map(|m| Mode::parse(m).ok_or_else(|| corrupt("modes")))
             .collect::<Result<_, _>>()?,
-        picture_url: opt_str(item, "picture_url").map(str::to_owned),
+        education: opt_str(item, "education").map(str::to_owned),
+        certifications: item
+            .get("certifications")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|c| c.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
     }))
 }
 
@@ -100,6 +106,7 @@ pub(crate) fn read_astrologer(item: &Item) -> Result<AstrologerRecord, StoreErro
     Ok(AstrologerRecord {
         id: UserId::parse(get_str(item, "user_id")?).map_err(|_| corrupt("user_id"))?,
         profile: read_profile(item)?,
+        picture_key: opt_str(item, "picture_key").and_then(PictureKey::stored),
         availability: read_availability(item)?,
         presence: opt_str(item, "presence").and_then(Presence::parse).unwrap_or(Presence::Offline),
         online_until: get_u64(item, "online_until").ok().and_then(|t| DateTime::from_timestamp(t as i64, 0)),
@@ -199,13 +206,18 @@ impl Store {
              CAT_PRICE = :price_key, CAT_EXPERIENCE = :experience_key, \
              CAT_RATING = if_not_exists(CAT_RATING, :unrated), profile_updated_at = :at",
         );
-        for (name, value) in
-            [("bio", Some(p.bio.as_str()).filter(|b| !b.is_empty())), ("picture_url", p.picture_url.as_deref())]
-        {
+        let certifications =
+            (!p.certifications.is_empty()).then(|| AttributeValue::L(p.certifications.iter().map(items::s).collect()));
+        // The optional attributes: set when there, removed when not (a PUT replaces the profile).
+        for (name, placeholder, value) in [
+            ("bio", ":bio", Some(p.bio.as_str()).filter(|b| !b.is_empty()).map(items::s)),
+            ("education", ":education", p.education.as_deref().map(items::s)),
+            ("certifications", ":certifications", certifications),
+        ] {
             match value {
                 Some(v) => {
-                    set_clause.push_str(&format!(", {name} = :{name}"));
-                    values.push((if name == "bio" { ":bio" } else { ":picture_url" }, items::s(v)));
+                    set_clause.push_str(&format!(", {name} = {placeholder}"));
+                    values.push((placeholder, v));
                 }
                 None => remove.push(name),
             }

@@ -7,9 +7,12 @@
 //! | deleted user | `USER#{sub}` | `PROFILE` | what is left: id, role, `profile_status = deleted`, `deleted_at`; no phone, names, email or birth details |
 //! | account deletion | `ERASURE#{sub}` | `ERASURE` | the deletion's progress and what it did with the money (no personal data): the audit entry, and what a retry resumes from |
 //!
+//! | profile picture | `USER#{sub}` | `PROFILE` and `ASTROLOGER` | `picture_key`, the object's key in the images bucket (`pictures/{sub}/...`); on the astrologer item too, for the catalogue |
+//!
 //! | route | calls |
 //! |---|---|
 //! | `PATCH /me` | 1 UpdateItem (conditioned on a live user) |
+//! | `PUT /me/picture`, `DELETE /me/picture` | 1 Query (`GET /me`'s), 1 TransactWriteItems (user, and astrologer, items) conditioned on the key read, 1 Query (the answer, as `GET /me`) |
 //! | `GET /customers/{id}/birth-details?consultation=` | 1 BatchGetItem (consultation + customer) |
 //! | `GET /me/export` | 1 Query per partition the user owns, all pages; the top-ups their ledger names, BatchGetItem by 100 |
 //! | `DELETE /me` | see `crate::app::erasure` |
@@ -25,6 +28,7 @@ use super::keys::{
 };
 use super::{Store, StoreError, TxError};
 use crate::domain::booking::Consultation;
+use crate::domain::image::PictureKey;
 use crate::domain::phone::Phone;
 use crate::domain::profile::{BirthDetails, BirthInput, DELETED_USER_NAME, ValidEdit};
 use crate::domain::user::UserId;
@@ -136,6 +140,55 @@ impl Store {
             vec![(":yes", AttributeValue::Bool(true)), (":now", items::time(now))],
         )
         .await
+    }
+
+    /// Sets the user's profile picture (`None`: removes it) on their user item and, for an
+    /// astrologer, on their astrologer item, which the catalogue reads (1 TransactWriteItems).
+    /// Conditioned on the key read before (`previous`), so the picture a racing call replaced
+    /// is the one the caller deletes from the bucket, and on no deletion having started (its
+    /// clean-up lists the user's pictures once). `Ok(false)`: either moved, or no such user.
+    pub async fn set_picture(
+        &self,
+        user: &UserId,
+        astrologer: bool,
+        previous: Option<&PictureKey>,
+        key: Option<&PictureKey>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (user_change, astrologer_change) = match key {
+            Some(_) => ("SET picture_key = :key, updated_at = :now", "SET picture_key = :key"),
+            None => ("REMOVE picture_key SET updated_at = :now", "REMOVE picture_key"),
+        };
+        let key_value: Vec<_> = key.map(|k| (":key", items::s(k.as_str()))).into_iter().collect();
+        let mut values = key_value.clone();
+        values.push((":now", items::time(now)));
+        let held = match previous {
+            Some(previous) => {
+                values.push((":previous", items::s(previous.as_str())));
+                "picture_key = :previous"
+            }
+            None => "attribute_not_exists(picture_key)",
+        };
+        let mut tx = self.tx();
+        tx.update(
+            "user",
+            items::key(user_pk(user), PROFILE_SK),
+            user_change,
+            &format!(
+                "attribute_exists(PK) AND attribute_not_exists(deleted_at) \
+                 AND attribute_not_exists(deletion_started_at) AND {held}"
+            ),
+            values,
+        );
+        if astrologer {
+            let key = items::key(user_pk(user), ASTROLOGER_SK);
+            tx.update("astrologer", key, astrologer_change, "attribute_exists(PK)", key_value);
+        }
+        match self.commit(tx).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(_)) => Ok(false),
+            Err(TxError::Store(e)) => Err(e),
+        }
     }
 
     /// The consultation and its would-be customer, read together (1 BatchGetItem): the
@@ -365,27 +418,49 @@ impl Store {
         Ok(())
     }
 
-    /// Erases the personal data of `user` (whose partition `account` was just read), in
-    /// this order so a fault part-way is finished by the next attempt: chat text and
-    /// images' keys they sent, the questions they asked, the name on their reviews and (an
-    /// astrologer's) on their consultations, devices, inbox, connections and saved replies;
-    /// then, all at once, the user item becomes a tombstone, the phone claim goes (so the
-    /// number can sign up afresh) and an astrologer's profile is unlisted and emptied.
-    /// Returns the chat images' S3 keys to delete.
+    /// The chat messages `user` sent in `consultation` and not yet erased.
+    async fn sent_messages(&self, user: &UserId, consultation: &Consultation) -> Result<Vec<Item>, StoreError> {
+        let messages = self.partition(&chat_pk(consultation.booking_id.as_str())).await?;
+        Ok(messages
+            .into_iter()
+            .filter(|m| opt_str(m, "sender_id") == Some(user.as_str()) && !m.contains_key("erased_at"))
+            .collect())
+    }
+
+    /// The keys of the chat images `user` sent in `consultations` that their messages still
+    /// name: what a deletion removes from the bucket before [`Store::erase_personal_data`]
+    /// forgets the keys (1 Query per consultation, all pages).
+    pub async fn sent_image_keys(
+        &self,
+        user: &UserId,
+        consultations: &[Consultation],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        for c in consultations {
+            for message in self.sent_messages(user, c).await? {
+                keys.extend(opt_str(&message, "image_key").map(str::to_owned));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Erases the personal data of `user`, in this order so a fault part-way is finished by
+    /// the next attempt: chat text and images' keys they sent, the questions they asked, the
+    /// name on their reviews and (an astrologer's) on their consultations, devices, inbox,
+    /// connections and saved replies; then, all at once, the user item becomes a tombstone
+    /// (without the picture's key, as without every other attribute but id, role and
+    /// status), the phone claim goes (so the number can sign up afresh) and an astrologer's
+    /// profile is unlisted and emptied (its picture's key too). The objects those keys name
+    /// are the caller's to delete first (`crate::app::erasure`).
     pub async fn erase_personal_data(
         &self,
         user: &UserId,
         consultations: &[Consultation],
         now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut images = Vec::new();
+    ) -> Result<(), StoreError> {
         for c in consultations {
             let id = c.booking_id.as_str();
-            for message in self.partition(&chat_pk(id)).await? {
-                if opt_str(&message, "sender_id") != Some(user.as_str()) || message.contains_key("erased_at") {
-                    continue;
-                }
-                images.extend(opt_str(&message, "image_key").map(str::to_owned));
+            for message in self.sent_messages(user, c).await? {
                 let key = items::key(get_str(&message, PK)?, get_str(&message, SK)?);
                 self.update_if(
                     key,
@@ -451,10 +526,10 @@ impl Store {
         // The identity itself, all at once.
         let account = self.user_partition(user).await?;
         let Some(profile) = account.iter().find(|i| opt_str(i, SK) == Some(PROFILE_SK)) else {
-            return Ok(images);
+            return Ok(());
         };
         if profile.contains_key("deleted_at") {
-            return Ok(images);
+            return Ok(());
         }
         let mut tombstone = items::key(user_pk(user), PROFILE_SK);
         for keep in ["entity", "user_id", "user_type", "created_at"] {
@@ -486,7 +561,7 @@ impl Store {
             tx.put_if("astrologer", emptied, "attribute_exists(PK)", vec![]);
         }
         match self.commit(tx).await {
-            Ok(()) => Ok(images),
+            Ok(()) => Ok(()),
             // The phone claim moved on (a stale claim taken by a new sign-up): erase without it.
             Err(TxError::Cancelled(c)) if c.failed("phone") => {
                 Err(StoreError::ConditionFailed("phone claim changed during deletion; retry".into()))

@@ -8,6 +8,7 @@ use super::items::{self, Item, get_str, opt_str};
 use super::keys::{ASTROLOGER_SK, PHONE_SK, PROFILE_SK, WALLET_SK, phone_pk, user_pk};
 use super::{Store, StoreError, TxError};
 use crate::domain::events::{Envelope, UserRegistered};
+use crate::domain::image::PictureKey;
 use crate::domain::money::Money;
 use crate::domain::phone::Phone;
 use crate::domain::profile::{BirthDetails, Gender};
@@ -64,6 +65,16 @@ pub struct UserRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub birth: Option<BirthDetails>,
+    /// The profile picture's key in the images bucket (`PUT /me/picture`); shown as `picture_url`.
+    #[serde(skip)]
+    pub picture_key: Option<PictureKey>,
+    /// Where to fetch the profile picture: a presigned GET valid an hour, made for each read
+    /// (never stored); read the profile again for a fresh one. Absent: no picture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub picture_url: Option<String>,
+    /// The account's deletion has started (`DELETE /me`): nothing new is added to it.
+    #[serde(skip)]
+    pub deleting: bool,
 }
 
 /// The owner sees their own number in full.
@@ -253,6 +264,9 @@ fn read_user(item: &Item) -> Result<UserRecord, StoreError> {
         city: opt_str(item, "city").map(str::to_owned),
         state: opt_str(item, "state").map(str::to_owned),
         birth: super::people::read_birth(item)?,
+        picture_key: opt_str(item, "picture_key").and_then(PictureKey::stored),
+        picture_url: None,
+        deleting: item.contains_key("deletion_started_at"),
     })
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::booking::{BookingId, Consultation, Party};
+use crate::domain::image::{file_name, is_file_name};
 use crate::domain::user::UserId;
 
 /// The longest chat text, in characters.
@@ -17,8 +18,6 @@ pub const MAX_CLIENT_ID_LEN: usize = 64;
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// The largest chat image, in bytes (5 MiB).
 pub const MAX_IMAGE_BYTES: u64 = 5 * 1024 * 1024;
-/// The random part of an image key: 32 lower-case hex digits (a UUID's 128 bits).
-const IMAGE_KEY_RANDOM_LEN: usize = 32;
 
 /// A chat message as stored and delivered.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -129,18 +128,14 @@ pub struct ImageKey(String);
 impl ImageKey {
     /// A new key for an image `side` uploads to `booking`'s chat; `random` is 128 random bits.
     pub fn new(booking: &BookingId, side: Side, random: u128, image: ImageType) -> Self {
-        Self(format!("chat/{}/{}/{random:032x}.{}", booking.as_str(), side.as_str(), image.extension()))
+        Self(format!("chat/{}/{}/{}", booking.as_str(), side.as_str(), file_name(random, image.extension())))
     }
 
     /// `raw` if it is a key of this shape for `booking` and `side`.
     pub fn parse_for(raw: &str, booking: &BookingId, side: Side) -> Result<Self, BadMessage> {
         let prefix = format!("chat/{}/{}/", booking.as_str(), side.as_str());
         let file = raw.strip_prefix(&prefix).ok_or(BadMessage::ImageKey)?;
-        let (random, extension) = file.split_once('.').ok_or(BadMessage::ImageKey)?;
-        let ok = random.len() == IMAGE_KEY_RANDOM_LEN
-            && random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            && (extension == "jpg" || extension == "png");
-        ok.then(|| Self(raw.to_owned())).ok_or(BadMessage::ImageKey)
+        is_file_name(file, &["jpg", "png"]).then(|| Self(raw.to_owned())).ok_or(BadMessage::ImageKey)
     }
 
     /// A key read back from the store (it passed [`Self::parse_for`] when sent).
