@@ -590,3 +590,73 @@ async fn staff_routes_keep_to_their_store_round_trips() {
     );
     assert_eq!(calls(Method::GET, "/admin/audit", None).await, ["PutItem", "Query"]);
 }
+
+async fn set_terms(stack: &LocalStack, staff: &str, astrologer: &str, body: Value) -> (u16, Value) {
+    let path = format!("/admin/astrologers/{astrologer}/terms");
+    Api::new(stack).send(Method::PUT, &path, Some(staff), &[], Some(&body.to_string())).await
+}
+
+/// Each astrologer's own share, set by staff (audited), settles what is booked after it; a
+/// consultation booked before settles at the share it was booked at.
+#[tokio::test]
+async fn an_astrologers_own_share_settles_what_is_booked_after_it_is_set() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (staff, _) = staff(&stack).await;
+    let (customer, _) = topped_up_customer(&stack, "1000").await;
+    let (astrologer, astrologer_id) = bookable_astrologer(&stack, "10").await;
+
+    // Booked (and started) at the platform's 70 %.
+    let key = format!("terms-{}", rand::random::<u64>());
+    let body = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": 10 });
+    let (status, before) = api.post_as("/consultations", &customer, &[("idempotency-key", &key)], body).await;
+    assert_eq!((status, before["astrologer_share_percent"].as_str()), (201, Some("70")), "{before}");
+    let before = before["booking_id"].as_str().unwrap().to_owned();
+    let (status, _) = api.post_as(&format!("/consultations/{before}/accept"), &astrologer, &[], json!({})).await;
+    assert_eq!(status, 200);
+
+    for (body, field) in [
+        (
+            json!({ "revenue_share_percent": "101", "accepts_promotional_offers": true, "reason": "x" }),
+            "revenue_share_percent",
+        ),
+        (
+            json!({ "revenue_share_percent": "80.123", "accepts_promotional_offers": true, "reason": "x" }),
+            "revenue_share_percent",
+        ),
+        (json!({ "revenue_share_percent": "80", "accepts_promotional_offers": true }), "reason"),
+    ] {
+        let (status, refused) = set_terms(&stack, &staff, &astrologer_id, body).await;
+        assert_eq!((status, refused["error"]["field"].as_str()), (400, Some(field)), "{refused}");
+    }
+    let (status, refused) = set_terms(&stack, &astrologer, &astrologer_id, json!({})).await;
+    assert_eq!(status, 403, "{refused}");
+    let body = json!({ "revenue_share_percent": "80", "accepts_promotional_offers": false, "reason": "top-rated" });
+    let (status, terms) = set_terms(&stack, &staff, &astrologer_id, body).await;
+    assert_eq!(status, 200, "{terms}");
+    assert_eq!(
+        (terms["revenue_share_percent"].as_str(), terms["accepts_promotional_offers"].as_bool()),
+        (Some("80"), Some(false))
+    );
+    let audited = audit_entries(&stack, "set_astrologer_terms").await;
+    assert_eq!(audited.len(), 1);
+    assert_eq!(s(&audited[0], "reason"), "top-rated");
+
+    // 3 minutes at ₹10 each: ₹30 charged. The one booked before earns 70 %, the one after 80 %.
+    started_minutes_ago(&stack, &before, 3).await;
+    let (status, done) = api.post_as(&format!("/consultations/{before}/complete"), &astrologer, &[], json!({})).await;
+    assert_eq!((status, done["closing"]["astrologer_earnings"].as_str()), (200, Some("21.00")), "{done}");
+    let after = completed_consultation(&stack, &customer, (&astrologer, &astrologer_id)).await;
+    let (status, done) = api.get(&format!("/consultations/{after}"), Some(&customer)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            done["astrologer_share_percent"].as_str(),
+            done["closing"]["astrologer_earnings"].as_str(),
+            done["closing"]["platform_share"].as_str()
+        ),
+        (Some("80"), Some("24.00"), Some("6.00")),
+        "{done}"
+    );
+    assert!(assert_ledger_balances(&stack).await >= 2);
+}

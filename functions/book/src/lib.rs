@@ -337,6 +337,7 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
         let state = BookingState {
             wallet: &wallet,
             astrologer: &astrologer,
+            default_share: app.share,
             promo: read.promo.as_ref(),
             promo_used_by_customer: read.promo_used_by_customer,
         };

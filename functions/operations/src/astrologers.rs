@@ -90,6 +90,61 @@ pub(crate) async fn suspend(app: &App, req: &Request, staff: &UserId) -> Result<
     Ok(json(200, &Suspended { astrologer: after.into(), cancelled, ended }))
 }
 
+/// `PUT /admin/astrologers/{id}/terms`: what an astrologer is paid and whether they take part
+/// in promotional offers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct TermsBody {
+    /// Their share of what customers are charged, 0 to 100 with at most two decimals;
+    /// `null`: the platform's (`ASTROLOGER_SHARE_PERCENT`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(100(\\.0{1,2})?|[0-9]{1,2}(\\.[0-9]{1,2})?)$"))]
+    revenue_share_percent: Option<String>,
+    accepts_promotional_offers: bool,
+    /// Why (1 to 500 characters); kept in the staff audit log.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 500))]
+    reason: Option<Reason>,
+}
+
+/// The terms as set.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct Terms {
+    astrologer_id: UserId,
+    /// `null`: the platform's share.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    revenue_share_percent: Option<rust_decimal::Decimal>,
+    accepts_promotional_offers: bool,
+}
+
+pub(crate) async fn set_terms(app: &App, req: &Request, staff: &UserId) -> Result<Response, ApiError> {
+    let body: TermsBody = http::json_body(req)?;
+    let share = body
+        .revenue_share_percent
+        .as_deref()
+        .map(|raw| {
+            shared::domain::booking::RevenueShare::parse_percent(raw).ok_or_else(|| {
+                ApiError::invalid_field("revenue_share_percent", "must be 0 to 100, at most two decimals")
+            })
+        })
+        .transpose()?;
+    let reason = reason(StaffAction::SetAstrologerTerms, body.reason)?;
+    let id = user_in_path(req, "astrologer")?;
+    let audit = AuditEntry::new(staff, StaffAction::SetAstrologerTerms, target(&id), reason);
+    if !app.store.set_astrologer_terms(&id, share, body.accepts_promotional_offers, &audit).await? {
+        return Err(ApiError::not_found("astrologer"));
+    }
+    tracing::info!(astrologer = %id, ?share, "astrologer terms set");
+    Ok(json(
+        200,
+        &Terms {
+            astrologer_id: id,
+            revenue_share_percent: share,
+            accepts_promotional_offers: body.accepts_promotional_offers,
+        },
+    ))
+}
+
 /// The astrologer's open (scheduled, ringing or in progress) consultations: from the schedule on
 /// their item (strongly consistent: a booking committed just before the suspension is
 /// there) and from their consultations index (GSI2, which also has any the schedule has

@@ -29,6 +29,7 @@ pub async fn handle(app: &App, req: Request) -> Response {
 pub enum Op {
     Suspend,
     Reinstate,
+    Terms,
     KycDecision,
     CreatePromoCode,
     ListPromoCodes,
@@ -47,6 +48,7 @@ const STAFF: Access = Access::Role(UserType::Admin);
 pub const ROUTES: &[Route<Op>] = &[
     Route { key: "POST /admin/astrologers/{id}/suspend", access: STAFF, handler: Op::Suspend },
     Route { key: "POST /admin/astrologers/{id}/reinstate", access: STAFF, handler: Op::Reinstate },
+    Route { key: "PUT /admin/astrologers/{id}/terms", access: STAFF, handler: Op::Terms },
     Route { key: "POST /admin/astrologers/{id}/kyc-decision", access: STAFF, handler: Op::KycDecision },
     Route { key: "POST /admin/promo-codes", access: STAFF, handler: Op::CreatePromoCode },
     Route { key: "GET /admin/promo-codes", access: STAFF, handler: Op::ListPromoCodes },
@@ -64,6 +66,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let staff = http::signed_in(caller)?.user_id;
     match op {
         Op::Suspend => astrologers::suspend(app, req, &staff).await,
+        Op::Terms => astrologers::set_terms(app, req, &staff).await,
         Op::Reinstate => astrologers::reinstate(app, req, &staff).await,
         Op::KycDecision => astrologers::kyc_decision(app, req, &staff).await,
         Op::CreatePromoCode => promotions::create_code(app, req, &staff).await,

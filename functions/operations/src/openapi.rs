@@ -5,7 +5,7 @@ use shared::http::openapi::{
     ErrorCase, FunctionDoc, NOT_FOUND, Operation, Request, STORE_UNAVAILABLE, body, error, query, schema, success,
 };
 
-use crate::astrologers::{AstrologerStanding, KycDecisionBody, Suspended};
+use crate::astrologers::{AstrologerStanding, KycDecisionBody, Suspended, Terms, TermsBody};
 use crate::promotions::{PromoCodeBody, PromoCodeList, PromoCodeView, RuleBody, RuleList, RuleView};
 use crate::support::{AuditLog, UserWallet};
 use crate::{Op, ROUTES, ReasonBody};
@@ -44,6 +44,21 @@ pub fn openapi() -> FunctionDoc {
                 schema::<Suspended>,
             )],
             errors: vec![NOT_FOUND, REASON_MISSING, BUSY],
+            ..Operation::default()
+        },
+        Op::Terms => Operation {
+            summary: "Set an astrologer's revenue share and whether they take part in promotional offers",
+            description: "`revenue_share_percent`: their share of what customers are charged (`null`: the \
+                          platform's). Consultations are settled at the share in force when they were booked, so \
+                          a change applies to bookings made after it. Audited (`set_astrologer_terms`), with the \
+                          reason.",
+            request: Request::Json(body(schema::<TermsBody>)),
+            responses: vec![success(200, "The terms as set", schema::<Terms>)],
+            errors: vec![
+                NOT_FOUND,
+                REASON_MISSING,
+                error(400, "invalid_field", "`revenue_share_percent` is not 0 to 100"),
+            ],
             ..Operation::default()
         },
         Op::Reinstate => Operation {

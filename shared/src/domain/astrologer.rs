@@ -247,6 +247,10 @@ pub struct AstrologerRecord {
     pub listed: bool,
     pub kyc_status: crate::KycStatus,
     pub verification_status: crate::domain::user::VerificationStatus,
+    /// Their share of what customers are charged, set by staff; `None`: the platform's.
+    pub revenue_share_percent: Option<rust_decimal::Decimal>,
+    /// Whether they take part in promotional offers (seed 003's `accepts_promotional_offers`).
+    pub accepts_promotional_offers: bool,
 }
 
 impl AstrologerRecord {

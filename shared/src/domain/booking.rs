@@ -387,6 +387,12 @@ pub struct Consultation {
     /// Booked for now (the astrologer was online), not for a weekly window.
     pub instant: bool,
     pub price: Price,
+    /// The astrologer's share of what is charged, as it stood when this was booked (their
+    /// own, set by staff, or the platform's). `None` on consultations booked before shares
+    /// were per astrologer: the platform's share at settlement.
+    #[serde(rename = "astrologer_share_percent", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub share_percent: Option<Decimal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promo_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -625,6 +631,8 @@ impl BookingRequest {
 pub struct BookingState<'a> {
     pub wallet: &'a Wallet,
     pub astrologer: &'a AstrologerRecord,
+    /// The platform's share, for an astrologer with none of their own.
+    pub default_share: RevenueShare,
     /// The promo code asked for, and how often it has been used in all.
     pub promo: Option<&'a (PromoCode, u64)>,
     /// How often this customer has used it.
@@ -709,6 +717,8 @@ pub fn plan(
         ends_at: interval.1,
         instant,
         price,
+        // Settled at the rate in force now, whatever staff set later.
+        share_percent: Some(astrologer.revenue_share_percent.unwrap_or(state.default_share.astrologer_percent)),
         promo_code: request.promo_code.clone().filter(|_| discount > Money::ZERO),
         question: request.question.clone(),
         hold,
@@ -824,7 +834,20 @@ pub struct RevenueShare {
     pub astrologer_percent: Decimal,
 }
 
+impl Consultation {
+    /// The share this consultation settles at: the one agreed at booking, else `default`.
+    pub fn share(&self, default: RevenueShare) -> RevenueShare {
+        self.share_percent.and_then(RevenueShare::new).unwrap_or(default)
+    }
+}
+
 impl RevenueShare {
+    /// A percentage as staff send it: `"80"`, `"72.5"`; 0 to 100, at most two decimals.
+    pub fn parse_percent(raw: &str) -> Option<Decimal> {
+        let percent: Decimal = raw.parse().ok()?;
+        (percent.scale() <= 2 && Self::new(percent).is_some()).then_some(percent.normalize())
+    }
+
     /// An astrologer's share of what is charged, 0 to 100 percent.
     pub fn new(astrologer_percent: Decimal) -> Option<Self> {
         (astrologer_percent >= Decimal::ZERO && astrologer_percent <= Decimal::ONE_HUNDRED)
@@ -914,6 +937,7 @@ pub fn closing_for(
     now: DateTime<Utc>,
     meter_stop: DateTime<Utc>,
 ) -> Closing {
+    let share = c.share(share);
     if to == ConsultationStatus::Completed {
         let seconds = session::measured_seconds(c, meter_stop);
         let minutes = session::billed_minutes(c.started_at.is_some(), seconds, c.price.minutes);
@@ -967,7 +991,10 @@ mod openapi_schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use rust_decimal_macros::dec;
+
+    const SEVENTY: RevenueShare = RevenueShare { astrologer_percent: dec!(70) };
 
     fn m(s: &str) -> Money {
         s.parse().unwrap()
@@ -1128,6 +1155,7 @@ mod tests {
             ends_at: scheduled_at + Duration::minutes(20),
             instant: false,
             price: price(m("10"), 20, Money::ZERO).unwrap(),
+            share_percent: None,
             promo_code: Some("ONCE".into()),
             question: None,
             hold: Hold { real: m("150"), bonus: m("50") },
@@ -1308,6 +1336,8 @@ mod tests {
             listed: true,
             kyc_status: crate::KycStatus::Completed,
             verification_status: crate::domain::user::VerificationStatus::Approved,
+            revenue_share_percent: None,
+            accepts_promotional_offers: true,
         }
     }
 
@@ -1325,7 +1355,13 @@ mod tests {
     fn an_extension_holds_more_minutes_moves_the_paid_end_and_is_refused_past_the_limits() {
         let now = utc("2026-11-22T10:00:00Z");
         let (wallet, astrologer) = (funded("1000", "0"), online_astrologer(now));
-        let state = BookingState { wallet: &wallet, astrologer: &astrologer, promo: None, promo_used_by_customer: 0 };
+        let state = BookingState {
+            wallet: &wallet,
+            astrologer: &astrologer,
+            default_share: SEVENTY,
+            promo: None,
+            promo_used_by_customer: 0,
+        };
         let booked = plan(&state, &request(10, None), BookingId::from_number(42), now).unwrap();
         let mut astrologer = astrologer.clone();
         astrologer.booked = booked.schedule.clone();
@@ -1364,10 +1400,43 @@ mod tests {
     }
 
     #[test]
+    fn a_consultation_settles_at_the_share_in_force_when_it_was_booked() {
+        let now = utc("2026-11-22T10:00:00Z");
+        let wallet = funded("1000", "0");
+        let platform_terms = online_astrologer(now);
+        let own_terms = AstrologerRecord { revenue_share_percent: Some(dec!(80)), ..platform_terms.clone() };
+        let book = |astrologer: &AstrologerRecord, n: u32| {
+            let state = BookingState {
+                wallet: &wallet,
+                astrologer,
+                default_share: SEVENTY,
+                promo: None,
+                promo_used_by_customer: 0,
+            };
+            plan(&state, &request(10, None), BookingId::from_number(n), now).unwrap().consultation
+        };
+        let (platforms, own) = (book(&platform_terms, 8), book(&own_terms, 9));
+        assert_eq!((platforms.share_percent, own.share_percent), (Some(dec!(70)), Some(dec!(80))));
+        // Whatever the platform's share is at settlement, each keeps its own.
+        let later = RevenueShare { astrologer_percent: dec!(60) };
+        assert_eq!(own.share(later).split(m("100.00")), (m("80.00"), m("20.00")));
+        assert_eq!(platforms.share(later).split(m("100.00")), (m("70.00"), m("30.00")));
+        // Booked before shares were per astrologer: the platform's share at settlement.
+        let old = Consultation { share_percent: None, ..own };
+        assert_eq!(old.share(later).split(m("100.00")), (m("60.00"), m("40.00")));
+    }
+
+    #[test]
     fn a_booking_holds_the_price_bonus_first_claims_the_time_and_tells_others() {
         let now = utc("2026-11-22T10:00:00Z");
         let (wallet, astrologer) = (funded("450", "100"), online_astrologer(now));
-        let state = BookingState { wallet: &wallet, astrologer: &astrologer, promo: None, promo_used_by_customer: 0 };
+        let state = BookingState {
+            wallet: &wallet,
+            astrologer: &astrologer,
+            default_share: SEVENTY,
+            promo: None,
+            promo_used_by_customer: 0,
+        };
         let plan = plan(&state, &request(20, None), BookingId::from_number(42), now).unwrap();
         let c = &plan.consultation;
         assert_eq!((c.price.gross, c.price.amount), (m("500"), m("500")));
@@ -1395,8 +1464,13 @@ mod tests {
         let now = utc("2026-11-22T10:00:00Z");
         let (wallet, astrologer) = (funded("1000", "0"), online_astrologer(now));
         let code = (promo(DiscountKind::Percentage, dec!(12.5)), 3);
-        let state =
-            BookingState { wallet: &wallet, astrologer: &astrologer, promo: Some(&code), promo_used_by_customer: 0 };
+        let state = BookingState {
+            wallet: &wallet,
+            astrologer: &astrologer,
+            default_share: SEVENTY,
+            promo: Some(&code),
+            promo_used_by_customer: 0,
+        };
         let plan = plan(&state, &request(20, Some(" welcome50 ")), BookingId::from_number(1), now).unwrap();
         assert_eq!((plan.consultation.price.discount, plan.consultation.price.amount), (m("62.50"), m("437.50")));
         assert_eq!(plan.consultation.promo_code.as_deref(), Some("WELCOME50"));
@@ -1422,7 +1496,13 @@ mod tests {
     fn a_booking_is_refused_for_the_balance_the_time_or_the_astrologer() {
         let now = utc("2026-11-22T10:00:00Z");
         let (rich, astrologer) = (funded("10000", "0"), online_astrologer(now));
-        let state = BookingState { wallet: &rich, astrologer: &astrologer, promo: None, promo_used_by_customer: 0 };
+        let state = BookingState {
+            wallet: &rich,
+            astrologer: &astrologer,
+            default_share: SEVENTY,
+            promo: None,
+            promo_used_by_customer: 0,
+        };
 
         let poor = funded("100", "20");
         let short = plan_err(&BookingState { wallet: &poor, ..state }, &request(10, None), now);
@@ -1470,7 +1550,13 @@ mod tests {
     fn a_closing_tells_what_it_charged_or_who_ended_it() {
         let now = utc("2026-11-22T10:00:00Z");
         let (wallet, astrologer) = (funded("1000", "0"), online_astrologer(now));
-        let state = BookingState { wallet: &wallet, astrologer: &astrologer, promo: None, promo_used_by_customer: 0 };
+        let state = BookingState {
+            wallet: &wallet,
+            astrologer: &astrologer,
+            default_share: SEVENTY,
+            promo: None,
+            promo_used_by_customer: 0,
+        };
         let c = plan(&state, &request(20, None), BookingId::from_number(5), now).unwrap().consultation;
         let settled: Closing = settle(&c.price, c.hold, 7, RevenueShare::new(dec!(70)).unwrap()).into();
         match c.closed_event(ConsultationStatus::Completed, &settled, "customer", now) {

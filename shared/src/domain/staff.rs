@@ -17,6 +17,8 @@ string_enum!(
     StaffAction {
         SuspendAstrologer => "suspend_astrologer",
         ReinstateAstrologer => "reinstate_astrologer",
+        /// An astrologer's revenue share and promotional opt-in.
+        SetAstrologerTerms => "set_astrologer_terms",
         ApproveKyc => "approve_kyc",
         RejectKyc => "reject_kyc",
         CreatePromoCode => "create_promo_code",

@@ -121,6 +121,16 @@ pub(crate) fn read_astrologer(item: &Item) -> Result<AstrologerRecord, StoreErro
         verification_status: opt_str(item, "verification_status")
             .and_then(VerificationStatus::parse)
             .ok_or_else(|| corrupt("verification_status"))?,
+        revenue_share_percent: item
+            .get("revenue_share_percent")
+            .and_then(|v| v.as_n().ok())
+            .map(|n| n.parse().map_err(|_| corrupt("revenue_share_percent")))
+            .transpose()?,
+        accepts_promotional_offers: item
+            .get("accepts_promotional_offers")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(true),
     })
 }
 

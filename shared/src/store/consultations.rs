@@ -78,6 +78,9 @@ fn consultation_item(c: &Consultation) -> Item {
     item.insert("gross".into(), items::money(c.price.gross));
     item.insert("discount".into(), items::money(c.price.discount));
     item.insert("amount".into(), items::money(c.price.amount));
+    if let Some(share) = c.share_percent {
+        item.insert("share_percent".into(), items::n(share));
+    }
     if let Some(code) = &c.promo_code {
         item.insert("promo_code".into(), items::s(code));
     }
@@ -153,6 +156,11 @@ pub(crate) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
             discount: get_money(item, "discount")?,
             amount: get_money(item, "amount")?,
         },
+        share_percent: item
+            .get("share_percent")
+            .and_then(|v| v.as_n().ok())
+            .map(|n| n.parse().map_err(|_| corrupt("share_percent")))
+            .transpose()?,
         promo_code: opt_str(item, "promo_code").map(str::to_owned),
         question: opt_str(item, "question").map(str::to_owned),
         hold: read_hold(item, "hold")?,

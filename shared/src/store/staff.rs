@@ -155,6 +155,30 @@ impl Store {
         committed(self.commit(tx).await, "astrologer")
     }
 
+    /// Sets an astrologer's revenue share (`None`: the platform's) and promotional opt-in,
+    /// with its audit entry, in one transaction. `false`: no such astrologer. Consultations
+    /// booked before keep the share they were booked at (`Consultation::share_percent`).
+    pub async fn set_astrologer_terms(
+        &self,
+        id: &UserId,
+        share_percent: Option<rust_decimal::Decimal>,
+        accepts_promotional_offers: bool,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let (expression, mut values) = match share_percent {
+            Some(share) => (
+                "SET revenue_share_percent = :share, accepts_promotional_offers = :promo",
+                vec![(":share", items::n(share))],
+            ),
+            None => ("SET accepts_promotional_offers = :promo REMOVE revenue_share_percent", vec![]),
+        };
+        values.push((":promo", aws_sdk_dynamodb::types::AttributeValue::Bool(accepts_promotional_offers)));
+        let mut tx = self.tx();
+        tx.update("astrologer", items::key(user_pk(id), ASTROLOGER_SK), expression, "attribute_exists(PK)", values);
+        tx.staff_audit(audit);
+        committed(self.commit(tx).await, "astrologer")
+    }
+
     /// Lifts the suspension `seen`: back in the catalogue if KYC approved them (as read;
     /// the condition holds it), out of it otherwise. `false`: it changed since it was read.
     pub async fn reinstate_astrologer(&self, seen: &Standing, audit: &AuditEntry) -> Result<bool, StoreError> {

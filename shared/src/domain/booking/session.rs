@@ -301,6 +301,7 @@ pub(crate) mod tests {
             ends_at: t("10:10:00"),
             instant: true,
             price: price(m(dec!(10)), 10, Money::ZERO).unwrap(),
+            share_percent: None,
             promo_code: None,
             question: None,
             hold: Hold { real: m(dec!(100)), bonus: Money::ZERO },
