@@ -33,6 +33,10 @@ pub(crate) struct AstrologerStanding {
     suspension_reason: Option<String>,
     kyc_status: KycStatus,
     verification_status: VerificationStatus,
+    /// Their own share (`PUT .../terms`); `null`: the platform's.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    revenue_share_percent: Option<rust_decimal::Decimal>,
+    accepts_promotional_offers: bool,
 }
 
 impl From<Standing> for AstrologerStanding {
@@ -47,6 +51,8 @@ impl From<Standing> for AstrologerStanding {
             suspension_reason: suspension.map(|x| x.reason),
             kyc_status: s.astrologer.kyc_status,
             verification_status: s.astrologer.verification_status,
+            revenue_share_percent: s.astrologer.revenue_share_percent,
+            accepts_promotional_offers: s.astrologer.accepts_promotional_offers,
         }
     }
 }
