@@ -44,9 +44,10 @@ async fn secrets_come_from_secure_string_parameters_read_once_per_sandbox_by_the
             named += 1;
         }
     }
-    // Razorpay's key and webhook secrets (top-up and the reconciliation), Digio's client and
-    // webhook secrets, Agora's App Certificate and NCS secret.
-    assert_eq!(named, 8);
+    // Razorpay's key and webhook secrets (top-up, the reconciliation, and profile for a
+    // deleted account's refunds), Digio's client and webhook secrets, Agora's App
+    // Certificate and NCS secret.
+    assert_eq!(named, 10);
 
     // The secrets work: checkout signature and webhooks (Razorpay), Basic auth and signed
     // webhooks (Digio), each function reading its own once, in one call.
