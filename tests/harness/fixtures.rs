@@ -174,7 +174,10 @@ pub async fn started_minutes_ago(stack: &LocalStack, id: &str, minutes: i64) {
         .update_expression(
             "SET started_at = :at, customer_joined_at = :at, customer_seen_at = :now, astrologer_seen_at = :now",
         )
-        .expression_attribute_values(":at", text(now - chrono::Duration::minutes(minutes) + chrono::Duration::seconds(30)))
+        .expression_attribute_values(
+            ":at",
+            text(now - chrono::Duration::minutes(minutes) + chrono::Duration::seconds(30)),
+        )
         .expression_attribute_values(":now", text(now))
         .send()
         .await

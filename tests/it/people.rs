@@ -264,6 +264,9 @@ async fn a_customer_exports_then_deletes_their_account_and_nothing_of_them_is_le
     assert_eq!(status, 404);
     let (status, _) = patch_me(&stack, &customer, json!({ "city": "Mumbai" })).await;
     assert_eq!(status, 401);
+    let device = json!({ "platform": "fcm", "token": "dXJ0c2VjcmV0:APA91bH-example_token.1" });
+    let (status, refused) = api.post_as("/me/devices", &customer, &[], device).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (401, Some("account_deleted")), "{refused}");
     let key = format!("after-{}", rand::random::<u64>());
     let (status, _) =
         api.post_as("/wallet/top-ups", &customer, &[("idempotency-key", &key)], json!({ "amount": "100" })).await;

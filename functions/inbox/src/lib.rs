@@ -200,6 +200,9 @@ async fn register_device(app: &App, req: &Request, caller: &Caller) -> Result<Re
             201
         }
         DeviceRegistration::AlreadyRegistered => 200,
+        DeviceRegistration::AccountDeleted => {
+            return Err(ApiError::unauthorized("account_deleted", "this account was deleted"));
+        }
     };
     Ok(json(status, &DeviceView { platform: body.platform, token }))
 }
@@ -293,6 +296,11 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 success(201, "Registered", schema::<DeviceView>),
                 success(200, "Already registered", schema::<DeviceView>),
             ],
+            errors: vec![error(
+                401,
+                "account_deleted",
+                "this account was deleted (its token verifies until it expires)",
+            )],
             ..Operation::default()
         },
         Op::UnregisterDevice => Operation {

@@ -51,7 +51,7 @@ impl<'de> Deserialize<'de> for Rating {
     }
 }
 
-/// At most this many characters of review text (after trimming).
+/// At most this many characters of review text (as sent).
 pub const MAX_TEXT_CHARS: usize = 1000;
 
 /// What a customer wrote: trimmed, not empty, at most [`MAX_TEXT_CHARS`] characters, no
@@ -74,10 +74,11 @@ impl ReviewText {
         if text.is_empty() {
             return Ok(None);
         }
-        if text.chars().count() > MAX_TEXT_CHARS {
+        // Counted and checked as sent, as the contract's `maxLength` and pattern are.
+        if raw.chars().count() > MAX_TEXT_CHARS {
             return Err(InvalidText::TooLong);
         }
-        if text.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
+        if raw.chars().any(|c| c.is_control() && c != '\n' && c != '\r') {
             return Err(InvalidText::ControlCharacter);
         }
         Ok(Some(Self(text.to_owned())))

@@ -41,7 +41,7 @@ impl SavedReplies {
 }
 
 /// What `booking::chat::check_text` accepts: something that is not white space, and no
-/// control characters but tabs and new lines (2,000 characters at most, counted trimmed).
+/// control characters but tabs and new lines (2,000 characters at most, counted as sent).
 pub const CHAT_TEXT_PATTERN: &str =
     "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$";
 

@@ -81,7 +81,7 @@ impl utoipa::PartialSchema for crate::PersonName {
     fn schema() -> RefOr<Schema> {
         json_schema(json!({
             "type": "string", "minLength": 1, "maxLength": 50, "pattern": NAME_PATTERN,
-            "description": "1 to 50 characters (after trimming), no control characters",
+            "description": "1 to 50 characters, not only white space (which is trimmed), no control characters",
             "examples": ["Asha"],
         }))
     }
@@ -114,7 +114,7 @@ pub(crate) fn text(max_chars: usize, required: bool, multiline: bool) -> RefOr<S
         if required { format!("^{allowed}*[^\\s\\x00-\\x1f\\x7f-\\x9f]{allowed}*$") } else { format!("^{allowed}*$") };
     json_schema(json!({
         "type": "string", "maxLength": max_chars, "pattern": pattern,
-        "description": format!("at most {max_chars} characters after trimming, no control characters"),
+        "description": format!("at most {max_chars} characters, no control characters (white space around is trimmed)"),
     }))
 }
 
@@ -125,7 +125,7 @@ fn or_null(schema: RefOr<Schema>) -> RefOr<Schema> {
     json_schema(schema)
 }
 
-/// An optional `PersonName` in a request: 1 to 50 characters after trimming, or `null`.
+/// An optional `PersonName` in a request: 1 to 50 characters, or `null`.
 pub fn optional_person_name() -> RefOr<Schema> {
     or_null(text(50, true, false))
 }

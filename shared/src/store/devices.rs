@@ -41,6 +41,9 @@ pub enum DeviceRegistration {
     Registered { moved: bool, dropped: Vec<DeviceRecord> },
     /// It was the caller's already; nothing written.
     AlreadyRegistered,
+    /// The caller's account is deleted (or being deleted): nothing written, so a token that
+    /// outlives its account leaves no new data under it.
+    AccountDeleted,
 }
 
 fn device_key(user: &UserId, platform: DevicePlatform, token: &str) -> Item {
@@ -131,8 +134,15 @@ impl Store {
                     vec![(":me", me.clone())],
                 );
             }
+            tx.check(
+                "user",
+                items::key(super::keys::user_pk(user), super::keys::PROFILE_SK),
+                "attribute_not_exists(deleted_at) AND attribute_not_exists(deletion_started_at)",
+                vec![],
+            );
             match self.commit(tx).await {
                 Ok(()) => Ok(Attempt::Done(DeviceRegistration::Registered { moved: moved.is_some(), dropped })),
+                Err(TxError::Cancelled(c)) if c.failed("user") => Ok(Attempt::Done(DeviceRegistration::AccountDeleted)),
                 // A registration (of this user, or of this token elsewhere) got in first.
                 Err(TxError::Cancelled(_)) => Ok(Attempt::Conflict),
                 Err(TxError::Store(e)) => Err(e),

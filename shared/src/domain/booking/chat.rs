@@ -175,11 +175,13 @@ pub fn check_content(
 }
 
 /// The text, trimmed, if it may be sent.
-pub fn check_text(text: &str) -> Result<String, BadMessage> {
-    let text = text.trim();
+pub fn check_text(raw: &str) -> Result<String, BadMessage> {
+    let text = raw.trim();
+    // Length and characters as sent (what the contracts' `maxLength` and pattern check), not
+    // as trimmed: a leading tab must not buy 2,000 more characters, nor a trailing `\r` pass.
     let ok = !text.is_empty()
-        && text.chars().count() <= MAX_TEXT_CHARS
-        && text.chars().all(|c| !c.is_control() || c == '\n' || c == '\t');
+        && raw.chars().count() <= MAX_TEXT_CHARS
+        && raw.chars().all(|c| !c.is_control() || c == '\n' || c == '\t');
     ok.then(|| text.to_owned()).ok_or(BadMessage::Text)
 }
 
