@@ -18,7 +18,7 @@ use shared::domain::astrologer::Mode;
 use shared::domain::booking::chat::{self, ChatMessage, ImageKey, ImageType, ServerMessage, Side};
 use shared::domain::booking::{
     self, Action, BookingId, BookingRefusal, BookingRequest, BookingState, Consultation, ConsultationStatus,
-    ExtensionRefusal, NotBookable, Party, StartRefusal,
+    ExtensionRefusal, NotBookable, OfferState, Party, StartRefusal,
 };
 use shared::domain::idempotency::{IdempotencyKey, StoredResponse};
 use shared::domain::wallet::WalletError;
@@ -295,6 +295,10 @@ struct BookBody {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_length = 500, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"))]
     question: Option<String>,
+    /// An offer of `GET /offers` (not with a promo code): its free minutes, reserved now.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^o_[0-9a-f]{12}$"))]
+    offer_id: Option<String>,
 }
 
 fn not_bookable(e: NotBookable) -> ApiError {
@@ -322,13 +326,17 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
         body.promo_code.as_deref(),
         body.question.as_deref(),
     )
+    .and_then(|r| r.with_offer(body.offer_id.as_deref()))
     .map_err(|e| ApiError::invalid_field(e.field, e.problem))?;
     let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
 
     let busy = |_| ApiError::unavailable("busy", "this astrologer's calendar or your wallet is busy; try again");
     retry::on_conflict(Retry::DEFAULT, busy, || async {
         let now = Utc::now();
-        let read = app.store.booking_state(&key, &request.astrologer_id, request.promo_code.as_deref()).await?;
+        let read = app
+            .store
+            .booking_state(&key, &request.astrologer_id, request.promo_code.as_deref(), request.offer_id.as_deref())
+            .await?;
         if let Some(first) = key.replay(read.first_response.as_ref(), now)? {
             return Ok(Attempt::Done(first));
         }
@@ -340,6 +348,11 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
             default_share: app.share,
             promo: read.promo.as_ref(),
             promo_used_by_customer: read.promo_used_by_customer,
+            offer: read.offer.as_ref().map(|(offer, progress, thresholds)| OfferState {
+                offer: offer.as_ref(),
+                progress,
+                thresholds: *thresholds,
+            }),
         };
         let id = BookingId::from_number(rand::rng().random());
         let plan = booking::plan(&state, &request, id, now).map_err(refused)?;
@@ -366,6 +379,7 @@ fn refused(r: BookingRefusal) -> ApiError {
     match r {
         BookingRefusal::NotBookable(e) => not_bookable(e),
         BookingRefusal::Promo(e) => promo_refused(e),
+        BookingRefusal::Offer(e) => ApiError::new(422, "offer_refused", e.to_string()).with_field("offer_id"),
         BookingRefusal::Wallet(e) => wallet_error(e),
         BookingRefusal::PriceTooLarge => ApiError::invalid_field("minutes", "the price is too large"),
     }

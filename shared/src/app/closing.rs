@@ -161,7 +161,7 @@ async fn try_close(
         })
         .transpose()?;
     let earned = (closing.astrologer_earnings > Money::ZERO)
-        .then(|| earnings.post(vec![Movement::earning(closing.astrologer_earnings, c.booking_id.as_str())], now))
+        .then(|| earnings.post(booking::earning_movements(&closing, c.booking_id.as_str()), now))
         .transpose()?;
     let schedule =
         astrologer.as_ref().map(|a| (booking::schedule_without(&a.booked, &c.booking_id, now), a.schedule_version));
@@ -174,6 +174,7 @@ async fn try_close(
             earned.as_ref(),
             schedule.as_ref().map(|(b, v)| (b.as_slice(), *v)),
             booking::promo_use_returned(c, &closing),
+            booking::offer_outcome(c, &closing).as_ref(),
             end_reason.map_or(party_name(by), EndReason::as_str),
             end_reason,
             now,
@@ -187,6 +188,7 @@ async fn try_close(
     let mut closed = c.clone();
     closed.status = to;
     closed.closed_at = Some(now);
+    closed.promotional = closing.free_minutes_used > 0;
     closed.closing = Some(closing);
     closed.end_reason = end_reason;
     // The quality read before the closing did not know how long the session was.

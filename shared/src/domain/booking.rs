@@ -29,6 +29,7 @@ use crate::domain::events::{
     ConsultationBooked, ConsultationCancelled, ConsultationCompleted, ConsultationStarted, Envelope,
 };
 use crate::domain::money::Money;
+use crate::domain::offer::{CustomerProgress, Offer, OfferCounters, OfferRefusal, SegmentThresholds};
 use crate::domain::status::string_enum;
 use crate::domain::user::{UserId, UserType};
 use crate::domain::wallet::{Hold, Movement, Posting, Reference, Wallet, WalletError};
@@ -278,14 +279,42 @@ pub struct Price {
     pub minutes: u32,
     pub gross: Money,
     pub discount: Money,
-    /// What is held from the wallet: `gross - discount`.
+    /// The first minutes an offer makes free (`crate::domain::offer`): the customer pays
+    /// nothing for them; the platform's promotions pay the astrologer's share of them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub free_minutes: u32,
+    /// What the free minutes are worth at the rate.
+    #[serde(skip_serializing_if = "Money::is_zero")]
+    pub free_value: Money,
+    /// What is held from the wallet: `gross - free_value - discount`.
     pub amount: Money,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 pub fn price(rate_per_minute: Money, minutes: u32, discount: Money) -> Option<Price> {
+    price_with_free(rate_per_minute, minutes, 0, discount)
+}
+
+/// The price of `minutes` at `rate_per_minute`, the first `free_minutes` free (at most all
+/// of them), less `discount` (at most what is left).
+pub fn price_with_free(rate_per_minute: Money, minutes: u32, free_minutes: u32, discount: Money) -> Option<Price> {
+    let free_minutes = free_minutes.min(minutes);
     let gross = Money::new(rate_per_minute.decimal() * Decimal::from(minutes)).ok()?;
-    let discount = discount.min(gross);
-    Some(Price { rate_per_minute, minutes, gross, discount, amount: gross.checked_sub(discount)? })
+    let free_value = Money::new(rate_per_minute.decimal() * Decimal::from(free_minutes)).ok()?;
+    let payable = gross.checked_sub(free_value)?;
+    let discount = discount.min(payable);
+    Some(Price {
+        rate_per_minute,
+        minutes,
+        gross,
+        discount,
+        free_minutes,
+        free_value,
+        amount: payable.checked_sub(discount)?,
+    })
 }
 
 /// Why an astrologer cannot be booked then; each is a 4xx that says so.
@@ -395,6 +424,12 @@ pub struct Consultation {
     pub share_percent: Option<Decimal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promo_code: Option<String>,
+    /// The offer whose free minutes it reserved (`price.free_minutes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_id: Option<String>,
+    /// Completed with an offer's free minutes used: the promotions paid for some of it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub promotional: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub question: Option<String>,
     /// What the booking took from each bucket of the customer's wallet.
@@ -447,10 +482,19 @@ pub struct Closing {
     pub measured_seconds: Option<u32>,
     pub charged: Hold,
     pub refunded: Hold,
+    /// Everything the astrologer earned, `promotional_earnings` included.
     pub astrologer_earnings: Money,
+    /// Of the charge, what the platform kept.
     pub platform_share: Money,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_percent: Option<u32>,
+    /// An offer's free minutes the session used.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub free_minutes_used: u32,
+    /// The part of `astrologer_earnings` the platform's promotions paid (their share of the
+    /// free minutes), not the customer: charged + promotional = earnings + platform share.
+    #[serde(skip_serializing_if = "Money::is_zero")]
+    pub promotional_earnings: Money,
 }
 
 impl From<Settlement> for Closing {
@@ -463,6 +507,8 @@ impl From<Settlement> for Closing {
             astrologer_earnings: s.astrologer_earnings,
             platform_share: s.platform_share,
             refund_percent: None,
+            free_minutes_used: s.free_minutes_used,
+            promotional_earnings: s.promotional_earnings,
         }
     }
 }
@@ -477,6 +523,8 @@ impl From<Cancellation> for Closing {
             astrologer_earnings: c.astrologer_earnings,
             platform_share: c.platform_share,
             refund_percent: Some(c.refund_percent),
+            free_minutes_used: 0,
+            promotional_earnings: Money::ZERO,
         }
     }
 }
@@ -589,6 +637,8 @@ pub struct BookingRequest {
     pub scheduled_at: Option<DateTime<Utc>>,
     /// Normalized ([`PromoCode::normalize`]).
     pub promo_code: Option<String>,
+    /// An offer's id ([`Offer::valid_id`]): its free minutes, reserved with the booking.
+    pub offer_id: Option<String>,
     /// Trimmed; `None` when blank.
     pub question: Option<String>,
 }
@@ -622,8 +672,29 @@ impl BookingRequest {
         let promo_code = promo_code
             .map(|c| PromoCode::normalize(c).ok_or_else(|| invalid("promo_code", "is not a promo code".into())))
             .transpose()?;
-        Ok(Self { customer, astrologer_id, mode, minutes, scheduled_at, promo_code, question })
+        Ok(Self { customer, astrologer_id, mode, minutes, scheduled_at, promo_code, offer_id: None, question })
     }
+
+    /// The request with the offer asked for (`None`: none).
+    pub fn with_offer(self, offer_id: Option<&str>) -> Result<Self, InvalidField> {
+        let Some(id) = offer_id else { return Ok(self) };
+        if !Offer::valid_id(id) {
+            return Err(InvalidField { field: "offer_id", problem: "is not an offer's id".into() });
+        }
+        if self.promo_code.is_some() {
+            return Err(InvalidField { field: "offer_id", problem: OfferRefusal::WithPromoCode.to_string() });
+        }
+        Ok(Self { offer_id: Some(id.to_owned()), ..self })
+    }
+}
+
+/// The offer a booking asks for, as read with the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct OfferState<'a> {
+    /// `None`: no such offer.
+    pub offer: Option<&'a (Offer, OfferCounters)>,
+    pub progress: &'a CustomerProgress,
+    pub thresholds: SegmentThresholds,
 }
 
 /// What a booking decides on, as read (in one `BatchGetItem`).
@@ -637,6 +708,8 @@ pub struct BookingState<'a> {
     pub promo: Option<&'a (PromoCode, u64)>,
     /// How often this customer has used it.
     pub promo_used_by_customer: u64,
+    /// When the request names an offer.
+    pub offer: Option<OfferState<'a>>,
 }
 
 /// Everything a booking writes, in one transaction: the consultation, the hold on the
@@ -650,6 +723,8 @@ pub struct BookingPlan {
     pub schedule_version_read: u64,
     /// The code whose use this booking counts (only when it gave a discount).
     pub promo: Option<PromoCode>,
+    /// The offer this booking reserves (its free minutes are the price's).
+    pub offer: Option<Offer>,
     pub event: Envelope<ConsultationBooked>,
 }
 
@@ -658,6 +733,7 @@ pub struct BookingPlan {
 pub enum BookingRefusal {
     NotBookable(NotBookable),
     Promo(PromoRefusal),
+    Offer(OfferRefusal),
     /// The wallet cannot hold the price (`Insufficient` says by how much).
     Wallet(WalletError),
     /// Rate times minutes does not fit in `Money`.
@@ -672,6 +748,11 @@ impl From<NotBookable> for BookingRefusal {
 impl From<PromoRefusal> for BookingRefusal {
     fn from(e: PromoRefusal) -> Self {
         Self::Promo(e)
+    }
+}
+impl From<OfferRefusal> for BookingRefusal {
+    fn from(e: OfferRefusal) -> Self {
+        Self::Offer(e)
     }
 }
 impl From<WalletError> for BookingRefusal {
@@ -703,7 +784,21 @@ pub fn plan(
             promo.discount(gross, now, UserType::User, *used, state.promo_used_by_customer)?
         }
     };
-    let price = price(profile.rate_per_minute, request.minutes, discount).ok_or(BookingRefusal::PriceTooLarge)?;
+    let free_minutes = match (&request.offer_id, state.offer) {
+        (None, _) => 0,
+        (Some(_), None | Some(OfferState { offer: None, .. })) => return Err(OfferRefusal::Unknown.into()),
+        (Some(_), Some(OfferState { offer: Some((offer, counters)), progress, thresholds })) => offer
+            .free_minutes_for(
+                progress,
+                &thresholds,
+                astrologer.accepts_promotional_offers,
+                counters.taken,
+                request.minutes,
+                now,
+            )?,
+    };
+    let price = price_with_free(profile.rate_per_minute, request.minutes, free_minutes, discount)
+        .ok_or(BookingRefusal::PriceTooLarge)?;
     let hold = state.wallet.hold(price.amount)?;
     let note = format!("Consultation {id} with {}", profile.display_name);
     let posting = state.wallet.post(vec![Movement::hold(hold, Reference::consultation(id.as_str()), &note)], now)?;
@@ -720,6 +815,8 @@ pub fn plan(
         // Settled at the rate in force now, whatever staff set later.
         share_percent: Some(astrologer.revenue_share_percent.unwrap_or(state.default_share.astrologer_percent)),
         promo_code: request.promo_code.clone().filter(|_| discount > Money::ZERO),
+        offer_id: request.offer_id.clone().filter(|_| free_minutes > 0),
+        promotional: false,
         question: request.question.clone(),
         hold,
         // Connect now rings the astrologer, who answers within a minute.
@@ -740,6 +837,7 @@ pub fn plan(
         schedule: schedule_with(&astrologer.booked, interval, &id, now),
         schedule_version_read: astrologer.schedule_version,
         promo: state.promo.map(|(p, _)| p.clone()).filter(|_| consultation.promo_code.is_some()),
+        offer: state.offer.and_then(|o| o.offer).map(|(o, _)| o.clone()).filter(|_| consultation.offer_id.is_some()),
         event: consultation.booked_event(),
         posting,
         consultation,
@@ -867,6 +965,10 @@ impl RevenueShare {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Settlement {
     pub actual_minutes: u32,
+    /// The first minutes, free by an offer, up to the price's `free_minutes`.
+    pub free_minutes_used: u32,
+    /// The astrologer's share of the free minutes at the rate, paid by the promotions.
+    pub promotional_earnings: Money,
     /// What the customer pays: the actual minutes at the booked rate, less the discount
     /// pro-rated to them.
     pub charged: Hold,
@@ -885,14 +987,29 @@ pub fn actual_minutes(started_at: DateTime<Utc>, now: DateTime<Utc>, booked: u32
 
 pub fn settle(price: &Price, hold: Hold, actual_minutes: u32, share: RevenueShare) -> Settlement {
     let actual = actual_minutes.min(price.minutes);
-    let gross = price.rate_per_minute.decimal() * Decimal::from(actual);
-    // The discount is earned per minute: the customer keeps the same rate they were quoted.
-    let discount = (price.discount.decimal() * Decimal::from(actual) / Decimal::from(price.minutes.max(1)))
+    // Free minutes come first: a session shorter than them costs the customer nothing.
+    let free_minutes_used = price.free_minutes.min(actual);
+    let paid = actual - free_minutes_used;
+    let gross = price.rate_per_minute.decimal() * Decimal::from(paid);
+    // The discount is earned per paid minute: the customer keeps the same rate they were quoted.
+    let paid_booked = price.minutes.saturating_sub(price.free_minutes).max(1);
+    let discount = (price.discount.decimal() * Decimal::from(paid) / Decimal::from(paid_booked))
         .round_dp_with_strategy(2, RoundingStrategy::ToZero);
     let due = Money::new(gross - discount).unwrap_or(Money::ZERO).min(hold.total());
     let (charged, refunded) = hold.split(due);
-    let (astrologer_earnings, platform_share) = share.split(charged.total());
-    Settlement { actual_minutes: actual, charged, refunded, astrologer_earnings, platform_share }
+    let (paid_earnings, platform_share) = share.split(charged.total());
+    let free_value =
+        Money::new(price.rate_per_minute.decimal() * Decimal::from(free_minutes_used)).unwrap_or(Money::ZERO);
+    let (promotional_earnings, _) = share.split(free_value);
+    Settlement {
+        actual_minutes: actual,
+        free_minutes_used,
+        promotional_earnings,
+        charged,
+        refunded,
+        astrologer_earnings: paid_earnings.checked_add(promotional_earnings).unwrap_or(paid_earnings),
+        platform_share,
+    }
 }
 
 /// What a cancellation keeps and gives back.
@@ -953,6 +1070,42 @@ pub fn closing_for(
 pub fn promo_use_returned<'a>(c: &'a Consultation, closing: &Closing) -> Option<&'a str> {
     // Not "charged nothing": a free (fully discounted) consultation held and used the code too.
     c.promo_code.as_deref().filter(|_| closing.refund_percent == Some(100) || closing.actual_minutes == Some(0))
+}
+
+/// What a closing credits the astrologer's earnings: their share of the charge, and of the
+/// free minutes (paid by the promotions), as separate entries.
+pub fn earning_movements(closing: &Closing, booking_id: &str) -> Vec<Movement> {
+    let paid = closing.astrologer_earnings.checked_sub(closing.promotional_earnings).unwrap_or(Money::ZERO);
+    let mut movements = Vec::new();
+    if paid > Money::ZERO {
+        movements.push(Movement::earning(paid, booking_id));
+    }
+    if closing.promotional_earnings > Money::ZERO {
+        movements.push(Movement::promotional_earning(closing.promotional_earnings, booking_id));
+    }
+    movements
+}
+
+/// What becomes of the offer `c` reserved when it ends with `closing`: consumed by a session
+/// that used its free minutes (the consultation is then promotional), released by anything
+/// else (cancelled, no-show, declined, expired, nobody came), to be used again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferOutcome<'a> {
+    Consumed { offer_id: &'a str, free_minutes: u32, promotional_earnings: Money },
+    Released { offer_id: &'a str },
+}
+
+pub fn offer_outcome<'a>(c: &'a Consultation, closing: &Closing) -> Option<OfferOutcome<'a>> {
+    let offer_id = c.offer_id.as_deref()?;
+    Some(if closing.free_minutes_used > 0 {
+        OfferOutcome::Consumed {
+            offer_id,
+            free_minutes: closing.free_minutes_used,
+            promotional_earnings: closing.promotional_earnings,
+        }
+    } else {
+        OfferOutcome::Released { offer_id }
+    })
 }
 
 pub fn cancel(hold: Hold, refund_percent: u32, share: RevenueShare) -> Cancellation {
@@ -1157,6 +1310,8 @@ mod tests {
             price: price(m("10"), 20, Money::ZERO).unwrap(),
             share_percent: None,
             promo_code: Some("ONCE".into()),
+            offer_id: None,
+            promotional: false,
             question: None,
             hold: Hold { real: m("150"), bonus: m("50") },
             status: if started_at.is_some() { ConsultationStatus::InProgress } else { ConsultationStatus::Scheduled },
@@ -1361,6 +1516,7 @@ mod tests {
             default_share: SEVENTY,
             promo: None,
             promo_used_by_customer: 0,
+            offer: None,
         };
         let booked = plan(&state, &request(10, None), BookingId::from_number(42), now).unwrap();
         let mut astrologer = astrologer.clone();
@@ -1412,6 +1568,7 @@ mod tests {
                 default_share: SEVENTY,
                 promo: None,
                 promo_used_by_customer: 0,
+                offer: None,
             };
             plan(&state, &request(10, None), BookingId::from_number(n), now).unwrap().consultation
         };
@@ -1436,6 +1593,7 @@ mod tests {
             default_share: SEVENTY,
             promo: None,
             promo_used_by_customer: 0,
+            offer: None,
         };
         let plan = plan(&state, &request(20, None), BookingId::from_number(42), now).unwrap();
         let c = &plan.consultation;
@@ -1470,6 +1628,7 @@ mod tests {
             default_share: SEVENTY,
             promo: Some(&code),
             promo_used_by_customer: 0,
+            offer: None,
         };
         let plan = plan(&state, &request(20, Some(" welcome50 ")), BookingId::from_number(1), now).unwrap();
         assert_eq!((plan.consultation.price.discount, plan.consultation.price.amount), (m("62.50"), m("437.50")));
@@ -1488,6 +1647,97 @@ mod tests {
         assert_eq!(plan_err(&unknown, &request(20, Some("NOPE")), now), BookingRefusal::Promo(PromoRefusal::Unknown));
     }
 
+    #[test]
+    fn an_offer_makes_the_first_minutes_free_and_is_refused_where_it_does_not_apply() {
+        use crate::domain::offer::{CustomerProgress, Offer, OfferCounters, OfferRefusal, SegmentThresholds};
+        let now = utc("2026-11-22T10:00:00Z");
+        let (wallet, mut astrologer) = (funded("1000", "0"), online_astrologer(now));
+        astrologer.accepts_promotional_offers = true;
+        let offer = Offer {
+            offer_id: "o_0123456789ab".into(),
+            name: "First 5 minutes free".into(),
+            free_minutes: 5,
+            first_consultation_only: true,
+            milestone: None,
+            segments: vec![],
+            valid_from: utc("2026-11-01T00:00:00Z"),
+            valid_until: None,
+            per_customer_limit: 1,
+            total_limit: None,
+            promotional_astrologers_only: true,
+            active: true,
+        };
+        let found = (offer.clone(), OfferCounters::default());
+        let progress = CustomerProgress::default();
+        let offered = OfferState { offer: Some(&found), progress: &progress, thresholds: SegmentThresholds::default() };
+        let state = BookingState {
+            wallet: &wallet,
+            astrologer: &astrologer,
+            default_share: SEVENTY,
+            promo: None,
+            promo_used_by_customer: 0,
+            offer: Some(offered),
+        };
+        let with_offer = |minutes| request(minutes, None).with_offer(Some("o_0123456789ab")).unwrap();
+        let plan = plan(&state, &with_offer(12), BookingId::from_number(1), now).unwrap();
+        let p = plan.consultation.price;
+        assert_eq!((p.gross, p.free_minutes, p.free_value, p.amount), (m("300"), 5, m("125"), m("175")));
+        assert_eq!(plan.consultation.hold.total(), m("175"), "only the paid minutes are held");
+        assert_eq!(plan.offer.as_ref().map(|o| o.offer_id.as_str()), Some("o_0123456789ab"));
+        assert_eq!(plan.consultation.offer_id.as_deref(), Some("o_0123456789ab"));
+        // All five minutes free: nothing held, the offer still reserved.
+        let free = super::plan(&state, &with_offer(5), BookingId::from_number(2), now).unwrap();
+        assert_eq!((free.consultation.price.amount, free.offer.is_some()), (m("0"), true));
+
+        let mut not_taking_part = astrologer.clone();
+        not_taking_part.accepts_promotional_offers = false;
+        let refused = plan_err(&BookingState { astrologer: &not_taking_part, ..state }, &with_offer(12), now);
+        assert_eq!(refused, BookingRefusal::Offer(OfferRefusal::AstrologerNotTakingPart));
+        let missing = BookingState { offer: Some(OfferState { offer: None, ..offered }), ..state };
+        assert_eq!(plan_err(&missing, &with_offer(12), now), BookingRefusal::Offer(OfferRefusal::Unknown));
+        let both = request(12, Some("WELCOME50")).with_offer(Some("o_0123456789ab")).unwrap_err();
+        assert_eq!(both.field, "offer_id");
+        assert!(request(12, None).with_offer(Some("o_nothex")).is_err());
+    }
+
+    #[test]
+    fn free_minutes_come_first_and_the_promotions_pay_the_astrologers_share_of_them() {
+        // ₹12.34 a minute, 10 booked, the first 5 free, 70 % to the astrologer.
+        let p = price_with_free(m("12.34"), 10, 5, Money::ZERO).unwrap();
+        assert_eq!((p.gross, p.free_value, p.amount), (m("123.40"), m("61.70"), m("61.70")));
+        let hold = Hold { real: m("61.70"), bonus: Money::ZERO };
+        // Three minutes: all free. The customer pays nothing, the astrologer earns 70 % of ₹37.02.
+        let short = settle(&p, hold, 3, SEVENTY);
+        assert_eq!((short.free_minutes_used, short.charged.total(), short.refunded.total()), (3, m("0"), m("61.70")));
+        assert_eq!(
+            (short.promotional_earnings, short.astrologer_earnings, short.platform_share),
+            (m("25.91"), m("25.91"), m("0"))
+        );
+        // Eight minutes: five free, three paid.
+        let long = settle(&p, hold, 8, SEVENTY);
+        assert_eq!((long.free_minutes_used, long.charged.total(), long.refunded.total()), (5, m("37.02"), m("24.68")));
+        assert_eq!(long.promotional_earnings, m("43.19"));
+        assert_eq!((long.astrologer_earnings, long.platform_share), (m("69.10"), m("11.11")));
+        // The books: what the customer was charged plus what the promotions paid is what
+        // the astrologer earned plus the platform's share.
+        for s in [short, long] {
+            assert_eq!(
+                s.charged.total().checked_add(s.promotional_earnings).unwrap(),
+                s.astrologer_earnings.checked_add(s.platform_share).unwrap()
+            );
+        }
+        let closing: Closing = long.into();
+        let entries = earning_movements(&closing, "AT00000001");
+        let kinds: Vec<_> = entries.iter().map(|e| (e.kind, e.real.magnitude())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (crate::domain::wallet::EntryKind::Earning, m("25.91")),
+                (crate::domain::wallet::EntryKind::PromotionalEarning, m("43.19"))
+            ]
+        );
+    }
+
     fn plan_err(state: &BookingState, request: &BookingRequest, now: DateTime<Utc>) -> BookingRefusal {
         plan(state, request, BookingId::from_number(9), now).unwrap_err()
     }
@@ -1502,6 +1752,7 @@ mod tests {
             default_share: SEVENTY,
             promo: None,
             promo_used_by_customer: 0,
+            offer: None,
         };
 
         let poor = funded("100", "20");
@@ -1556,6 +1807,7 @@ mod tests {
             default_share: SEVENTY,
             promo: None,
             promo_used_by_customer: 0,
+            offer: None,
         };
         let c = plan(&state, &request(20, None), BookingId::from_number(5), now).unwrap().consultation;
         let settled: Closing = settle(&c.price, c.hold, 7, RevenueShare::new(dec!(70)).unwrap()).into();

@@ -16,6 +16,7 @@ pub mod kyc;
 pub mod messages;
 pub mod money;
 pub mod notification;
+pub mod offer;
 pub mod phone;
 pub mod profile;
 pub mod promotion;

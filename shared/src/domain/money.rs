@@ -56,6 +56,10 @@ impl Money {
         self.0
     }
 
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.0.checked_add(other.0).map(Money).ok_or(MoneyError::Overflow)
     }

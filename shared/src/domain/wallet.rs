@@ -241,6 +241,8 @@ string_enum!(
         Debit => "debit",
         /// An astrologer's share of a consultation, into their earnings.
         Earning => "earning",
+        /// An astrologer's share of an offer's free minutes, paid by the platform's promotions.
+        PromotionalEarning => "promotional_earning",
         /// A refund or chargeback took back a recharge (what was spent became debt).
         Reversal => "reversal",
         /// A dispute won: what its chargeback took comes back, debt first.
@@ -255,7 +257,7 @@ string_enum!(
 impl EntryKind {
     /// Bonus cash given away, not paid for (shown as promotional).
     pub fn promotional(self) -> bool {
-        self == EntryKind::TopUpBonus
+        matches!(self, EntryKind::TopUpBonus | EntryKind::PromotionalEarning)
     }
 }
 
@@ -406,6 +408,18 @@ impl Movement {
             Amount::ZERO,
             Reference::consultation(booking_id),
             &format!("Earnings from consultation {booking_id}"),
+        )
+    }
+
+    /// An astrologer's share of an offer's free minutes, paid by the platform's promotions
+    /// (`crate::domain::offer`), into the real cash of their earnings account.
+    pub fn promotional_earning(amount: Money, booking_id: &str) -> Self {
+        Self::new(
+            EntryKind::PromotionalEarning,
+            Amount::credit(amount),
+            Amount::ZERO,
+            Reference::consultation(booking_id),
+            &format!("Free minutes of consultation {booking_id}, paid by AstroKiran's promotions"),
         )
     }
 

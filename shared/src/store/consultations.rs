@@ -35,6 +35,7 @@ use super::keys::{
     GSI1, GSI2, LISTED, PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk,
     customer_consultations_gsi1pk, earnings_pk, idempotency_pk, promo_code_pk, promo_usage_sk, user_pk,
 };
+use super::offers::{offer_keys, read_offer_state};
 use super::wallet::{Account, read_open_wallet, read_wallet};
 use super::{Store, StoreError, Tx, TxError};
 use crate::domain::astrologer::{AstrologerRecord, Booked, Mode};
@@ -43,10 +44,11 @@ use crate::domain::booking::call::{ChannelAction, ChannelEvent, ChannelLog, Mete
 use crate::domain::booking::chat::Side;
 use crate::domain::booking::session::{self, Attendance, EndReason, Join, Quality};
 use crate::domain::booking::{
-    BookingId, BookingPlan, ClosedEvent, Closing, Consultation, ConsultationStatus, DiscountKind, ExtensionPlan, Price,
-    PromoCode,
+    BookingId, BookingPlan, ClosedEvent, Closing, Consultation, ConsultationStatus, DiscountKind, ExtensionPlan,
+    OfferOutcome, Price, PromoCode,
 };
 use crate::domain::idempotency::{IdempotencyKey, StoredResponse};
+use crate::domain::offer::{CustomerProgress, Offer, OfferCounters, SegmentThresholds};
 use crate::domain::user::UserId;
 use crate::domain::wallet::{Hold, Posting, Wallet};
 
@@ -83,6 +85,11 @@ fn consultation_item(c: &Consultation) -> Item {
     }
     if let Some(code) = &c.promo_code {
         item.insert("promo_code".into(), items::s(code));
+    }
+    if let Some(offer) = &c.offer_id {
+        item.insert("offer_id".into(), items::s(offer));
+        item.insert("free_minutes".into(), items::n(c.price.free_minutes));
+        item.insert("free_value".into(), items::money(c.price.free_value));
     }
     if let Some(q) = &c.question {
         item.insert("question".into(), items::s(q));
@@ -130,6 +137,8 @@ pub(crate) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
             astrologer_earnings: get_money(item, "astrologer_earnings")?,
             platform_share: get_money(item, "platform_share")?,
             refund_percent: get_u64(item, "refund_percent").ok().map(|p| p as u32),
+            free_minutes_used: get_u64(item, "free_minutes_used").map_or(0, |m| m as u32),
+            promotional_earnings: items::money_or_zero(item, "promotional_earnings")?,
         })
     } else {
         None
@@ -154,6 +163,8 @@ pub(crate) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
             minutes: get_u64(item, "minutes")? as u32,
             gross: get_money(item, "gross")?,
             discount: get_money(item, "discount")?,
+            free_minutes: get_u64(item, "free_minutes").map_or(0, |m| m as u32),
+            free_value: items::money_or_zero(item, "free_value")?,
             amount: get_money(item, "amount")?,
         },
         share_percent: item
@@ -162,6 +173,8 @@ pub(crate) fn read_consultation(item: &Item) -> Result<Consultation, StoreError>
             .map(|n| n.parse().map_err(|_| corrupt("share_percent")))
             .transpose()?,
         promo_code: opt_str(item, "promo_code").map(str::to_owned),
+        offer_id: opt_str(item, "offer_id").map(str::to_owned),
+        promotional: item.get("promotional").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         question: opt_str(item, "question").map(str::to_owned),
         hold: read_hold(item, "hold")?,
         status,
@@ -289,6 +302,9 @@ pub struct BookingRead {
     pub promo: Option<(PromoCode, u64)>,
     /// How often this customer has used it.
     pub promo_used_by_customer: u64,
+    /// The offer asked for (`None` inside: no such offer), the customer's progress, the
+    /// segment thresholds.
+    pub offer: Option<(Option<(Offer, OfferCounters)>, CustomerProgress, SegmentThresholds)>,
 }
 
 /// How a booking transaction ended.
@@ -321,6 +337,7 @@ impl Store {
         key: &IdempotencyKey,
         astrologer: &UserId,
         promo_code: Option<&str>,
+        offer_id: Option<&str>,
     ) -> Result<BookingRead, StoreError> {
         let customer = &key.user;
         let mut keys = vec![
@@ -331,6 +348,9 @@ impl Store {
         if let Some(code) = promo_code {
             keys.push(items::key(promo_code_pk(code), PROMO_CODE_SK));
             keys.push(items::key(promo_code_pk(code), promo_usage_sk(customer)));
+        }
+        if let Some(id) = offer_id {
+            keys.extend(offer_keys(customer, id));
         }
         // Two items share a partition here (the promo code and its usage): read by full key.
         let found = self.batch_get_all(keys).await?;
@@ -343,6 +363,7 @@ impl Store {
             astrologer: by(&user_pk(astrologer), ASTROLOGER_SK).map(read_astrologer).transpose()?,
             promo: None,
             promo_used_by_customer: 0,
+            offer: offer_id.map(|id| read_offer_state(&found, customer, id)).transpose()?,
         };
         if let Some(code) = promo_code {
             state.promo = by(&promo_code_pk(code), PROMO_CODE_SK).map(read_promo).transpose()?;
@@ -390,6 +411,9 @@ impl Store {
                     (":entity", items::s("promo_usage")),
                 ],
             );
+        }
+        if let Some(offer) = &plan.offer {
+            tx.reserve_offer(offer, c);
         }
         tx.idempotency(key, first_response, now);
         tx.outbox(&plan.event);
@@ -740,6 +764,7 @@ impl Store {
         earnings: Option<&Posting>,
         schedule: Option<(&[Booked], u64)>,
         promo_back: Option<&str>,
+        offer: Option<&OfferOutcome<'_>>,
         by: &str,
         end_reason: Option<EndReason>,
         now: DateTime<Utc>,
@@ -783,6 +808,14 @@ impl Store {
         if let Some(p) = closing.refund_percent {
             set.push("refund_percent = :percent");
             values.push((":percent", items::n(p)));
+        }
+        if closing.free_minutes_used > 0 {
+            set.extend(["free_minutes_used = :free", "promotional_earnings = :promotional", "promotional = :yes"]);
+            values.extend([
+                (":free", items::n(closing.free_minutes_used)),
+                (":promotional", items::money(closing.promotional_earnings)),
+                (":yes", AttributeValue::Bool(true)),
+            ]);
         }
         // The closing was computed from this read: the meter's start, the minutes held and (for
         // a lapse) when each party was last heard from. A join, an extension or a reconnect
@@ -840,6 +873,9 @@ impl Store {
                 "uses >= :one",
                 one(),
             );
+        }
+        if let Some(outcome) = offer {
+            tx.settle_offer(c, outcome, now);
         }
         match c.closed_event(to, closing, by, now) {
             ClosedEvent::Completed(event) => tx.outbox(&event),

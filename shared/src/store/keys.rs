@@ -269,6 +269,38 @@ pub fn saved_replies_pk(astrologer: &UserId) -> String {
 }
 pub const SAVED_REPLIES_SK: &str = "SAVEDREPLIES";
 
+// ---- offers (issue 33): definitions with their counters, reservations, each customer's
+// progress, the platform's promotions ledger
+pub fn offer_pk(offer_id: &str) -> String {
+    format!("OFFER#{offer_id}")
+}
+pub const OFFER_SK: &str = "OFFER";
+/// A booking's reservation of an offer, in the offer's partition.
+pub fn offer_reservation_sk(booking_id: &str) -> String {
+    format!("RESERVATION#{booking_id}")
+}
+/// GSI1 partition of every offer, by creation.
+pub const OFFERS_GSI1PK: &str = "OFFERS";
+/// A customer's behaviour and the offers they hold (`crate::domain::offer::CustomerProgress`).
+pub fn progress_pk(user: &UserId) -> String {
+    format!("PROGRESS#{user}")
+}
+pub const PROGRESS_SK: &str = "PROGRESS";
+/// An event the progress consumer counted (de-duplication, TTL), beside the progress.
+pub fn progress_event_sk(event_id: &str) -> String {
+    format!("EVENT#{event_id}")
+}
+/// The attribute of the progress item counting a customer's uses of one offer.
+pub fn offer_taken_attribute(offer_id: &str) -> String {
+    format!("taken_{offer_id}")
+}
+/// The platform's promotions ledger: what it paid astrologers for free minutes, one entry
+/// per promotional consultation (`SK` the booking id).
+pub const PROMOTIONS_PK: &str = "PLATFORM#PROMOTIONS";
+/// The segment thresholds staff set (`crate::domain::offer::SegmentThresholds`).
+pub const OFFER_SETTINGS_PK: &str = "OFFER_SETTINGS";
+pub const SEGMENTS_SK: &str = "SEGMENTS";
+
 #[cfg(test)]
 mod tests {
     use super::*;

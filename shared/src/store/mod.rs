@@ -96,6 +96,7 @@ mod inbox;
 pub(crate) mod items;
 pub mod keys;
 mod kyc;
+pub mod offers;
 pub mod outbox;
 pub mod people;
 pub mod retry;

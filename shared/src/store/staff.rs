@@ -30,8 +30,9 @@ use super::keys::{
     ASTROLOGER_SK, GSI1, LISTED, PROFILE_SK, PROMO_CODE_SK, PROMO_CODES_GSI1PK, PROMO_RULES_PK, PROMO_RULES_SET_SK,
     STAFF_AUDIT_GSI1PK, STAFF_AUDIT_SK, SUSPENDED, promo_code_pk, promo_rule_sk, staff_audit_pk, user_pk,
 };
+use super::tx::committed;
 use super::wallet::{promo_rule_item, read_promo_rule};
-use super::{Store, StoreError, Tx, TxError};
+use super::{Store, StoreError, Tx};
 use crate::domain::astrologer::AstrologerRecord;
 use crate::domain::booking::PromoCode;
 use crate::domain::promotion::PromotionRule;
@@ -107,15 +108,6 @@ pub enum RulesWrite {
     Written,
     /// Another change to the rules committed since they were read: read and decide again.
     Moved,
-}
-
-/// `Ok(true)`: committed; `Ok(false)`: the condition on `label` did not hold (nothing written).
-fn committed(result: Result<(), TxError>, label: &str) -> Result<bool, StoreError> {
-    match result {
-        Ok(()) => Ok(true),
-        Err(TxError::Cancelled(c)) if c.failed(label) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 impl Store {

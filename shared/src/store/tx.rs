@@ -268,3 +268,12 @@ mod tests {
         assert!(placeholder_names(&["SET a = :a", "attribute_not_exists(PK)"]).is_empty());
     }
 }
+
+/// `Ok(true)`: committed; `Ok(false)`: the condition on `label` did not hold (nothing written).
+pub(crate) fn committed(result: Result<(), TxError>, label: &str) -> Result<bool, StoreError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(TxError::Cancelled(c)) if c.failed(label) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -303,6 +303,8 @@ pub(crate) mod tests {
             price: price(m(dec!(10)), 10, Money::ZERO).unwrap(),
             share_percent: None,
             promo_code: None,
+            offer_id: None,
+            promotional: false,
             question: None,
             hold: Hold { real: m(dec!(100)), bonus: Money::ZERO },
             status: ConsultationStatus::Ringing,
@@ -365,6 +367,8 @@ pub(crate) mod tests {
             astrologer_earnings: Money::ZERO,
             platform_share: Money::ZERO,
             refund_percent: None,
+            free_minutes_used: 0,
+            promotional_earnings: Money::ZERO,
         });
         assert!(Quality::of(&c, 1, 0, None).short, "under two minutes measured");
         assert_eq!(Quality::of(&c, 1, 0, None).first_response_seconds, None, "never answered");
