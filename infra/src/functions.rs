@@ -121,6 +121,9 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: &HashMap<String, String>)
         "rating-aggregator" => handler!(Sqs, rating_aggregator::App::from_env(sdk, env)?, |app, event| {
             rating_aggregator::handle(&app, event).await
         }),
+        "customer-progress" => handler!(Sqs, customer_progress::App::from_env(sdk, env)?, |app, event| {
+            customer_progress::handle(&app, event).await
+        }),
         "connect-authorizer" => handler!(Authorizer, connect_authorizer::App::from_env(sdk, env)?, |app, event| {
             connect_authorizer::handle(&app, event).await.map_err(|e| e.to_string())
         }),

@@ -21,6 +21,7 @@ use shared::domain::booking::{
     ExtensionRefusal, NotBookable, OfferState, Party, StartRefusal,
 };
 use shared::domain::idempotency::{IdempotencyKey, StoredResponse};
+use shared::domain::offer::{self, OfferForYou, Segment};
 use shared::domain::wallet::WalletError;
 use shared::http::{self, Access, Caller, Request, Response, Route, json};
 use shared::store::Account;
@@ -62,7 +63,7 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
             summary: "Book a consultation (the price is held from the wallet)",
             description: "Instant (no `scheduled_at`: the astrologer must be online) or scheduled (within the \
                           astrologer's availability, up to 30 days ahead). The price (rate x minutes, less a promo \
-                          code's discount) is held from the wallet, bonus cash first, in the same write that claims \
+                          code's discount or an offer's free minutes) is held from the wallet, bonus cash first, in the same write that claims \
                           the astrologer's time: two bookings of one slot cannot both succeed. On 402, top up and \
                           retry with the same `Idempotency-Key`.",
             request: Request::Json(body(schema::<BookBody>)),
@@ -78,6 +79,7 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 error(422, "mode_not_offered", "the astrologer does not offer `mode`"),
                 error(422, "not_available", "`scheduled_at` is outside the astrologer's availability"),
                 error(422, "promo_code_refused", "the promo code is unknown, expired, used up or not for this order"),
+                error(422, "offer_refused", "the offer is unknown, over, used up, not for the caller (first consultation, milestone, segment) or not taken by this astrologer"),
                 error(400, "invalid_field", "`minutes` is not 5 to 120, `scheduled_at` is past or over 30 days ahead, or a field is malformed"),
                 busy,
             ],
@@ -201,6 +203,13 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
             errors: vec![not_yours, transition, busy],
             ..Operation::default()
         },
+        Op::Offers => Operation {
+            summary: "The offers the caller can use, and those a milestone will unlock",
+            description: "Free minutes on a consultation: book with `offer_id` to reserve them (a cancellation, \
+                          no-show or decline gives the use back). `segment` is where the caller stands now.",
+            responses: vec![success(200, "The caller's offers", schema::<Offers>)],
+            ..Operation::default()
+        },
         Op::Earnings => Operation {
             summary: "The caller's earnings and their ledger, newest first",
             params: page(),
@@ -226,6 +235,7 @@ pub enum Op {
     Complete,
     Cancel,
     Earnings,
+    Offers,
 }
 
 const ASTROLOGER: Access = Access::Role(UserType::Astrologer);
@@ -246,6 +256,7 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "POST /consultations/{id}/complete", access: Access::SignedIn, handler: Op::Complete },
     Route { key: "POST /consultations/{id}/cancel", access: Access::SignedIn, handler: Op::Cancel },
     Route { key: "GET /astrologers/me/earnings", access: ASTROLOGER, handler: Op::Earnings },
+    Route { key: "GET /offers", access: Access::Role(UserType::User), handler: Op::Offers },
 ];
 
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
@@ -271,6 +282,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
             Ok(json(200, &closed))
         }
         Op::Earnings => earnings(app, req, &caller).await,
+        Op::Offers => offers(app, &caller).await,
     }
 }
 
@@ -394,6 +406,21 @@ fn wallet_error(e: WalletError) -> ApiError {
         WalletError::Insufficient { shortfall } => ApiError::insufficient_balance(shortfall),
         WalletError::Overflow => ApiError::invalid_field("minutes", "the price is too large"),
     }
+}
+
+/// `GET /offers`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct Offers {
+    segment: Segment,
+    offers: Vec<OfferForYou>,
+}
+
+async fn offers(app: &App, caller: &Caller) -> Result<Response, ApiError> {
+    let (all, progress, thresholds) = app.store.offers_for(&caller.user_id).await?;
+    let now = Utc::now();
+    let offers = offer::offers_for(&all, &progress, &thresholds, now);
+    Ok(json(200, &Offers { segment: progress.segment(&thresholds, now), offers }))
 }
 
 // ---------------------------------------------------------------- reads and lifecycle

@@ -1,11 +1,13 @@
 //! Operations staff (Cognito group `admin`; everyone else 403): suspend and reinstate
-//! astrologers, decide a KYC by hand, manage promo codes and promotion rules, look up a
+//! astrologers, decide a KYC by hand, manage promo codes, promotion rules and offers (with
+//! each offer's report and the segment thresholds), look up a
 //! customer's money. Every change is one transaction with its staff audit entry
 //! (`shared::store::staff`); a change that already happened (a retry) writes nothing and
 //! answers the state as it is. Every read writes its own audit entry beside the read, and
 //! answers only once the entry is written ([`audited`]).
 
 mod astrologers;
+mod offers;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod promotions;
@@ -37,6 +39,11 @@ pub enum Op {
     CreatePromotionRule,
     ListPromotionRules,
     DeactivatePromotionRule,
+    CreateOffer,
+    ListOffers,
+    DeactivateOffer,
+    OfferReport,
+    SetSegments,
     UserWallet,
     AuditLog,
     BirthDetails,
@@ -56,6 +63,11 @@ pub const ROUTES: &[Route<Op>] = &[
     Route { key: "POST /admin/promotion-rules", access: STAFF, handler: Op::CreatePromotionRule },
     Route { key: "GET /admin/promotion-rules", access: STAFF, handler: Op::ListPromotionRules },
     Route { key: "POST /admin/promotion-rules/{id}/deactivate", access: STAFF, handler: Op::DeactivatePromotionRule },
+    Route { key: "POST /admin/offers", access: STAFF, handler: Op::CreateOffer },
+    Route { key: "GET /admin/offers", access: STAFF, handler: Op::ListOffers },
+    Route { key: "POST /admin/offers/{id}/deactivate", access: STAFF, handler: Op::DeactivateOffer },
+    Route { key: "GET /admin/offers/{id}/report", access: STAFF, handler: Op::OfferReport },
+    Route { key: "PUT /admin/offer-segments", access: STAFF, handler: Op::SetSegments },
     Route { key: "GET /admin/users/{id}/wallet", access: STAFF, handler: Op::UserWallet },
     Route { key: "GET /admin/users/{id}/birth-details", access: STAFF, handler: Op::BirthDetails },
     Route { key: "GET /admin/audit", access: STAFF, handler: Op::AuditLog },
@@ -79,6 +91,14 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
             audited(app, &staff, StaffAction::ListPromotionRules, "promotion_rules", promotions::list_rules(app)).await
         }
         Op::DeactivatePromotionRule => promotions::deactivate_rule(app, req, &staff).await,
+        Op::CreateOffer => offers::create(app, req, &staff).await,
+        Op::ListOffers => audited(app, &staff, StaffAction::ListOffers, "offers", offers::list(app)).await,
+        Op::DeactivateOffer => offers::deactivate(app, req, &staff).await,
+        Op::OfferReport => {
+            let (target, id) = offers::report_target(req)?;
+            audited(app, &staff, StaffAction::ViewOfferReport, target, offers::report(app, &id)).await
+        }
+        Op::SetSegments => offers::set_segments(app, req, &staff).await,
         Op::UserWallet => support::user_wallet(app, req, &staff).await,
         Op::BirthDetails => support::birth_details(app, req, &staff).await,
         Op::AuditLog => support::audit_log(app, req, &staff).await,

@@ -6,6 +6,7 @@ use shared::http::openapi::{
 };
 
 use crate::astrologers::{AstrologerStanding, KycDecisionBody, Suspended, Terms, TermsBody};
+use crate::offers::{OfferBody, OfferList, OfferView, SegmentsBody};
 use crate::promotions::{PromoCodeBody, PromoCodeList, PromoCodeView, RuleBody, RuleList, RuleView};
 use crate::support::{AuditLog, UserWallet};
 use crate::{Op, ROUTES, ReasonBody};
@@ -124,6 +125,51 @@ pub fn openapi() -> FunctionDoc {
             request: reason_body(),
             responses: vec![success(200, "The rule", schema::<RuleView>)],
             errors: vec![NOT_FOUND, REASON_MISSING],
+            ..Operation::default()
+        },
+        Op::CreateOffer => Operation {
+            summary: "Create an offer: free minutes on a consultation",
+            description: "For a customer's first consultation, a segment, or a milestone (e.g. 5 completed \
+                          consultations). A booking reserves it, a completed session consumes it, anything else \
+                          releases it. The customer pays nothing for the free minutes; the astrologer is paid their \
+                          share of them from the platform's promotions ledger.",
+            request: Request::Json(body(schema::<OfferBody>)),
+            responses: vec![success(201, "The offer", schema::<OfferView>)],
+            errors: vec![error(
+                400,
+                "invalid_field",
+                "a field is malformed or the offer cannot work (named in `field`)",
+            )],
+            ..Operation::default()
+        },
+        Op::ListOffers => Operation {
+            summary: "Every offer with its counters, oldest first",
+            description: READ_AUDITED,
+            responses: vec![success(200, "The offers", schema::<OfferList>)],
+            ..Operation::default()
+        },
+        Op::DeactivateOffer => Operation {
+            summary: "Deactivate an offer (bookings stop taking it; reservations made stand)",
+            description: "Deactivating an inactive offer changes nothing.",
+            request: reason_body(),
+            responses: vec![success(200, "The offer", schema::<OfferView>)],
+            errors: vec![NOT_FOUND, REASON_MISSING],
+            ..Operation::default()
+        },
+        Op::OfferReport => Operation {
+            summary: "An offer's effectiveness: reservations, consumptions, conversion, what it cost",
+            description: READ_AUDITED,
+            responses: vec![success(200, "The report", schema::<shared::domain::offer::OfferReport>)],
+            errors: vec![NOT_FOUND],
+            ..Operation::default()
+        },
+        Op::SetSegments => Operation {
+            summary: "Set the thresholds that put customers in segments",
+            description: "`lapsed`: nothing completed for `lapsed_after_days`; `high_value`: spent at least \
+                          `high_value_spend` on consultations (and not lapsed). Offers for a segment follow at once.",
+            request: Request::Json(body(schema::<SegmentsBody>)),
+            responses: vec![success(200, "The thresholds", schema::<shared::domain::offer::SegmentThresholds>)],
+            errors: vec![REASON_MISSING],
             ..Operation::default()
         },
         Op::UserWallet => Operation {

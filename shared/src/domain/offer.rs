@@ -58,6 +58,7 @@ string_enum!(
 /// Reached when the count of `metric` is at least `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Milestone {
     pub metric: MilestoneMetric,
     pub count: u32,

@@ -25,11 +25,17 @@ string_enum!(
         DeactivatePromoCode => "deactivate_promo_code",
         CreatePromotionRule => "create_promotion_rule",
         DeactivatePromotionRule => "deactivate_promotion_rule",
+        CreateOffer => "create_offer",
+        DeactivateOffer => "deactivate_offer",
+        /// The thresholds that put customers in segments (who gets which offer).
+        SetSegmentThresholds => "set_segment_thresholds",
         // What staff read is audited like what they change: who looked at what, when.
         ViewUserWallet => "view_user_wallet",
         ViewAuditLog => "view_audit_log",
         ListPromoCodes => "list_promo_codes",
         ListPromotionRules => "list_promotion_rules",
+        ListOffers => "list_offers",
+        ViewOfferReport => "view_offer_report",
         /// A customer's birth details and chart (`PATCH /me` sets them).
         ViewBirthDetails => "view_birth_details",
     }
@@ -39,8 +45,13 @@ impl StaffAction {
     /// Taking something away from someone needs a reason on the record; creating and
     /// reading do not.
     pub fn needs_reason(self) -> bool {
-        !matches!(self, StaffAction::CreatePromoCode | StaffAction::CreatePromotionRule | StaffAction::ApproveKyc)
-            && !self.is_read()
+        !matches!(
+            self,
+            StaffAction::CreatePromoCode
+                | StaffAction::CreatePromotionRule
+                | StaffAction::CreateOffer
+                | StaffAction::ApproveKyc
+        ) && !self.is_read()
     }
 
     /// A look, not a change: its audit entry is written on its own, with the read.
@@ -51,6 +62,8 @@ impl StaffAction {
                 | StaffAction::ViewAuditLog
                 | StaffAction::ListPromoCodes
                 | StaffAction::ListPromotionRules
+                | StaffAction::ListOffers
+                | StaffAction::ViewOfferReport
                 | StaffAction::ViewBirthDetails
         )
     }

@@ -119,11 +119,26 @@ pub(crate) fn read_offer_state(
     customer: &UserId,
     offer_id: &str,
 ) -> Result<(Option<(Offer, OfferCounters)>, CustomerProgress, SegmentThresholds), StoreError> {
-    let by = |pk: &str, sk: &str| found.iter().find(|i| opt_str(i, "PK") == Some(pk) && opt_str(i, "SK") == Some(sk));
+    let offer = found.iter().find(|i| is(i, &offer_pk(offer_id), OFFER_SK)).map(read_offer).transpose()?;
+    let (progress, thresholds) = progress_and_thresholds(found, customer)?;
+    Ok((offer, progress, thresholds))
+}
+
+fn is(item: &Item, pk: &str, sk: &str) -> bool {
+    opt_str(item, "PK") == Some(pk) && opt_str(item, "SK") == Some(sk)
+}
+
+/// The customer's progress (empty if none yet) and the thresholds (the defaults until staff
+/// set them) among `found`.
+fn progress_and_thresholds(
+    found: &[Item],
+    customer: &UserId,
+) -> Result<(CustomerProgress, SegmentThresholds), StoreError> {
+    let progress = found.iter().find(|i| is(i, &progress_pk(customer), PROGRESS_SK));
+    let thresholds = found.iter().find(|i| is(i, OFFER_SETTINGS_PK, SEGMENTS_SK));
     Ok((
-        by(&offer_pk(offer_id), OFFER_SK).map(read_offer).transpose()?,
-        by(&progress_pk(customer), PROGRESS_SK).map(read_progress).transpose()?.unwrap_or_default(),
-        by(OFFER_SETTINGS_PK, SEGMENTS_SK).map(read_thresholds).transpose()?.unwrap_or_default(),
+        progress.map(read_progress).transpose()?.unwrap_or_default(),
+        thresholds.map(read_thresholds).transpose()?.unwrap_or_default(),
     ))
 }
 
@@ -302,24 +317,15 @@ impl Store {
     ) -> Result<(Vec<(Offer, OfferCounters)>, CustomerProgress, SegmentThresholds), StoreError> {
         let keys = vec![items::key(progress_pk(user), PROGRESS_SK), items::key(OFFER_SETTINGS_PK, SEGMENTS_SK)];
         let (offers, found) = tokio::try_join!(self.offers(), self.batch_get_all(keys))?;
-        let by =
-            |pk: &str, sk: &str| found.iter().find(|i| opt_str(i, "PK") == Some(pk) && opt_str(i, "SK") == Some(sk));
-        Ok((
-            offers,
-            by(&progress_pk(user), PROGRESS_SK).map(read_progress).transpose()?.unwrap_or_default(),
-            by(OFFER_SETTINGS_PK, SEGMENTS_SK).map(read_thresholds).transpose()?.unwrap_or_default(),
-        ))
+        let (progress, thresholds) = progress_and_thresholds(&found, user)?;
+        Ok((offers, progress, thresholds))
     }
 
-    /// A customer's progress (one GetItem); empty before anything was counted.
-    pub async fn progress(&self, user: &UserId) -> Result<CustomerProgress, StoreError> {
-        Ok(self
-            .get(items::key(progress_pk(user), PROGRESS_SK))
-            .await?
-            .as_ref()
-            .map(read_progress)
-            .transpose()?
-            .unwrap_or_default())
+    /// A customer's progress (empty before anything was counted) and the segment thresholds:
+    /// one BatchGetItem.
+    pub async fn progress_state(&self, user: &UserId) -> Result<(CustomerProgress, SegmentThresholds), StoreError> {
+        let keys = vec![items::key(progress_pk(user), PROGRESS_SK), items::key(OFFER_SETTINGS_PK, SEGMENTS_SK)];
+        progress_and_thresholds(&self.batch_get_all(keys).await?, user)
     }
 
     /// Counts event `event_id` into `user`'s progress: `after`, conditioned on the version of
