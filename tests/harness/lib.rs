@@ -28,8 +28,9 @@ pub use sockets::{
 };
 pub use stack::{moto, stack, stack_on, stack_with};
 pub use streams::{
-    queue_depth, queue_url, sqs_consumer, sqs_event, stream_records, trim_horizon_iterator, write_outbox,
+    eventually, queue_depth, queue_url, sqs_consumer, sqs_event, stream_records, trim_horizon_iterator, write_outbox,
 };
 pub use table::{
-    all_items, is_notification, items_with_sk, notifications_of, settled_inbox_count, table_state, written_items,
+    all_items, is_notification, items_under, items_with_sk, notifications_of, settled_inbox_count, table_state,
+    written_items,
 };

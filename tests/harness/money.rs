@@ -27,6 +27,10 @@
 //! - the books from Razorpay's side: every credited top-up left in the wallet (its amount
 //!   less what refunds and chargebacks took back) exactly what the Razorpay stand-in kept of
 //!   its order (captured, less refunded, less disputes standing at a stage that holds money);
+//! - offers: a consultation's charge plus what the promotions paid is the astrologer's
+//!   earnings plus the platform's share, the promotions ledger paid exactly that, once; each
+//!   offer's counters and each customer's uses are its reservations, and each reservation is
+//!   where its consultation stands (`offer_violations`);
 //! - the platform's recharge-loss ledger sums to every wallet's debt (what refunds and
 //!   chargebacks took back after it was spent and paid out is carried by the platform until
 //!   the customer's next credits pay it).
@@ -79,6 +83,7 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
     let ledger = |pk: String| ledgers.get(&pk).map(Vec::as_slice).unwrap_or_default();
     let v = &mut out.violations;
 
+    let promotions: Vec<&Item> = items.iter().filter(|i| text(i, "entity") == "promotion_entry").collect();
     let mut open: BTreeMap<String, Vec<Slot>> = BTreeMap::new();
     // When each consultation rang or ran, per astrologer.
     let mut live: BTreeMap<String, Vec<Slot>> = BTreeMap::new();
@@ -95,9 +100,10 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
                 *moved.get_mut("bonus").unwrap() += number(e, "bonus_delta");
             }
         }
+        // Their share of the charge, and of an offer's free minutes (paid by the promotions).
         let earned: Vec<Decimal> = ledger(format!("EARNLEDGER#{}", text(c, "astrologer_id")))
             .iter()
-            .filter(|e| text(e, "reference_id") == id && text(e, "type") == "earning")
+            .filter(|e| text(e, "reference_id") == id && ["earning", "promotional_earning"].contains(&text(e, "type").as_str()))
             .map(|e| number(e, "real_delta"))
             .collect();
         out.invariants += 4;
@@ -126,12 +132,23 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
             }
             let charged = number(c, "charged_real") + number(c, "charged_bonus");
             let (earnings, platform) = (number(c, "astrologer_earnings"), number(c, "platform_share"));
-            if charged != earnings + platform {
-                v.push(format!("{id}: charged {charged} != earnings {earnings} + platform {platform}"));
+            let promotional = if c.contains_key("promotional_earnings") { number(c, "promotional_earnings") } else { Decimal::ZERO };
+            if charged + promotional != earnings + platform {
+                v.push(format!(
+                    "{id}: charged {charged} + promotions {promotional} != earnings {earnings} + platform {platform}"
+                ));
             }
-            let expected = if earnings.is_zero() { vec![] } else { vec![earnings] };
+            let expected: Vec<Decimal> =
+                [earnings - promotional, promotional].into_iter().filter(|e| !e.is_zero()).collect();
             if earned != expected {
-                v.push(format!("{id}: earnings credited {earned:?}, its closing says {earnings}"));
+                v.push(format!("{id}: earnings credited {earned:?}, its closing says {earnings} ({promotional} promotional)"));
+            }
+            out.invariants += 1;
+            let paid_by_promotions: Vec<Decimal> =
+                promotions.iter().filter(|e| text(e, "SK") == id).map(|e| number(e, "amount")).collect();
+            let expected: Vec<Decimal> = [promotional].into_iter().filter(|p| !p.is_zero()).collect();
+            if paid_by_promotions != expected {
+                v.push(format!("{id}: the promotions ledger paid {paid_by_promotions:?}, its closing says {promotional}"));
             }
         } else {
             for bucket in ["real", "bonus"] {
@@ -228,6 +245,8 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
         }
     }
 
+    v.extend(offer_violations(&items, &mut out.invariants));
+
     let mut posted: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for (pk, entries) in &ledgers {
         for e in entries {
@@ -268,6 +287,75 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
     out
 }
 
+/// Each offer's counters are its reservations: `taken` those reserved or consumed, and the
+/// consumed ones' free minutes and promotions; each customer's uses of it likewise; each
+/// reservation is where its consultation stands (open: reserved; completed with free minutes
+/// used: consumed; otherwise closed: released).
+fn offer_violations(items: &[Item], invariants: &mut usize) -> Vec<String> {
+    let mut v = Vec::new();
+    let consultations: HashMap<String, &Item> = items
+        .iter()
+        .filter(|i| text(i, "entity") == "consultation")
+        .map(|c| (text(c, "booking_id"), c))
+        .collect();
+    // Per offer: (taken, reservations, consumptions, releases, free minutes, promotions).
+    let mut counted: BTreeMap<String, [Decimal; 6]> = BTreeMap::new();
+    let mut per_customer: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for r in items.iter().filter(|i| text(i, "entity") == "offer_reservation") {
+        *invariants += 1;
+        let (offer, booking, status) = (text(r, "offer_id"), text(r, "booking_id"), text(r, "status"));
+        let c = consultations.get(&booking);
+        let used = c.filter(|c| c.contains_key("free_minutes_used"));
+        let expected = match c {
+            None => "no consultation",
+            Some(c) if !c.contains_key("closed_at") => "reserved",
+            Some(_) if used.is_some() => "consumed",
+            Some(_) => "released",
+        };
+        if status != expected {
+            v.push(format!("offer {offer}: the reservation of {booking} is {status}, its consultation says {expected}"));
+        }
+        let n = counted.entry(offer.clone()).or_default();
+        n[1] += Decimal::ONE;
+        match status.as_str() {
+            "reserved" | "consumed" => {
+                n[0] += Decimal::ONE;
+                *per_customer.entry((text(r, "customer_id"), offer.clone())).or_default() += Decimal::ONE;
+            }
+            _ => n[3] += Decimal::ONE,
+        }
+        if status == "consumed" {
+            n[2] += Decimal::ONE;
+            if let Some(c) = used {
+                n[4] += number(c, "free_minutes_used");
+                n[5] += number(c, "promotional_earnings");
+            }
+        }
+    }
+    for o in items.iter().filter(|i| text(i, "entity") == "offer") {
+        *invariants += 1;
+        let id = text(o, "PK").trim_start_matches("OFFER#").to_owned();
+        let kept = ["taken", "reservations", "consumptions", "releases", "free_minutes_spent", "promotions_spent"]
+            .map(|k| number(o, k));
+        let expected = counted.get(&id).copied().unwrap_or_default();
+        if kept != expected {
+            v.push(format!("offer {id}: counters {kept:?}, its reservations say {expected:?}"));
+        }
+    }
+    for p in items.iter().filter(|i| text(i, "entity") == "customer_progress") {
+        for (name, value) in p.iter().filter(|(k, _)| k.starts_with("taken_")) {
+            *invariants += 1;
+            let offer = name.trim_start_matches("taken_").to_owned();
+            let kept: Decimal = value.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or_default();
+            let expected = per_customer.get(&(text(p, "user_id"), offer.clone())).copied().unwrap_or_default();
+            if kept != expected {
+                v.push(format!("customer {}: {kept} uses of offer {offer} counted, {expected} held", text(p, "user_id")));
+            }
+        }
+    }
+    v
+}
+
 /// What is wrong with a completed consultation's bill, if anything: its minutes are the
 /// started minutes its meter measured (none if the meter never started), and its charge those
 /// minutes at its rate less the discount pro-rated to them (`settle`), never more than held.
@@ -298,8 +386,15 @@ fn billing_violation(c: &Item, instant: bool) -> Option<String> {
         }
     }
     let hold = number(c, "hold_real") + number(c, "hold_bonus");
-    let gross = number(c, "rate_per_minute") * actual;
-    let discount = (number(c, "discount") * actual / held_minutes.max(Decimal::ONE))
+    // An offer's free minutes come first and cost the customer nothing.
+    let free = if c.contains_key("free_minutes") { number(c, "free_minutes").min(actual) } else { Decimal::ZERO };
+    let used = if c.contains_key("free_minutes_used") { number(c, "free_minutes_used") } else { Decimal::ZERO };
+    if used != free {
+        return Some(format!("{used} free minutes used of {actual} billed, which had {free} free"));
+    }
+    let booked_free = if c.contains_key("free_minutes") { number(c, "free_minutes") } else { Decimal::ZERO };
+    let gross = number(c, "rate_per_minute") * (actual - free);
+    let discount = (number(c, "discount") * (actual - free) / (held_minutes - booked_free).max(Decimal::ONE))
         .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero);
     let due = (gross - discount).max(Decimal::ZERO).min(hold);
     let charged = number(c, "charged_real") + number(c, "charged_bonus");

@@ -82,3 +82,13 @@ pub fn sqs_consumer(stack: &LocalStack, binary: &str) -> infra::functions::SqsHa
     let Some(infra::functions::Handler::Sqs(h)) = stack.handler(binary) else { panic!("{binary} is no SQS consumer") };
     h.clone()
 }
+
+/// Waits (up to 20 s) until `check` holds.
+pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what} within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+

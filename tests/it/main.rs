@@ -22,6 +22,7 @@ mod live_chat;
 mod live_socket;
 mod notifications;
 mod observability;
+mod offers;
 mod operations;
 mod outbox;
 mod people;

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use infra::{LocalStack, Options};
@@ -38,14 +37,6 @@ fn store(stack: &LocalStack) -> Store {
     Store::new(aws_sdk_dynamodb::Client::new(&stack.sdk), stack.table_name())
 }
 
-async fn items_under(stack: &LocalStack, pk_prefix: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    all_items(stack)
-        .await
-        .into_iter()
-        .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with(pk_prefix)))
-        .collect()
-}
-
 /// The astrologer's rating as the catalogue shows it: `(average, count)`.
 async fn shown_rating(stack: &LocalStack, token: &str, astrologer: &str) -> (String, u64) {
     let (status, body) = Api::new(stack).get(&format!("/astrologers/{astrologer}"), Some(token)).await;
@@ -70,15 +61,6 @@ fn envelope(
         public: true,
     };
     Envelope::new(format!("review-submitted-{booking}"), Utc::now(), payload)
-}
-
-/// Waits (up to 20 s) until `check` holds.
-async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} within 20 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

@@ -360,10 +360,10 @@ async fn book(app: &App, req: &Request, caller: Caller) -> Result<Response, ApiE
             default_share: app.share,
             promo: read.promo.as_ref(),
             promo_used_by_customer: read.promo_used_by_customer,
-            offer: read.offer.as_ref().map(|(offer, progress, thresholds)| OfferState {
-                offer: offer.as_ref(),
-                progress,
-                thresholds: *thresholds,
+            offer: read.offer.as_ref().map(|o| OfferState {
+                offer: o.offer.as_ref(),
+                progress: &o.progress,
+                thresholds: o.thresholds,
             }),
         };
         let id = BookingId::from_number(rand::rng().random());

@@ -43,7 +43,7 @@ pub struct SegmentThresholds {
 
 impl Default for SegmentThresholds {
     fn default() -> Self {
-        Self { lapsed_after_days: 30, high_value_spend: Money::from_paise(5_000_00) }
+        Self { lapsed_after_days: 30, high_value_spend: Money::from_paise(500_000) }
     }
 }
 
@@ -400,6 +400,9 @@ impl OfferReport {
         } else {
             (Decimal::from(c.consumptions) * Decimal::ONE_HUNDRED / Decimal::from(c.reservations)).round_dp(2)
         };
+        // Always two places: `"50.00"`, as money is sent.
+        let mut conversion_percent = conversion_percent;
+        conversion_percent.rescale(2);
         Self {
             offer_id: offer.offer_id.clone(),
             name: offer.name.clone(),
@@ -444,11 +447,11 @@ mod tests {
         let at = utc("2026-12-06T10:00:00Z");
         let mut p = CustomerProgress::default();
         for n in 1..=5 {
-            p = p.after(Activity::Completed { charged: Money::from_paise(100_00) }, &format!("e{n}"), at);
+            p = p.after(Activity::Completed { charged: Money::from_paise(10_000) }, &format!("e{n}"), at);
         }
         let reached: Vec<_> = p.milestones.iter().map(|m| (m.milestone.count, m.trigger_event.as_str())).collect();
         assert_eq!(reached, [(1, "e1"), (3, "e3"), (5, "e5")]);
-        assert_eq!((p.completed_consultations, p.spend, p.version), (5, Money::from_paise(500_00), 5));
+        assert_eq!((p.completed_consultations, p.spend, p.version), (5, Money::from_paise(50_000), 5));
         let p = p.after(Activity::Recharged, "r1", at);
         assert_eq!(p.milestones.last().unwrap().milestone, Milestone { metric: MilestoneMetric::Recharges, count: 1 });
         assert_eq!(p.milestones.len(), 4);
@@ -462,7 +465,7 @@ mod tests {
         assert_eq!(p.segment(&t, at), Segment::New);
         p = p.after(Activity::Recharged, "r", at);
         assert_eq!(p.segment(&t, at), Segment::New, "a recharge alone is not a consultation");
-        p = p.after(Activity::Completed { charged: Money::from_paise(4_999_99) }, "c1", at);
+        p = p.after(Activity::Completed { charged: Money::from_paise(499_999) }, "c1", at);
         assert_eq!(p.segment(&t, at), Segment::Active);
         p = p.after(Activity::Completed { charged: Money::from_paise(1) }, "c2", at);
         assert_eq!(p.segment(&t, at), Segment::HighValue);
@@ -557,10 +560,12 @@ mod tests {
             consumptions: 2,
             releases: 1,
             free_minutes_spent: 8,
-            promotions_spent: Money::from_paise(112_00),
+            promotions_spent: Money::from_paise(11_200),
         };
         let report = OfferReport::of(&offer(), &counters);
         assert_eq!((report.open, report.conversion_percent.to_string()), (0, "66.67".to_owned()));
         assert_eq!(OfferReport::of(&offer(), &OfferCounters::default()).conversion_percent.to_string(), "0.00");
+        let half = OfferCounters { reservations: 2, consumptions: 1, ..counters };
+        assert_eq!(OfferReport::of(&offer(), &half).conversion_percent.to_string(), "50.00");
     }
 }

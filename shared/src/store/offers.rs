@@ -79,8 +79,8 @@ pub(crate) fn read_progress(item: &Item) -> Result<CustomerProgress, StoreError>
         None => Vec::new(),
     };
     let offers_taken = item
-        .iter()
-        .filter_map(|(name, _)| {
+        .keys()
+        .filter_map(|name| {
             let id = name.strip_prefix("taken_")?;
             Some((id.to_owned(), count(name)))
         })
@@ -118,10 +118,10 @@ pub(crate) fn read_offer_state(
     found: &[Item],
     customer: &UserId,
     offer_id: &str,
-) -> Result<(Option<(Offer, OfferCounters)>, CustomerProgress, SegmentThresholds), StoreError> {
+) -> Result<OfferRead, StoreError> {
     let offer = found.iter().find(|i| is(i, &offer_pk(offer_id), OFFER_SK)).map(read_offer).transpose()?;
     let (progress, thresholds) = progress_and_thresholds(found, customer)?;
-    Ok((offer, progress, thresholds))
+    Ok(OfferRead { offer, progress, thresholds })
 }
 
 fn is(item: &Item, pk: &str, sk: &str) -> bool {
@@ -140,6 +140,15 @@ fn progress_and_thresholds(
         progress.map(read_progress).transpose()?.unwrap_or_default(),
         thresholds.map(read_thresholds).transpose()?.unwrap_or_default(),
     ))
+}
+
+/// What a booking reads for the offer it asks for.
+#[derive(Debug)]
+pub struct OfferRead {
+    /// `None`: no such offer.
+    pub offer: Option<(Offer, OfferCounters)>,
+    pub progress: CustomerProgress,
+    pub thresholds: SegmentThresholds,
 }
 
 /// What a progress write did.
@@ -359,7 +368,7 @@ impl Store {
         ];
         let mut set = String::from(
             "SET entity = :entity, user_id = :user, completed_consultations = :completed, spend = :spend, \
-             recharges = :recharges, milestones = :milestones, segment = :segment, version = :next, updated_at = :now",
+             recharges = :recharges, milestones = :milestones, #segment = :segment, version = :next, updated_at = :now",
         );
         if let Some(at) = after.last_activity {
             set.push_str(", last_activity = :last");

@@ -255,6 +255,15 @@ impl Store {
     }
 }
 
+/// `Ok(true)`: committed; `Ok(false)`: the condition on `label` did not hold (nothing written).
+pub(crate) fn committed(result: Result<(), TxError>, label: &str) -> Result<bool, StoreError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(TxError::Cancelled(c)) if c.failed(label) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,14 +275,5 @@ mod tests {
             ["status", "name"]
         );
         assert!(placeholder_names(&["SET a = :a", "attribute_not_exists(PK)"]).is_empty());
-    }
-}
-
-/// `Ok(true)`: committed; `Ok(false)`: the condition on `label` did not hold (nothing written).
-pub(crate) fn committed(result: Result<(), TxError>, label: &str) -> Result<bool, StoreError> {
-    match result {
-        Ok(()) => Ok(true),
-        Err(TxError::Cancelled(c)) if c.failed(label) => Ok(false),
-        Err(e) => Err(e.into()),
     }
 }
