@@ -103,7 +103,9 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
         // Their share of the charge, and of an offer's free minutes (paid by the promotions).
         let earned: Vec<Decimal> = ledger(format!("EARNLEDGER#{}", text(c, "astrologer_id")))
             .iter()
-            .filter(|e| text(e, "reference_id") == id && ["earning", "promotional_earning"].contains(&text(e, "type").as_str()))
+            .filter(|e| {
+                text(e, "reference_id") == id && ["earning", "promotional_earning"].contains(&text(e, "type").as_str())
+            })
             .map(|e| number(e, "real_delta"))
             .collect();
         out.invariants += 4;
@@ -132,7 +134,8 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
             }
             let charged = number(c, "charged_real") + number(c, "charged_bonus");
             let (earnings, platform) = (number(c, "astrologer_earnings"), number(c, "platform_share"));
-            let promotional = if c.contains_key("promotional_earnings") { number(c, "promotional_earnings") } else { Decimal::ZERO };
+            let promotional =
+                if c.contains_key("promotional_earnings") { number(c, "promotional_earnings") } else { Decimal::ZERO };
             if charged + promotional != earnings + platform {
                 v.push(format!(
                     "{id}: charged {charged} + promotions {promotional} != earnings {earnings} + platform {platform}"
@@ -141,14 +144,18 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
             let expected: Vec<Decimal> =
                 [earnings - promotional, promotional].into_iter().filter(|e| !e.is_zero()).collect();
             if earned != expected {
-                v.push(format!("{id}: earnings credited {earned:?}, its closing says {earnings} ({promotional} promotional)"));
+                v.push(format!(
+                    "{id}: earnings credited {earned:?}, its closing says {earnings} ({promotional} promotional)"
+                ));
             }
             out.invariants += 1;
             let paid_by_promotions: Vec<Decimal> =
                 promotions.iter().filter(|e| text(e, "SK") == id).map(|e| number(e, "amount")).collect();
             let expected: Vec<Decimal> = [promotional].into_iter().filter(|p| !p.is_zero()).collect();
             if paid_by_promotions != expected {
-                v.push(format!("{id}: the promotions ledger paid {paid_by_promotions:?}, its closing says {promotional}"));
+                v.push(format!(
+                    "{id}: the promotions ledger paid {paid_by_promotions:?}, its closing says {promotional}"
+                ));
             }
         } else {
             for bucket in ["real", "bonus"] {
@@ -293,11 +300,8 @@ pub async fn check_money(stack: &LocalStack, acknowledged: &[String]) -> Checked
 /// used: consumed; otherwise closed: released).
 fn offer_violations(items: &[Item], invariants: &mut usize) -> Vec<String> {
     let mut v = Vec::new();
-    let consultations: HashMap<String, &Item> = items
-        .iter()
-        .filter(|i| text(i, "entity") == "consultation")
-        .map(|c| (text(c, "booking_id"), c))
-        .collect();
+    let consultations: HashMap<String, &Item> =
+        items.iter().filter(|i| text(i, "entity") == "consultation").map(|c| (text(c, "booking_id"), c)).collect();
     // Per offer: (taken, reservations, consumptions, releases, free minutes, promotions).
     let mut counted: BTreeMap<String, [Decimal; 6]> = BTreeMap::new();
     let mut per_customer: BTreeMap<(String, String), Decimal> = BTreeMap::new();
@@ -313,7 +317,9 @@ fn offer_violations(items: &[Item], invariants: &mut usize) -> Vec<String> {
             Some(_) => "released",
         };
         if status != expected {
-            v.push(format!("offer {offer}: the reservation of {booking} is {status}, its consultation says {expected}"));
+            v.push(format!(
+                "offer {offer}: the reservation of {booking} is {status}, its consultation says {expected}"
+            ));
         }
         let n = counted.entry(offer.clone()).or_default();
         n[1] += Decimal::ONE;
@@ -349,7 +355,10 @@ fn offer_violations(items: &[Item], invariants: &mut usize) -> Vec<String> {
             let kept: Decimal = value.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or_default();
             let expected = per_customer.get(&(text(p, "user_id"), offer.clone())).copied().unwrap_or_default();
             if kept != expected {
-                v.push(format!("customer {}: {kept} uses of offer {offer} counted, {expected} held", text(p, "user_id")));
+                v.push(format!(
+                    "customer {}: {kept} uses of offer {offer} counted, {expected} held",
+                    text(p, "user_id")
+                ));
             }
         }
     }

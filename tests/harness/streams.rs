@@ -91,4 +91,3 @@ pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
-

@@ -88,11 +88,13 @@ pub async fn settled_inbox_count(stack: &LocalStack, user: &str, event_type: &st
 }
 
 /// Every item whose partition key starts with `pk_prefix`.
-pub async fn items_under(stack: &LocalStack, pk_prefix: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+pub async fn items_under(
+    stack: &LocalStack,
+    pk_prefix: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
     all_items(stack)
         .await
         .into_iter()
         .filter(|i| i.get("PK").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with(pk_prefix)))
         .collect()
 }
-

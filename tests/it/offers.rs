@@ -17,7 +17,13 @@ async fn create_offer(stack: &LocalStack, staff: &str, body: Value) -> (u16, Val
     Api::new(stack).post_as("/admin/offers", staff, &[], body).await
 }
 
-async fn book(stack: &LocalStack, customer: &str, astrologer_id: &str, minutes: u32, offer: Option<&str>) -> (u16, Value) {
+async fn book(
+    stack: &LocalStack,
+    customer: &str,
+    astrologer_id: &str,
+    minutes: u32,
+    offer: Option<&str>,
+) -> (u16, Value) {
     let key = format!("offer-{}", rand::random::<u64>());
     let mut body = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": minutes });
     if let Some(offer) = offer {
@@ -33,7 +39,8 @@ async fn offers_for(stack: &LocalStack, customer: &str) -> Value {
 }
 
 async fn takes_offers(stack: &LocalStack, staff: &str, astrologer_id: &str, accepts: bool) {
-    let body = json!({ "revenue_share_percent": null, "accepts_promotional_offers": accepts, "reason": "their choice" });
+    let body =
+        json!({ "revenue_share_percent": null, "accepts_promotional_offers": accepts, "reason": "their choice" });
     let path = format!("/admin/astrologers/{astrologer_id}/terms");
     let (status, terms) = Api::new(stack).send(Method::PUT, &path, Some(staff), &[], Some(&body.to_string())).await;
     assert_eq!(status, 200, "{terms}");
@@ -67,8 +74,11 @@ async fn a_new_customers_first_minutes_are_free_and_the_promotions_pay_the_astro
     for (bad, field) in [
         (json!({ "name": "x", "free_minutes": 0 }), "free_minutes"),
         (json!({ "name": "x", "free_minutes": 5, "per_customer_limit": 0 }), "per_customer_limit"),
-        (json!({ "name": "x", "free_minutes": 5, "first_consultation_only": true,
-                 "milestone": { "metric": "completed_consultations", "count": 3 } }), "milestone"),
+        (
+            json!({ "name": "x", "free_minutes": 5, "first_consultation_only": true,
+                 "milestone": { "metric": "completed_consultations", "count": 3 } }),
+            "milestone",
+        ),
         (json!({ "name": " ", "free_minutes": 5 }), "name"),
     ] {
         let (status, refused) = create_offer(&stack, &staff, bad).await;
@@ -81,7 +91,10 @@ async fn a_new_customers_first_minutes_are_free_and_the_promotions_pay_the_astro
     let listed = offers_for(&stack, &customer).await;
     assert_eq!(listed["segment"], "new");
     assert_eq!(listed["offers"][0]["offer_id"], offer_id.as_str());
-    assert_eq!((listed["offers"][0]["available"].as_bool(), listed["offers"][0]["uses_left"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(
+        (listed["offers"][0]["available"].as_bool(), listed["offers"][0]["uses_left"].as_u64()),
+        (Some(true), Some(1))
+    );
 
     // Not with an astrologer who does not take part; not with a promo code.
     let (status, refused) = book(&stack, &customer, &not_taking_part_id, 10, Some(&offer_id)).await;
@@ -95,7 +108,11 @@ async fn a_new_customers_first_minutes_are_free_and_the_promotions_pay_the_astro
     let (status, booked) = book(&stack, &customer, &astrologer_id, 10, Some(&offer_id)).await;
     assert_eq!(status, 201, "{booked}");
     assert_eq!(
-        (booked["price"]["free_minutes"].as_u64(), str_of(&booked, &["price", "free_value"]), str_of(&booked, &["price", "amount"])),
+        (
+            booked["price"]["free_minutes"].as_u64(),
+            str_of(&booked, &["price", "free_value"]),
+            str_of(&booked, &["price", "amount"])
+        ),
         (Some(5), Some("50.00"), Some("50.00")),
         "{booked}"
     );
@@ -106,7 +123,8 @@ async fn a_new_customers_first_minutes_are_free_and_the_promotions_pay_the_astro
     assert!(offers_for(&stack, &customer).await["offers"].as_array().unwrap().is_empty(), "held, so not listed");
 
     // Cancelled: the reservation is released and the offer can be used again.
-    let (status, cancelled) = api.post_as(&format!("/consultations/{first_booking}/cancel"), &customer, &[], json!({})).await;
+    let (status, cancelled) =
+        api.post_as(&format!("/consultations/{first_booking}/cancel"), &customer, &[], json!({})).await;
     assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
     assert_eq!(offers_for(&stack, &customer).await["offers"][0]["uses_left"].as_u64(), Some(1));
     let (status, booked) = book(&stack, &customer, &astrologer_id, 10, Some(&offer_id)).await;
@@ -195,7 +213,10 @@ async fn a_milestone_unlocks_an_offer_and_each_event_counts_once() {
 
     let locked = offers_for(&stack, &customer).await;
     assert_eq!(locked["offers"][0]["available"].as_bool(), Some(false), "{locked}");
-    assert_eq!(locked["offers"][0]["milestone"], json!({ "metric": "completed_consultations", "count": 0, "needed": 2 }));
+    assert_eq!(
+        locked["offers"][0]["milestone"],
+        json!({ "metric": "completed_consultations", "count": 0, "needed": 2 })
+    );
     let (status, refused) = book(&stack, &customer, &astrologer.1, 10, Some(&offer_id)).await;
     assert_eq!((status, str_of(&refused, &["error", "code"])), (422, Some("offer_refused")), "{refused}");
 
@@ -217,7 +238,8 @@ async fn a_milestone_unlocks_an_offer_and_each_event_counts_once() {
     assert_eq!(before["spend"].as_n().unwrap().parse::<f64>().unwrap(), 60.0, "3 minutes at ₹10, twice");
     let milestones: Value = serde_json::from_str(before["milestones"].as_s().unwrap()).unwrap();
     let first_consultation = json!({ "metric": "completed_consultations", "count": 1 });
-    let reached: Vec<&Value> = milestones.as_array().unwrap().iter().filter(|m| m["milestone"] == first_consultation).collect();
+    let reached: Vec<&Value> =
+        milestones.as_array().unwrap().iter().filter(|m| m["milestone"] == first_consultation).collect();
     assert_eq!(reached.len(), 1, "{milestones}");
     assert_eq!(reached[0]["trigger_event"], format!("consultation-completed-{first}"), "{milestones}");
     let outbox = items_under(&stack, &format!("OUTBOX#consultation-completed-{first}")).await;

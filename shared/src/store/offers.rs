@@ -114,11 +114,7 @@ pub(crate) fn offer_keys(customer: &UserId, offer_id: &str) -> [Item; 3] {
 
 /// The offer, the customer's progress (empty if none yet) and the thresholds (the defaults
 /// until staff set them) among `found`.
-pub(crate) fn read_offer_state(
-    found: &[Item],
-    customer: &UserId,
-    offer_id: &str,
-) -> Result<OfferRead, StoreError> {
+pub(crate) fn read_offer_state(found: &[Item], customer: &UserId, offer_id: &str) -> Result<OfferRead, StoreError> {
     let offer = found.iter().find(|i| is(i, &offer_pk(offer_id), OFFER_SK)).map(read_offer).transpose()?;
     let (progress, thresholds) = progress_and_thresholds(found, customer)?;
     Ok(OfferRead { offer, progress, thresholds })
