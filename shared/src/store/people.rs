@@ -327,6 +327,7 @@ impl Store {
         section(&mut out, "devices", self.partition(&devices_pk(user)).await?, &mut counted)?;
         section(&mut out, "kyc_audit", self.partition(&super::keys::kyc_audit_pk(user)).await?, &mut counted)?;
         section(&mut out, "account_deletion", self.partition(&erasure_pk(user)).await?, &mut counted)?;
+        section(&mut out, "offer_progress", self.partition(&super::keys::progress_pk(user)).await?, &mut counted)?;
         Ok(Some(out))
     }
 
@@ -511,9 +512,13 @@ impl Store {
         // The sign-up's event carries the first name (its TTL is days; it was delivered long ago).
         let registered = super::keys::outbox_pk(&crate::domain::events::UserRegistered::event_id(user));
         self.delete_all(vec![items::key(registered, super::keys::OUTBOX_SK)]).await?;
-        for pk in
-            [devices_pk(user), inbox_pk(user), super::keys::connections_pk(user), super::keys::saved_replies_pk(user)]
-        {
+        for pk in [
+            devices_pk(user),
+            inbox_pk(user),
+            super::keys::connections_pk(user),
+            super::keys::saved_replies_pk(user),
+            super::keys::progress_pk(user),
+        ] {
             let keys: Vec<Item> = self
                 .partition(&pk)
                 .await?
