@@ -32,6 +32,12 @@
 //! | promotion rules' version | `PROMO_RULES` | `SET` | `version`, bumped by every staff rule creation |
 //! | account deletion | `ERASURE#{sub}` | `ERASURE` | started, completed, what became of the money; no personal data (see [`people`]) |
 //! | SMS send counter | `SMSLIMIT#PHONE#{sha-256 of e164, 32 hex}` or `SMSLIMIT#IP#{address or IPv6 /64}` | `WINDOW#{window start}` | `sends`; TTL a window after it ends (see [`sms_limits`]) |
+//! | offer | `OFFER#{id}` | `OFFER` | the definition (JSON), `active`, counters (taken, reservations, consumptions, releases, free minutes and promotions spent); GSI1 `OFFERS` / created_at (see [`offers`]) |
+//! | offer reservation | `OFFER#{id}` | `RESERVATION#{booking id}` | `reserved`, then `consumed` or `released`, once, by the closing |
+//! | customer progress | `PROGRESS#{sub}` | `PROGRESS` | consultations, recharges, spend, last activity, segment, milestones reached, `taken_{offer id}` per offer, `version` |
+//! | progress event counted | `PROGRESS#{sub}` | `EVENT#{event id}` | de-duplication of the progress consumer, TTL 30 days |
+//! | promotions entry | `PLATFORM#PROMOTIONS` | `{booking id}` | what the promotions paid an astrologer for one consultation's free minutes |
+//! | segment thresholds | `OFFER_SETTINGS` | `SEGMENTS` | lapsed after days, high-value spend |
 //!
 //! Only the user, wallet and astrologer items live under `USER#{sub}`, so `GET /me` is a
 //! single Query. Put anything else that belongs to a user in a partition of its own.
@@ -40,7 +46,7 @@
 //!
 //! | index | partition key | sort key | projection | what it finds |
 //! |---|---|---|---|---|
-//! | `GSI1` | `GSI1PK` | `GSI1SK` | all | overloaded: a customer's consultations, open KYC requests by expiry, a top-up by Razorpay order, a year's invoices, promo codes, the staff audit log, an astrologer's public reviews |
+//! | `GSI1` | `GSI1PK` | `GSI1SK` | all | overloaded: a customer's consultations, open KYC requests by expiry, a top-up by Razorpay order, a year's invoices, promo codes, offers, the staff audit log, an astrologer's public reviews |
 //! | `GSI2` | `GSI2PK` | `GSI2SK` | all | overloaded: an astrologer's consultations by time, open top-ups by creation |
 //! | `ConsultationsDue` | `DUE_PK` | `DUE_AT` | all | sparse: consultations not started (by start) or in progress (by booked end), for the sweep |
 //! | `CatalogueByPrice` | `CATALOGUE` | `CAT_PRICE` | catalogue card | sparse: listed astrologers by rate |
@@ -55,6 +61,7 @@
 //! |---|---|
 //! | post-confirmation | 1 TransactWriteItems: user + phone claim + wallet (+ astrologer) + `UserRegistered`, each `attribute_not_exists`; a claim held by another user: + 1 GetItem (its holder) and, when Cognito no longer gives the holder the number, the transaction again with the claim moved (`user_id = holder`) |
 //! | `PATCH /me`, `GET /me/export`, `DELETE /me`, `GET /customers/{id}/birth-details` | see [`people`] |
+//! | `GET /offers`, `/admin/offers*`, `PUT /admin/offer-segments`, the progress consumer | see [`offers`] |
 //! | `GET /me` | 1 Query on `PK = USER#{sub}`; an account whose setup the trigger left unfinished: + the trigger's TransactWriteItems and 1 Query, once (see `shared::account`) |
 //! | `POST /auth/signup`, `/auth/signup/resend`, `/auth/otp` | 2 conditional UpdateItems, concurrently (the number's and the source address's SMS counters: `ADD sends`, condition `sends < limit`) |
 //! | notifications consumer | per recipient: 1 TransactWriteItems (the notification, `attribute_not_exists` = de-duplication, + unread count); with push on, 1 Query (devices), per new device 1 UpdateItem (its endpoint), per disabled one 1 TransactWriteItems (it and its owner item) |

@@ -10,7 +10,7 @@
 //! | `PUT /admin/offer-segments` | 1 TransactWriteItems (the thresholds + the audit entry) |
 //! | `GET /offers` | 1 Query (GSI1 `OFFERS`) and 1 BatchGetItem (the caller's progress, the thresholds), at once |
 //! | `POST /consultations` with an offer | the booking's BatchGetItem reads the offer, the progress and the thresholds too; its transaction reserves (below) |
-//! | customer-progress consumer | 1 GetItem (the progress), 1 TransactWriteItems (the event's record `attribute_not_exists`, the progress conditioned on its `version`) |
+//! | customer-progress consumer | 1 BatchGetItem (the progress, the thresholds), 1 TransactWriteItems (the event's record `attribute_not_exists`, the progress conditioned on its `version`) |
 //!
 //! Reserving (in the booking's transaction): the offer's `taken` and `reservations` counted
 //! (`active`, and `taken` under the total limit, in the condition), the customer's
