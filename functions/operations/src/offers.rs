@@ -21,10 +21,19 @@ pub(crate) struct OfferBody {
         schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")
     )]
     name: String,
-    /// The first minutes of a consultation that are free: 1 to 60.
-    #[serde(deserialize_with = "shared::domain::json::whole_number")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 60))]
+    /// The first minutes of a consultation that are free: 1 to 60; or leave it out and give
+    /// `bonus_percent` for a recharge bonus.
+    #[serde(default, deserialize_with = "shared::domain::json::whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 60))]
     free_minutes: u32,
+    /// A recharge bonus instead of free minutes: this percent of a recharge made with the
+    /// offer, as bonus cash (above 0, up to 100, two decimals).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, examples("10")))]
+    bonus_percent: Option<rust_decimal::Decimal>,
+    /// The most bonus one recharge gets from the offer; absent: no cap.
+    #[serde(default)]
+    max_bonus: Option<Money>,
     /// Only for a customer's first consultation.
     #[serde(default)]
     first_consultation_only: bool,
@@ -98,6 +107,8 @@ pub(crate) async fn create(app: &App, req: &Request, staff: &UserId) -> Result<R
         offer_id: format!("o_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
         name: body.name.trim().to_owned(),
         free_minutes: body.free_minutes,
+        bonus_percent: body.bonus_percent,
+        max_bonus: body.max_bonus,
         first_consultation_only: body.first_consultation_only,
         milestone: body.milestone,
         segments,
@@ -105,7 +116,8 @@ pub(crate) async fn create(app: &App, req: &Request, staff: &UserId) -> Result<R
         valid_until: body.valid_until,
         per_customer_limit: body.per_customer_limit.unwrap_or(1),
         total_limit: body.total_limit,
-        promotional_astrologers_only: body.promotional_astrologers_only.unwrap_or(true),
+        // A recharge bonus involves no astrologer.
+        promotional_astrologers_only: body.promotional_astrologers_only.unwrap_or(body.bonus_percent.is_none()),
         active: true,
     };
     offer::check_offer(&offer).map_err(|(field, problem)| ApiError::invalid_field(field, problem))?;

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::app::top_up::{CREDIT_ATTEMPTS, credit, log_credit};
 use shared::domain::idempotency::{IdempotencyKey, StoredResponse};
+use shared::domain::offer::{Offer, OfferRead, OfferRefusal};
 use shared::domain::topup::{InvoiceView, MAX_OPEN_TOPUPS, Source, Status, TopUp};
 use shared::domain::user::UserId;
 use shared::domain::wallet::WalletView;
@@ -95,6 +96,23 @@ struct CreateBody {
     /// INR to add, from `TOPUP_MIN_AMOUNT` (10) to `TOPUP_MAX_AMOUNT` (50,000), at most 2 decimals.
     #[cfg_attr(feature = "openapi", schema(schema_with = openapi::amount))]
     amount: Money,
+    /// A recharge-bonus offer of `GET /offers`: its bonus is added when the payment is
+    /// credited, if the offer still holds then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^o_[0-9a-f]{12}$"))]
+    offer_id: Option<String>,
+}
+
+/// The offer whose bonus was quoted.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+struct OfferQuote<'a> {
+    offer_id: &'a str,
+    name: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, examples("10")))]
+    bonus_percent: Decimal,
+    /// Its part of `bonus`.
+    bonus: Money,
 }
 
 /// The promotion rule whose bonus was quoted.
@@ -130,9 +148,11 @@ struct Created<'a> {
     /// Always `pending`.
     status: Status,
     amount: Money,
-    /// Bonus cash the top-up will add when paid.
+    /// Bonus cash the top-up will add when paid: the promotion rule's and the offer's.
     bonus: Money,
     promotion: Option<Promotion<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer: Option<OfferQuote<'a>>,
     checkout: Checkout<'a>,
 }
 
@@ -144,6 +164,9 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
             "amount",
             format!("must be between {} and {} INR", app.min_amount, app.max_amount),
         ));
+    }
+    if body.offer_id.as_deref().is_some_and(|id| !Offer::valid_id(id)) {
+        return Err(ApiError::invalid_field("offer_id", "is not an offer's id"));
     }
     let key = IdempotencyKey::required(req, &caller.user_id, &body)?;
     let now = Utc::now();
@@ -159,7 +182,30 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
         return Err(too_many_open());
     }
 
-    let rules = app.store.promotion_rules().await?;
+    let (rules, offered) = tokio::try_join!(app.store.promotion_rules(), async {
+        match &body.offer_id {
+            Some(id) => app.store.offer_state(&caller.user_id, id).await.map(Some),
+            None => Ok(None),
+        }
+    })?;
+    let offer = match &offered {
+        Some(OfferRead { offer: Some((offer, counters)), progress, thresholds }) => {
+            let bonus = offer
+                .recharge_bonus_for(progress, thresholds, wallet.recharge_count, counters.taken, amount, now)
+                .map_err(|e| ApiError::new(422, "offer_refused", e.to_string()).with_field("offer_id"))?;
+            Some(OfferQuote {
+                offer_id: &offer.offer_id,
+                name: &offer.name,
+                bonus_percent: offer.bonus_percent.unwrap_or_default(),
+                bonus,
+            })
+        }
+        Some(_) => {
+            let unknown = OfferRefusal::Unknown.to_string();
+            return Err(ApiError::new(422, "offer_refused", unknown).with_field("offer_id"));
+        }
+        None => None,
+    };
     let rule = shared::domain::promotion::best_rule(&rules, amount, wallet.recharge_count);
     let bonus = rule.map_or(Money::ZERO, |r| r.bonus_for(amount));
     // Should another recharge be credited first, a first-recharge-only rule no longer holds:
@@ -183,6 +229,7 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
         first_recharge_only: rule.is_some_and(|r| r.first_recharge_only),
         fallback_rule_id: fallback.map(|r| r.id.clone()),
         fallback_bonus: fallback.map_or(Money::ZERO, |r| r.bonus_for(amount)),
+        offer_id: offer.as_ref().map(|o| o.offer_id.to_owned()),
         razorpay_order_id: order.id.clone(),
         status: Status::Pending,
         created_at: now,
@@ -194,13 +241,14 @@ async fn create(app: &App, req: &Request, caller: Caller) -> Result<Response, Ap
             top_up_id: &id,
             status: Status::Pending,
             amount,
-            bonus,
+            bonus: offer.as_ref().and_then(|o| bonus.checked_add(o.bonus).ok()).unwrap_or(bonus),
             promotion: rule.map(|r| Promotion {
                 rule_id: &r.id,
                 name: &r.name,
                 bonus_percent: r.bonus_percent,
                 first_recharge_only: r.first_recharge_only,
             }),
+            offer,
             checkout: Checkout {
                 key: &razorpay.key_id,
                 order_id: &order.id,
@@ -268,9 +316,9 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
     let busy = |_| ApiError::unavailable("busy", "the wallet is busy; try again");
     retry::on_conflict(CREDIT_ATTEMPTS, busy, || async {
         let now = Utc::now();
-        let state = app
+        let mut state = app
             .store
-            .credit_state(&id, &caller.user_id, &Source::Confirm, now)
+            .credit_state(&id, &caller.user_id, None, &Source::Confirm, now)
             .await?
             .ok_or_else(|| ApiError::not_found("top-up"))?;
         if !app.razorpay.get().await?.checkout_signature_valid(
@@ -290,7 +338,7 @@ async fn confirm(app: &App, req: &Request, caller: Caller) -> Result<Response, A
         }
         let payment =
             captured.get_or_try_init(|| require_captured(app, &state.topup, &body.razorpay_payment_id)).await?;
-        let plan = credit::credit_plan(app, &state, payment, &Source::Confirm, now).await?;
+        let plan = credit::credit_plan(app, &mut state, payment, &Source::Confirm, now).await?;
         Ok(match app.store.credit(&plan, &Source::Confirm, now).await? {
             Credit::Credited => {
                 log_credit(&plan.topup);
@@ -352,6 +400,12 @@ struct TopUpView<'a> {
     amount: Money,
     /// The bonus credited (once completed) or quoted.
     bonus: Money,
+    /// The recharge-bonus offer it names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer_id: Option<&'a str>,
+    /// Once completed: the offer's part of `bonus` (0.00 if the offer no longer held).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer_bonus: Option<Money>,
     razorpay_order_id: &'a str,
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     created_at: String,
@@ -370,6 +424,8 @@ fn topup_view<'a>(t: &'a TopUp, wallet: Option<&'a WalletView>) -> TopUpView<'a>
         status: t.status,
         amount: t.amount,
         bonus: t.credit.as_ref().map_or(t.bonus, |c| c.bonus_credited),
+        offer_id: t.offer_id.as_deref(),
+        offer_bonus: t.offer_id.as_ref().and(t.credit.as_ref()).map(|c| c.offer_bonus),
         razorpay_order_id: &t.razorpay_order_id,
         created_at: t.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         payment_id: t.credit.as_ref().map(|c| c.payment_id.as_str()),

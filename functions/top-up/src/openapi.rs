@@ -13,10 +13,12 @@ use crate::transactions::{MAX_LIMIT, Page};
 const BUSY: shared::http::openapi::ErrorCase = error(503, "busy", "the wallet kept changing underneath; retry");
 
 pub fn openapi() -> FunctionDoc {
-    FunctionDoc::new("top-up", "Wallet", ROUTES, &[STORE_UNAVAILABLE], |op| match op {
+    FunctionDoc::new("top-up", "Wallet", ROUTES, &[STORE_UNAVAILABLE], |op| {
+        match op {
         Op::Create => Operation {
             summary: "Start a wallet top-up (creates a Razorpay order)",
-            description: "Quotes the promotion bonus and creates the Razorpay order; open Razorpay's checkout with \
+            description: "Quotes the promotion bonus (and the bonus of the recharge offer named by `offer_id`, \
+                          applied by the credit if the offer still holds then) and creates the Razorpay order; open Razorpay's checkout with \
                           `checkout`. The wallet is credited once, by whichever comes first: `POST \
                           /wallet/top-ups/{id}/confirm` or Razorpay's webhook (see the callback). Nothing is \
                           written if Razorpay is down.",
@@ -26,6 +28,11 @@ pub fn openapi() -> FunctionDoc {
             errors: [
                 vec![
                     error(404, "not_found", "the caller has no wallet (account setup did not finish)"),
+                    error(
+                        422,
+                        "offer_refused",
+                        "the offer is unknown, over, used up, not a recharge bonus or not for the caller (milestone, segment)",
+                    ),
                     error(
                         409,
                         "too_many_open_top_ups",
@@ -137,6 +144,7 @@ pub fn openapi() -> FunctionDoc {
             .concat(),
             ..Operation::default()
         },
+    }
     })
 }
 

@@ -1657,6 +1657,8 @@ mod tests {
             offer_id: "o_0123456789ab".into(),
             name: "First 5 minutes free".into(),
             free_minutes: 5,
+            bonus_percent: None,
+            max_bonus: None,
             first_consultation_only: true,
             milestone: None,
             segments: vec![],

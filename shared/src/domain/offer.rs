@@ -1,5 +1,8 @@
-//! Offers (seed 003's offers domain): free minutes on a consultation for new customers, a
-//! segment, or those who reached a milestone. A booking **reserves** its offer in the
+//! Offers (seed 003's offers domain): free minutes on a consultation, or a bonus percentage
+//! on a recharge, for new customers, a segment, or those who reached a milestone (e.g. the
+//! 3rd recharge: a milestone of 2 recharges, counted on the wallet itself). A recharge bonus
+//! is **consumed** in the credit's transaction, with the payment (no reservation: nothing is
+//! held before the money arrives). A booking **reserves** its offer in the
 //! booking's transaction; a completed session **consumes** it (the consultation is then
 //! `promotional`); a cancellation, a no-show, a decline, an expiry or a session nobody came
 //! to **releases** it, and the customer may use it again. Who pays for free minutes is in
@@ -162,8 +165,16 @@ impl CustomerProgress {
 pub struct Offer {
     pub offer_id: String,
     pub name: String,
-    /// The first minutes of the consultation are free, up to this many.
+    /// The first minutes of the consultation are free, up to this many; 0 for a recharge bonus.
+    #[serde(default)]
     pub free_minutes: u32,
+    /// A recharge bonus instead: this percentage of the recharge, as bonus cash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, examples("10")))]
+    pub bonus_percent: Option<Decimal>,
+    /// The most bonus one recharge gets from it; `None`: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bonus: Option<Money>,
     /// Only for a customer's first consultation (none completed yet).
     pub first_consultation_only: bool,
     /// Only once the customer reached it.
@@ -211,6 +222,10 @@ pub enum OfferRefusal {
     AstrologerNotTakingPart,
     #[error("an offer and a promo code cannot be combined")]
     WithPromoCode,
+    #[error("this offer is a recharge bonus, not for a consultation")]
+    NotForConsultations,
+    #[error("this offer gives free minutes on a consultation, not a recharge bonus")]
+    NotForRecharges,
 }
 
 impl Offer {
@@ -262,6 +277,9 @@ impl Offer {
         minutes: u32,
         now: DateTime<Utc>,
     ) -> Result<u32, OfferRefusal> {
+        if self.is_recharge_bonus() {
+            return Err(OfferRefusal::NotForConsultations);
+        }
         self.check_customer(customer, thresholds, now)?;
         if self.promotional_astrologers_only && !astrologer_accepts {
             return Err(OfferRefusal::AstrologerNotTakingPart);
@@ -271,6 +289,47 @@ impl Offer {
         }
         Ok(self.free_minutes.min(minutes))
     }
+
+    pub fn is_recharge_bonus(&self) -> bool {
+        self.bonus_percent.is_some()
+    }
+
+    /// The bonus it gives a recharge of `amount` when it has been taken `taken_total` times:
+    /// `bonus_percent` of it, rounded down to the paisa, at most `max_bonus`. `recharges`:
+    /// the customer's recharges credited before this one, from their wallet (exact, where
+    /// their progress may lag an event behind).
+    pub fn recharge_bonus_for(
+        &self,
+        customer: &CustomerProgress,
+        thresholds: &SegmentThresholds,
+        recharges: u64,
+        taken_total: u64,
+        amount: Money,
+        now: DateTime<Utc>,
+    ) -> Result<Money, OfferRefusal> {
+        let Some(percent) = self.bonus_percent else { return Err(OfferRefusal::NotForRecharges) };
+        let customer = CustomerProgress {
+            recharges: customer.recharges.max(u32::try_from(recharges).unwrap_or(u32::MAX)),
+            ..customer.clone()
+        };
+        self.check_customer(&customer, thresholds, now)?;
+        if self.total_limit.is_some_and(|limit| taken_total >= limit) {
+            return Err(OfferRefusal::UsedUp);
+        }
+        let bonus = (amount.decimal() * percent / Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero);
+        let bonus = Money::new(bonus).unwrap_or(Money::ZERO);
+        Ok(self.max_bonus.map_or(bonus, |cap| bonus.min(cap)))
+    }
+}
+
+/// What a booking or a credit reads of the offer it names (in its one `BatchGetItem`).
+#[derive(Debug, Clone, Default)]
+pub struct OfferRead {
+    /// `None`: no such offer.
+    pub offer: Option<(Offer, OfferCounters)>,
+    pub progress: CustomerProgress,
+    pub thresholds: SegmentThresholds,
 }
 
 /// An offer as a customer sees it in `GET /offers`.
@@ -279,7 +338,14 @@ impl Offer {
 pub struct OfferForYou {
     pub offer_id: String,
     pub name: String,
+    /// Free minutes on a consultation (0 for a recharge bonus).
     pub free_minutes: u32,
+    /// A bonus on a recharge (`POST /wallet/top-ups` with `offer_id`): this percentage of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, examples("10")))]
+    pub bonus_percent: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bonus: Option<Money>,
     #[serde(serialize_with = "crate::domain::time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<DateTime<Utc>>,
     /// Only with astrologers who accept promotional offers (the catalogue says which).
@@ -322,6 +388,8 @@ pub fn offers_for(
                 offer_id: o.offer_id.clone(),
                 name: o.name.clone(),
                 free_minutes: o.free_minutes,
+                bonus_percent: o.bonus_percent,
+                max_bonus: o.max_bonus,
                 valid_until: o.valid_until,
                 promotional_astrologers_only: o.promotional_astrologers_only,
                 available,
@@ -338,8 +406,22 @@ pub fn offers_for(
 
 /// Staff's checks on a new offer: the field at fault and why.
 pub fn check_offer(o: &Offer) -> Result<(), (&'static str, &'static str)> {
-    if !(1..=MAX_FREE_MINUTES).contains(&o.free_minutes) {
-        return Err(("free_minutes", "must be 1 to 60"));
+    match o.bonus_percent {
+        None if !(1..=MAX_FREE_MINUTES).contains(&o.free_minutes) => {
+            return Err(("free_minutes", "must be 1 to 60 (or give bonus_percent for a recharge bonus)"));
+        }
+        None if o.max_bonus.is_some() => return Err(("max_bonus", "only with bonus_percent")),
+        None => {}
+        Some(_) if o.free_minutes != 0 => {
+            return Err(("bonus_percent", "an offer gives free minutes or a recharge bonus, not both"));
+        }
+        Some(p) if p <= Decimal::ZERO || p > Decimal::ONE_HUNDRED || p.scale() > 2 => {
+            return Err(("bonus_percent", "must be above 0 and at most 100, at most 2 decimals"));
+        }
+        Some(_) if o.max_bonus.is_some_and(|m| m.is_zero()) => {
+            return Err(("max_bonus", "must be above 0 (leave it out for no cap)"));
+        }
+        Some(_) => {}
     }
     if o.first_consultation_only && o.milestone.is_some_and(|m| m.metric == MilestoneMetric::CompletedConsultations) {
         return Err(("milestone", "a first-consultation offer cannot wait for completed consultations"));
@@ -373,6 +455,8 @@ pub struct OfferCounters {
     pub free_minutes_spent: u64,
     /// What the promotions ledger paid astrologers for them.
     pub promotions_spent: Money,
+    /// Bonus cash given on recharges.
+    pub bonus_spent: Money,
 }
 
 /// An offer's effectiveness report.
@@ -391,6 +475,7 @@ pub struct OfferReport {
     pub conversion_percent: Decimal,
     pub free_minutes_spent: u64,
     pub promotions_spent: Money,
+    pub bonus_spent: Money,
 }
 
 impl OfferReport {
@@ -413,6 +498,7 @@ impl OfferReport {
             conversion_percent,
             free_minutes_spent: c.free_minutes_spent,
             promotions_spent: c.promotions_spent,
+            bonus_spent: c.bonus_spent,
         }
     }
 }
@@ -430,6 +516,8 @@ mod tests {
             offer_id: "o_0123456789ab".into(),
             name: "First 5 minutes free".into(),
             free_minutes: 5,
+            bonus_percent: None,
+            max_bonus: None,
             first_consultation_only: true,
             milestone: None,
             segments: vec![],
@@ -553,6 +641,31 @@ mod tests {
         );
         assert_eq!(check_offer(&Offer { per_customer_limit: 0, ..offer() }).unwrap_err().0, "per_customer_limit");
         assert_eq!(check_offer(&Offer { total_limit: Some(0), ..offer() }).unwrap_err().0, "total_limit");
+        // A recharge bonus: a percentage instead of free minutes, never both; not for a booking.
+        let bonus = Offer { free_minutes: 0, bonus_percent: Some(Decimal::new(1050, 2)), ..offer() };
+        assert_eq!(check_offer(&bonus), Ok(()));
+        assert_eq!(check_offer(&Offer { free_minutes: 5, ..bonus.clone() }).unwrap_err().0, "bonus_percent");
+        assert_eq!(
+            check_offer(&Offer { bonus_percent: Some(Decimal::new(1001, 3)), ..bonus.clone() }).unwrap_err().0,
+            "bonus_percent"
+        );
+        assert_eq!(
+            check_offer(&Offer { bonus_percent: Some(Decimal::new(101, 0)), ..bonus.clone() }).unwrap_err().0,
+            "bonus_percent"
+        );
+        assert_eq!(
+            check_offer(&Offer { max_bonus: Some(Money::from_paise(100)), ..offer() }).unwrap_err().0,
+            "max_bonus"
+        );
+        assert_eq!(check_offer(&Offer { max_bonus: Some(Money::ZERO), ..bonus.clone() }).unwrap_err().0, "max_bonus");
+        let t = SegmentThresholds::default();
+        let now = bonus.valid_from;
+        let new = CustomerProgress::default();
+        assert_eq!(bonus.free_minutes_for(&new, &t, true, 0, 10, now), Err(OfferRefusal::NotForConsultations));
+        assert_eq!(
+            offer().recharge_bonus_for(&new, &t, 0, 0, Money::from_paise(100), now),
+            Err(OfferRefusal::NotForRecharges)
+        );
         assert!(Offer::valid_id("o_0123456789ab") && !Offer::valid_id("o_0123456789aZ") && !Offer::valid_id("x"));
         let counters = OfferCounters {
             taken: 2,
@@ -561,6 +674,7 @@ mod tests {
             releases: 1,
             free_minutes_spent: 8,
             promotions_spent: Money::from_paise(11_200),
+            bonus_spent: Money::ZERO,
         };
         let report = OfferReport::of(&offer(), &counters);
         assert_eq!((report.open, report.conversion_percent.to_string()), (0, "66.67".to_owned()));

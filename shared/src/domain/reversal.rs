@@ -332,12 +332,14 @@ mod tests {
             first_recharge_only: false,
             fallback_rule_id: None,
             fallback_bonus: Money::ZERO,
+            offer_id: None,
             razorpay_order_id: "order_1".into(),
             status: Status::Completed,
             created_at: Utc::now(),
             credit: Some(CreditRecord {
                 payment_id: "pay_1".into(),
                 bonus_credited: m("100"),
+                offer_bonus: Money::ZERO,
                 credited_by: "confirm".into(),
                 completed_at: String::new(),
                 invoice: InvoiceView {

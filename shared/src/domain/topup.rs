@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::domain::events::{Envelope, WalletCredited};
 use crate::domain::invoice::{GstSplit, Gstin, TaxLines, gst_inclusive_split, invoice_number, tax_lines};
 use crate::domain::money::Money;
+use crate::domain::offer::{Offer, OfferRead};
 use crate::domain::promotion::{PromotionRule, best_rule};
 use crate::domain::status::string_enum;
 use crate::domain::user::UserId;
@@ -43,6 +44,8 @@ pub struct TopUp {
     /// credited first.
     pub fallback_rule_id: Option<String>,
     pub fallback_bonus: Money,
+    /// A recharge-bonus offer the customer named, applied by the credit if it still holds then.
+    pub offer_id: Option<String>,
     pub razorpay_order_id: String,
     pub status: Status,
     pub created_at: DateTime<Utc>,
@@ -60,7 +63,10 @@ impl TopUp {
 #[derive(Debug, Clone, Serialize)]
 pub struct CreditRecord {
     pub payment_id: String,
+    /// Everything credited as bonus cash: the promotion rule's and the offer's.
     pub bonus_credited: Money,
+    /// The part of it the offer (`TopUp::offer_id`) gave.
+    pub offer_bonus: Money,
     pub credited_by: String,
     pub completed_at: String,
     pub invoice: InvoiceView,
@@ -134,6 +140,8 @@ pub struct CreditPlan {
     pub invoice_seq_read: Option<u64>,
     pub invoice_seq: u64,
     pub event: Envelope<WalletCredited>,
+    /// The recharge-bonus offer this credit consumes (its bonus: `CreditRecord::offer_bonus`).
+    pub offer: Option<Offer>,
 }
 
 /// What a credit reads first (one `BatchGetItem`, see [`crate::store::Store::credit_state`]).
@@ -148,6 +156,8 @@ pub struct CreditState {
     pub financial_year: String,
     /// The webhook event was already processed.
     pub event_seen: bool,
+    /// The offer the top-up names, read with the rest; `None`: it names none.
+    pub offer: Option<OfferRead>,
 }
 
 /// Decides the credit `state` calls for, paid by `payment_id`. `rules_now`: the promotion
@@ -161,7 +171,7 @@ pub fn plan_credit(
     settings: &CreditSettings<'_>,
     now: DateTime<Utc>,
 ) -> Result<CreditPlan, WalletError> {
-    let CreditState { topup, wallet, invoice_series, invoice_seq: invoice_seq_read, financial_year, .. } = state;
+    let CreditState { topup, wallet, invoice_series, invoice_seq: invoice_seq_read, financial_year, offer, .. } = state;
     let (invoice_series, invoice_seq_read) = (*invoice_series, *invoice_seq_read);
     let bonus = match rules_now {
         // The quote expired: the rules as they stand, for this wallet's recharge count.
@@ -173,6 +183,18 @@ pub fn plan_credit(
         None if topup.first_recharge_only && wallet.recharge_count > 0 => topup.fallback_bonus,
         None => topup.bonus,
     };
+    // The offer as it stands now: one deactivated, used up or no longer for this customer
+    // since the top-up was created gives nothing, and the payment is credited all the same.
+    let offer = match offer {
+        Some(OfferRead { offer: Some((offer, counters)), progress, thresholds }) => offer
+            .recharge_bonus_for(progress, thresholds, wallet.recharge_count, counters.taken, topup.amount, now)
+            .ok()
+            .filter(|b| !b.is_zero())
+            .map(|b| (offer.clone(), b)),
+        _ => None,
+    };
+    let offer_bonus = offer.as_ref().map_or(Money::ZERO, |(_, b)| *b);
+    let bonus = bonus.checked_add(offer_bonus).map_err(|_| WalletError::Overflow)?;
     let invoice_seq = invoice_seq_read.unwrap_or(0) + 1;
     // A series past 999,999 this year: refuse rather than issue a number GST does not allow.
     let number = invoice_number(settings.invoice_prefix, financial_year, invoice_series, invoice_seq)
@@ -189,6 +211,7 @@ pub fn plan_credit(
     credited.credit = Some(CreditRecord {
         payment_id: payment_id.to_owned(),
         bonus_credited: bonus,
+        offer_bonus,
         credited_by: source.name().to_owned(),
         completed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         invoice: InvoiceView {
@@ -219,7 +242,15 @@ pub fn plan_credit(
             invoice_number: number,
         },
     );
-    Ok(CreditPlan { topup: credited, posting, invoice_series, invoice_seq_read, invoice_seq, event })
+    Ok(CreditPlan {
+        topup: credited,
+        posting,
+        invoice_series,
+        invoice_seq_read,
+        invoice_seq,
+        event,
+        offer: offer.map(|(o, _)| o),
+    })
 }
 
 #[cfg(test)]
@@ -237,6 +268,7 @@ mod tests {
             first_recharge_only: first_only,
             fallback_rule_id: Some("any".into()),
             fallback_bonus: "25".parse().unwrap(),
+            offer_id: None,
             razorpay_order_id: "order_1".into(),
             status: Status::Pending,
             created_at: Utc::now(),
@@ -260,6 +292,7 @@ mod tests {
             invoice_seq: seq,
             financial_year: "2026-27".into(),
             event_seen: false,
+            offer: None,
         };
         let plan =
             plan_credit(&state(Wallet::empty(), Some(41)), "pay_1", &Source::Confirm, None, &settings, Utc::now())
@@ -295,6 +328,76 @@ mod tests {
                 .unwrap();
         assert_eq!(stale.topup.credit.unwrap().bonus_credited, Money::ZERO);
         assert_eq!(stale.posting.entries.len(), 1);
+    }
+
+    /// A bonus offer for the 3rd recharge (a milestone of 2 recharges, counted on the wallet
+    /// even before the customer's progress caught up): 10 % of ₹750, at most ₹50, on top of
+    /// the rule's; on the 2nd recharge, or once used up, nothing, and the money lands anyway.
+    #[test]
+    fn a_recharge_bonus_offer_adds_to_the_rules_bonus_when_it_still_holds() {
+        use crate::domain::offer::{Milestone, MilestoneMetric, OfferCounters};
+        let gstin = Gstin::parse("29AAGCB7383J1Z4").unwrap();
+        let settings = CreditSettings {
+            gst_rate_percent: dec!(18),
+            invoice_prefix: "AK",
+            supplier_gstin: &gstin,
+            sac_code: "999799",
+        };
+        let offer = Offer {
+            offer_id: "o_0123456789ab".into(),
+            name: "10% on the 3rd recharge".into(),
+            free_minutes: 0,
+            bonus_percent: Some(dec!(10)),
+            max_bonus: Some("50".parse().unwrap()),
+            first_consultation_only: false,
+            milestone: Some(Milestone { metric: MilestoneMetric::Recharges, count: 2 }),
+            segments: vec![],
+            valid_from: Utc::now() - chrono::Duration::days(1),
+            valid_until: None,
+            per_customer_limit: 1,
+            total_limit: Some(10),
+            promotional_astrologers_only: false,
+            active: true,
+        };
+        let state = |recharges: u64, taken: u64| {
+            let mut wallet = Wallet::empty();
+            wallet.recharge_count = recharges;
+            CreditState {
+                topup: TopUp { amount: "750".parse().unwrap(), offer_id: Some(offer.offer_id.clone()), ..topup(false) },
+                wallet,
+                invoice_series: 0,
+                invoice_seq: None,
+                financial_year: "2026-27".into(),
+                event_seen: false,
+                offer: Some(OfferRead {
+                    offer: Some((offer.clone(), OfferCounters { taken, ..OfferCounters::default() })),
+                    ..OfferRead::default()
+                }),
+            }
+        };
+        let plan = |recharges, taken| {
+            plan_credit(&state(recharges, taken), "pay_1", &Source::Confirm, None, &settings, Utc::now()).unwrap()
+        };
+        let third = plan(2, 0);
+        let credit = third.topup.credit.as_ref().unwrap();
+        assert_eq!(
+            (credit.offer_bonus.to_string(), credit.bonus_credited.to_string()),
+            ("50.00".into(), "150.00".into())
+        );
+        assert_eq!(third.posting.after.bonus_cash.to_string(), "150.00");
+        assert_eq!(third.offer.map(|o| o.offer_id), Some(offer.offer_id.clone()));
+        for (recharges, taken) in [(1, 0), (2, 10)] {
+            let none = plan(recharges, taken);
+            assert_eq!(none.topup.credit.as_ref().unwrap().offer_bonus, Money::ZERO);
+            assert_eq!(none.topup.credit.unwrap().bonus_credited.to_string(), "100.00");
+            assert!(none.offer.is_none());
+        }
+        // Uncapped: 10 % of ₹333.33 rounds down to the paisa.
+        let uncapped = Offer { max_bonus: None, ..offer.clone() };
+        let progress = crate::domain::offer::CustomerProgress::default();
+        let bonus =
+            uncapped.recharge_bonus_for(&progress, &Default::default(), 2, 0, "333.33".parse().unwrap(), Utc::now());
+        assert_eq!(bonus.map(|b| b.to_string()), Ok("33.33".into()));
     }
 
     #[test]

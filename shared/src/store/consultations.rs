@@ -35,7 +35,7 @@ use super::keys::{
     GSI1, GSI2, LISTED, PROMO_CODE_SK, WALLET_SK, astrologer_consultations_gsi2pk, consultation_pk,
     customer_consultations_gsi1pk, earnings_pk, idempotency_pk, promo_code_pk, promo_usage_sk, user_pk,
 };
-use super::offers::{OfferRead, offer_keys, read_offer_state};
+use super::offers::{offer_keys, read_offer_state};
 use super::wallet::{Account, read_open_wallet, read_wallet};
 use super::{Store, StoreError, Tx, TxError};
 use crate::domain::astrologer::{AstrologerRecord, Booked, Mode};
@@ -48,6 +48,7 @@ use crate::domain::booking::{
     OfferOutcome, Price, PromoCode,
 };
 use crate::domain::idempotency::{IdempotencyKey, StoredResponse};
+use crate::domain::offer::OfferRead;
 use crate::domain::user::UserId;
 use crate::domain::wallet::{Hold, Posting, Wallet};
 

@@ -31,7 +31,9 @@ use super::keys::{
 use super::tx::committed;
 use super::{Store, StoreError, TTL_ATTRIBUTE, Tx, TxError};
 use crate::domain::booking::{Consultation, OfferOutcome};
-use crate::domain::offer::{CustomerProgress, Milestone, MilestoneReached, Offer, OfferCounters, SegmentThresholds};
+use crate::domain::offer::{
+    CustomerProgress, Milestone, MilestoneReached, Offer, OfferCounters, OfferRead, SegmentThresholds,
+};
 use crate::domain::staff::AuditEntry;
 use crate::domain::user::UserId;
 
@@ -51,6 +53,7 @@ fn offer_item(o: &Offer, created_at: DateTime<Utc>) -> Item {
         item.insert(counter.into(), items::n(0));
     }
     item.insert("promotions_spent".into(), items::money(crate::Money::ZERO));
+    item.insert("bonus_spent".into(), items::money(crate::Money::ZERO));
     item.insert("created_at".into(), items::time(created_at));
     item.insert("GSI1PK".into(), items::s(OFFERS_GSI1PK));
     item.insert("GSI1SK".into(), items::s(format!("{}#{}", items::time_text(created_at), o.offer_id)));
@@ -68,6 +71,7 @@ fn read_offer(item: &Item) -> Result<(Offer, OfferCounters), StoreError> {
         releases: get_u64(item, "releases")?,
         free_minutes_spent: get_u64(item, "free_minutes_spent")?,
         promotions_spent: get_money(item, "promotions_spent")?,
+        bonus_spent: items::money_or_zero(item, "bonus_spent")?,
     };
     Ok((offer, counters))
 }
@@ -138,15 +142,6 @@ fn progress_and_thresholds(
     ))
 }
 
-/// What a booking reads for the offer it asks for.
-#[derive(Debug)]
-pub struct OfferRead {
-    /// `None`: no such offer.
-    pub offer: Option<(Offer, OfferCounters)>,
-    pub progress: CustomerProgress,
-    pub thresholds: SegmentThresholds,
-}
-
 /// What a progress write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressWrite {
@@ -160,33 +155,8 @@ pub enum ProgressWrite {
 impl Tx {
     /// Reserves `offer` for booking `c` (its free minutes): both limits in the conditions.
     pub(crate) fn reserve_offer(&mut self, offer: &Offer, c: &Consultation) -> &mut Self {
-        let (mut condition, mut values) = ("active = :yes".to_owned(), vec![(":yes", AttributeValue::Bool(true))]);
-        if let Some(limit) = offer.total_limit {
-            condition.push_str(" AND taken < :limit");
-            values.push((":limit", items::n(limit)));
-        }
-        values.push((":one", items::n(1)));
-        self.update(
-            "offer",
-            items::key(offer_pk(&offer.offer_id), OFFER_SK),
-            "SET taken = taken + :one, reservations = reservations + :one",
-            &condition,
-            values,
-        );
-        let taken = offer_taken_attribute(&offer.offer_id);
-        self.update(
-            "offer_customer",
-            items::key(progress_pk(&c.customer_id), PROGRESS_SK),
-            &format!("SET #{taken} = if_not_exists(#{taken}, :zero) + :one, entity = :entity, user_id = :user"),
-            &format!("attribute_not_exists(#{taken}) OR #{taken} < :per_customer"),
-            vec![
-                (":zero", items::n(0)),
-                (":one", items::n(1)),
-                (":per_customer", items::n(offer.per_customer_limit)),
-                (":entity", items::s("customer_progress")),
-                (":user", items::s(c.customer_id.as_str())),
-            ],
-        );
+        self.offer_taken(offer, "reservations = reservations + :one", vec![]);
+        self.customer_takes(offer, &c.customer_id);
         let mut reservation = items::key(offer_pk(&offer.offer_id), offer_reservation_sk(c.booking_id.as_str()));
         reservation.insert("entity".into(), items::s("offer_reservation"));
         reservation.insert("offer_id".into(), items::s(&offer.offer_id));
@@ -261,7 +231,69 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Consumes recharge-bonus `offer` for `customer`'s top-up `top_up_id` (in the credit's
+    /// transaction, which happens once): both limits in the conditions, as a reservation's.
+    pub(crate) fn consume_recharge_offer(
+        &mut self,
+        offer: &Offer,
+        customer: &UserId,
+        top_up_id: &str,
+        bonus: crate::Money,
+    ) -> &mut Self {
+        self.offer_taken(
+            offer,
+            "consumptions = consumptions + :one, bonus_spent = if_not_exists(bonus_spent, :nothing) + :bonus, \
+             last_top_up_id = :top_up",
+            vec![
+                (":bonus", items::money(bonus)),
+                (":nothing", items::money(crate::Money::ZERO)),
+                (":top_up", items::s(top_up_id)),
+            ],
+        );
+        self.customer_takes(offer, customer)
+    }
+
+    /// `offer` taken once more (label `offer`), with `also` set: conditioned on it being
+    /// active and under its total limit.
+    fn offer_taken(&mut self, offer: &Offer, also: &str, mut values: Vec<(&str, AttributeValue)>) -> &mut Self {
+        let mut condition = "active = :yes".to_owned();
+        values.extend([(":yes", AttributeValue::Bool(true)), (":one", items::n(1))]);
+        if let Some(limit) = offer.total_limit {
+            condition.push_str(" AND taken < :limit");
+            values.push((":limit", items::n(limit)));
+        }
+        let update = format!("SET taken = taken + :one, {also}");
+        self.update("offer", items::key(offer_pk(&offer.offer_id), OFFER_SK), &update, &condition, values)
+    }
+
+    /// `customer`'s uses of `offer` counted on their progress (label `offer_customer`),
+    /// conditioned on the per-customer limit.
+    fn customer_takes(&mut self, offer: &Offer, customer: &UserId) -> &mut Self {
+        let taken = offer_taken_attribute(&offer.offer_id);
+        self.update(
+            "offer_customer",
+            items::key(progress_pk(customer), PROGRESS_SK),
+            &format!("SET #{taken} = if_not_exists(#{taken}, :zero) + :one, entity = :entity, user_id = :user"),
+            &format!("attribute_not_exists(#{taken}) OR #{taken} < :per_customer"),
+            vec![
+                (":zero", items::n(0)),
+                (":one", items::n(1)),
+                (":per_customer", items::n(offer.per_customer_limit)),
+                (":entity", items::s("customer_progress")),
+                (":user", items::s(customer.as_str())),
+            ],
+        )
+    }
+}
+
 impl Store {
+    /// The offer `offer_id`, `customer`'s progress and the thresholds (one BatchGetItem), as
+    /// a top-up's creation quotes it.
+    pub async fn offer_state(&self, customer: &UserId, offer_id: &str) -> Result<OfferRead, StoreError> {
+        read_offer_state(&self.batch_get_all(offer_keys(customer, offer_id).to_vec()).await?, customer, offer_id)
+    }
+
     /// Creates an offer with its audit entry; `false`: its id exists (nothing written).
     pub async fn create_offer(&self, offer: &Offer, audit: &AuditEntry) -> Result<bool, StoreError> {
         let mut tx = self.tx();

@@ -8,6 +8,7 @@ use super::keys::{
     COUNTER_SK, GSI1, GSI2, INVOICE_SK, OPEN_TOPUPS_GSI2PK, OPEN_TOPUPS_SK, TOPUP_SK, WALLET_SK, invoice_counter_pk,
     invoices_gsi1pk, open_topups_pk, razorpay_order_gsi1pk, topup_pk, user_pk, webhook_event_pk,
 };
+use super::offers::{offer_keys, read_offer_state};
 use super::wallet::{Account, read_wallet};
 use super::webhooks::seen_event_item;
 use super::{Store, StoreError, Tx, TxError};
@@ -33,6 +34,9 @@ fn topup_item(t: &TopUp) -> Item {
         item.insert("fallback_rule_id".into(), items::s(rule));
     }
     item.insert("fallback_bonus".into(), items::money(t.fallback_bonus));
+    if let Some(offer) = &t.offer_id {
+        item.insert("offer_id".into(), items::s(offer));
+    }
     item.insert("razorpay_order_id".into(), items::s(&t.razorpay_order_id));
     item.insert("status".into(), items::s(t.status.as_str()));
     item.insert("created_at".into(), items::time(t.created_at));
@@ -52,6 +56,7 @@ pub(crate) fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
         Some(CreditRecord {
             payment_id: get_str(item, "payment_id")?.to_owned(),
             bonus_credited: get_money(item, "bonus_credited")?,
+            offer_bonus: items::money_or_zero(item, "offer_bonus")?,
             credited_by: get_str(item, "credited_by")?.to_owned(),
             completed_at: get_str(item, "completed_at")?.to_owned(),
             invoice: InvoiceView {
@@ -90,6 +95,7 @@ pub(crate) fn read_topup(item: &Item) -> Result<TopUp, StoreError> {
         fallback_rule_id: opt_str(item, "fallback_rule_id").map(str::to_owned),
         // Top-ups created before the fallback was recorded have none.
         fallback_bonus: get_money(item, "fallback_bonus").unwrap_or(Money::ZERO),
+        offer_id: opt_str(item, "offer_id").map(str::to_owned),
         razorpay_order_id: get_str(item, "razorpay_order_id")?.to_owned(),
         status,
         created_at: items::get_time(item, "created_at")?,
@@ -176,13 +182,15 @@ impl Store {
         output.items().first().map(read_topup).transpose()
     }
 
-    /// Reads the top-up, the wallet, the sequence of an invoice series drawn at random and
-    /// (for a webhook) the event record in one `BatchGetItem`. `None`: no such top-up of
-    /// `user`'s.
+    /// Reads the top-up, the wallet, the sequence of an invoice series drawn at random,
+    /// (for a webhook) the event record and (for a top-up naming an offer: `offer_id`, as
+    /// the caller read it) the offer, the customer's progress and the thresholds in one
+    /// `BatchGetItem`. `None`: no such top-up of `user`'s.
     pub async fn credit_state(
         &self,
         topup_id: &str,
         user: &UserId,
+        offer_id: Option<&str>,
         source: &Source,
         now: DateTime<Utc>,
     ) -> Result<Option<CreditState>, StoreError> {
@@ -196,7 +204,13 @@ impl Store {
         if let Source::Webhook { event_id, .. } = source {
             keys.push(items::key(webhook_event_pk("razorpay", event_id), super::keys::WEBHOOK_EVENT_SK));
         }
-        let found = self.batch_get(keys).await?;
+        if let Some(offer_id) = offer_id {
+            keys.extend(offer_keys(user, offer_id));
+        }
+        let all = self.batch_get_all(keys).await?;
+        let offer = offer_id.map(|id| read_offer_state(&all, user, id)).transpose()?;
+        let found: std::collections::HashMap<String, Item> =
+            all.into_iter().filter_map(|i| Some((opt_str(&i, super::PK)?.to_owned(), i))).collect();
         let Some(topup) = found.get(&topup_pk(topup_id)).map(read_topup).transpose()? else { return Ok(None) };
         if topup.user_id != *user {
             return Ok(None);
@@ -211,7 +225,17 @@ impl Store {
             Source::Webhook { event_id, .. } => found.contains_key(&webhook_event_pk("razorpay", event_id)),
             Source::Confirm | Source::Reconciliation => false,
         };
-        Ok(Some(CreditState { topup, wallet, invoice_series: series, invoice_seq, financial_year: fy, event_seen }))
+        // An offer the top-up does not name (the caller's read was older) is not applied.
+        let offer = offer.filter(|_| topup.offer_id.as_deref() == offer_id);
+        Ok(Some(CreditState {
+            topup,
+            wallet,
+            invoice_series: series,
+            invoice_seq,
+            financial_year: fy,
+            event_seen,
+            offer,
+        }))
     }
 
     /// The one `TransactWriteItems` that credits a payment, all or nothing:
@@ -236,7 +260,7 @@ impl Store {
             "SET #status = :completed, payment_id = :pay, bonus_credited = :bonus, credited_by = :by, \
              completed_at = :at, invoice_number = :inv, financial_year = :fy, supplier_gstin = :gstin, \
              sac_code = :sac, place_of_supply = :pos, taxable_value = :taxable, gst = :gst, cgst = :cgst, \
-             sgst = :sgst, igst = :igst, gst_rate_percent = :rate REMOVE failure_reason, GSI2PK, GSI2SK",
+             sgst = :sgst, igst = :igst, gst_rate_percent = :rate, offer_bonus = :offer_bonus REMOVE failure_reason, GSI2PK, GSI2SK",
             "#status IN (:pending, :failed)",
             vec![
                 (":completed", items::s(Status::Completed.as_str())),
@@ -257,8 +281,12 @@ impl Store {
                 (":sgst", items::money(inv.tax.sgst)),
                 (":igst", items::money(inv.tax.igst)),
                 (":rate", items::n(inv.gst_rate_percent)),
+                (":offer_bonus", items::money(credit.offer_bonus)),
             ],
         );
+        if let Some(offer) = &plan.offer {
+            tx.consume_recharge_offer(offer, &t.user_id, &t.id, credit.offer_bonus);
+        }
         tx.posting(&Account::Wallet(t.user_id.clone()), &plan.posting);
         tx.topup_closed(t);
         let (counter_cond, mut counter_values) = match plan.invoice_seq_read {

@@ -52,7 +52,9 @@ pub async fn credit_only(
 ) -> Result<Credited, ApiError> {
     retry::on_conflict(CREDIT_ATTEMPTS, wallet_busy, || async {
         let now = Utc::now();
-        let Some(state) = app.store.credit_state(&topup.id, &topup.user_id, source, now).await? else {
+        let Some(mut state) =
+            app.store.credit_state(&topup.id, &topup.user_id, topup.offer_id.as_deref(), source, now).await?
+        else {
             return Ok(Attempt::Done(Credited::NoTopUp));
         };
         if state.event_seen {
@@ -61,7 +63,7 @@ pub async fn credit_only(
         if state.topup.status == Status::Completed {
             return Ok(Attempt::Done(Credited::Before));
         }
-        let plan = credit_plan(app, &state, payment, source, now).await?;
+        let plan = credit_plan(app, &mut state, payment, source, now).await?;
         Ok(match app.store.credit(&plan, source, now).await? {
             Credit::Credited => {
                 log_credit(&plan.topup);
@@ -90,14 +92,18 @@ pub async fn take_back_refunds(app: &App, topup: &TopUp, payment: &PaymentEntity
 
 /// The credit `state` calls for, decided by the domain: a bonus quote that no longer held
 /// when the customer paid is replaced by what the promotion rules say now (one Query, only
-/// then).
+/// then); the offer the top-up names is read if `state` was read without it (the confirm
+/// reads the top-up and the wallet before it knows of an offer: one BatchGetItem, only then).
 pub async fn credit_plan(
     app: &App,
-    state: &CreditState,
+    state: &mut CreditState,
     payment: &PaymentEntity,
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<CreditPlan, ApiError> {
+    if let (Some(offer_id), None) = (&state.topup.offer_id, &state.offer) {
+        state.offer = Some(app.store.offer_state(&state.topup.user_id, offer_id).await?);
+    }
     let paid_at = payment.paid_at().unwrap_or(now);
     let rules = if state.topup.quote_holds(paid_at) { None } else { Some(app.store.promotion_rules().await?) };
     plan_credit(state, &payment.id, source, rules.as_deref(), &app.settings(), now)
