@@ -302,8 +302,9 @@ fn offer_violations(items: &[Item], invariants: &mut usize) -> Vec<String> {
     let mut v = Vec::new();
     let consultations: HashMap<String, &Item> =
         items.iter().filter(|i| text(i, "entity") == "consultation").map(|c| (text(c, "booking_id"), c)).collect();
-    // Per offer: (taken, reservations, consumptions, releases, free minutes, promotions).
-    let mut counted: BTreeMap<String, [Decimal; 6]> = BTreeMap::new();
+    // Per offer: (taken, reservations, consumptions, releases, free minutes, promotions,
+    // recharge bonus).
+    let mut counted: BTreeMap<String, [Decimal; 7]> = BTreeMap::new();
     let mut per_customer: BTreeMap<(String, String), Decimal> = BTreeMap::new();
     for r in items.iter().filter(|i| text(i, "entity") == "offer_reservation") {
         *invariants += 1;
@@ -338,11 +339,35 @@ fn offer_violations(items: &[Item], invariants: &mut usize) -> Vec<String> {
             }
         }
     }
+    // A recharge bonus is consumed by the credit of the top-up naming it, when it gave one.
+    for t in items.iter().filter(|i| text(i, "entity") == "top_up" && i.contains_key("offer_id")) {
+        *invariants += 1;
+        let bonus = number(t, "offer_bonus");
+        if bonus > number(t, "bonus_credited") {
+            v.push(format!("top-up {}: an offer bonus of {bonus} beyond its bonus credited", text(t, "top_up_id")));
+        }
+        if bonus > Decimal::ZERO {
+            let offer = text(t, "offer_id");
+            let n = counted.entry(offer.clone()).or_default();
+            n[0] += Decimal::ONE;
+            n[2] += Decimal::ONE;
+            n[6] += bonus;
+            *per_customer.entry((text(t, "user_id"), offer)).or_default() += Decimal::ONE;
+        }
+    }
     for o in items.iter().filter(|i| text(i, "entity") == "offer") {
         *invariants += 1;
         let id = text(o, "PK").trim_start_matches("OFFER#").to_owned();
-        let kept = ["taken", "reservations", "consumptions", "releases", "free_minutes_spent", "promotions_spent"]
-            .map(|k| number(o, k));
+        let kept = [
+            "taken",
+            "reservations",
+            "consumptions",
+            "releases",
+            "free_minutes_spent",
+            "promotions_spent",
+            "bonus_spent",
+        ]
+        .map(|k| number(o, k));
         let expected = counted.get(&id).copied().unwrap_or_default();
         if kept != expected {
             v.push(format!("offer {id}: counters {kept:?}, its reservations say {expected:?}"));

@@ -254,3 +254,108 @@ async fn a_milestone_unlocks_an_offer_and_each_event_counts_once() {
     let found = money::check_money(&stack, &[]).await;
     assert!(found.violations.is_empty(), "{:#?}", found.violations);
 }
+
+/// Creates a top-up of `amount` naming `offer`; the answer.
+async fn top_up_with(stack: &LocalStack, customer: &str, amount: &str, offer: &str) -> (u16, Value) {
+    let key = format!("offer-top-up-{}", rand::random::<u64>());
+    let body = json!({ "amount": amount, "offer_id": offer });
+    Api::new(stack).post_as("/wallet/top-ups", customer, &[("idempotency-key", &key)], body).await
+}
+
+/// A bonus offer on the 3rd recharge (a milestone of 2 recharges): refused before, quoted at
+/// the top-up's creation, consumed once by the credit however many webhooks and confirms
+/// come, refused after; with a total limit of 2, of two customers paying at once after the
+/// first, one gets the bonus and both get their money.
+#[tokio::test]
+async fn a_recharge_bonus_on_the_third_recharge_is_consumed_once_by_the_credit() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (staff, _) = staff(&stack).await;
+    let body = json!({
+        "name": "10% on your 3rd recharge", "bonus_percent": "10", "max_bonus": "50",
+        "milestone": { "metric": "recharges", "count": 2 }, "total_limit": 2,
+    });
+    let (status, offer) = create_offer(&stack, &staff, body).await;
+    assert_eq!((status, offer["promotional_astrologers_only"].as_bool()), (201, Some(false)), "{offer}");
+    let offer_id = offer["offer_id"].as_str().unwrap().to_owned();
+    let (status, refused) =
+        create_offer(&stack, &staff, json!({ "name": "both", "free_minutes": 5, "bonus_percent": "10" })).await;
+    assert_eq!((status, str_of(&refused, &["error", "field"])), (400, Some("bonus_percent")), "{refused}");
+
+    let (buyer, _) = customer(&stack).await;
+    let (status, refused) = top_up_with(&stack, &buyer, "750", &offer_id).await;
+    assert_eq!((status, str_of(&refused, &["error", "code"])), (422, Some("offer_refused")), "{refused}");
+    top_up(&stack, &buyer, "100").await;
+    top_up(&stack, &buyer, "100").await;
+    let bonus_cash = async || {
+        let (status, wallet) = api.get("/wallet", Some(&buyer)).await;
+        assert_eq!(status, 200, "{wallet}");
+        wallet["bonus_cash"].as_str().unwrap().parse::<f64>().unwrap()
+    };
+    let before = bonus_cash().await;
+
+    // The third: ₹750, 10 % capped at ₹50, quoted beside the rules' bonus.
+    let (status, created) = top_up_with(&stack, &buyer, "750", &offer_id).await;
+    assert_eq!((status, str_of(&created, &["offer", "bonus"])), (201, Some("50.00")), "{created}");
+    let quoted: f64 = created["bonus"].as_str().unwrap().parse().unwrap();
+    assert!(quoted >= 50.0, "the rules' bonus and the offer's: {created}");
+    let id = created["top_up_id"].as_str().unwrap().to_owned();
+    let order = created["checkout"]["order_id"].as_str().unwrap();
+    // Paid: both webhooks, then the confirm, then Razorpay's retries of the webhooks.
+    let paid = stack.stubs.razorpay.pay(order, true).await.unwrap();
+    let confirm = json!({
+        "razorpay_order_id": paid.razorpay_order_id,
+        "razorpay_payment_id": paid.razorpay_payment_id,
+        "razorpay_signature": paid.razorpay_signature,
+    });
+    let (status, confirmed) = api.post_as(&format!("/wallet/top-ups/{id}/confirm"), &buyer, &[], confirm).await;
+    assert_eq!((status, str_of(&confirmed, &["offer_bonus"])), (200, Some("50.00")), "{confirmed}");
+    let razorpay = &stack.stubs.razorpay;
+    let again = razorpay.webhook("payment.captured", order, &paid.razorpay_payment_id).unwrap();
+    let redelivered = razorpay.deliver(&again).await.unwrap();
+    assert!(redelivered.status < 300, "{redelivered:?}");
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(bonus_cash().await, before + quoted, "the quoted bonus, credited once");
+
+    // Used: refused for a 4th.
+    let (status, refused) = top_up_with(&stack, &buyer, "750", &offer_id).await;
+    assert_eq!((status, str_of(&refused, &["error", "code"])), (422, Some("offer_refused")), "{refused}");
+
+    // Two more customers reach their 3rd recharge; one use is left. Both quoted, both paid
+    // at once: one credit consumes it, the other is credited without it.
+    let mut racing: Vec<(String, String, String)> = Vec::new();
+    for _ in 0..2 {
+        let (token, _) = customer(&stack).await;
+        top_up(&stack, &token, "100").await;
+        top_up(&stack, &token, "100").await;
+        let (status, created) = top_up_with(&stack, &token, "750", &offer_id).await;
+        assert_eq!(status, 201, "{created}");
+        racing.push((
+            token,
+            created["top_up_id"].as_str().unwrap().to_owned(),
+            created["checkout"]["order_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let pays = racing.iter().map(|(_, _, order)| stack.stubs.razorpay.pay(order, true));
+    for paid in futures::future::join_all(pays).await {
+        assert!(paid.unwrap().webhooks.iter().all(|w| w.status < 300));
+    }
+    let mut offer_bonuses = Vec::new();
+    for (token, id, _) in &racing {
+        let (status, topup) = api.get(&format!("/wallet/top-ups/{id}"), Some(token)).await;
+        assert_eq!((status, topup["status"].as_str()), (200, Some("completed")), "{topup}");
+        offer_bonuses.push(topup["offer_bonus"].as_str().unwrap().to_owned());
+    }
+    offer_bonuses.sort();
+    assert_eq!(offer_bonuses, ["0.00", "50.00"]);
+
+    let (_, report) = api.get(&format!("/admin/offers/{offer_id}/report"), Some(&staff)).await;
+    assert_eq!(
+        (report["consumptions"].as_u64(), report["reservations"].as_u64(), str_of(&report, &["bonus_spent"])),
+        (Some(2), Some(0), Some("100.00")),
+        "{report}"
+    );
+    let found = money::check_money(&stack, &[]).await;
+    assert!(found.violations.is_empty(), "{:#?}", found.violations);
+    assert!(assert_ledger_balances(&stack).await >= 3);
+}
