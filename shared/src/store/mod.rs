@@ -19,7 +19,7 @@
 //! | KYC request | `KYCREQ#{digio id}` | `KYCREQ` | status; `GSI1PK = KYC_OPEN`, `GSI1SK = expiry` while open |
 //! | KYC audit entry | `KYCAUDIT#{sub}` | `{created_at}#{random}` | time-ordered per astrologer, redacted |
 //! | webhook event seen | `WEBHOOK#{provider}#{event id}` | `WEBHOOK` | de-duplication, TTL 30 days |
-//! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP`; until credited or given up, GSI2 `TOPUP_OPEN` / created_at |
+//! | top-up (payment order) | `TOPUP#{id}` | `TOPUP` | status; `offer_id` of a recharge-bonus offer, `offer_bonus` once credited; GSI1 `RZP_ORDER#{razorpay order id}` / `TOPUP`; until credited or given up, GSI2 `TOPUP_OPEN` / created_at |
 //! | invoice | `TOPUP#{id}` | `INVOICE` | GSI1 `INVOICES#{fy}` / invoice number |
 //! | top-up reversed | `TOPUP#{id}` | `TOPUP` | `reversed_amount`, `reversed_bonus`: what refunds and disputes took back of it |
 //! | refund applied | `RZP_REFUND#{refund id}` | `REVERSAL` | created once per Razorpay refund: its share, what it took, what it left owed |
@@ -32,7 +32,7 @@
 //! | promotion rules' version | `PROMO_RULES` | `SET` | `version`, bumped by every staff rule creation |
 //! | account deletion | `ERASURE#{sub}` | `ERASURE` | started, completed, what became of the money; no personal data (see [`people`]) |
 //! | SMS send counter | `SMSLIMIT#PHONE#{sha-256 of e164, 32 hex}` or `SMSLIMIT#IP#{address or IPv6 /64}` | `WINDOW#{window start}` | `sends`; TTL a window after it ends (see [`sms_limits`]) |
-//! | offer | `OFFER#{id}` | `OFFER` | the definition (JSON), `active`, counters (taken, reservations, consumptions, releases, free minutes and promotions spent); GSI1 `OFFERS` / created_at (see [`offers`]) |
+//! | offer | `OFFER#{id}` | `OFFER` | the definition (JSON), `active`, counters (taken, reservations, consumptions, releases, free minutes and promotions spent, recharge bonus given); GSI1 `OFFERS` / created_at (see [`offers`]) |
 //! | offer reservation | `OFFER#{id}` | `RESERVATION#{booking id}` | `reserved`, then `consumed` or `released`, once, by the closing |
 //! | customer progress | `PROGRESS#{sub}` | `PROGRESS` | consultations, recharges, spend, last activity, segment, milestones reached, `taken_{offer id}` per offer, `version` |
 //! | progress event counted | `PROGRESS#{sub}` | `EVENT#{event id}` | de-duplication of the progress consumer, TTL 30 days |

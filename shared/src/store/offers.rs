@@ -18,7 +18,9 @@
 //! item. Settling (in the closing's transaction, once, as the closing is): the reservation
 //! `reserved` → `consumed` or `released`; consumed: the offer's consumption counters and a
 //! promotions ledger entry (`attribute_not_exists`) of what the promotions paid the
-//! astrologer; released: `taken` given back to both limits.
+//! astrologer; released: `taken` given back to both limits. A recharge bonus is consumed by
+//! the credit's transaction ([`Tx::consume_recharge_offer`]): `taken`, `consumptions` and
+//! `bonus_spent` on the offer and the customer's uses, under the same two limits.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
