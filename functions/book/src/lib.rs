@@ -206,7 +206,8 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
         Op::Offers => Operation {
             summary: "The offers the caller can use, and those a milestone will unlock",
             description: "Free minutes on a consultation: book with `offer_id` to reserve them (a cancellation, \
-                          no-show or decline gives the use back). `segment` is where the caller stands now.",
+                          no-show or decline gives the use back); a recharge bonus (`bonus_percent`): name it in \
+                          `POST /wallet/top-ups`, and the credit adds it. `segment` is where the caller stands now.",
             responses: vec![success(200, "The caller's offers", schema::<Offers>)],
             ..Operation::default()
         },
