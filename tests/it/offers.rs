@@ -359,3 +359,46 @@ async fn a_recharge_bonus_on_the_third_recharge_is_consumed_once_by_the_credit()
     assert!(found.violations.is_empty(), "{:#?}", found.violations);
     assert!(assert_ledger_balances(&stack).await >= 3);
 }
+
+/// Two customers book an offer's last use at the same moment (with two astrologers, so the
+/// offer is all they share): one gets the free minutes, the other is refused with nothing
+/// held; cancelled, the use comes back and the other takes it.
+#[tokio::test]
+async fn the_last_use_of_an_offer_goes_to_one_of_two_racing_bookings() {
+    let stack = stack().await;
+    let api = Api::new(&stack);
+    let (staff, _) = staff(&stack).await;
+    let (_, one) = bookable_astrologer(&stack, "10").await;
+    let (_, other) = bookable_astrologer(&stack, "10").await;
+    takes_offers(&stack, &staff, &one, true).await;
+    takes_offers(&stack, &staff, &other, true).await;
+    let (status, offer) =
+        create_offer(&stack, &staff, json!({ "name": "Launch: 2 free minutes", "free_minutes": 2, "total_limit": 1 }))
+            .await;
+    assert_eq!(status, 201, "{offer}");
+    let offer_id = offer["offer_id"].as_str().unwrap().to_owned();
+    let (a, _) = topped_up_customer(&stack, "500").await;
+    let (b, _) = topped_up_customer(&stack, "500").await;
+    let wallet = async |token: &str| api.get("/wallet", Some(token)).await.1["total"].clone();
+    let before = (wallet(&a).await, wallet(&b).await);
+
+    let (first, second) =
+        tokio::join!(book(&stack, &a, &one, 10, Some(&offer_id)), book(&stack, &b, &other, 10, Some(&offer_id)));
+    let mut outcomes = [(first.0, &a, &first.1), (second.0, &b, &second.1)];
+    outcomes.sort_by_key(|(status, ..)| *status);
+    let [(won, winner, booked), (lost, loser, refused)] = outcomes;
+    assert_eq!((won, lost), (201, 422), "{booked} {refused}");
+    assert_eq!(str_of(refused, &["error", "code"]), Some("offer_refused"), "{refused}");
+    assert_eq!(booked["price"]["free_minutes"].as_u64(), Some(2), "{booked}");
+    let loser_before = if loser == &a { &before.0 } else { &before.1 };
+    assert_eq!(&wallet(loser).await, loser_before, "nothing held for the refused booking");
+
+    let id = booked["booking_id"].as_str().unwrap();
+    let (status, cancelled) = api.post_as(&format!("/consultations/{id}/cancel"), winner, &[], json!({})).await;
+    assert_eq!(status, 200, "{cancelled}");
+    let astrologer = if loser == &a { &one } else { &other };
+    let (status, rebooked) = book(&stack, loser, astrologer, 10, Some(&offer_id)).await;
+    assert_eq!((status, rebooked["price"]["free_minutes"].as_u64()), (201, Some(2)), "{rebooked}");
+    let found = money::check_money(&stack, &[]).await;
+    assert!(found.violations.is_empty(), "{:#?}", found.violations);
+}

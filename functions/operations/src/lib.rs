@@ -108,7 +108,8 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 /// A staff read, answered once its audit entry (who, `action`, `target`, now) is written:
 /// the read and the entry go concurrently, so the audit costs one call but no round trip
 /// of latency, and a look that could not be recorded shows nothing. Called after the
-/// request's input is checked (a refused request read nothing).
+/// request's input is checked (a refused request read nothing); a look at something missing
+/// is recorded all the same (the entry is always waited for, never dropped half-sent).
 async fn audited<T>(
     app: &App,
     staff: &UserId,
@@ -119,8 +120,9 @@ async fn audited<T>(
     debug_assert!(action.is_read());
     let entry = AuditEntry::new(staff, action, target.into(), None);
     let record = async { app.store.record_staff_read(&entry).await.map_err(ApiError::from) };
-    let (answer, ()) = tokio::try_join!(read, record)?;
-    Ok(answer)
+    let (answer, recorded) = tokio::join!(read, record);
+    recorded?;
+    answer
 }
 
 /// The body of an action that only needs its reason.
