@@ -102,7 +102,8 @@ async fn a_new_customers_first_minutes_are_free_and_the_promotions_pay_the_astro
     let key = format!("offer-{}", rand::random::<u64>());
     let both = json!({ "astrologer_id": astrologer_id, "mode": "chat", "minutes": 10, "offer_id": offer_id, "promo_code": "X" });
     let (status, refused) = api.post_as("/consultations", &customer, &[("idempotency-key", &key)], both).await;
-    assert_eq!((status, str_of(&refused, &["error", "field"])), (400, Some("offer_id")), "{refused}");
+    assert_eq!((status, str_of(&refused, &["error", "code"])), (422, Some("offer_refused")), "{refused}");
+    assert_eq!(str_of(&refused, &["error", "field"]), Some("offer_id"), "{refused}");
 
     // Reserved with the booking: 10 minutes at ₹10, the first 5 free, ₹50 held.
     let (status, booked) = book(&stack, &customer, &astrologer_id, 10, Some(&offer_id)).await;

@@ -79,7 +79,7 @@ pub fn openapi() -> shared::http::openapi::FunctionDoc {
                 error(422, "mode_not_offered", "the astrologer does not offer `mode`"),
                 error(422, "not_available", "`scheduled_at` is outside the astrologer's availability"),
                 error(422, "promo_code_refused", "the promo code is unknown, expired, used up or not for this order"),
-                error(422, "offer_refused", "the offer is unknown, over, used up, not for the caller (first consultation, milestone, segment) or not taken by this astrologer"),
+                error(422, "offer_refused", "the offer is unknown, over, used up, not for the caller (first consultation, milestone, segment), not taken by this astrologer, or combined with a promo code"),
                 error(400, "invalid_field", "`minutes` is not 5 to 120, `scheduled_at` is past or over 30 days ahead, or a field is malformed"),
                 busy,
             ],

@@ -681,9 +681,6 @@ impl BookingRequest {
         if !Offer::valid_id(id) {
             return Err(InvalidField { field: "offer_id", problem: "is not an offer's id".into() });
         }
-        if self.promo_code.is_some() {
-            return Err(InvalidField { field: "offer_id", problem: OfferRefusal::WithPromoCode.to_string() });
-        }
         Ok(Self { offer_id: Some(id.to_owned()), ..self })
     }
 }
@@ -777,6 +774,10 @@ pub fn plan(
     let profile = astrologer.profile.as_ref().ok_or(NotBookable::NotListed)?;
     let gross =
         price(profile.rate_per_minute, request.minutes, Money::ZERO).ok_or(BookingRefusal::PriceTooLarge)?.gross;
+    // Both are well formed, so the refusal is the offer's (422), not the body's.
+    if request.offer_id.is_some() && request.promo_code.is_some() {
+        return Err(OfferRefusal::WithPromoCode.into());
+    }
     let discount = match (&request.promo_code, state.promo) {
         (None, _) => Money::ZERO,
         (Some(_), None) => return Err(PromoRefusal::Unknown.into()),
@@ -1697,8 +1698,8 @@ mod tests {
         assert_eq!(refused, BookingRefusal::Offer(OfferRefusal::AstrologerNotTakingPart));
         let missing = BookingState { offer: Some(OfferState { offer: None, ..offered }), ..state };
         assert_eq!(plan_err(&missing, &with_offer(12), now), BookingRefusal::Offer(OfferRefusal::Unknown));
-        let both = request(12, Some("WELCOME50")).with_offer(Some("o_0123456789ab")).unwrap_err();
-        assert_eq!(both.field, "offer_id");
+        let both = request(12, Some("WELCOME50")).with_offer(Some("o_0123456789ab")).unwrap();
+        assert_eq!(plan_err(&state, &both, now), BookingRefusal::Offer(OfferRefusal::WithPromoCode));
         assert!(request(12, None).with_offer(Some("o_nothex")).is_err());
     }
 
