@@ -294,6 +294,14 @@ async fn a_recharge_bonus_on_the_third_recharge_is_consumed_once_by_the_credit()
         wallet["bonus_cash"].as_str().unwrap().parse::<f64>().unwrap()
     };
     let before = bonus_cash().await;
+    // Listed as available at once: the wallet counts the recharges before the progress does.
+    let listed = offers_for(&stack, &buyer).await;
+    let listed = listed["offers"].as_array().unwrap().iter().find(|o| o["offer_id"] == offer_id.as_str()).cloned();
+    assert_eq!(
+        listed.as_ref().map(|o| (o["available"].clone(), o["bonus_percent"].clone())),
+        Some((json!(true), json!("10"))),
+        "{listed:?}"
+    );
 
     // The third: ₹750, 10 % capped at ₹50, quoted beside the rules' bonus.
     let (status, created) = top_up_with(&stack, &buyer, "750", &offer_id).await;

@@ -132,6 +132,13 @@ impl CustomerProgress {
         }
     }
 
+    /// The progress with the recharges its wallet counts, which are exact where the progress
+    /// may lag an event behind (a recharge milestone is judged on them).
+    pub fn with_wallet_recharges(self, wallet_recharges: u64) -> Self {
+        let recharges = self.recharges.max(u32::try_from(wallet_recharges).unwrap_or(u32::MAX));
+        Self { recharges, ..self }
+    }
+
     /// The progress after `activity` (event `event_id` at `at`): counts moved, the version
     /// bumped, and each of [`MILESTONE_STEPS`] newly reached recorded with the event.
     pub fn after(&self, activity: Activity, event_id: &str, at: DateTime<Utc>) -> CustomerProgress {
@@ -308,10 +315,7 @@ impl Offer {
         now: DateTime<Utc>,
     ) -> Result<Money, OfferRefusal> {
         let Some(percent) = self.bonus_percent else { return Err(OfferRefusal::NotForRecharges) };
-        let customer = CustomerProgress {
-            recharges: customer.recharges.max(u32::try_from(recharges).unwrap_or(u32::MAX)),
-            ..customer.clone()
-        };
+        let customer = customer.clone().with_wallet_recharges(recharges);
         self.check_customer(&customer, thresholds, now)?;
         if self.total_limit.is_some_and(|limit| taken_total >= limit) {
             return Err(OfferRefusal::UsedUp);

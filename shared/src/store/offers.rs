@@ -8,7 +8,7 @@
 //! | `POST /admin/offers/{id}/deactivate` | 1 TransactWriteItems (the offer, `active = true`, + the audit entry), 1 GetItem |
 //! | `GET /admin/offers/{id}/report` | 1 GetItem (the counters are on the offer) |
 //! | `PUT /admin/offer-segments` | 1 TransactWriteItems (the thresholds + the audit entry) |
-//! | `GET /offers` | 1 Query (GSI1 `OFFERS`) and 1 BatchGetItem (the caller's progress, the thresholds), at once |
+//! | `GET /offers` | 1 Query (GSI1 `OFFERS`) and 1 BatchGetItem (the caller's progress, their wallet's recharge count, the thresholds), at once |
 //! | `POST /consultations` with an offer | the booking's BatchGetItem reads the offer, the progress and the thresholds too; its transaction reserves (below) |
 //! | customer-progress consumer | 1 BatchGetItem (the progress, the thresholds), 1 TransactWriteItems (the event's record `attribute_not_exists`, the progress conditioned on its `version`) |
 //!
@@ -349,15 +349,22 @@ impl Store {
         self.commit(tx).await.map_err(StoreError::from)
     }
 
-    /// Every offer, `user`'s progress and the thresholds: one Query and one BatchGetItem, at once.
+    /// Every offer, `user`'s progress (with their wallet's recharge count) and the
+    /// thresholds: one Query and one BatchGetItem, at once.
     pub async fn offers_for(
         &self,
         user: &UserId,
     ) -> Result<(Vec<(Offer, OfferCounters)>, CustomerProgress, SegmentThresholds), StoreError> {
-        let keys = vec![items::key(progress_pk(user), PROGRESS_SK), items::key(OFFER_SETTINGS_PK, SEGMENTS_SK)];
+        let keys = vec![
+            items::key(progress_pk(user), PROGRESS_SK),
+            items::key(OFFER_SETTINGS_PK, SEGMENTS_SK),
+            items::key(super::keys::user_pk(user), super::keys::WALLET_SK),
+        ];
         let (offers, found) = tokio::try_join!(self.offers(), self.batch_get_all(keys))?;
         let (progress, thresholds) = progress_and_thresholds(&found, user)?;
-        Ok((offers, progress, thresholds))
+        let wallet = found.iter().find(|i| is(i, &super::keys::user_pk(user), super::keys::WALLET_SK));
+        let recharges = wallet.map(super::wallet::read_wallet).transpose()?.map_or(0, |w| w.recharge_count);
+        Ok((offers, progress.with_wallet_recharges(recharges), thresholds))
     }
 
     /// A customer's progress (empty before anything was counted) and the segment thresholds:
