@@ -249,6 +249,18 @@ async fn a_milestone_unlocks_an_offer_and_each_event_counts_once() {
     assert!(response.batch_item_failures.is_empty(), "a redelivery is a success");
     assert_eq!(progress().await, before, "counted once");
 
+    // Told once, in their inbox: the offer unlocked and what reached it.
+    assert_eq!(settled_inbox_count(&stack, &customer_id, "OfferUnlocked").await, 1);
+    let (_, inbox) = Api::new(&stack).get("/notifications", Some(&customer)).await;
+    let told = inbox["notifications"].as_array().unwrap().iter().find(|n| n["title"] == "Offer unlocked").cloned();
+    assert_eq!(
+        told.map(|n| n["body"].clone()),
+        Some(json!(
+            "You completed your 2nd consultation: 3 free minutes after 2 consultations gives you the first 3 minutes of your next consultation free."
+        )),
+        "{inbox}"
+    );
+
     // Unlocked: 10 minutes with the first 3 free.
     let (status, booked) = book(&stack, &customer, &astrologer.1, 10, Some(&offer_id)).await;
     assert_eq!((status, booked["price"]["free_minutes"].as_u64()), (201, Some(3)), "{booked}");

@@ -1,7 +1,9 @@
 //! Queue consumer: keeps each customer's behaviour (completed consultations, spend,
 //! recharges, last activity), segment and milestones, from `ConsultationCompleted` and
 //! `WalletCredited`: what offers are for (`shared::domain::offer`). A milestone reached is
-//! recorded with the event that reached it, and unlocks the offers waiting for it.
+//! recorded with the event that reached it, and unlocks the offers waiting for it: each
+//! offer unlocked for the customer is told to them (`OfferUnlocked` in the outbox, in the same
+//! transaction, so once). The offers are read once per message (1 Query of GSI1).
 //!
 //! Once per event, whatever the deliveries: each event is one transaction of the record that
 //! it was counted (`attribute_not_exists`, keyed by the event) and the customer's new
@@ -12,10 +14,10 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use shared::UserId;
 use shared::app::consumer::process_batch;
-use shared::domain::events::{ConsultationCompleted, Envelope, WalletCredited, parse_problem};
-use shared::domain::offer::Activity;
+use shared::domain::events::{ConsultationCompleted, Envelope, OfferUnlocked, WalletCredited, parse_problem};
+use shared::domain::offer::{Activity, unlocked};
 use shared::store::StoreError;
-use shared::store::offers::{ProgressWrite, newly_reached};
+use shared::store::offers::ProgressWrite;
 use shared::store::retry::{self, Attempt, Retry};
 
 /// Reads and writes again this many times while other events move the same customer's
@@ -60,17 +62,28 @@ async fn count(app: &App, envelope: Envelope) -> Result<(), ProgressError> {
         tracing::info!(event_id = %envelope.id, event_type = %envelope.kind, "event ignored");
         return Ok(());
     };
+    let offers = app.store.offers().await?;
     retry::on_conflict(ATTEMPTS, ProgressError::Busy, || async {
         let now = Utc::now();
         let (before, thresholds) = app.store.progress_state(&customer).await?;
         let after = before.after(activity, &envelope.id, envelope.occurred_at);
         let segment = after.segment(&thresholds, now);
-        let written =
-            app.store.count_progress(&customer, &envelope.id, &before, &after, segment.as_str(), now).await?;
+        let unlocked: Vec<_> = unlocked(&offers, &before, &after, &thresholds, now)
+            .into_iter()
+            .map(|(offer, milestone)| OfferUnlocked::envelope(&customer, offer, milestone, envelope.occurred_at))
+            .collect();
+        let written = app
+            .store
+            .count_progress(&customer, &envelope.id, &before, &after, segment.as_str(), &unlocked, now)
+            .await?;
         Ok(match written {
             ProgressWrite::Counted => {
-                for m in newly_reached(&before, &after) {
-                    tracing::info!(event_id = %envelope.id, metric = m.metric.as_str(), count = m.count, "milestone reached");
+                for m in after.reached_since(&before) {
+                    let (metric, count) = (m.milestone.metric.as_str(), m.milestone.count);
+                    tracing::info!(event_id = %envelope.id, metric, count, "milestone reached");
+                }
+                for e in &unlocked {
+                    tracing::info!(event_id = %envelope.id, offer_id = %e.payload.offer_id, "offer unlocked");
                 }
                 tracing::info!(event_id = %envelope.id, segment = segment.as_str(), "progress counted");
                 Attempt::Done(())

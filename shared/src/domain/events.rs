@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::money::Money;
+use crate::domain::offer::{Milestone, Offer};
 use crate::domain::user::{UserId, UserType};
 
 /// `{ id, type, version, occurred_at, payload }`. The `id` is what consumers de-duplicate
@@ -232,6 +233,44 @@ pub struct ReviewSubmitted {
 impl Event for ReviewSubmitted {
     const TYPE: &'static str = "ReviewSubmitted";
     const VERSION: u32 = 1;
+}
+
+/// A milestone the customer reached unlocked an offer for them (told, so they know to use
+/// it). Once per customer and offer: the id names both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferUnlocked {
+    pub user_id: UserId,
+    pub offer_id: String,
+    pub name: String,
+    /// Free minutes on a consultation; 0 for a recharge bonus.
+    pub free_minutes: u32,
+    /// A recharge bonus: this percent of a recharge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bonus_percent: Option<rust_decimal::Decimal>,
+    pub milestone: Milestone,
+}
+
+impl Event for OfferUnlocked {
+    const TYPE: &'static str = "OfferUnlocked";
+    const VERSION: u32 = 1;
+}
+
+impl OfferUnlocked {
+    /// The event of `offer` unlocked for `user` by a milestone reached at `at`.
+    pub fn envelope(user: &UserId, offer: &Offer, milestone: Milestone, at: DateTime<Utc>) -> Envelope<Self> {
+        Envelope::new(
+            format!("offer-unlocked-{}-{user}", offer.offer_id),
+            at,
+            OfferUnlocked {
+                user_id: user.clone(),
+                offer_id: offer.offer_id.clone(),
+                name: offer.name.clone(),
+                free_minutes: offer.free_minutes,
+                bonus_percent: offer.bonus_percent,
+                milestone,
+            },
+        )
+    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@ use chrono::{DateTime, Utc};
 use crate::domain::astrologer::Mode;
 use crate::domain::booking::ConsultationStatus;
 use crate::domain::events::{
-    ConsultationBooked, ConsultationCancelled, ConsultationCompleted, Envelope, Event, KycStatusChanged,
+    ConsultationBooked, ConsultationCancelled, ConsultationCompleted, Envelope, Event, KycStatusChanged, OfferUnlocked,
     ReviewSubmitted, UserRegistered, WalletCredited, WalletReversed,
 };
 use crate::domain::money::Money;
+use crate::domain::offer::{Milestone, MilestoneMetric};
 use crate::domain::user::{KycStatus, UserId, UserType};
 
 /// The languages notifications are written in.
@@ -52,6 +53,7 @@ pub const NOTIFIED: &[&str] = &[
     ConsultationCancelled::TYPE,
     ConsultationCompleted::TYPE,
     ReviewSubmitted::TYPE,
+    OfferUnlocked::TYPE,
 ];
 
 /// An event that somebody is told about, its payload read.
@@ -65,6 +67,7 @@ pub enum Notifiable {
     Cancelled(ConsultationCancelled),
     Completed(ConsultationCompleted),
     Reviewed(ReviewSubmitted),
+    Unlocked(OfferUnlocked),
 }
 
 impl Notifiable {
@@ -85,6 +88,7 @@ impl Notifiable {
             .or_else(|| read(envelope, Notifiable::Cancelled))
             .or_else(|| read(envelope, Notifiable::Completed))
             .or_else(|| read(envelope, Notifiable::Reviewed))
+            .or_else(|| read(envelope, Notifiable::Unlocked))
     }
 
     /// Who is told, and as whom: both parties of a booking, a cancellation and a completion.
@@ -104,6 +108,7 @@ impl Notifiable {
                 vec![(customer_id.clone(), Customer), (astrologer_id.clone(), Astrologer)]
             }
             Notifiable::Reviewed(p) => vec![(p.astrologer_id.clone(), Astrologer)],
+            Notifiable::Unlocked(p) => vec![(p.user_id.clone(), Customer)],
         }
     }
 }
@@ -203,6 +208,30 @@ fn english(event: &Notifiable, to: Recipient) -> Message {
             let stars = p.rating.clamp(1, 5);
             msg("New review", format!("A customer rated consultation {} {stars} out of 5.", p.booking_id))
         }
+        Notifiable::Unlocked(p) => {
+            let what = match p.bonus_percent {
+                Some(percent) => format!("{}% extra on your next recharge", percent.normalize()),
+                None if p.free_minutes == 1 => "the first minute of your next consultation free".to_owned(),
+                None => format!("the first {} minutes of your next consultation free", p.free_minutes),
+            };
+            msg("Offer unlocked", format!("{}: {} gives you {what}.", reached(p.milestone), p.name))
+        }
+    }
+}
+
+/// "You completed your 5th consultation", "You made your 3rd recharge".
+fn reached(m: Milestone) -> String {
+    let suffix = match (m.count % 100, m.count % 10) {
+        (11..=13, _) => "th",
+        (_, 1) => "st",
+        (_, 2) => "nd",
+        (_, 3) => "rd",
+        _ => "th",
+    };
+    let nth = if m.count == 1 { "first".to_owned() } else { format!("{}{suffix}", m.count) };
+    match m.metric {
+        MilestoneMetric::CompletedConsultations => format!("You completed your {nth} consultation"),
+        MilestoneMetric::Recharges => format!("You made your {nth} recharge"),
     }
 }
 
@@ -455,6 +484,8 @@ mod tests {
                 verified: true,
                 public: true,
             }),
+            Notifiable::Unlocked(unlocked(3, None, 23)),
+            Notifiable::Unlocked(unlocked(0, Some(rust_decimal::Decimal::new(1050, 2)), 1)),
         ];
         for status in KycStatus::ALL {
             events.push(Notifiable::Kyc(kyc(*status, Some("face_mismatch"))));
@@ -604,6 +635,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn unlocked(free_minutes: u32, bonus_percent: Option<rust_decimal::Decimal>, count: u32) -> OfferUnlocked {
+        let metric =
+            if bonus_percent.is_some() { MilestoneMetric::Recharges } else { MilestoneMetric::CompletedConsultations };
+        OfferUnlocked {
+            user_id: id(CUSTOMER),
+            offer_id: "o_0123456789ab".into(),
+            name: "Loyalty".into(),
+            free_minutes,
+            bonus_percent,
+            milestone: Milestone { metric, count },
+        }
+    }
+
+    #[test]
+    fn an_unlocked_offer_says_what_was_reached_and_what_it_gives() {
+        let en = |e: OfferUnlocked| message(&Notifiable::Unlocked(e), Recipient::Customer, Language::English).body;
+        assert_eq!(
+            en(unlocked(3, None, 23)),
+            "You completed your 23rd consultation: Loyalty gives you the first 3 minutes of your next consultation free."
+        );
+        assert_eq!(
+            en(unlocked(0, Some(rust_decimal::Decimal::new(1050, 2)), 1)),
+            "You made your first recharge: Loyalty gives you 10.5% extra on your next recharge."
+        );
+        assert!(
+            en(unlocked(1, None, 11))
+                .starts_with("You completed your 11th consultation: Loyalty gives you the first minute")
+        );
+        assert_eq!(Notifiable::Unlocked(unlocked(1, None, 5)).recipients(), vec![(id(CUSTOMER), Recipient::Customer)]);
     }
 
     #[test]

@@ -132,6 +132,11 @@ impl CustomerProgress {
         }
     }
 
+    /// The milestones reached since `before` (the same customer's progress, older).
+    pub fn reached_since(&self, before: &CustomerProgress) -> &[MilestoneReached] {
+        &self.milestones[before.milestones.len().min(self.milestones.len())..]
+    }
+
     /// The progress with the recharges its wallet counts, which are exact where the progress
     /// may lag an event behind (a recharge milestone is judged on them).
     pub fn with_wallet_recharges(self, wallet_recharges: u64) -> Self {
@@ -325,6 +330,26 @@ impl Offer {
         let bonus = Money::new(bonus).unwrap_or(Money::ZERO);
         Ok(self.max_bonus.map_or(bonus, |cap| bonus.min(cap)))
     }
+}
+
+/// The offers among `offers` that `after` (the progress once an event is counted) unlocked
+/// over `before`: those whose milestone the event crossed (any count, not only
+/// [`MILESTONE_STEPS`]) and that the customer may now use (active, in their window and
+/// segment, not used up by them or by all), each with its milestone.
+pub fn unlocked<'a>(
+    offers: &'a [(Offer, OfferCounters)],
+    before: &CustomerProgress,
+    after: &CustomerProgress,
+    thresholds: &SegmentThresholds,
+    now: DateTime<Utc>,
+) -> Vec<(&'a Offer, Milestone)> {
+    offers
+        .iter()
+        .filter(|(o, c)| o.total_limit.is_none_or(|limit| c.taken < limit))
+        .filter_map(|(o, _)| Some((o, o.milestone?)))
+        .filter(|(_, m)| before.count(m.metric) < m.count && m.count <= after.count(m.metric))
+        .filter(|(o, _)| o.check_customer(after, thresholds, now).is_ok())
+        .collect()
 }
 
 /// What a booking or a credit reads of the offer it names (in its one `BatchGetItem`).
@@ -532,6 +557,34 @@ mod tests {
             promotional_astrologers_only: true,
             active: true,
         }
+    }
+
+    #[test]
+    fn an_offer_is_unlocked_by_the_event_that_crosses_its_milestone_once() {
+        let at = utc("2026-12-06T10:00:00Z");
+        let loyal = Offer {
+            first_consultation_only: false,
+            milestone: Some(Milestone { metric: MilestoneMetric::CompletedConsultations, count: 2 }),
+            ..offer()
+        };
+        let offers = [(loyal.clone(), OfferCounters::default())];
+        let t = SegmentThresholds::default();
+        let done =
+            |p: &CustomerProgress, e: &str| p.after(Activity::Completed { charged: Money::from_paise(100) }, e, at);
+        let one = done(&CustomerProgress::default(), "c1");
+        let two = done(&one, "c2");
+        let three = done(&two, "c3");
+        assert!(unlocked(&offers, &CustomerProgress::default(), &one, &t, at).is_empty());
+        let found: Vec<_> =
+            unlocked(&offers, &one, &two, &t, at).into_iter().map(|(o, m)| (o.offer_id.clone(), m.count)).collect();
+        assert_eq!(found, [(loyal.offer_id.clone(), 2)], "2 is not a milestone step, and still unlocks");
+        assert!(unlocked(&offers, &two, &three, &t, at).is_empty(), "told once");
+        let recharged = one.after(Activity::Recharged, "r1", at);
+        assert!(unlocked(&offers, &one, &recharged, &t, at).is_empty(), "another metric");
+        let gone = [(Offer { active: false, ..loyal.clone() }, OfferCounters::default())];
+        assert!(unlocked(&gone, &one, &two, &t, at).is_empty());
+        let used_up = [(loyal.clone(), OfferCounters { taken: 2, ..OfferCounters::default() })];
+        assert!(unlocked(&used_up, &one, &two, &t, at).is_empty());
     }
 
     #[test]

@@ -33,9 +33,8 @@ use super::keys::{
 use super::tx::committed;
 use super::{Store, StoreError, TTL_ATTRIBUTE, Tx, TxError};
 use crate::domain::booking::{Consultation, OfferOutcome};
-use crate::domain::offer::{
-    CustomerProgress, Milestone, MilestoneReached, Offer, OfferCounters, OfferRead, SegmentThresholds,
-};
+use crate::domain::events::{Envelope, OfferUnlocked};
+use crate::domain::offer::{CustomerProgress, MilestoneReached, Offer, OfferCounters, OfferRead, SegmentThresholds};
 use crate::domain::staff::AuditEntry;
 use crate::domain::user::UserId;
 
@@ -376,7 +375,8 @@ impl Store {
 
     /// Counts event `event_id` into `user`'s progress: `after`, conditioned on the version of
     /// `before` (bookings move only the offers taken, not the version), with the event's
-    /// record (`attribute_not_exists`: once per event).
+    /// record (`attribute_not_exists`: once per event) and an `OfferUnlocked` in the outbox
+    /// for each offer it unlocked.
     pub async fn count_progress(
         &self,
         user: &UserId,
@@ -384,6 +384,7 @@ impl Store {
         before: &CustomerProgress,
         after: &CustomerProgress,
         segment: &str,
+        unlocked: &[Envelope<OfferUnlocked>],
         now: DateTime<Utc>,
     ) -> Result<ProgressWrite, StoreError> {
         let mut record = items::key(progress_pk(user), progress_event_sk(event_id));
@@ -418,6 +419,9 @@ impl Store {
             "version = :version"
         };
         tx.update("progress", items::key(progress_pk(user), PROGRESS_SK), &set, condition, values);
+        for event in unlocked {
+            tx.outbox(event);
+        }
         match self.commit(tx).await {
             Ok(()) => Ok(ProgressWrite::Counted),
             Err(TxError::Cancelled(c)) if c.failed("event") => Ok(ProgressWrite::AlreadyCounted),
@@ -425,13 +429,4 @@ impl Store {
             Err(TxError::Store(e)) => Err(e),
         }
     }
-}
-
-/// The milestones `after` reached that `before` had not (for the log and the event).
-pub fn newly_reached<'a>(
-    before: &CustomerProgress,
-    after: &'a CustomerProgress,
-) -> impl Iterator<Item = Milestone> + 'a {
-    let known = before.milestones.len();
-    after.milestones[known.min(after.milestones.len())..].iter().map(|m| m.milestone)
 }
