@@ -17,7 +17,7 @@ use shared::app::consumer::process_batch;
 use shared::domain::events::{ConsultationCompleted, Envelope, OfferUnlocked, WalletCredited, parse_problem};
 use shared::domain::offer::{Activity, unlocked};
 use shared::store::StoreError;
-use shared::store::offers::ProgressWrite;
+use shared::store::offers::{ProgressStep, ProgressWrite};
 use shared::store::retry::{self, Attempt, Retry};
 
 /// Reads and writes again this many times while other events move the same customer's
@@ -67,25 +67,27 @@ async fn count(app: &App, envelope: Envelope) -> Result<(), ProgressError> {
         let now = Utc::now();
         let (before, thresholds) = app.store.progress_state(&customer).await?;
         let after = before.after(activity, &envelope.id, envelope.occurred_at);
-        let segment = after.segment(&thresholds, now);
-        let unlocked: Vec<_> = unlocked(&offers, &before, &after, &thresholds, now)
-            .into_iter()
-            .map(|(offer, milestone)| OfferUnlocked::envelope(&customer, offer, milestone, envelope.occurred_at))
-            .collect();
-        let written = app
-            .store
-            .count_progress(&customer, &envelope.id, &before, &after, segment.as_str(), &unlocked, now)
-            .await?;
+        let step = ProgressStep {
+            event_id: &envelope.id,
+            before: &before,
+            after: &after,
+            segment: after.segment(&thresholds, now),
+            unlocked: unlocked(&offers, &before, &after, &thresholds, now)
+                .into_iter()
+                .map(|(offer, milestone)| OfferUnlocked::envelope(&customer, offer, milestone, envelope.occurred_at))
+                .collect(),
+        };
+        let written = app.store.count_progress(&customer, &step, now).await?;
         Ok(match written {
             ProgressWrite::Counted => {
                 for m in after.reached_since(&before) {
                     let (metric, count) = (m.milestone.metric.as_str(), m.milestone.count);
                     tracing::info!(event_id = %envelope.id, metric, count, "milestone reached");
                 }
-                for e in &unlocked {
+                for e in &step.unlocked {
                     tracing::info!(event_id = %envelope.id, offer_id = %e.payload.offer_id, "offer unlocked");
                 }
-                tracing::info!(event_id = %envelope.id, segment = segment.as_str(), "progress counted");
+                tracing::info!(event_id = %envelope.id, segment = step.segment.as_str(), "progress counted");
                 Attempt::Done(())
             }
             ProgressWrite::AlreadyCounted => {

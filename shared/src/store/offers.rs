@@ -34,7 +34,9 @@ use super::tx::committed;
 use super::{Store, StoreError, TTL_ATTRIBUTE, Tx, TxError};
 use crate::domain::booking::{Consultation, OfferOutcome};
 use crate::domain::events::{Envelope, OfferUnlocked};
-use crate::domain::offer::{CustomerProgress, MilestoneReached, Offer, OfferCounters, OfferRead, SegmentThresholds};
+use crate::domain::offer::{
+    CustomerProgress, MilestoneReached, Offer, OfferCounters, OfferRead, Segment, SegmentThresholds,
+};
 use crate::domain::staff::AuditEntry;
 use crate::domain::user::UserId;
 
@@ -141,6 +143,17 @@ fn progress_and_thresholds(
         progress.map(read_progress).transpose()?.unwrap_or_default(),
         thresholds.map(read_thresholds).transpose()?.unwrap_or_default(),
     ))
+}
+
+/// One event counted into a customer's progress, as the consumer decided it.
+#[derive(Debug)]
+pub struct ProgressStep<'a> {
+    pub event_id: &'a str,
+    pub before: &'a CustomerProgress,
+    pub after: &'a CustomerProgress,
+    pub segment: Segment,
+    /// The offers it unlocked, told to the customer.
+    pub unlocked: Vec<Envelope<OfferUnlocked>>,
 }
 
 /// What a progress write did.
@@ -373,20 +386,17 @@ impl Store {
         progress_and_thresholds(&self.batch_get_all(keys).await?, user)
     }
 
-    /// Counts event `event_id` into `user`'s progress: `after`, conditioned on the version of
-    /// `before` (bookings move only the offers taken, not the version), with the event's
-    /// record (`attribute_not_exists`: once per event) and an `OfferUnlocked` in the outbox
-    /// for each offer it unlocked.
+    /// Counts `step.event_id` into `user`'s progress: `step.after`, conditioned on the version
+    /// of `step.before` (bookings move only the offers taken, not the version), with the
+    /// event's record (`attribute_not_exists`: once per event) and an `OfferUnlocked` in the
+    /// outbox for each offer it unlocked.
     pub async fn count_progress(
         &self,
         user: &UserId,
-        event_id: &str,
-        before: &CustomerProgress,
-        after: &CustomerProgress,
-        segment: &str,
-        unlocked: &[Envelope<OfferUnlocked>],
+        step: &ProgressStep<'_>,
         now: DateTime<Utc>,
     ) -> Result<ProgressWrite, StoreError> {
+        let ProgressStep { event_id, before, after, segment, unlocked } = step;
         let mut record = items::key(progress_pk(user), progress_event_sk(event_id));
         record.insert("entity".into(), items::s("progress_event"));
         record.insert(TTL_ATTRIBUTE.into(), items::n((now + EVENT_RECORD_TTL).timestamp()));
@@ -400,7 +410,7 @@ impl Store {
             (":spend", items::money(after.spend)),
             (":recharges", items::n(after.recharges)),
             (":milestones", items::s(milestones)),
-            (":segment", items::s(segment)),
+            (":segment", items::s(segment.as_str())),
             (":next", items::n(after.version)),
             (":now", items::time(now)),
         ];
@@ -419,7 +429,7 @@ impl Store {
             "version = :version"
         };
         tx.update("progress", items::key(progress_pk(user), PROGRESS_SK), &set, condition, values);
-        for event in unlocked {
+        for event in unlocked.iter() {
             tx.outbox(event);
         }
         match self.commit(tx).await {
