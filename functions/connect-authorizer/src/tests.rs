@@ -303,6 +303,10 @@ async fn logs_of<F: std::future::Future>(f: F) -> (F::Output, String) {
     let subscriber = tracing_subscriber::fmt().with_writer(writer).with_ansi(false).finish();
     let output = {
         let _guard = tracing::subscriber::set_default(subscriber);
+        // A callsite first reached by another test's thread, with no subscriber there, may
+        // have cached "never" while this one was being set: ask every callsite again (a
+        // refusal line went missing once in a clean-clone CI run, 2026-12-06).
+        tracing::callsite::rebuild_interest_cache();
         f.await
     };
     let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
