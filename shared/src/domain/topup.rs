@@ -276,15 +276,14 @@ mod tests {
         }
     }
 
+    fn settings(gstin: &Gstin) -> CreditSettings<'_> {
+        CreditSettings { gst_rate_percent: dec!(18), invoice_prefix: "AK", supplier_gstin: gstin, sac_code: "999799" }
+    }
+
     #[test]
     fn a_credit_posts_real_and_bonus_numbers_the_invoice_and_names_its_event() {
         let gstin = Gstin::parse("29AAGCB7383J1Z4").unwrap();
-        let settings = CreditSettings {
-            gst_rate_percent: dec!(18),
-            invoice_prefix: "AK",
-            supplier_gstin: &gstin,
-            sac_code: "999799",
-        };
+        let settings = settings(&gstin);
         let state = |wallet: Wallet, seq| CreditState {
             topup: topup(true),
             wallet,
@@ -337,12 +336,7 @@ mod tests {
     fn a_recharge_bonus_offer_adds_to_the_rules_bonus_when_it_still_holds() {
         use crate::domain::offer::{Milestone, MilestoneMetric, OfferCounters};
         let gstin = Gstin::parse("29AAGCB7383J1Z4").unwrap();
-        let settings = CreditSettings {
-            gst_rate_percent: dec!(18),
-            invoice_prefix: "AK",
-            supplier_gstin: &gstin,
-            sac_code: "999799",
-        };
+        let settings = settings(&gstin);
         let offer = Offer {
             offer_id: "o_0123456789ab".into(),
             name: "10% on the 3rd recharge".into(),

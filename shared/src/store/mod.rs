@@ -258,11 +258,7 @@ impl Store {
         &self,
         keys: Vec<items::Item>,
     ) -> Result<std::collections::HashMap<String, items::Item>, StoreError> {
-        let mut found = std::collections::HashMap::new();
-        for item in self.batch_get_all(keys).await? {
-            found.insert(items::get_str(&item, PK)?.to_owned(), item);
-        }
-        Ok(found)
+        by_pk(self.batch_get_all(keys).await?)
     }
 
     /// One consistent `BatchGetItem` of `keys`; the items found, in no particular order.
@@ -393,4 +389,9 @@ impl Store {
             Err(other) => Err(other),
         }
     }
+}
+
+/// `items` by their `PK` (for items whose partitions differ).
+fn by_pk(items: Vec<items::Item>) -> Result<std::collections::HashMap<String, items::Item>, StoreError> {
+    items.into_iter().map(|item| Ok((items::get_str(&item, PK)?.to_owned(), item))).collect()
 }

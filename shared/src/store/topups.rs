@@ -209,8 +209,7 @@ impl Store {
         }
         let all = self.batch_get_all(keys).await?;
         let offer = offer_id.map(|id| read_offer_state(&all, user, id)).transpose()?;
-        let found: std::collections::HashMap<String, Item> =
-            all.into_iter().filter_map(|i| Some((opt_str(&i, super::PK)?.to_owned(), i))).collect();
+        let found = super::by_pk(all)?;
         let Some(topup) = found.get(&topup_pk(topup_id)).map(read_topup).transpose()? else { return Ok(None) };
         if topup.user_id != *user {
             return Ok(None);
